@@ -1,0 +1,27 @@
+//! What a clocklab run is made of, before and after it runs.
+//!
+//! Start here: [`Config::load`] reads a JSON or TOML file (or
+//! [`Config::default`] is the built-in suite); [`plan_runs`] turns a
+//! configuration and a seed into one [`RunPlan`] per run, with every seed and
+//! drawn rate fixed; each runtime executes plans and writes a
+//! [`RunManifest`] beside the logs, in the folders that [`layout`] names.
+//!
+//! ```
+//! use clocklab_config::{Config, plan_runs};
+//!
+//! let config = Config::default();
+//! assert_eq!(config.experiments.len(), 4);
+//! let plans = plan_runs(&config, 42, std::path::Path::new("results/x"));
+//! assert_eq!(plans.len(), 20);
+//! // The same seed gives the same draws.
+//! assert_eq!(plans, plan_runs(&config, 42, std::path::Path::new("results/x")));
+//! ```
+
+mod config;
+pub mod layout;
+mod manifest;
+mod plan;
+
+pub use config::{Config, ConfigError, DelayDistribution, Experiment, LogFormats, Runtime, SimSettings};
+pub use manifest::{MachineOutcome, RunManifest, RunStatus, SeedTree};
+pub use plan::{MachinePlan, RunPlan, plan_runs};

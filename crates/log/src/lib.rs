@@ -1,0 +1,42 @@
+//! The log format of clocklab, a stable interface: only this crate knows how
+//! a line looks.
+//!
+//! Start here: [`Record`] is one log line. [`LogWriter`] writes records as
+//! text or JSON Lines; [`LogReader`] reads them back, and also reads the
+//! Python reference implementation's logs, skipping and reporting what it
+//! cannot parse instead of failing.
+//!
+//! ```
+//! use clocklab_log::{Event, LogFormat, LogReader, LogWriter, Record};
+//!
+//! let record = Record {
+//!     machine: 2,
+//!     event: Event::Processed { from: Some(3), clock: Some(17) },
+//!     logical_clock: 18,
+//!     queue_length: 2,
+//!     time_us: 1_795_495_393_482_913,
+//! };
+//! let mut bytes = Vec::new();
+//! LogWriter::new(&mut bytes, LogFormat::Text).write(&record).unwrap();
+//! assert_eq!(
+//!     String::from_utf8(bytes.clone()).unwrap(),
+//!     "2> Event: Processed message from machine 3 with clock 17 | System Time: 2026-11-24 04:43:13 \
+//!      | Logical Clock: 18 | Queue Length: 2 | Timestamp: 2026-11-24T04:43:13.482913Z\n"
+//! );
+//! let mut reader = LogReader::new(&bytes[..]);
+//! assert_eq!(reader.next().unwrap().record, record);
+//! ```
+
+mod read;
+mod record;
+mod time_fmt;
+mod write;
+
+pub use read::{Diagnostics, LineError, LogReader, ReadLine, TimePrecision, parse_line};
+pub use record::{Event, LogFormat, Record};
+pub use write::LogWriter;
+
+/// The file name of machine `id`'s log in `format`.
+pub fn file_name(id: clocklab_model::MachineId, format: LogFormat) -> String {
+    format!("machine_{id}.{}", format.extension())
+}

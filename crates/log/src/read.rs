@@ -1,0 +1,492 @@
+//! Reading logs: clocklab's text and JSON Lines, and the reference
+//! implementation's text. Parsing a file never fails as a whole: a line that
+//! cannot be read is skipped and reported in [`Diagnostics`].
+
+use std::io::BufRead;
+
+use time::PrimitiveDateTime;
+use time::macros::format_description;
+
+use crate::record::{Event, Record};
+use crate::write::JsonLine;
+
+/// How precise a line's time is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TimePrecision {
+    /// Microseconds, from `Timestamp` (clocklab).
+    Micros,
+    /// Whole seconds, from `System Time` only (the reference implementation).
+    Seconds,
+}
+
+/// One line read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReadLine {
+    /// Its 1-based line number.
+    pub line_no: u64,
+    /// What it says.
+    pub record: Record,
+    /// How precise [`Record::time_us`] is.
+    pub precision: TimePrecision,
+}
+
+/// Why a line could not be read.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum LineError {
+    /// The line does not start with `<id>> `.
+    #[error("no `<id>> ` prefix")]
+    NoMachineId,
+    /// A field is missing.
+    #[error("missing field `{0}`")]
+    MissingField(&'static str),
+    /// A number does not parse.
+    #[error("field `{field}` has a bad value `{value}`")]
+    BadValue {
+        /// The field.
+        field: &'static str,
+        /// What it held.
+        value: String,
+    },
+    /// The event text is not one clocklab or the reference writes.
+    #[error("unknown event `{0}`")]
+    UnknownEvent(String),
+    /// A JSON line that does not parse.
+    #[error("bad JSON: {0}")]
+    Json(String),
+    /// The bytes are not UTF-8.
+    #[error("not UTF-8")]
+    NotUtf8,
+}
+
+/// What a reader skipped.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Diagnostics {
+    /// Lines seen, including skipped and blank ones.
+    pub n_lines: u64,
+    /// Lines skipped because they could not be read (not counting a truncated last line).
+    pub n_skipped: u64,
+    /// The first few skipped lines: number and reason.
+    pub first_skipped: Vec<(u64, String)>,
+    /// The last line had no newline and could not be read: a writer was
+    /// stopped in the middle of it. Not an error.
+    pub truncated_last_line: bool,
+}
+
+impl Diagnostics {
+    /// How many skipped lines [`Diagnostics::first_skipped`] keeps.
+    pub const KEPT: usize = 10;
+
+    fn skip(&mut self, line_no: u64, error: &LineError) {
+        self.n_skipped += 1;
+        if self.first_skipped.len() < Self::KEPT {
+            self.first_skipped.push((line_no, error.to_string()));
+        }
+    }
+}
+
+/// Reads a log line by line; an iterator over the lines it could read.
+///
+/// Lines in clocklab's text format, the reference's text format and JSON
+/// Lines may be mixed; each line is recognised by itself.
+#[derive(Debug)]
+pub struct LogReader<R> {
+    input: R,
+    buf: Vec<u8>,
+    line_no: u64,
+    parser: LineParser,
+    diagnostics: Diagnostics,
+}
+
+impl<R: BufRead> LogReader<R> {
+    /// A reader of `input`.
+    pub fn new(input: R) -> LogReader<R> {
+        LogReader {
+            input,
+            buf: Vec::with_capacity(256),
+            line_no: 0,
+            parser: LineParser::default(),
+            diagnostics: Diagnostics::default(),
+        }
+    }
+
+    /// What was skipped so far; complete once the iterator is exhausted.
+    pub fn diagnostics(&self) -> &Diagnostics {
+        &self.diagnostics
+    }
+
+    /// Gives back the diagnostics.
+    pub fn into_diagnostics(self) -> Diagnostics {
+        self.diagnostics
+    }
+}
+
+impl<R: BufRead> Iterator for LogReader<R> {
+    type Item = ReadLine;
+
+    fn next(&mut self) -> Option<ReadLine> {
+        loop {
+            self.buf.clear();
+            match self.input.read_until(b'\n', &mut self.buf) {
+                Ok(0) => return None,
+                Ok(_) => {}
+                Err(error) => {
+                    // An I/O error mid-file ends the reading; it is reported like a bad line.
+                    self.line_no += 1;
+                    self.diagnostics.n_lines += 1;
+                    self.diagnostics.skip(self.line_no, &LineError::Json(format!("read error: {error}")));
+                    return None;
+                }
+            }
+            self.line_no += 1;
+            self.diagnostics.n_lines += 1;
+            let complete = self.buf.last() == Some(&b'\n');
+            let text = match std::str::from_utf8(&self.buf) {
+                Ok(text) => text.trim_end_matches(['\n', '\r']),
+                Err(_) => {
+                    self.note_bad(complete, &LineError::NotUtf8);
+                    continue;
+                }
+            };
+            if text.trim().is_empty() {
+                continue;
+            }
+            match self.parser.parse(text) {
+                Ok((record, precision)) => return Some(ReadLine { line_no: self.line_no, record, precision }),
+                Err(error) => self.note_bad(complete, &error),
+            }
+        }
+    }
+}
+
+impl<R> LogReader<R> {
+    fn note_bad(&mut self, complete: bool, error: &LineError) {
+        if complete {
+            self.diagnostics.skip(self.line_no, error);
+        } else {
+            self.diagnostics.truncated_last_line = true;
+        }
+    }
+}
+
+/// Parses one line (without its newline) in any of the known formats.
+pub fn parse_line(line: &str) -> Result<(Record, TimePrecision), LineError> {
+    LineParser::default().parse(line)
+}
+
+/// A line parser that remembers the last second it converted: lines of a log
+/// share seconds, and date conversion is the slow part of a line.
+#[derive(Debug, Default)]
+struct LineParser {
+    last_second: Option<(String, i64)>,
+}
+
+impl LineParser {
+    fn parse(&mut self, line: &str) -> Result<(Record, TimePrecision), LineError> {
+        if line.starts_with('{') { self.parse_json(line) } else { self.parse_text(line) }
+    }
+
+    fn parse_text(&mut self, line: &str) -> Result<(Record, TimePrecision), LineError> {
+        let (id, rest) = line.split_once("> ").ok_or(LineError::NoMachineId)?;
+        let machine = id.parse().map_err(|_| LineError::NoMachineId)?;
+        let rest = rest.strip_prefix("Event: ").ok_or(LineError::MissingField("Event"))?;
+        let mut fields = rest.split(" | ");
+        let event = parse_event(fields.next().unwrap_or_default())?;
+        let mut system_time = None;
+        let mut logical_clock = None;
+        let mut queue_length = None;
+        let mut timestamp = None;
+        for field in fields {
+            let Some((key, value)) = field.split_once(": ") else { continue };
+            match key {
+                "System Time" => system_time = Some(value),
+                "Logical Clock" => logical_clock = Some(number::<u64>("Logical Clock", value)?),
+                "Queue Length" => queue_length = Some(number::<u64>("Queue Length", value)?),
+                "Timestamp" => timestamp = Some(value),
+                // Further `Key: value` fields may follow; they are not ours to read.
+                _ => {}
+            }
+        }
+        let system_time = system_time.ok_or(LineError::MissingField("System Time"))?;
+        let (time_us, precision) = match timestamp {
+            Some(timestamp) => (self.timestamp_us(timestamp)?, TimePrecision::Micros),
+            None => (self.second_of("System Time", system_time)? * 1_000_000, TimePrecision::Seconds),
+        };
+        let record = Record {
+            machine,
+            event,
+            logical_clock: logical_clock.ok_or(LineError::MissingField("Logical Clock"))?,
+            queue_length: queue_length.ok_or(LineError::MissingField("Queue Length"))?,
+            time_us,
+        };
+        Ok((record, precision))
+    }
+
+    fn parse_json(&mut self, line: &str) -> Result<(Record, TimePrecision), LineError> {
+        let json: JsonLine = serde_json::from_str(line).map_err(|error| LineError::Json(error.to_string()))?;
+        let missing = |field| LineError::MissingField(field);
+        let event = match json.event.as_str() {
+            "initialized" => {
+                Event::Initialized { host: json.host, port: json.port, rate: json.rate.ok_or(missing("rate"))? }
+            }
+            "connected" => {
+                Event::Connected { peer: json.peer.ok_or(missing("peer"))?, host: json.host, port: json.port }
+            }
+            "internal" => Event::Internal,
+            "sent" => Event::Sent { to: json.to.ok_or(missing("to"))? },
+            "processed" => Event::Processed { from: json.from, clock: json.clock },
+            "disconnected" => Event::Disconnected { peer: json.peer.ok_or(missing("peer"))? },
+            "unprocessed" => Event::Unprocessed {
+                from: json.from.ok_or(missing("from"))?,
+                clock: json.clock.ok_or(missing("clock"))?,
+            },
+            "stopped" => Event::Stopped,
+            other => return Err(LineError::UnknownEvent(other.to_string())),
+        };
+        let (time_us, precision) = match (json.time_us, json.timestamp) {
+            (Some(time_us), _) => (time_us, TimePrecision::Micros),
+            (None, Some(timestamp)) => (self.timestamp_us(&timestamp)?, TimePrecision::Micros),
+            (None, None) => (self.second_of("system_time", &json.system_time)? * 1_000_000, TimePrecision::Seconds),
+        };
+        let record = Record {
+            machine: json.machine,
+            event,
+            logical_clock: json.logical_clock,
+            queue_length: json.queue_length,
+            time_us,
+        };
+        Ok((record, precision))
+    }
+
+    /// `YYYY-MM-DDTHH:MM:SS.ffffffZ` (fewer or no fraction digits allowed).
+    fn timestamp_us(&mut self, value: &str) -> Result<i64, LineError> {
+        let bad = || LineError::BadValue { field: "Timestamp", value: value.to_string() };
+        let body = value.strip_suffix('Z').ok_or_else(bad)?;
+        let (date, fraction) = body.split_once('.').unwrap_or((body, ""));
+        if date.len() != 19
+            || date.as_bytes()[10] != b'T'
+            || fraction.len() > 6
+            || !fraction.bytes().all(|b| b.is_ascii_digit())
+        {
+            return Err(bad());
+        }
+        let second = self.second_of("Timestamp", &date.replacen('T', " ", 1))?;
+        let micros = if fraction.is_empty() {
+            0
+        } else {
+            fraction.parse::<i64>().map_err(|_| bad())? * 10i64.pow(6 - fraction.len() as u32)
+        };
+        Ok(second * 1_000_000 + micros)
+    }
+
+    /// Seconds since the epoch of `YYYY-MM-DD HH:MM:SS`, UTC.
+    fn second_of(&mut self, field: &'static str, value: &str) -> Result<i64, LineError> {
+        if let Some((text, second)) = &self.last_second
+            && text == value
+        {
+            return Ok(*second);
+        }
+        let format = format_description!("[year]-[month]-[day] [hour]:[minute]:[second]");
+        let datetime = PrimitiveDateTime::parse(value, format)
+            .map_err(|_| LineError::BadValue { field, value: value.to_string() })?;
+        let second = datetime.assume_utc().unix_timestamp();
+        self.last_second = Some((value.to_string(), second));
+        Ok(second)
+    }
+}
+
+fn number<T: std::str::FromStr>(field: &'static str, value: &str) -> Result<T, LineError> {
+    value.trim().parse().map_err(|_| LineError::BadValue { field, value: value.to_string() })
+}
+
+/// Parses the `Event:` text, in clocklab's wording or the reference's.
+fn parse_event(text: &str) -> Result<Event, LineError> {
+    let unknown = || LineError::UnknownEvent(text.to_string());
+    if text == "Internal event" {
+        return Ok(Event::Internal);
+    }
+    if text == "Stopped" {
+        return Ok(Event::Stopped);
+    }
+    if let Some(rest) =
+        text.strip_prefix("Sent message to machines ").or_else(|| text.strip_prefix("Sent message to machine "))
+    {
+        let to = rest.split(", ").map(|peer| number("Event", peer)).collect::<Result<Vec<u32>, _>>()?;
+        return Ok(Event::Sent { to });
+    }
+    if let Some(rest) = text.strip_prefix("Processed message") {
+        if rest.is_empty() {
+            // The reference's wording: no sender, no clock.
+            return Ok(Event::Processed { from: None, clock: None });
+        }
+        let (from, clock) = parse_from_clock(rest).ok_or_else(unknown)?;
+        return Ok(Event::Processed { from: Some(from), clock: Some(clock) });
+    }
+    if let Some(rest) = text.strip_prefix("Unprocessed message") {
+        let (from, clock) = parse_from_clock(rest).ok_or_else(unknown)?;
+        return Ok(Event::Unprocessed { from, clock });
+    }
+    if let Some(rest) = text.strip_prefix("Disconnected from machine ") {
+        return Ok(Event::Disconnected { peer: number("Event", rest)? });
+    }
+    if let Some(rest) = text.strip_prefix("Initialized on ") {
+        let (address, rate) = rest.split_once(" with clock rate ").ok_or_else(unknown)?;
+        let (host, port) = parse_address(address).ok_or_else(unknown)?;
+        return Ok(Event::Initialized { host, port, rate: number("Event", rate)? });
+    }
+    if let Some(rest) = text.strip_prefix("Connected to machine ") {
+        let (peer, host, port) = if let Some((peer, address)) = rest.split_once(" at ") {
+            let (host, port) = parse_address(address).ok_or_else(unknown)?;
+            (peer, host, port)
+        } else if let Some((peer, port)) = rest.split_once(" on port ") {
+            // The reference's wording.
+            (peer, None, Some(number("Event", port)?))
+        } else {
+            return Err(unknown());
+        };
+        return Ok(Event::Connected { peer: number("Event", peer)?, host, port });
+    }
+    Err(unknown())
+}
+
+/// ` from machine <j> with clock <c>`.
+fn parse_from_clock(rest: &str) -> Option<(u32, u64)> {
+    let rest = rest.strip_prefix(" from machine ")?;
+    let (from, clock) = rest.split_once(" with clock ")?;
+    Some((from.parse().ok()?, clock.parse().ok()?))
+}
+
+/// `host:port`, or a bare port as the reference writes it.
+fn parse_address(address: &str) -> Option<(Option<String>, Option<u16>)> {
+    match address.rsplit_once(':') {
+        Some((host, port)) => Some((Some(host.to_string()), Some(port.parse().ok()?))),
+        None => Some((None, Some(address.parse().ok()?))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{LogFormat, LogWriter};
+    use proptest::prelude::*;
+
+    const T0: i64 = 1_795_495_393_482_913; // 2026-11-24T04:43:13.482913Z
+
+    fn record(event: Event) -> Record {
+        Record { machine: 2, event, logical_clock: 18, queue_length: 2, time_us: T0 }
+    }
+
+    fn all_events() -> Vec<Event> {
+        vec![
+            Event::Initialized { host: Some("127.0.0.1".into()), port: Some(5001), rate: 4 },
+            Event::Connected { peer: 3, host: Some("127.0.0.1".into()), port: Some(5003) },
+            Event::Internal,
+            Event::Sent { to: vec![1] },
+            Event::Sent { to: vec![1, 3] },
+            Event::Processed { from: Some(3), clock: Some(17) },
+            Event::Disconnected { peer: 1 },
+            Event::Unprocessed { from: 1, clock: 9 },
+            Event::Stopped,
+        ]
+    }
+
+    fn written(format: LogFormat, records: &[Record]) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut writer = LogWriter::new(&mut out, format);
+        for record in records {
+            writer.write(record).unwrap();
+        }
+        out
+    }
+
+    #[test]
+    fn text_lines_match_the_spec_wording() {
+        let lines =
+            String::from_utf8(written(LogFormat::Text, &all_events().into_iter().map(record).collect::<Vec<_>>()))
+                .unwrap();
+        let events: Vec<&str> = lines.lines().map(|l| l.split(" | ").next().unwrap()).collect();
+        assert_eq!(
+            events,
+            [
+                "2> Event: Initialized on 127.0.0.1:5001 with clock rate 4",
+                "2> Event: Connected to machine 3 at 127.0.0.1:5003",
+                "2> Event: Internal event",
+                "2> Event: Sent message to machine 1",
+                "2> Event: Sent message to machines 1, 3",
+                "2> Event: Processed message from machine 3 with clock 17",
+                "2> Event: Disconnected from machine 1",
+                "2> Event: Unprocessed message from machine 1 with clock 9",
+                "2> Event: Stopped",
+            ]
+        );
+        assert!(lines.lines().all(|l| l.ends_with(" | System Time: 2026-11-24 04:43:13 | Logical Clock: 18 | Queue Length: 2 | Timestamp: 2026-11-24T04:43:13.482913Z")));
+    }
+
+    #[test]
+    fn both_formats_round_trip() {
+        let records: Vec<Record> = all_events().into_iter().map(record).collect();
+        for format in [LogFormat::Text, LogFormat::Jsonl] {
+            let bytes = written(format, &records);
+            let mut reader = LogReader::new(&bytes[..]);
+            let read: Vec<Record> = reader.by_ref().map(|line| line.record).collect();
+            assert_eq!(read, records, "{format:?}");
+            assert_eq!(reader.diagnostics().n_skipped, 0);
+        }
+    }
+
+    #[test]
+    fn reads_the_reference_wording() {
+        let log = "1> Event: Initialized on 12345 with clock rate 6 | System Time: 2025-02-28 19:03:43 | Logical Clock: 0 | Queue Length: 0\n\
+                   1> Event: Connected to machine 2 on port 54321 | System Time: 2025-02-28 19:03:43 | Logical Clock: 0 | Queue Length: 0\n\
+                   1> Event: Processed message | System Time: 2025-02-28 19:03:44 | Logical Clock: 7 | Queue Length: 3\n";
+        let lines: Vec<ReadLine> = LogReader::new(log.as_bytes()).collect();
+        assert_eq!(lines.len(), 3);
+        assert_eq!(lines[0].record.event, Event::Initialized { host: None, port: Some(12345), rate: 6 });
+        assert_eq!(lines[1].record.event, Event::Connected { peer: 2, host: None, port: Some(54321) });
+        assert_eq!(lines[2].record.event, Event::Processed { from: None, clock: None });
+        assert_eq!(lines[2].record.queue_length, 3);
+        assert_eq!(lines[2].precision, TimePrecision::Seconds);
+        assert_eq!(lines[2].record.time_us, 1_740_769_424_000_000);
+    }
+
+    #[test]
+    fn damaged_lines_are_skipped_and_reported() {
+        let mut bytes = written(LogFormat::Text, &[record(Event::Internal)]);
+        bytes.extend_from_slice(
+            b"garbage\n2> Event: Teleported | System Time: 2026-11-24 04:43:13 | Logical Clock: 1 | Queue Length: 0\n",
+        );
+        bytes.extend_from_slice(&written(LogFormat::Text, &[record(Event::Stopped)]));
+        bytes.extend_from_slice(b"2> Event: Internal ev");
+        let mut reader = LogReader::new(&bytes[..]);
+        let read: Vec<_> = reader.by_ref().collect();
+        assert_eq!(read.len(), 2);
+        assert_eq!(read[1].line_no, 4);
+        let diagnostics = reader.diagnostics();
+        assert_eq!(diagnostics.n_skipped, 2);
+        assert_eq!(diagnostics.first_skipped[0].0, 2);
+        assert_eq!(diagnostics.first_skipped[1], (3, "unknown event `Teleported`".to_string()));
+        assert!(diagnostics.truncated_last_line);
+    }
+
+    #[test]
+    fn extra_fields_after_timestamp_are_ignored() {
+        let line = "1> Event: Internal event | System Time: 2026-11-24 04:43:13 | Logical Clock: 3 | Queue Length: 0 | Timestamp: 2026-11-24T04:43:13.5Z | Vector: [1, 2]";
+        let (record, precision) = parse_line(line).unwrap();
+        assert_eq!(record.time_us, 1_795_495_393_500_000);
+        assert_eq!(precision, TimePrecision::Micros);
+    }
+
+    proptest! {
+        #[test]
+        fn reader_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..400)) {
+            let _ = LogReader::new(&bytes[..]).count();
+        }
+
+        #[test]
+        fn text_round_trips(machine in 1u32..100, clock in any::<u64>(), queue in any::<u64>(), time_us in 0i64..253_402_300_799_000_000, to in proptest::collection::btree_set(1u32..100, 1..5)) {
+            let record = Record { machine, event: Event::Sent { to: to.into_iter().collect() }, logical_clock: clock, queue_length: queue, time_us };
+            let bytes = written(LogFormat::Text, std::slice::from_ref(&record));
+            let read: Vec<_> = LogReader::new(&bytes[..]).collect();
+            prop_assert_eq!(&read[0].record, &record);
+        }
+    }
+}

@@ -1,0 +1,114 @@
+//! The records a log is made of.
+
+use clocklab_model::MachineId;
+
+/// One log line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Record {
+    /// The machine that wrote it.
+    pub machine: MachineId,
+    /// What happened.
+    pub event: Event,
+    /// The logical clock after the event's update.
+    pub logical_clock: u64,
+    /// The queue length (for a processed message, before it was taken off).
+    pub queue_length: u64,
+    /// When, in microseconds since the Unix epoch, UTC. Logs of the reference
+    /// implementation carry whole seconds only.
+    pub time_us: i64,
+}
+
+/// What a line says happened.
+///
+/// Optional fields are those the reference implementation's logs leave out;
+/// clocklab always writes them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// The first line: where the machine listens and the rate it drew.
+    Initialized {
+        /// The listening host (absent in the reference's logs).
+        host: Option<String>,
+        /// The listening port.
+        port: Option<u16>,
+        /// The drawn clock rate, in ticks per second.
+        rate: u32,
+    },
+    /// A connection to a peer is up; once per peer, before the first tick.
+    Connected {
+        /// The peer.
+        peer: MachineId,
+        /// The peer's host (absent in the reference's logs).
+        host: Option<String>,
+        /// The peer's port.
+        port: Option<u16>,
+    },
+    /// A tick with an internal event.
+    Internal,
+    /// A tick that sent the clock to these machines, in increasing order.
+    Sent {
+        /// The recipients.
+        to: Vec<MachineId>,
+    },
+    /// A tick that took a message off the queue.
+    Processed {
+        /// Its sender (absent in the reference's logs).
+        from: Option<MachineId>,
+        /// The clock it carried (absent in the reference's logs).
+        clock: Option<u64>,
+    },
+    /// A peer went away before the end.
+    Disconnected {
+        /// The peer.
+        peer: MachineId,
+    },
+    /// At the end: a message still in the queue.
+    Unprocessed {
+        /// Its sender.
+        from: MachineId,
+        /// The clock it carried.
+        clock: u64,
+    },
+    /// The last line.
+    Stopped,
+}
+
+impl Event {
+    /// Whether the line is a tick (one instruction of the model).
+    pub fn is_tick(&self) -> bool {
+        matches!(self, Event::Internal | Event::Sent { .. } | Event::Processed { .. })
+    }
+
+    /// The event's kind as a `snake_case` word (the JSON Lines `event` field).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Event::Initialized { .. } => "initialized",
+            Event::Connected { .. } => "connected",
+            Event::Internal => "internal",
+            Event::Sent { .. } => "sent",
+            Event::Processed { .. } => "processed",
+            Event::Disconnected { .. } => "disconnected",
+            Event::Unprocessed { .. } => "unprocessed",
+            Event::Stopped => "stopped",
+        }
+    }
+}
+
+/// The two forms of a log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// The line format of the specification (`machine_<id>.log`).
+    Text,
+    /// One JSON object per line (`machine_<id>.jsonl`).
+    Jsonl,
+}
+
+impl LogFormat {
+    /// The file extension, without the dot.
+    pub fn extension(self) -> &'static str {
+        match self {
+            LogFormat::Text => "log",
+            LogFormat::Jsonl => "jsonl",
+        }
+    }
+}

@@ -1,0 +1,75 @@
+//! Time stamps as the log writes them, with a per-second cache: a machine
+//! writes many lines in the same second, and formatting a date is the slow
+//! part of a line.
+
+use time::OffsetDateTime;
+
+/// `YYYY-MM-DD HH:MM:SS` and `YYYY-MM-DDTHH:MM:SS` of the last second seen.
+#[derive(Debug, Clone)]
+pub(crate) struct SecondCache {
+    second: i64,
+    /// `YYYY-MM-DD HH:MM:SS`; the ISO form swaps byte 10 for `T`.
+    text: [u8; 19],
+}
+
+impl Default for SecondCache {
+    fn default() -> Self {
+        let mut cache = SecondCache { second: i64::MIN, text: [0; 19] };
+        cache.set(0);
+        cache
+    }
+}
+
+impl SecondCache {
+    fn set(&mut self, second: i64) {
+        // Outside the years 0..=9999 the format has no room; clamp to the epoch.
+        let datetime = OffsetDateTime::from_unix_timestamp(second)
+            .ok()
+            .filter(|dt| (0..=9999).contains(&dt.year()))
+            .unwrap_or(OffsetDateTime::UNIX_EPOCH);
+        let (year, month, day) = (datetime.year() as u32, datetime.month() as u32, datetime.day() as u32);
+        let (hour, minute, sec) = (datetime.hour() as u32, datetime.minute() as u32, datetime.second() as u32);
+        let t = &mut self.text;
+        put_digits(&mut t[0..4], year);
+        t[4] = b'-';
+        put_digits(&mut t[5..7], month);
+        t[7] = b'-';
+        put_digits(&mut t[8..10], day);
+        t[10] = b' ';
+        put_digits(&mut t[11..13], hour);
+        t[13] = b':';
+        put_digits(&mut t[14..16], minute);
+        t[16] = b':';
+        put_digits(&mut t[17..19], sec);
+        self.second = second;
+    }
+
+    /// The `System Time` text of `time_us`.
+    pub(crate) fn system_time(&mut self, time_us: i64) -> &[u8; 19] {
+        let second = time_us.div_euclid(1_000_000);
+        if second != self.second {
+            self.set(second);
+        }
+        &self.text
+    }
+
+    /// Appends the RFC 3339 `Timestamp` of `time_us` (UTC, microseconds).
+    pub(crate) fn push_timestamp(&mut self, out: &mut Vec<u8>, time_us: i64) {
+        let mut date = *self.system_time(time_us);
+        date[10] = b'T';
+        out.extend_from_slice(&date);
+        out.push(b'.');
+        let mut micros = [0u8; 6];
+        put_digits(&mut micros, time_us.rem_euclid(1_000_000) as u32);
+        out.extend_from_slice(&micros);
+        out.push(b'Z');
+    }
+}
+
+/// Writes `value` zero-padded into all of `out`.
+fn put_digits(out: &mut [u8], mut value: u32) {
+    for slot in out.iter_mut().rev() {
+        *slot = b'0' + (value % 10) as u8;
+        value /= 10;
+    }
+}

@@ -1,0 +1,220 @@
+//! Writing records.
+
+use std::io::{self, Write};
+
+use serde::Serialize;
+
+use crate::record::{Event, LogFormat, Record};
+use crate::time_fmt::SecondCache;
+
+/// Writes records in one format, one `write_all` per line.
+///
+/// Each line is formatted whole before it is handed to the writer, so with an
+/// unbuffered `File` a killed process loses at most the line being written
+/// and never leaves half a line. For speed, wrap the file in a `BufWriter`
+/// (the simulator does) and flush at the end.
+#[derive(Debug)]
+pub struct LogWriter<W: Write> {
+    out: W,
+    format: LogFormat,
+    line: Vec<u8>,
+    seconds: SecondCache,
+}
+
+impl<W: Write> LogWriter<W> {
+    /// A writer of `format` lines to `out`.
+    pub fn new(out: W, format: LogFormat) -> LogWriter<W> {
+        LogWriter { out, format, line: Vec::with_capacity(256), seconds: SecondCache::default() }
+    }
+
+    /// The format this writer writes.
+    pub fn format(&self) -> LogFormat {
+        self.format
+    }
+
+    /// Writes one record as one line.
+    pub fn write(&mut self, record: &Record) -> io::Result<()> {
+        self.line.clear();
+        match self.format {
+            LogFormat::Text => self.format_text(record),
+            LogFormat::Jsonl => self.format_json(record)?,
+        }
+        self.out.write_all(&self.line)
+    }
+
+    /// Flushes the underlying writer.
+    pub fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+
+    /// The underlying writer.
+    pub fn get_mut(&mut self) -> &mut W {
+        &mut self.out
+    }
+
+    /// Gives back the underlying writer.
+    pub fn into_inner(self) -> W {
+        self.out
+    }
+
+    fn format_text(&mut self, record: &Record) {
+        let mut num = itoa::Buffer::new();
+        let line = &mut self.line;
+        line.extend_from_slice(num.format(record.machine).as_bytes());
+        line.extend_from_slice(b"> Event: ");
+        push_event_text(line, &record.event);
+        line.extend_from_slice(b" | System Time: ");
+        line.extend_from_slice(self.seconds.system_time(record.time_us));
+        line.extend_from_slice(b" | Logical Clock: ");
+        line.extend_from_slice(num.format(record.logical_clock).as_bytes());
+        line.extend_from_slice(b" | Queue Length: ");
+        line.extend_from_slice(num.format(record.queue_length).as_bytes());
+        line.extend_from_slice(b" | Timestamp: ");
+        self.seconds.push_timestamp(line, record.time_us);
+        line.push(b'\n');
+    }
+
+    fn format_json(&mut self, record: &Record) -> io::Result<()> {
+        let system_time = String::from_utf8_lossy(self.seconds.system_time(record.time_us)).into_owned();
+        let mut timestamp = Vec::with_capacity(27);
+        self.seconds.push_timestamp(&mut timestamp, record.time_us);
+        let timestamp = String::from_utf8_lossy(&timestamp).into_owned();
+        let json = JsonLine::new(record, system_time, timestamp);
+        serde_json::to_writer(&mut self.line, &json)?;
+        self.line.push(b'\n');
+        Ok(())
+    }
+}
+
+/// Appends the `Event:` text of `event`.
+fn push_event_text(line: &mut Vec<u8>, event: &Event) {
+    let mut num = itoa::Buffer::new();
+    match event {
+        Event::Initialized { host, port, rate } => {
+            line.extend_from_slice(b"Initialized on ");
+            push_address(line, host.as_deref(), *port);
+            line.extend_from_slice(b" with clock rate ");
+            line.extend_from_slice(num.format(*rate).as_bytes());
+        }
+        Event::Connected { peer, host, port } => {
+            line.extend_from_slice(b"Connected to machine ");
+            line.extend_from_slice(num.format(*peer).as_bytes());
+            line.extend_from_slice(b" at ");
+            push_address(line, host.as_deref(), *port);
+        }
+        Event::Internal => line.extend_from_slice(b"Internal event"),
+        Event::Sent { to } => {
+            line.extend_from_slice(if to.len() == 1 {
+                b"Sent message to machine "
+            } else {
+                b"Sent message to machines "
+            });
+            for (idx, peer) in to.iter().enumerate() {
+                if idx > 0 {
+                    line.extend_from_slice(b", ");
+                }
+                line.extend_from_slice(num.format(*peer).as_bytes());
+            }
+        }
+        Event::Processed { from, clock } => {
+            line.extend_from_slice(b"Processed message");
+            if let Some(from) = from {
+                line.extend_from_slice(b" from machine ");
+                line.extend_from_slice(num.format(*from).as_bytes());
+            }
+            if let Some(clock) = clock {
+                line.extend_from_slice(b" with clock ");
+                line.extend_from_slice(num.format(*clock).as_bytes());
+            }
+        }
+        Event::Disconnected { peer } => {
+            line.extend_from_slice(b"Disconnected from machine ");
+            line.extend_from_slice(num.format(*peer).as_bytes());
+        }
+        Event::Unprocessed { from, clock } => {
+            line.extend_from_slice(b"Unprocessed message from machine ");
+            line.extend_from_slice(num.format(*from).as_bytes());
+            line.extend_from_slice(b" with clock ");
+            line.extend_from_slice(num.format(*clock).as_bytes());
+        }
+        Event::Stopped => line.extend_from_slice(b"Stopped"),
+    }
+}
+
+fn push_address(line: &mut Vec<u8>, host: Option<&str>, port: Option<u16>) {
+    if let Some(host) = host {
+        line.extend_from_slice(host.as_bytes());
+        line.push(b':');
+    }
+    if let Some(port) = port {
+        line.extend_from_slice(itoa::Buffer::new().format(port).as_bytes());
+    }
+}
+
+/// The JSON Lines form of a record: flat, with `snake_case` names; fields an
+/// event does not have are left out.
+#[derive(Debug, Serialize, serde::Deserialize, Default)]
+pub(crate) struct JsonLine {
+    pub(crate) machine: u32,
+    pub(crate) event: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) host: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) port: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) rate: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) peer: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) to: Option<Vec<u32>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) from: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) clock: Option<u64>,
+    pub(crate) system_time: String,
+    pub(crate) logical_clock: u64,
+    pub(crate) queue_length: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) timestamp: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) time_us: Option<i64>,
+}
+
+impl JsonLine {
+    fn new(record: &Record, system_time: String, timestamp: String) -> JsonLine {
+        let mut json = JsonLine {
+            machine: record.machine,
+            event: record.event.kind().to_string(),
+            system_time,
+            logical_clock: record.logical_clock,
+            queue_length: record.queue_length,
+            timestamp: Some(timestamp),
+            time_us: Some(record.time_us),
+            ..JsonLine::default()
+        };
+        match &record.event {
+            Event::Initialized { host, port, rate } => {
+                json.host = host.clone();
+                json.port = *port;
+                json.rate = Some(*rate);
+            }
+            Event::Connected { peer, host, port } => {
+                json.peer = Some(*peer);
+                json.host = host.clone();
+                json.port = *port;
+            }
+            Event::Internal | Event::Stopped => {}
+            Event::Sent { to } => json.to = Some(to.clone()),
+            Event::Processed { from, clock } => {
+                json.from = *from;
+                json.clock = *clock;
+            }
+            Event::Disconnected { peer } => json.peer = Some(*peer),
+            Event::Unprocessed { from, clock } => {
+                json.from = Some(*from);
+                json.clock = Some(*clock);
+            }
+        }
+        json
+    }
+}

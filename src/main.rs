@@ -1,0 +1,49 @@
+//! The `clocklab` command: the only place that knows about argv, stdout and
+//! exit codes.
+//!
+//! Exit codes: 0 success; 1 a run or an analysis failed; 2 bad input (usage,
+//! configuration), in which case nothing was started or written.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod cmd;
+mod orchestrate;
+
+/// Scale models of asynchronous distributed systems with logical clocks.
+#[derive(Debug, Parser)]
+#[command(name = "clocklab", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the experiment suite (built in, or from --config), then analyse it.
+    Run(cmd::run::RunArgs),
+    /// Run one virtual machine as this process.
+    Machine(cmd::machine::MachineArgs),
+    /// Analyse a results, experiment or run folder.
+    Analyze(cmd::analyze::AnalyzeArgs),
+    /// Show the configuration.
+    Config(cmd::config::ConfigArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Run(args) => cmd::run::run(args),
+        Command::Machine(args) => cmd::machine::run(args),
+        Command::Analyze(args) => cmd::analyze::run(args),
+        Command::Config(args) => cmd::config::run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("clocklab: error: {error:#}");
+            ExitCode::from(cmd::exit_code(&error))
+        }
+    }
+}
