@@ -43,6 +43,53 @@ pub fn create_results_dir(parent: &Path, stamp: &str) -> io::Result<PathBuf> {
     unreachable!("u32 attempts are never exhausted")
 }
 
+/// A run folder read back: its manifest and each machine's records.
+#[derive(Debug)]
+pub struct RunLogs {
+    /// The manifest.
+    pub manifest: crate::RunManifest,
+    /// Each machine's records, in file order.
+    pub logs: std::collections::BTreeMap<MachineId, Vec<clocklab_log::Record>>,
+    /// What the reader skipped, per machine.
+    pub diagnostics: std::collections::BTreeMap<MachineId, clocklab_log::Diagnostics>,
+}
+
+impl RunLogs {
+    /// The expectations of the log check for this run.
+    pub fn expectations(&self, tick_tolerance: u64) -> clocklab_log::check::Expectations {
+        clocklab_log::check::Expectations {
+            n_machines: self.manifest.experiment.machines,
+            duration_s: self.manifest.experiment.duration,
+            tick_tolerance,
+            allow_loss: self.manifest.status != crate::RunStatus::Ok,
+        }
+    }
+
+    /// Runs the log check on this run.
+    pub fn check(&self, tick_tolerance: u64) -> clocklab_log::check::CheckReport {
+        clocklab_log::check::check_run(&self.logs, &self.expectations(tick_tolerance))
+    }
+}
+
+/// Reads a run folder written by either runtime: `manifest.json` and every
+/// machine's log in `format`.
+pub fn read_run(run_dir: &Path, format: LogFormat) -> io::Result<RunLogs> {
+    let manifest_file = manifest_path(run_dir);
+    let text = std::fs::read_to_string(&manifest_file)?;
+    let manifest = crate::RunManifest::from_json(&text)
+        .map_err(|error| io::Error::new(io::ErrorKind::InvalidData, format!("{}: {error}", manifest_file.display())))?;
+    let mut logs = std::collections::BTreeMap::new();
+    let mut diagnostics = std::collections::BTreeMap::new();
+    for machine in &manifest.machines {
+        let file = std::fs::File::open(log_path(run_dir, machine.id, format))?;
+        let mut reader = clocklab_log::LogReader::new(io::BufReader::new(file));
+        let records: Vec<_> = reader.by_ref().map(|line| line.record).collect();
+        logs.insert(machine.id, records);
+        diagnostics.insert(machine.id, reader.into_diagnostics());
+    }
+    Ok(RunLogs { manifest, logs, diagnostics })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

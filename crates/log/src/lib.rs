@@ -4,7 +4,8 @@
 //! Start here: [`Record`] is one log line. [`LogWriter`] writes records as
 //! text or JSON Lines; [`LogReader`] reads them back, and also reads the
 //! Python reference implementation's logs, skipping and reporting what it
-//! cannot parse instead of failing.
+//! cannot parse instead of failing. [`check::check_run`] checks a run's logs
+//! against the rules of the model.
 //!
 //! ```
 //! use clocklab_log::{Event, LogFormat, LogReader, LogWriter, Record};
@@ -27,6 +28,7 @@
 //! assert_eq!(reader.next().unwrap().record, record);
 //! ```
 
+pub mod check;
 mod read;
 mod record;
 mod time_fmt;
