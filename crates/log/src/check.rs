@@ -4,7 +4,8 @@
 //! Per machine: `Initialized` first, `Connected` once per peer before the
 //! first tick, `Stopped` last and nothing after it; the clock rules on every
 //! line; queue lengths consistent with the events; times that never go back;
-//! the tick count against `rate x duration`. Per pair of machines: the clocks
+//! the tick count against `ceil(rate x duration)` (see
+//! `clocklab_model::schedule`). Per pair of machines: the clocks
 //! that `i` sent to `j` are, in order, the clocks `j` processed from `i`
 //! followed by those it left unprocessed (a TCP connection keeps order and
 //! loses nothing).
@@ -182,7 +183,8 @@ pub fn check_run(logs: &BTreeMap<MachineId, Vec<Record>>, expect: &Expectations)
             v(0, format!("connected to {} peers, expected {}", connected.len(), expect.n_machines - 1));
         }
         if let Some(rate) = rate {
-            let want = (f64::from(rate) * expect.duration_s).round() as u64;
+            let want =
+                clocklab_model::schedule::n_ticks(rate, clocklab_model::schedule::duration_us(expect.duration_s));
             if ticks.abs_diff(want) > expect.tick_tolerance && !expect.allow_loss {
                 v(
                     0,

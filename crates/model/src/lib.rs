@@ -14,6 +14,7 @@
 //!   ring rule that names the recipients.
 //! - [`machine`]: the machine itself: queue, clock, tick.
 //! - [`wire`]: the 4-byte big-endian clock frame and the connection hello.
+//! - [`schedule`]: the absolute tick schedule both runtimes keep.
 //! - [`seed`]: how every random draw derives from one seed.
 //!
 //! ```
@@ -34,6 +35,7 @@
 pub mod clock;
 pub mod event;
 pub mod machine;
+pub mod schedule;
 pub mod seed;
 pub mod wire;
 
