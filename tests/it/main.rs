@@ -1,1 +1,5 @@
 //! Integration tests: one binary (see ARCHITECTURE.md).
+
+mod machine;
+mod run_real;
+mod util;

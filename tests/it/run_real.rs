@@ -1,0 +1,118 @@
+//! `clocklab run` with real processes: the logs and manifests of short runs.
+
+use std::path::{Path, PathBuf};
+
+use clocklab_config::{Config, RunStatus, Runtime, layout, plan_runs};
+use clocklab_log::LogFormat;
+
+use crate::util::{assert_sound, check_text_lines, logged_rate, read_logs, run_clocklab};
+
+/// The results folders under `out`, oldest name first.
+fn results_dirs(out: &Path) -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(out).unwrap().map(|e| e.unwrap().path()).collect();
+    dirs.sort();
+    dirs
+}
+
+#[test]
+fn clocklab_run_writes_sound_logs_and_manifests() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("results");
+    let out_arg = out.to_str().unwrap();
+    let args =
+        ["run", "--experiment", "baseline", "--runs", "2", "--duration", "2", "--seed", "11", "--log-format", "both"];
+    let output = run_clocklab(&[&args[..], &["--out", out_arg, "--no-analyze"]].concat());
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    let results = results_dirs(&out);
+    assert_eq!(results.len(), 1);
+    assert!(stdout.contains(&format!("results: {}", results[0].display())), "{stdout}");
+    assert!(stdout.contains("tick lateness over 6 machines"), "{stdout}");
+
+    // The same seed plans the same rates the machines drew.
+    let mut config = Config::default();
+    config.experiments.retain(|e| e.name == "baseline");
+    config.experiments[0].runs = 2;
+    config.experiments[0].duration = 2.0;
+    let plans = plan_runs(&config, 11, &results[0]);
+    for plan in &plans {
+        let run = layout::read_run(&plan.dir, LogFormat::Text).unwrap();
+        let report = run.check(1);
+        assert!(report.is_ok(), "{}: {:#?}", plan.dir.display(), report.violations);
+        assert_eq!(report.sent, report.received);
+        let manifest = &run.manifest;
+        assert_eq!(manifest.status, RunStatus::Ok);
+        assert_eq!(manifest.runtime, Runtime::Real);
+        assert_eq!(manifest.seeds.suite, 11);
+        assert_eq!(manifest.seeds.run, plan.run_seed);
+        assert!(manifest.started_at.ends_with('Z') && manifest.started_at.len() == 27, "{}", manifest.started_at);
+        let lateness = &manifest.extra["tick_lateness_us"];
+        for (machine, planned) in manifest.machines.iter().zip(&plan.machines) {
+            assert_eq!((machine.id, machine.rate, machine.seed), (planned.id, planned.rate, planned.seed));
+            assert_eq!(machine.exit_status.as_deref(), Some("0"));
+            assert!(machine.address.starts_with("127.0.0.1:"));
+            assert_eq!(machine.logs, [format!("machine_{}.log", machine.id), format!("machine_{}.jsonl", machine.id)]);
+            assert_eq!(logged_rate(&run.logs[&machine.id]), planned.rate);
+            assert!(lateness[machine.id.to_string()]["p99_us"].is_u64());
+            check_text_lines(&layout::log_path(&plan.dir, machine.id, LogFormat::Text), machine.id);
+        }
+        assert_sound(&run.logs, 2.0);
+        assert_eq!(read_logs(&plan.dir, 3, LogFormat::Jsonl), run.logs);
+        // The run token never reaches the disk.
+        let manifest_text = std::fs::read_to_string(layout::manifest_path(&plan.dir)).unwrap();
+        assert!(!manifest_text.contains("token"));
+    }
+
+    // A second invocation makes a new folder and leaves the first alone.
+    let before: Vec<_> = walk(&results[0]);
+    let output = run_clocklab(&[
+        "run",
+        "--experiment",
+        "both",
+        "--runs",
+        "1",
+        "--duration",
+        "1",
+        "--out",
+        out_arg,
+        "--no-analyze",
+    ]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let after = results_dirs(&out);
+    assert_eq!(after.len(), 2);
+    assert_eq!(walk(&results[0]), before);
+    let second = after.iter().find(|d| **d != results[0]).unwrap();
+    let run = layout::read_run(&layout::run_dir(second, "both", 1), LogFormat::Text).unwrap();
+    assert!(run.check(1).is_ok());
+}
+
+/// Every file under `dir` with its contents.
+fn walk(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files.extend(walk(&path));
+        } else {
+            files.push((path.clone(), std::fs::read(&path).unwrap()));
+        }
+    }
+    files.sort();
+    files
+}
+
+#[test]
+fn bad_run_arguments_are_one_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("results");
+    for (args, want) in [
+        (vec!["--experiment", "nope"], "no such experiment"),
+        (vec!["--duration=-1"], "duration"),
+        (vec!["--jobs", "0"], "--jobs 0"),
+    ] {
+        let output = run_clocklab(&[&["run", "--out", out.to_str().unwrap(), "--no-analyze"][..], &args].concat());
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(want) && !stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+}
