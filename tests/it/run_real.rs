@@ -116,3 +116,56 @@ fn bad_run_arguments_are_one_clear_error() {
         assert!(stderr.contains(want) && !stderr.contains("panicked"), "{args:?}: {stderr}");
     }
 }
+
+#[test]
+fn machines_stop_cleanly_when_the_orchestrator_dies() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("results");
+    let orchestrator = crate::util::clocklab()
+        .args(["run", "--experiment", "baseline", "--runs", "1", "--duration", "60", "--no-analyze", "--out"])
+        .arg(&out)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // The guard kills the orchestrator (SIGKILL) when dropped, on a failed assertion too.
+    let orchestrator = crate::util::Processes(vec![orchestrator]);
+    // Wait until every machine has ticked at least once (a line after its Connected lines).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let ticked = |dir: &Path| {
+        (1..=3).all(|id| {
+            let text = std::fs::read_to_string(dir.join(format!("machine_{id}.log"))).unwrap_or_default();
+            text.lines().count() >= 4
+        })
+    };
+    let run_dir = loop {
+        assert!(std::time::Instant::now() < deadline, "the machines never started ticking");
+        let found = std::fs::read_dir(&out).ok().and_then(|mut dirs| dirs.next()).map(|e| e.unwrap().path());
+        if let Some(results) = found {
+            let run_dir = layout::run_dir(&results, "baseline", 1);
+            if ticked(&run_dir) {
+                break run_dir;
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    drop(orchestrator);
+    // Each machine sees the end of its input, drains, and writes Stopped.
+    for id in 1..=3 {
+        let path = layout::log_path(&run_dir, id, LogFormat::Text);
+        let stopped =
+            || std::fs::read_to_string(&path).unwrap().lines().last().is_some_and(|l| l.contains("> Event: Stopped |"));
+        while !stopped() {
+            assert!(std::time::Instant::now() < deadline, "machine {id} did not stop");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        check_text_lines(&path, id);
+    }
+    // Nothing is lost even when stopping early: every message sent was received.
+    let logs = read_logs(&run_dir, 3, LogFormat::Text);
+    let expect =
+        clocklab_log::check::Expectations { n_machines: 3, duration_s: 60.0, tick_tolerance: 1000, allow_loss: false };
+    let report = clocklab_log::check::check_run(&logs, &expect);
+    assert!(report.is_ok(), "{:#?}", report.violations);
+    assert_eq!(report.sent, report.received);
+}
