@@ -267,9 +267,11 @@ mod tests {
         assert_eq!(report.ticks[&1], 2);
     }
 
+    type Breakage = Box<dyn Fn(&mut BTreeMap<MachineId, Vec<Record>>)>;
+
     #[test]
     fn each_broken_rule_is_reported() {
-        let cases: Vec<(Box<dyn Fn(&mut BTreeMap<MachineId, Vec<Record>>)>, &str)> = vec![
+        let cases: Vec<(Breakage, &str)> = vec![
             (Box::new(|logs| logs.get_mut(&1).unwrap()[3].logical_clock = 5), "the clock rule gives 2"),
             (
                 Box::new(|logs| logs.get_mut(&1).unwrap().push(rec(1, Event::Internal, 3, 0, 40))),
