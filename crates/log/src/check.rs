@@ -314,7 +314,8 @@ mod tests {
 
     #[test]
     fn each_broken_rule_is_reported() {
-        let cases: Vec<(Box<dyn Fn(&mut BTreeMap<MachineId, Vec<Record>>)>, &str)> = vec![
+        type Breaker = Box<dyn Fn(&mut BTreeMap<MachineId, Vec<Record>>)>;
+        let cases: Vec<(Breaker, &str)> = vec![
             (Box::new(|logs| logs.get_mut(&1).unwrap()[3].logical_clock = 5), "the clock rule gives 2"),
             (
                 Box::new(|logs| logs.get_mut(&1).unwrap().push(rec(1, Event::Internal, 3, 0, 40))),
