@@ -5,6 +5,8 @@ use std::path::{Path, PathBuf};
 use clocklab_log::LogFormat;
 use serde::{Deserialize, Serialize};
 
+use crate::source::{self, Field, Format, Schema};
+
 /// Which runtime executes the runs.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -144,7 +146,8 @@ pub struct Config {
     pub experiments: Vec<Experiment>,
 }
 
-/// A bad configuration: names the file, the key and the value.
+/// A bad configuration: one line that names the file, and the key and the
+/// value when there is one.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// The file cannot be read.
@@ -161,20 +164,56 @@ pub enum ConfigError {
         /// The file.
         file: PathBuf,
     },
-    /// The file does not parse, or a key is unknown or of the wrong type.
+    /// The file is not well-formed JSON or TOML.
+    #[error("{file}:{line}:{column}: malformed {format}: {message}")]
+    Syntax {
+        /// The file.
+        file: PathBuf,
+        /// `JSON` or `TOML`.
+        format: &'static str,
+        /// The 1-based line of the error.
+        line: usize,
+        /// The 1-based column (in characters) of the error.
+        column: usize,
+        /// The parser's message, without its position.
+        message: String,
+    },
+    /// A key that no table of the configuration has.
+    #[error("{file}: unknown key `{key}`{hint}")]
+    UnknownKey {
+        /// The file.
+        file: PathBuf,
+        /// The key with its path (`experiments[1].max_evnt_num`).
+        key: String,
+        /// ` (did you mean `x`?)`, or the keys the table takes.
+        hint: String,
+    },
+    /// A value of the wrong type, or one its type cannot hold.
+    #[error("{file}: key `{key}` = {value}: {message}")]
+    Type {
+        /// The file.
+        file: PathBuf,
+        /// The key with its path.
+        key: String,
+        /// The value found, as written.
+        value: String,
+        /// What was expected.
+        message: String,
+    },
+    /// The file does not have the shape of a configuration.
     #[error("{file}: {message}")]
     Parse {
         /// The file.
         file: PathBuf,
-        /// The parser's message, with the key and position.
+        /// What is wrong.
         message: String,
     },
     /// A value is out of its range.
     #[error("{file}: key `{key}` = {value}: {reason}")]
     Invalid {
-        /// The file, or `built-in configuration` and the like.
+        /// The file, or `the command line` and the like.
         file: String,
-        /// The key, with its experiment when it has one (`experiments[2].runs`).
+        /// The key as written (`max_clock_rate`, `experiments[2].runs`).
         key: String,
         /// The value found.
         value: String,
@@ -189,7 +228,8 @@ pub enum ConfigError {
 #[serde(deny_unknown_fields)]
 struct ConfigFile {
     host: Option<String>,
-    ports: Option<Vec<u16>>,
+    // Wider than a port so that an out-of-range port is reported as such.
+    ports: Option<Vec<i64>>,
     runtime: Option<Runtime>,
     log_format: Option<LogFormats>,
     seed: Option<u64>,
@@ -220,6 +260,129 @@ struct ExperimentFile {
     #[serde(alias = "DURATION")]
     duration: Option<f64>,
     seed: Option<u64>,
+}
+
+impl ConfigFile {
+    /// Checks the values as written, so that an error names the key the user
+    /// wrote (`max_clock_rate` at the top level, `experiments[1].runs` in a list).
+    fn check(&self, source: &str) -> Result<(), ConfigError> {
+        let invalid = |key: String, value: String, reason: &str| ConfigError::Invalid {
+            file: source.to_string(),
+            key,
+            value,
+            reason: reason.to_string(),
+        };
+        for (idx, &port) in self.ports.iter().flatten().enumerate() {
+            if !(1..=i64::from(u16::MAX)).contains(&port) {
+                return Err(invalid(format!("ports[{idx}]"), port.to_string(), "must be a port in 1..=65535"));
+            }
+        }
+        let defaults = ExperimentFile {
+            name: None,
+            machines: self.machines,
+            max_clock_rate: self.max_clock_rate,
+            max_event_num: self.max_event_num,
+            runs: self.runs,
+            duration: self.duration,
+            seed: None,
+        };
+        defaults.check().map_err(|(key, value, reason)| invalid(key.to_string(), value, reason))?;
+        for (idx, exp) in self.experiments.iter().flatten().enumerate() {
+            exp.check().map_err(|(key, value, reason)| invalid(format!("experiments[{idx}].{key}"), value, reason))?;
+        }
+        Ok(())
+    }
+}
+
+/// The keys of one experiment, in an `experiments` entry or at the top level.
+const EXPERIMENT_FIELDS: &[Field] = &[
+    Field::leaf("name"),
+    Field::leaf("machines"),
+    Field { name: "max_clock_rate", aliases: &["MAX_CLOCK_RATE"], schema: Schema::Any },
+    Field { name: "max_event_num", aliases: &["MAX_EVENT_NUM"], schema: Schema::Any },
+    Field::leaf("runs"),
+    Field { name: "duration", aliases: &["DURATION"], schema: Schema::Any },
+    Field::leaf("seed"),
+];
+
+/// The keys of `sim.network`, by `kind`.
+const NETWORK_VARIANTS: &[(&str, &[Field])] = &[
+    ("constant", &[Field::leaf("delay_us")]),
+    ("uniform", &[Field::leaf("min_us"), Field::leaf("max_us")]),
+    ("exponential", &[Field::leaf("min_us"), Field::leaf("mean_us")]),
+];
+
+/// The keys of `sim`.
+const SIM_FIELDS: &[Field] = &[
+    Field::leaf("epoch_us"),
+    Field { name: "network", aliases: &[], schema: Schema::Tagged { tag: "kind", variants: NETWORK_VARIANTS } },
+];
+
+/// Every key a configuration file may hold, for the unknown-key check. The
+/// typed structs above deny unknown fields too; a test keeps the two in step.
+const FILE_SCHEMA: Schema = Schema::Table(&[
+    Field::leaf("host"),
+    Field::leaf("ports"),
+    Field::leaf("runtime"),
+    Field::leaf("log_format"),
+    Field::leaf("seed"),
+    Field::leaf("connect_timeout"),
+    Field { name: "sim", aliases: &[], schema: Schema::Table(SIM_FIELDS) },
+    Field::leaf("machines"),
+    Field { name: "max_clock_rate", aliases: &["MAX_CLOCK_RATE"], schema: Schema::Any },
+    Field { name: "max_event_num", aliases: &["MAX_EVENT_NUM"], schema: Schema::Any },
+    Field::leaf("runs"),
+    Field { name: "duration", aliases: &["DURATION"], schema: Schema::Any },
+    Field { name: "experiments", aliases: &[], schema: Schema::ArrayOf(&Schema::Table(EXPERIMENT_FIELDS)) },
+]);
+
+/// A value that breaks a rule: the key's last part, the value, and the rule.
+type Broken = (&'static str, String, &'static str);
+
+impl ExperimentFile {
+    /// Checks the values this entry sets (unset ones come from elsewhere).
+    fn check(&self) -> Result<(), Broken> {
+        if let Some(machines) = self.machines
+            && machines < 2
+        {
+            return Err(("machines", machines.to_string(), "must be at least 2"));
+        }
+        if self.max_clock_rate == Some(0) {
+            return Err(("max_clock_rate", "0".into(), "must be at least 1"));
+        }
+        if let Some(max_event_num) = self.max_event_num
+            && max_event_num < 3
+        {
+            return Err((
+                "max_event_num",
+                max_event_num.to_string(),
+                "must be at least 3 (1, 2 and 3 are the send events)",
+            ));
+        }
+        if self.runs == Some(0) {
+            return Err(("runs", "0".into(), "must be at least 1"));
+        }
+        if let Some(duration) = self.duration
+            && !(duration.is_finite() && duration > 0.0)
+        {
+            return Err(("duration", duration.to_string(), "must be a positive number of seconds"));
+        }
+        Ok(())
+    }
+}
+
+impl From<&Experiment> for ExperimentFile {
+    fn from(exp: &Experiment) -> ExperimentFile {
+        ExperimentFile {
+            name: Some(exp.name.clone()),
+            machines: Some(exp.machines),
+            max_clock_rate: Some(exp.max_clock_rate),
+            max_event_num: Some(exp.max_event_num),
+            runs: Some(exp.runs),
+            duration: Some(exp.duration),
+            seed: exp.seed,
+        }
+    }
 }
 
 impl Default for Config {
@@ -254,20 +417,23 @@ impl Default for Config {
 
 impl Config {
     /// Reads and checks a configuration file, JSON or TOML by its extension.
+    ///
+    /// Every error is one line naming the file, and the key and value when
+    /// there is one; a syntax error gives its line and column.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text =
-            std::fs::read_to_string(path).map_err(|source| ConfigError::Read { file: path.to_path_buf(), source })?;
         let extension = path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
-        let parse_error = |message: String| ConfigError::Parse { file: path.to_path_buf(), message };
-        let file: ConfigFile = match extension.as_deref() {
-            Some("json") => serde_json::from_str(&text).map_err(|e| parse_error(e.to_string()))?,
-            Some("toml") => {
-                toml::from_str(&text).map_err(|e| parse_error(e.to_string().trim_end().replace('\n', " ")))?
-            }
+        let format = match extension.as_deref() {
+            Some("json") => Format::Json,
+            Some("toml") => Format::Toml,
             _ => return Err(ConfigError::Format { file: path.to_path_buf() }),
         };
+        let text =
+            std::fs::read_to_string(path).map_err(|source| ConfigError::Read { file: path.to_path_buf(), source })?;
+        let file: ConfigFile = source::parse(path, &text, format, &FILE_SCHEMA)?;
+        let source = path.display().to_string();
+        file.check(&source)?;
         let config = Config::from_file(file);
-        config.validate(&path.display().to_string())?;
+        config.validate(&source)?;
         Ok(config)
     }
 
@@ -309,7 +475,8 @@ impl Config {
         };
         Config {
             host: file.host.unwrap_or(builtin.host),
-            ports: file.ports.unwrap_or_default(),
+            // `ConfigFile::check` has made sure that every port fits.
+            ports: file.ports.unwrap_or_default().into_iter().map(|port| port as u16).collect(),
             runtime: file.runtime.unwrap_or(builtin.runtime),
             log_format: file.log_format.unwrap_or(builtin.log_format),
             seed: file.seed,
@@ -366,7 +533,6 @@ impl Config {
             return invalid("experiments".into(), "[]".into(), "must list at least one experiment");
         }
         for (idx, exp) in self.experiments.iter().enumerate() {
-            let key = |name: &str| format!("experiments[{idx}].{name} ({})", exp.name);
             let name_ok = !exp.name.is_empty()
                 && exp.name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
                 && !exp.name.starts_with('.');
@@ -380,31 +546,19 @@ impl Config {
             if self.experiments[..idx].iter().any(|other| other.name == exp.name) {
                 return invalid(format!("experiments[{idx}].name"), format!("{:?}", exp.name), "is used twice");
             }
-            if exp.machines < 2 {
-                return invalid(key("machines"), exp.machines.to_string(), "must be at least 2");
+            if let Err((key, value, reason)) = ExperimentFile::from(exp).check() {
+                return invalid(
+                    format!("experiments[{idx}].{key}"),
+                    value,
+                    &format!("{reason} (experiment `{}`)", exp.name),
+                );
             }
             if !self.ports.is_empty() && self.ports.len() != exp.machines as usize {
                 return invalid(
                     "ports".into(),
                     format!("{:?}", self.ports),
-                    &format!("must list one port per machine ({})", exp.machines),
+                    &format!("must list one port per machine (experiment `{}` has {})", exp.name, exp.machines),
                 );
-            }
-            if exp.max_clock_rate == 0 {
-                return invalid(key("max_clock_rate"), "0".into(), "must be at least 1");
-            }
-            if exp.max_event_num < 3 {
-                return invalid(
-                    key("max_event_num"),
-                    exp.max_event_num.to_string(),
-                    "must be at least 3 (1, 2 and 3 are the send events)",
-                );
-            }
-            if exp.runs == 0 {
-                return invalid(key("runs"), "0".into(), "must be at least 1");
-            }
-            if !(exp.duration.is_finite() && exp.duration > 0.0) {
-                return invalid(key("duration"), exp.duration.to_string(), "must be a positive number of seconds");
             }
         }
         Ok(())
@@ -480,26 +634,209 @@ mod tests {
     #[test]
     fn bad_values_name_key_and_value() {
         let cases = [
-            ("c.json", r#"{"max_clock_rate": 0}"#, "key `experiments[0].max_clock_rate (experiment)` = 0"),
-            ("c.json", r#"{"max_event_num": 2}"#, "max_event_num (experiment)` = 2"),
-            ("c.json", r#"{"machines": 1}"#, "machines (experiment)` = 1"),
-            ("c.json", r#"{"duration": -1}"#, "duration (experiment)` = -1"),
-            ("c.json", r#"{"duration": 0}"#, "duration (experiment)` = 0"),
-            ("c.json", r#"{"ports": [5000, 5000, 5001]}"#, "key `ports[1]` = 5000"),
-            ("c.json", r#"{"ports": [5000, 5001]}"#, "key `ports` = [5000, 5001]"),
-            ("c.json", r#"{"max_clock_rat": 6}"#, "unknown field `max_clock_rat`"),
-            ("c.json", r#"{"max_clock_rate": "six"}"#, "invalid type"),
-            ("c.json", r#"{"ports": [70000]}"#, "70000"),
-            ("c.json", "{", "EOF"),
-            ("c.toml", "runs = 0", "runs (experiment)` = 0"),
-            ("c.yaml", "runs: 1", "unknown configuration format"),
+            ("c.json", r#"{"max_clock_rate": 0}"#, "c.json: key `max_clock_rate` = 0: must be at least 1"),
+            (
+                "c.json",
+                r#"{"max_event_num": 2}"#,
+                "c.json: key `max_event_num` = 2: must be at least 3 (1, 2 and 3 are the send events)",
+            ),
+            ("c.json", r#"{"machines": 1}"#, "c.json: key `machines` = 1: must be at least 2"),
+            ("c.json", r#"{"duration": -1}"#, "c.json: key `duration` = -1: must be a positive number of seconds"),
+            ("c.toml", "duration = 0", "c.toml: key `duration` = 0: must be a positive number of seconds"),
+            ("c.toml", "duration = nan", "c.toml: key `duration` = NaN: must be a positive number of seconds"),
+            ("c.toml", "runs = 0", "c.toml: key `runs` = 0: must be at least 1"),
+            (
+                "c.toml",
+                "[[experiments]]\nname = \"a\"\n[[experiments]]\nname = \"b\"\nmax_clock_rate = 0\n",
+                "c.toml: key `experiments[1].max_clock_rate` = 0: must be at least 1",
+            ),
+            (
+                "c.json",
+                r#"{"ports": [5000, 5000, 5001]}"#,
+                "c.json: key `ports[1]` = 5000: is used twice: each machine needs its own port",
+            ),
+            (
+                "c.json",
+                r#"{"ports": [5000, 5001]}"#,
+                "c.json: key `ports` = [5000, 5001]: must list one port per machine (experiment `experiment` has 3)",
+            ),
+            ("c.json", r#"{"ports": [70000, 1, 2]}"#, "c.json: key `ports[0]` = 70000: must be a port in 1..=65535"),
+            ("c.json", r#"{"ports": [1, 0, 2]}"#, "c.json: key `ports[1]` = 0: must be a port in 1..=65535"),
+            ("c.toml", "ports = [1, 2, -3]", "c.toml: key `ports[2]` = -3: must be a port in 1..=65535"),
+            ("c.yaml", "runs: 1", "c.yaml: unknown configuration format (use a .json or .toml file)"),
         ];
         for (name, text, want) in cases {
             let message = load(name, text).unwrap_err().to_string();
-            assert!(message.contains(want), "{text}: {message}");
-            assert!(message.contains(name), "{text}: {message}");
+            assert!(message.ends_with(want), "{text}: {message}");
         }
         let missing = Config::load(Path::new("/nonexistent/clocklab.toml")).unwrap_err().to_string();
-        assert!(missing.starts_with("/nonexistent/clocklab.toml: cannot read"), "{missing}");
+        assert_eq!(missing, "/nonexistent/clocklab.toml: cannot read");
+    }
+
+    #[test]
+    fn unknown_keys_are_named_with_their_path_and_the_nearest_key() {
+        let cases = [
+            (
+                "c.json",
+                r#"{"max_clock_rat": 6}"#,
+                "c.json: unknown key `max_clock_rat` (did you mean `max_clock_rate`?)",
+            ),
+            ("c.toml", "MAX_EVENT_NUMS = 6", "c.toml: unknown key `MAX_EVENT_NUMS` (did you mean `max_event_num`?)"),
+            (
+                "c.toml",
+                "[[experiments]]\nname = \"a\"\n[[experiments]]\nmax_evnt_num = 3\n",
+                "c.toml: unknown key `experiments[1].max_evnt_num` (did you mean `max_event_num`?)",
+            ),
+            (
+                "c.json",
+                r#"{"experiments": [{"name": "a", "durations": 3}]}"#,
+                "c.json: unknown key `experiments[0].durations` (did you mean `duration`?)",
+            ),
+            ("c.toml", "[sim]\nnetwrk = 1\n", "c.toml: unknown key `sim.netwrk` (did you mean `network`?)"),
+            (
+                "c.toml",
+                "[sim.network]\nkind = \"constant\"\nx = 3\n",
+                "c.toml: unknown key `sim.network.x` (expected one of `kind`, `delay_us`)",
+            ),
+            (
+                "c.toml",
+                "[sim.network]\nkind = \"uniform\"\nmean_us = 3\n",
+                "c.toml: unknown key `sim.network.mean_us` (did you mean `max_us`?)",
+            ),
+            (
+                "c.toml",
+                "colour = 1",
+                "c.toml: unknown key `colour` (expected one of `host`, `ports`, `runtime`, `log_format`, `seed`, \
+                 `connect_timeout`, `sim`, `machines`, `max_clock_rate`, `max_event_num`, `runs`, `duration`, \
+                 `experiments`)",
+            ),
+        ];
+        for (name, text, want) in cases {
+            let message = load(name, text).unwrap_err().to_string();
+            assert!(message.ends_with(want), "{text}: {message}");
+        }
+    }
+
+    #[test]
+    fn wrong_types_name_key_and_value() {
+        let cases = [
+            (
+                "c.json",
+                r#"{"max_clock_rate": "six"}"#,
+                "c.json: key `max_clock_rate` = \"six\": wrong type: expected a whole number (u32)",
+            ),
+            (
+                "c.toml",
+                "[[experiments]]\nruns = 2.5\n",
+                "c.toml: key `experiments[0].runs` = 2.5: wrong type: expected a whole number (u32)",
+            ),
+            (
+                "c.json",
+                r#"{"machines": -3}"#,
+                "c.json: key `machines` = -3: out of range: expected a whole number (u32)",
+            ),
+            ("c.json", r#"{"ports": 5}"#, "c.json: key `ports` = 5: wrong type: expected an array"),
+            (
+                "c.toml",
+                "runtime = \"rael\"",
+                "c.toml: key `runtime` = \"rael\": unknown variant `rael`, expected `real` or `sim`",
+            ),
+            (
+                "c.json",
+                r#"{"sim": {"network": {"delay_us": 4}}}"#,
+                "c.json: key `sim.network` = {delay_us: 4}: missing field `kind`",
+            ),
+            ("c.json", "[1, 2]", "c.json: the file must hold a table of keys"),
+        ];
+        for (name, text, want) in cases {
+            let message = load(name, text).unwrap_err().to_string();
+            assert!(message.ends_with(want), "{text}: {message}");
+        }
+    }
+
+    #[test]
+    fn malformed_files_give_line_and_column() {
+        let cases = [
+            ("c.json", "{", "c.json:1:1: malformed JSON: EOF while parsing an object"),
+            ("c.json", "", "c.json:1:1: malformed JSON: EOF while parsing a value"),
+            ("c.json", "{\n  \"runs\": 1,\n  \"duration\" 3\n}", "c.json:3:14: malformed JSON: expected `:`"),
+            ("c.toml", "runs = 1\nduration = = 3\n", "c.toml:2:12: malformed TOML: extra `=`, expected nothing"),
+            ("c.toml", "[x\n", "c.toml:1:3: malformed TOML: unclosed table, expected `]`"),
+            ("c.toml", "runs = 1\nruns = 2\n", "c.toml:2:1: malformed TOML: duplicate key `runs`"),
+        ];
+        for (name, text, want) in cases {
+            let message = load(name, text).unwrap_err().to_string();
+            assert!(message.ends_with(want), "{text:?}: {message}");
+            assert!(!message.contains('\n'), "{text:?}: {message}");
+        }
+    }
+
+    /// Every key the typed structs take is in the unknown-key schema and the
+    /// other way round, so the two cannot drift apart.
+    #[test]
+    fn the_key_schema_matches_the_typed_structs() {
+        use serde::de::{self, Deserializer, Visitor};
+
+        /// A deserialiser that only records the field names it is asked for.
+        struct FieldNames<'a>(&'a mut Vec<&'static str>);
+        impl<'de> Deserializer<'de> for FieldNames<'_> {
+            type Error = de::value::Error;
+            fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Self::Error> {
+                Err(de::Error::custom("only structs"))
+            }
+            fn deserialize_struct<V: Visitor<'de>>(
+                self,
+                _: &'static str,
+                fields: &'static [&'static str],
+                _: V,
+            ) -> Result<V::Value, Self::Error> {
+                self.0.extend(fields);
+                Err(de::Error::custom("done"))
+            }
+            serde::forward_to_deserialize_any! {
+                bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf option unit
+                unit_struct newtype_struct seq tuple tuple_struct map enum identifier ignored_any
+            }
+        }
+        fn fields_of<T: for<'de> Deserialize<'de>>() -> Vec<&'static str> {
+            let mut names = Vec::new();
+            let _ = T::deserialize(FieldNames(&mut names));
+            names.sort_unstable();
+            names
+        }
+        fn schema_names(fields: &[Field]) -> Vec<&'static str> {
+            let mut names: Vec<&'static str> =
+                fields.iter().flat_map(|f| std::iter::once(f.name).chain(f.aliases.iter().copied())).collect();
+            names.sort_unstable();
+            names
+        }
+        // serde lists a field's aliases among its names only in some versions.
+        let without_aliases = |mut names: Vec<&'static str>| {
+            names.retain(|n| !n.chars().all(|c| c.is_ascii_uppercase() || c == '_'));
+            names
+        };
+        let Schema::Table(top) = FILE_SCHEMA else { panic!("the file is a table") };
+        assert_eq!(without_aliases(fields_of::<ConfigFile>()), without_aliases(schema_names(top)));
+        assert_eq!(without_aliases(fields_of::<ExperimentFile>()), without_aliases(schema_names(EXPERIMENT_FIELDS)));
+        assert_eq!(fields_of::<SimSettings>(), schema_names(SIM_FIELDS));
+        // Every key the schema knows is accepted by the typed step.
+        let every_key = "host = \"h\"\nports = [1, 2, 3]\nruntime = \"sim\"\nlog_format = \"both\"\nseed = 1\n\
+                         connect_timeout = 1\nmachines = 3\nmax_clock_rate = 2\nmax_event_num = 4\nruns = 1\n\
+                         duration = 1\nMAX_CLOCK_RATE = 2\nMAX_EVENT_NUM = 4\nDURATION = 1\n\
+                         [sim]\nepoch_us = 0\nnetwork = { kind = \"uniform\", min_us = 1, max_us = 2 }\n\
+                         [[experiments]]\nname = \"a\"\nmachines = 3\nmax_clock_rate = 2\nmax_event_num = 4\n\
+                         runs = 1\nduration = 1\nseed = 2\n";
+        // The aliases and their keys together are a duplicate in serde's eyes; drop the aliases.
+        let without_alias_lines: String =
+            every_key.lines().filter(|l| !l.starts_with(char::is_uppercase)).map(|l| format!("{l}\n")).collect();
+        load("c.toml", &without_alias_lines).unwrap();
+        load("c.toml", "MAX_CLOCK_RATE = 2\nMAX_EVENT_NUM = 4\nDURATION = 1\n").unwrap();
+        for (kind, extra) in [
+            ("constant", "delay_us = 1"),
+            ("uniform", "min_us = 1, max_us = 2"),
+            ("exponential", "min_us = 1, mean_us = 2"),
+        ] {
+            load("c.toml", &format!("[sim]\nnetwork = {{ kind = \"{kind}\", {extra} }}\n")).unwrap();
+        }
     }
 }

@@ -21,6 +21,7 @@ mod config;
 pub mod layout;
 mod manifest;
 mod plan;
+mod source;
 
 pub use config::{Config, ConfigError, DelayDistribution, Experiment, LogFormats, Runtime, SimSettings};
 pub use manifest::{MachineOutcome, RunManifest, RunStatus, SeedTree};

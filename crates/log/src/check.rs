@@ -8,7 +8,8 @@
 //! `clocklab_model::schedule`). Per pair of machines: the clocks
 //! that `i` sent to `j` are, in order, the clocks `j` processed from `i`
 //! followed by those it left unprocessed (a TCP connection keeps order and
-//! loses nothing).
+//! loses nothing). Clocks are compared as the wire carries them: a clock
+//! above `u32::MAX` is sent as `u32::MAX` (see `clocklab_model::wire`).
 
 use std::collections::BTreeMap;
 
@@ -118,7 +119,7 @@ pub fn check_run(logs: &BTreeMap<MachineId, Vec<Record>>, expect: &Expectations)
                         v(idx, format!("bad recipients {to:?}"));
                     }
                     for &peer in to {
-                        sent_clocks.entry((id, peer)).or_default().push(clock + 1);
+                        sent_clocks.entry((id, peer)).or_default().push(on_the_wire(clock + 1));
                     }
                     clock + 1
                 }
@@ -128,7 +129,7 @@ pub fn check_run(logs: &BTreeMap<MachineId, Vec<Record>>, expect: &Expectations)
                     }
                     match (from, stamp) {
                         (Some(from), Some(stamp)) => {
-                            received_clocks.entry((*from, id)).or_default().push(*stamp);
+                            received_clocks.entry((*from, id)).or_default().push(on_the_wire(*stamp));
                             clock.max(*stamp) + 1
                         }
                         _ => {
@@ -140,7 +141,7 @@ pub fn check_run(logs: &BTreeMap<MachineId, Vec<Record>>, expect: &Expectations)
                 Event::Disconnected { .. } => clock,
                 Event::Unprocessed { from, clock: stamp } => {
                     in_drain = true;
-                    received_clocks.entry((*from, id)).or_default().push(*stamp);
+                    received_clocks.entry((*from, id)).or_default().push(on_the_wire(*stamp));
                     clock
                 }
                 Event::Stopped => {
@@ -218,6 +219,11 @@ pub fn check_run(logs: &BTreeMap<MachineId, Vec<Record>>, expect: &Expectations)
     report
 }
 
+/// What the receiver of `clock` sees: the value saturates at the wire's 32 bits.
+fn on_the_wire(clock: u64) -> u64 {
+    clocklab_model::wire::decode_clock(clocklab_model::wire::encode_clock(clock).frame)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -267,11 +273,49 @@ mod tests {
         assert_eq!(report.ticks[&1], 2);
     }
 
-    type Breakage = Box<dyn Fn(&mut BTreeMap<MachineId, Vec<Record>>)>;
+    /// Past the wire limit a send of 4,294,967,297 arrives as 4,294,967,295
+    /// (saturated), and the run is still sound.
+    #[test]
+    fn saturated_sends_match_what_arrives() {
+        const WIRE_MAX: u64 = u32::MAX as u64;
+        let init = |id| rec(id, Event::Initialized { host: None, port: Some(1), rate: 2 }, 0, 0, 0);
+        let conn = |id, peer| rec(id, Event::Connected { peer, host: None, port: Some(1) }, 0, 0, 0);
+        let logs = BTreeMap::from([
+            (
+                1,
+                vec![
+                    init(1),
+                    conn(1, 2),
+                    rec(1, Event::Processed { from: Some(2), clock: Some(WIRE_MAX) }, WIRE_MAX + 1, 1, 10),
+                    rec(1, Event::Sent { to: vec![2] }, WIRE_MAX + 2, 0, 20),
+                    rec(1, Event::Stopped, WIRE_MAX + 2, 0, 30),
+                ],
+            ),
+            (
+                2,
+                vec![
+                    init(2),
+                    conn(2, 1),
+                    // A jump to just below the wire's limit (as if after 4 billion ticks).
+                    rec(2, Event::Internal, WIRE_MAX - 1, 0, 3),
+                    rec(2, Event::Sent { to: vec![1] }, WIRE_MAX, 0, 5),
+                    rec(2, Event::Processed { from: Some(1), clock: Some(WIRE_MAX) }, WIRE_MAX + 1, 1, 25),
+                    rec(2, Event::Stopped, WIRE_MAX + 1, 0, 30),
+                ],
+            ),
+        ]);
+        let report = check_run(&logs, &Expectations { tick_tolerance: 1, ..expect() });
+        let clock_rule = |v: &String| v.contains("the clock rule");
+        // The jump breaks the clock rule on that one line, on purpose; nothing else is wrong.
+        assert_eq!(report.violations.iter().filter(|v| clock_rule(v)).count(), 1, "{:?}", report.violations);
+        assert!(report.violations.iter().all(clock_rule), "{:?}", report.violations);
+        assert_eq!((report.sent[&(1, 2)], report.received[&(1, 2)]), (1, 1));
+    }
 
     #[test]
     fn each_broken_rule_is_reported() {
-        let cases: Vec<(Breakage, &str)> = vec![
+        type Breaker = Box<dyn Fn(&mut BTreeMap<MachineId, Vec<Record>>)>;
+        let cases: Vec<(Breaker, &str)> = vec![
             (Box::new(|logs| logs.get_mut(&1).unwrap()[3].logical_clock = 5), "the clock rule gives 2"),
             (
                 Box::new(|logs| logs.get_mut(&1).unwrap().push(rec(1, Event::Internal, 3, 0, 40))),

@@ -29,6 +29,8 @@
 //! ```
 
 pub mod check;
+#[doc(hidden)]
+pub mod fuzzing;
 mod read;
 mod record;
 mod time_fmt;

@@ -34,6 +34,8 @@
 
 pub mod clock;
 pub mod event;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod machine;
 pub mod schedule;
 pub mod seed;
