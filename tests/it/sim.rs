@@ -256,3 +256,20 @@ fn binary_sim_runs_are_byte_identical() {
         }
     }
 }
+
+#[test]
+fn the_builtin_suite_passes_the_log_check() {
+    // The whole built-in suite (4 experiments x 5 runs x 60 s) as
+    // `clocklab run --runtime sim` makes it, every run checked exactly.
+    let tmp = tempfile::tempdir().unwrap();
+    let config = Config::default();
+    let plans = plan_runs(&config, 42, tmp.path());
+    assert_eq!(plans.len(), 20);
+    for plan in &plans {
+        let manifest = clocklab_sim::run_plan(plan, &config.sim).unwrap();
+        assert_eq!(manifest.experiment.duration, 60.0);
+        let run = layout::read_run(&plan.dir, LogFormat::Text).unwrap();
+        let report = run.check(0);
+        assert!(report.is_ok(), "{}: {:#?}", plan.dir.display(), report.violations);
+    }
+}
