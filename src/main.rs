@@ -29,6 +29,8 @@ enum Command {
     Analyze(cmd::analyze::AnalyzeArgs),
     /// Show the configuration.
     Config(cmd::config::ConfigArgs),
+    /// Measure the simulator's speed on one experiment.
+    Bench(cmd::bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -38,6 +40,7 @@ fn main() -> ExitCode {
         Command::Machine(args) => cmd::machine::run(args),
         Command::Analyze(args) => cmd::analyze::run(args),
         Command::Config(args) => cmd::config::run(args),
+        Command::Bench(args) => cmd::bench::run(args),
     };
     match result {
         Ok(code) => code,

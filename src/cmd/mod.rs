@@ -1,6 +1,7 @@
 //! One module per subcommand: its arguments and what it does.
 
 pub mod analyze;
+pub mod bench;
 pub mod config;
 pub mod machine;
 pub mod run;

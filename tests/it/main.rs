@@ -3,4 +3,5 @@
 mod config_errors;
 mod machine;
 mod run_real;
+mod sim;
 mod util;

@@ -1,0 +1,110 @@
+//! `clocklab bench`: how fast the simulator runs one experiment, on one core.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::Context;
+use clap::Args;
+use clocklab_config::{Config, LogFormats, plan_runs};
+use clocklab_sim::{CountingSink, LogFiles, SimSummary, Simulation};
+
+/// Arguments of `clocklab bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// How many machines.
+    #[arg(long, default_value_t = 3)]
+    machines: u32,
+    /// Virtual seconds the machines tick.
+    #[arg(long, default_value_t = 3600.0)]
+    duration: f64,
+    /// Rates are drawn from 1..=this.
+    #[arg(long, default_value_t = 6)]
+    max_clock_rate: u32,
+    /// Event draws are from 1..=this.
+    #[arg(long, default_value_t = 10)]
+    max_event_num: u32,
+    /// The seed.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Write text logs into this folder (made if missing); without it, lines
+    /// are only counted.
+    #[arg(long)]
+    logs: Option<PathBuf>,
+}
+
+/// Runs `clocklab bench`.
+pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
+    let mut config = Config::default();
+    config.experiments.truncate(1);
+    let experiment = &mut config.experiments[0];
+    experiment.name = "bench".into();
+    experiment.machines = args.machines;
+    experiment.duration = args.duration;
+    experiment.max_clock_rate = args.max_clock_rate;
+    experiment.max_event_num = args.max_event_num;
+    experiment.runs = 1;
+    config.log_format = LogFormats::Text;
+    config.validate("the command line").context("invalid benchmark settings")?;
+    let out = args.logs.clone().unwrap_or_default();
+    let plan = plan_runs(&config, args.seed, &out).remove(0);
+
+    let started = Instant::now();
+    let cpu_started_ns = thread_cpu_ns();
+    let summary: SimSummary = match &args.logs {
+        None => {
+            let mut sink = CountingSink::default();
+            let simulation = Simulation::new(&plan, &config.sim).context("setting up the simulation")?;
+            simulation.run(&mut sink).context("simulating")?
+        }
+        Some(_) => {
+            std::fs::create_dir_all(&plan.dir).with_context(|| format!("cannot create {}", plan.dir.display()))?;
+            let mut files = LogFiles::create(&plan.dir, args.machines, &plan.log_formats)
+                .with_context(|| format!("cannot create the logs in {}", plan.dir.display()))?;
+            let simulation = Simulation::new(&plan, &config.sim).context("setting up the simulation")?;
+            simulation.run(&mut files).context("simulating")?
+        }
+    };
+    let wall_s = started.elapsed().as_secs_f64();
+    let cpu_s = thread_cpu_ns().zip(cpu_started_ns).map(|(end, start)| end.saturating_sub(start) as f64 / 1e9);
+
+    let sink = match &args.logs {
+        None => "counting sink".to_string(),
+        Some(_) => format!("text logs in {}", plan.dir.display()),
+    };
+    println!(
+        "clocklab bench: {} machines x {} s (max_clock_rate {}, max_event_num {}), seed {}, {sink}",
+        args.machines, args.duration, args.max_clock_rate, args.max_event_num, args.seed
+    );
+    println!(
+        "  ticks {}, lines {}, messages {}, unprocessed {}, max in flight {}, max queue {}",
+        summary.ticks,
+        summary.lines,
+        summary.messages,
+        summary.unprocessed,
+        summary.max_in_flight,
+        summary.max_queue_len
+    );
+    println!(
+        "  wall {wall_s:.3} s: {:.2} million ticks/s, {:.2} million lines/s",
+        summary.ticks as f64 / wall_s / 1e6,
+        summary.lines as f64 / wall_s / 1e6
+    );
+    // On a shared machine the wall clock also counts the time other
+    // processes had the core; the thread's own CPU time does not.
+    if let Some(cpu_s) = cpu_s {
+        println!(
+            "  cpu  {cpu_s:.3} s: {:.2} million ticks/s, {:.2} million lines/s",
+            summary.ticks as f64 / cpu_s / 1e6,
+            summary.lines as f64 / cpu_s / 1e6
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The CPU time this thread has used, in nanoseconds (Linux only: the first
+/// field of `/proc/thread-self/schedstat`, which includes time in the kernel).
+fn thread_cpu_ns() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    text.split_whitespace().next()?.parse().ok()
+}
