@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use anyhow::Context;
 use clap::Args;
 
 /// Arguments of `clocklab analyze`.
@@ -23,7 +24,17 @@ pub fn run(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Analyses `dir` into `out`; returns the report's path.
+/// Analyses `dir` into `out`, prints the summary table; returns the report's path.
 pub fn analyze_results(dir: &Path, out: &Path) -> anyhow::Result<PathBuf> {
-    anyhow::bail!("analysis of {} into {} is not built yet", dir.display(), out.display())
+    let summary = clocklab_analyze::analyze(dir).map_err(|error| match error {
+        // A folder without logs is the user's to fix.
+        clocklab_analyze::AnalyzeError::NoLogs(_) | clocklab_analyze::AnalyzeError::NotAFolder(_) => {
+            anyhow::Error::new(super::UsageError(error.to_string()))
+        }
+        other => anyhow::Error::new(other),
+    })?;
+    print!("{}", clocklab_analyze::render_table(&summary));
+    let outputs = clocklab_analyze::write_outputs(&summary, out)
+        .with_context(|| format!("writing the analysis to {}", out.display()))?;
+    Ok(outputs.report)
 }
