@@ -1,1 +1,3 @@
 //! Integration tests: one binary (see ARCHITECTURE.md).
+
+mod analyze;

@@ -126,11 +126,8 @@ fn run_dir(dir: &Path) -> std::io::Result<Option<RunDir>> {
 
 /// The machine id a log file's name carries, and how much it is preferred.
 fn log_file_id(name: &str) -> Option<(u32, u8)> {
-    let (stem, preference) = if let Some(stem) = name.strip_suffix(".log") {
-        (stem, 0)
-    } else {
-        (name.strip_suffix(".jsonl")?, 1)
-    };
+    let (stem, preference) =
+        if let Some(stem) = name.strip_suffix(".log") { (stem, 0) } else { (name.strip_suffix(".jsonl")?, 1) };
     let id = stem.strip_prefix("machine_").or_else(|| (preference == 0).then(|| stem.strip_prefix("process_"))?)?;
     Some((id.parse().ok()?, preference))
 }
@@ -152,7 +149,9 @@ mod tests {
     #[test]
     fn finds_runs_at_every_level_and_prefers_text() {
         let root = tempfile::tempdir().unwrap();
-        for (experiment, run) in [("baseline", "run_1"), ("baseline", "run_10"), ("baseline", "run_2"), ("both", "run_1")] {
+        for (experiment, run) in
+            [("baseline", "run_1"), ("baseline", "run_10"), ("baseline", "run_2"), ("both", "run_1")]
+        {
             let dir = root.path().join(experiment).join(run);
             std::fs::create_dir_all(&dir).unwrap();
             std::fs::write(dir.join("machine_1.log"), "").unwrap();

@@ -141,6 +141,16 @@ fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, figure: &Figure) -> R
     .map_err(|e| e.to_string())
 }
 
+/// An axis label without needless decimals: `50`, `2.5`, `0.25`.
+fn tick_label(value: f64) -> String {
+    if (value - value.round()).abs() < 1e-9 {
+        format!("{}", value.round())
+    } else {
+        let text = format!("{value:.3}");
+        text.trim_end_matches('0').trim_end_matches('.').to_string()
+    }
+}
+
 type DrawResult<DB> = Result<(), DrawingAreaErrorKind<<DB as DrawingBackend>::ErrorType>>;
 
 fn upper(values: impl Iterator<Item = f64>) -> f64 {
@@ -166,9 +176,11 @@ fn draw_lines<DB: DrawingBackend>(
         .configure_mesh()
         .x_desc("time since the run started (s)")
         .y_desc(y_label)
+        .x_label_formatter(&|v| tick_label(*v))
+        .y_label_formatter(&|v| tick_label(*v))
         .label_style((FONT, 13))
         .axis_desc_style((FONT, 14))
-        .light_line_style(RGBColor(235, 235, 235))
+        .light_line_style(RGBColor(245, 245, 245))
         .draw()?;
     for (idx, (label, points)) in series.iter().enumerate() {
         let style = ShapeStyle::from(colour(idx)).stroke_width(2);
@@ -204,13 +216,18 @@ fn draw_categories<DB: DrawingBackend>(
         .build_cartesian_2d(-0.5..(n as f64 - 0.5), 0.0..y_max)?;
     let category_label = |x: &f64| {
         let idx = x.round();
-        if (x - idx).abs() < 1e-6 && idx >= 0.0 { categories.get(idx as usize).cloned().unwrap_or_default() } else { String::new() }
+        if (x - idx).abs() < 1e-6 && idx >= 0.0 {
+            categories.get(idx as usize).cloned().unwrap_or_default()
+        } else {
+            String::new()
+        }
     };
     chart
         .configure_mesh()
         .disable_x_mesh()
         .x_labels(n)
         .x_label_formatter(&category_label)
+        .y_label_formatter(&|v| tick_label(*v))
         .y_desc(y_label)
         .label_style((FONT, 13))
         .axis_desc_style((FONT, 14))
@@ -267,19 +284,23 @@ fn draw_stacked<DB: DrawingBackend>(
     let mut chart = ChartBuilder::on(root)
         .caption(title, (FONT, 20))
         .margin(12)
-        .x_label_area_size(70)
+        .x_label_area_size(40)
         .y_label_area_size(60)
-        .build_cartesian_2d(-0.5..(n as f64 - 0.5), 0.0..1.15)?;
+        .build_cartesian_2d(-0.5..(n as f64 - 0.5), 0.0..1.3)?;
     let bar_label = |x: &f64| {
         let idx = x.round();
-        if (x - idx).abs() < 1e-6 && idx >= 0.0 { bars.get(idx as usize).cloned().unwrap_or_default() } else { String::new() }
+        if (x - idx).abs() < 1e-6 && idx >= 0.0 {
+            bars.get(idx as usize).cloned().unwrap_or_default()
+        } else {
+            String::new()
+        }
     };
     chart
         .configure_mesh()
         .disable_x_mesh()
         .x_labels(n)
         .x_label_formatter(&bar_label)
-        .x_label_style((FONT, 11).into_font().transform(FontTransform::Rotate90))
+        .x_label_style((FONT, 11))
         .y_desc("share of ticks")
         .label_style((FONT, 13))
         .axis_desc_style((FONT, 14))

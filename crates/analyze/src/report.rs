@@ -121,7 +121,10 @@ pub fn figures(summary: &Summary) -> Vec<NamedFigure> {
             name: format!("jumps_{exp}"),
             section: Section::Jumps,
             figure: Figure::Categories {
-                title: format!("Jump per tick by machine, per rate: {} (dot mean, line median to max)", experiment.name),
+                title: format!(
+                    "Jump per tick by machine, per rate: {} (dot mean, line median to max)",
+                    experiment.name
+                ),
                 y_label: "logical clock jump per tick".into(),
                 categories: rate_names.clone(),
                 groups: runs,
@@ -134,7 +137,7 @@ pub fn figures(summary: &Summary) -> Vec<NamedFigure> {
             .flat_map(|run| {
                 run.machines.iter().map(move |m| {
                     (
-                        format!("{} m{} r{}", run.name.replace("run_", "run "), m.id, m.rate),
+                        format!("{}:{} r{}", run.name.trim_start_matches("run_"), m.id, m.rate),
                         vec![m.events.processed as f64, m.events.sent as f64, m.events.internal as f64],
                     )
                 })
@@ -144,7 +147,7 @@ pub fn figures(summary: &Summary) -> Vec<NamedFigure> {
             name: format!("events_{exp}"),
             section: Section::Events,
             figure: Figure::Stacked {
-                title: format!("Event mix per machine: {} (m = machine, r = rate)", experiment.name),
+                title: format!("Event mix per machine: {} (run:machine r rate)", experiment.name),
                 bars,
                 parts: vec!["processed".into(), "sent".into(), "internal".into()],
                 values,
@@ -412,7 +415,8 @@ fn render_html(summary: &Summary, figures: &[(Section, String, String)]) -> Stri
          h1{font-size:1.6em}h2{border-bottom:1px solid #ccc;padding-bottom:.2em;margin-top:2em}\n\
          table{border-collapse:collapse;font-size:.85em;margin:1em 0}th,td{border:1px solid #ddd;padding:.25em .5em;text-align:right}\n\
          th{background:#f3f3f3}td.l,th.l{text-align:left}tr.bad td{background:#fff0f0}\n\
-         figure{margin:1em 0}figure img{max-width:100%;border:1px solid #eee}figcaption{font-size:.9em;color:#555}\n\
+         td{white-space:nowrap}figure{margin:.5em 0}figure img{width:100%;border:1px solid #eee}\n\
+         div.grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(520px,1fr));gap:.5em}\n\
          p.note{color:#555;font-size:.9em}\n</style>\n</head>\n<body>\n<h1>clocklab analysis</h1>\n",
     );
     let n_runs: usize = summary.experiments.iter().map(|e| e.runs.len()).sum();
@@ -440,16 +444,22 @@ fn render_html(summary: &Summary, figures: &[(Section, String, String)]) -> Stri
         if section == Section::Comparison {
             aggregate_table(&mut h, summary);
         }
+        // Per-run figures are many and alike: two side by side.
+        let grid = matches!(section, Section::Clock | Section::Drift | Section::Queue);
+        h.push_str(if grid { "<div class=\"grid\">\n" } else { "<div>\n" });
         for (_, title, png) in figures.iter().filter(|f| f.0 == section) {
             let _ = writeln!(
                 h,
-                "<figure><img alt=\"{t}\" src=\"data:image/png;base64,{png}\"><figcaption>{t}</figcaption></figure>",
+                "<figure><img alt=\"{t}\" title=\"{t}\" src=\"data:image/png;base64,{png}\"></figure>",
                 t = escape(title)
             );
         }
+        h.push_str("</div>\n");
     }
     if !summary.diagnostics.is_empty() {
-        h.push_str("<h2>Log problems</h2>\n<p>These lines were skipped or ignored; none stopped the analysis.</p>\n<ul>\n");
+        h.push_str(
+            "<h2>Log problems</h2>\n<p>These lines were skipped or ignored; none stopped the analysis.</p>\n<ul>\n",
+        );
         for d in &summary.diagnostics {
             let _ = writeln!(h, "<li>{}</li>", escape(&describe_diagnostics(d)));
         }
@@ -523,6 +533,8 @@ fn aggregate_table(h: &mut String, summary: &Summary) {
         }
         h.push_str("</tr>\n");
     }
-    h.push_str("</table>\n<p class=\"note\">Mean ± standard deviation across runs; the 95% confidence interval \
-        (Student's t) where there are at least two runs. Hover a metric for how a run's value is computed.</p>\n");
+    h.push_str(
+        "</table>\n<p class=\"note\">Mean ± standard deviation across runs; the 95% confidence interval \
+        (Student's t) where there are at least three runs. Hover a metric for how a run's value is computed.</p>\n",
+    );
 }

@@ -414,3 +414,192 @@ fn read_manifest(run_dir: &Path) -> Option<RunManifest> {
     let text = std::fs::read_to_string(clocklab_config::layout::manifest_path(run_dir)).ok()?;
     RunManifest::from_json(&text).ok()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clocklab_log::{LogFormat, LogWriter, Record};
+
+    const T0_US: i64 = 1_795_495_393_000_000;
+
+    fn record(machine: u32, event: Event, logical_clock: u64, queue_length: u64, at_ms: i64) -> Record {
+        Record { machine, event, logical_clock, queue_length, time_us: T0_US + at_ms * 1_000 }
+    }
+
+    fn run_dir(dir: &Path, files: &[(u32, &str)]) -> RunDir {
+        RunDir {
+            name: "run_1".into(),
+            path: dir.to_path_buf(),
+            logs: files.iter().map(|&(id, name)| (id, dir.join(name))).collect(),
+        }
+    }
+
+    /// Two machines whose statistics are worked out by hand below.
+    fn hand_logs() -> [Vec<Record>; 2] {
+        let init = |id, rate| Event::Initialized { host: Some("127.0.0.1".into()), port: Some(5000), rate };
+        [
+            vec![
+                record(1, init(1, 2), 0, 0, 0),
+                record(1, Event::Internal, 1, 0, 500),
+                record(1, Event::Sent { to: vec![2] }, 2, 0, 1_000),
+                record(1, Event::Internal, 3, 0, 1_500),
+                record(1, Event::Internal, 4, 0, 2_000),
+                record(1, Event::Stopped, 4, 0, 2_000),
+            ],
+            vec![
+                record(2, init(2, 1), 0, 0, 0),
+                record(2, Event::Processed { from: Some(1), clock: Some(2) }, 3, 1, 1_250),
+                record(2, Event::Internal, 4, 2, 2_000),
+                record(2, Event::Unprocessed { from: 1, clock: 9 }, 4, 0, 2_000),
+                record(2, Event::Stopped, 4, 0, 2_000),
+            ],
+        ]
+    }
+
+    fn write_logs(dir: &Path, format: LogFormat) -> RunDir {
+        let mut files = Vec::new();
+        for (idx, records) in hand_logs().iter().enumerate() {
+            let id = idx as u32 + 1;
+            let name = clocklab_log::file_name(id, format);
+            let mut writer = LogWriter::new(File::create(dir.join(&name)).unwrap(), format);
+            for record in records {
+                writer.write(record).unwrap();
+            }
+            files.push((id, name));
+        }
+        let files: Vec<(u32, &str)> = files.iter().map(|(id, name)| (*id, name.as_str())).collect();
+        run_dir(dir, &files)
+    }
+
+    /// Clocks (m1, m2) over time: [0, 0.5) (0, 0); [0.5, 1) (1, 0);
+    /// [1, 1.25) (2, 0); [1.25, 1.5) (2, 3); [1.5, 2) (3, 3); at 2 (4, 4).
+    /// Machine 1 is behind by 1 for 0.25 s: mean 0.25 / 2 = 0.125, max 1.
+    /// Machine 2 is behind by 1 for 0.5 s and by 2 for 0.25 s: mean 1 / 2 = 0.5, max 2.
+    fn check_hand_statistics(summary: &RunSummary) {
+        let [m1, m2] = [&summary.machines[0], &summary.machines[1]];
+        assert_eq!(summary.duration_s, 2.0);
+        assert_eq!(summary.time_precision, "us");
+
+        assert_eq!((m1.rate, m1.ticks, m1.expected_ticks, m1.tick_ratio), (2, 4, 4.0, 1.0));
+        assert_eq!((m1.jump.mean, m1.jump.p50, m1.jump.p99, m1.jump.max), (1.0, 1, 1, 1));
+        assert_eq!(m1.jump.distribution, BTreeMap::from([(1, 4)]));
+        assert!((m1.drift.mean - 0.125).abs() < 1e-12, "{}", m1.drift.mean);
+        assert_eq!(m1.drift.max, 1);
+        assert_eq!(m1.clock_rate_per_s, 2.0);
+        assert_eq!(m1.events, EventMix { processed: 0, sent: 1, internal: 3 });
+        assert_eq!((m1.messages_sent, m1.messages_unprocessed), (1, 0));
+
+        assert_eq!((m2.rate, m2.ticks, m2.expected_ticks), (1, 2, 2.0));
+        // Jumps 3 (from 0 to 3) and 1: mean 2, median 1 (nearest rank 1 of 2), p99 3.
+        assert_eq!((m2.jump.mean, m2.jump.p50, m2.jump.p99, m2.jump.max), (2.0, 1, 3, 3));
+        assert!((m2.drift.mean - 0.5).abs() < 1e-12, "{}", m2.drift.mean);
+        assert_eq!(m2.drift.max, 2);
+        // Queue 1 at 1.25 s, 2 at 2 s: mean 1.5, growth 1 / 0.75 s.
+        assert_eq!((m2.queue.mean, m2.queue.max, m2.queue.last), (1.5, 2, 2));
+        assert!((m2.queue.growth_per_s - 4.0 / 3.0).abs() < 1e-9, "{}", m2.queue.growth_per_s);
+        assert_eq!(m2.events, EventMix { processed: 1, sent: 0, internal: 1 });
+        assert_eq!((m2.messages_processed, m2.messages_unprocessed), (1, 1));
+
+        // The drift series holds machine 2's step to 2 at 1 s.
+        let drift_2 = summary.series[1].drift.points();
+        assert!(drift_2.iter().any(|&(t, d)| (t - 1.0).abs() < 1e-9 && d == 2.0), "{drift_2:?}");
+        assert!(summary.diagnostics.iter().all(FileDiagnostics::is_clean));
+    }
+
+    #[test]
+    fn hand_computed_statistics_from_text_logs() {
+        let dir = tempfile::tempdir().unwrap();
+        let summary = analyze_run(&write_logs(dir.path(), LogFormat::Text));
+        check_hand_statistics(&summary);
+        assert_eq!(summary.lines, 11);
+    }
+
+    #[test]
+    fn hand_computed_statistics_from_json_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let summary = analyze_run(&write_logs(dir.path(), LogFormat::Jsonl));
+        check_hand_statistics(&summary);
+    }
+
+    /// The reference's format: whole seconds, one `Sent` line per recipient,
+    /// `Processed message` without sender, a tick after `Stopped`.
+    #[test]
+    fn hand_computed_statistics_from_reference_logs() {
+        let dir = tempfile::tempdir().unwrap();
+        let line = |id: u32, event: &str, second: u32, clock: u64, queue: u64| {
+            format!(
+                "{id}> Event: {event} | System Time: 2025-02-28 19:03:{second} | Logical Clock: {clock} | Queue Length: {queue}\n"
+            )
+        };
+        let process_1 = [
+            line(1, "Initialized on 12345 with clock rate 2", 43, 0, 0),
+            line(1, "Connected to machine 2 on port 54321", 43, 0, 0),
+            line(1, "Sent message to machine 2", 43, 1, 0),
+            line(1, "Sent message to machine 3", 43, 1, 0),
+            line(1, "Sent message to machine 2", 44, 2, 0),
+            line(1, "Internal event", 44, 3, 0),
+            line(1, "Processed message", 45, 6, 1),
+            line(1, "Stopped", 45, 6, 0),
+            line(1, "Internal event", 45, 7, 0),
+        ]
+        .concat();
+        let process_2 = [
+            line(2, "Initialized on 54321 with clock rate 1", 43, 0, 0),
+            line(2, "Processed message", 44, 2, 1),
+            line(2, "Processed message", 45, 5, 2),
+            line(2, "Stopped", 45, 5, 2),
+        ]
+        .concat();
+        std::fs::write(dir.path().join("process_1.log"), process_1).unwrap();
+        std::fs::write(dir.path().join("process_2.log"), process_2).unwrap();
+        let summary = analyze_run(&run_dir(dir.path(), &[(1, "process_1.log"), (2, "process_2.log")]));
+        let [m1, m2] = [&summary.machines[0], &summary.machines[1]];
+        assert_eq!((summary.time_precision, summary.runtime.as_str(), summary.duration_s), ("s", "reference", 2.0));
+
+        // The double send at 19:03:43 is one tick: 4 ticks, jumps 1, 1, 1, 3; three messages.
+        assert_eq!((m1.ticks, m1.expected_ticks), (4, 4.0));
+        assert_eq!(m1.jump.distribution, BTreeMap::from([(1, 3), (3, 1)]));
+        assert_eq!((m1.jump.mean, m1.jump.max), (1.5, 3));
+        assert_eq!(m1.events, EventMix { processed: 1, sent: 2, internal: 1 });
+        assert_eq!(m1.messages_sent, 3);
+        assert_eq!(m1.final_clock, 6, "the tick after Stopped is not used");
+
+        // Jumps 2 and 3; the queue on `Stopped` is what was left.
+        assert_eq!((m2.ticks, m2.jump.mean, m2.jump.max), (2, 2.5, 3));
+        assert_eq!(m2.messages_unprocessed, 2);
+
+        // Whole seconds: (1, 0) during [0, 1), (3, 2) during [1, 2), (6, 5) at 2.
+        assert_eq!((m1.drift.mean, m1.drift.max), (0.0, 0));
+        assert_eq!((m2.drift.mean, m2.drift.max), (1.0, 1));
+
+        assert_eq!(summary.diagnostics[0].lines_after_stop, 1);
+        assert_eq!(summary.diagnostics[1].lines_after_stop, 0);
+    }
+
+    #[test]
+    fn damaged_lines_are_reported_and_skipped() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = write_logs(dir.path(), LogFormat::Text);
+        let path = &run.logs[&2];
+        let mut text = std::fs::read_to_string(path).unwrap();
+        text.insert_str(text.find('\n').unwrap() + 1, "2> Event: Teleported | nonsense\n");
+        text.push_str("2> Event: Inter");
+        std::fs::write(path, text).unwrap();
+        let summary = analyze_run(&run);
+        check_hand_statistics(&RunSummary { diagnostics: Vec::new(), ..summary.clone() });
+        let diagnostics = &summary.diagnostics[1];
+        assert_eq!((diagnostics.skipped_lines, diagnostics.truncated_last_line), (1, true));
+        assert_eq!(diagnostics.first_skipped[0].0, 2);
+    }
+
+    #[test]
+    fn unreadable_file_is_reported_and_the_others_analysed() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut run = write_logs(dir.path(), LogFormat::Text);
+        run.logs.insert(3, dir.path().join("missing.log"));
+        let summary = analyze_run(&run);
+        assert_eq!(summary.machines[0].ticks, 4);
+        assert!(summary.diagnostics[2].open_error.is_some());
+        assert_eq!(summary.machines[2].ticks, 0);
+    }
+}

@@ -173,7 +173,8 @@ pub struct Spread {
     pub min: f64,
     /// The largest value.
     pub max: f64,
-    /// Student's t 95% confidence interval of the mean; absent for fewer than two runs.
+    /// Student's t 95% confidence interval of the mean; absent for fewer than
+    /// three runs, where it is too wide to mean anything.
     pub ci95: Option<[f64; 2]>,
 }
 
@@ -186,12 +187,9 @@ impl Spread {
         assert!(!values.is_empty(), "a spread needs at least one value");
         let n = values.len();
         let mean = values.iter().sum::<f64>() / n as f64;
-        let sd = if n > 1 {
-            (values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1) as f64).sqrt()
-        } else {
-            0.0
-        };
-        let ci95 = (n > 1).then(|| {
+        let sd =
+            if n > 1 { (values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1) as f64).sqrt() } else { 0.0 };
+        let ci95 = (n > 2).then(|| {
             let half = t_975(n - 1) * sd / (n as f64).sqrt();
             [mean - half, mean + half]
         });
@@ -266,5 +264,6 @@ mod tests {
         assert!((high - 4.0 - 4.303 * 2.0 / 3f64.sqrt()).abs() < 1e-9);
         assert!((4.0 - low - 4.303 * 2.0 / 3f64.sqrt()).abs() < 1e-9);
         assert_eq!(Spread::of(&[5.0]).ci95, None);
+        assert_eq!(Spread::of(&[5.0, 6.0]).ci95, None);
     }
 }
