@@ -100,7 +100,7 @@ pub fn render_table(summary: &Summary) -> String {
         let _ = writeln!(out, "== {} ({} runs){precision}", experiment.name, experiment.runs.len());
         let _ = writeln!(
             out,
-            "{:<8} {:>3} {:>4} {:>12} {:>6} {:>4} {:>4} {:>7} {:>5} {:>7} {:>5} {:>8} {:>5}  {:<17} {:>4}",
+            "{:<8} {:>3} {:>4} {:>15} {:>6} {:>4} {:>4} {:>7} {:>5} {:>7} {:>5} {:>8} {:>5}  {:<20} {:>4}",
             "run",
             "id",
             "rate",
@@ -121,7 +121,7 @@ pub fn render_table(summary: &Summary) -> String {
             for m in &run.machines {
                 let _ = writeln!(
                     out,
-                    "{:<8} {:>3} {:>4} {:>12} {:>6.2} {:>4} {:>4} {:>7.2} {:>5} {:>7.2} {:>5} {:>8.3} {:>5}  {:<17} {:>4}",
+                    "{:<8} {:>3} {:>4} {:>15} {:>6.2} {:>4} {:>4} {:>7.2} {:>5} {:>7.2} {:>5} {:>8.3} {:>5}  {:<20} {:>4}",
                     run.name,
                     m.id,
                     m.rate,
