@@ -23,19 +23,22 @@ struct Truth {
     final_clock: u64,
 }
 
-/// Runs `rates.len()` machines for `duration_s` in virtual time (ticks on an
-/// absolute schedule, messages arrive 3 ms after they are sent) and writes
-/// their logs and manifest into `run_dir`.
-fn generate_run(
-    run_dir: &Path,
-    experiment: &str,
+/// One generated run.
+struct RunSpec<'a> {
+    experiment: &'a str,
     run_idx: u32,
-    rates: &[u32],
+    rates: &'a [u32],
     max_event_num: u32,
     duration_s: u32,
     seed: u64,
-    formats: &[LogFormat],
-) -> BTreeMap<u32, Truth> {
+    formats: &'a [LogFormat],
+}
+
+/// Runs `spec.rates.len()` machines for `spec.duration_s` in virtual time
+/// (ticks on an absolute schedule, messages arrive 3 ms after they are sent)
+/// and writes their logs and manifest into `run_dir`.
+fn generate_run(run_dir: &Path, spec: &RunSpec) -> BTreeMap<u32, Truth> {
+    let RunSpec { experiment, run_idx, rates, max_event_num, duration_s, seed, formats } = *spec;
     std::fs::create_dir_all(run_dir).unwrap();
     let n = rates.len() as u32;
     let t0_us: i64 = 1_795_495_393_000_000;
@@ -190,7 +193,16 @@ fn fixture(root: &Path) -> BTreeMap<(String, String, u32), Truth> {
             let dir = clocklab_config::layout::run_dir(root, experiment, run_idx);
             let formats = if r == 0 { vec![LogFormat::Text, LogFormat::Jsonl] } else { vec![LogFormat::Jsonl] };
             let seed = 1_000 * e as u64 + 10 * u64::from(run_idx);
-            for (id, truth) in generate_run(&dir, experiment, run_idx, rates, *max_event_num, 10, seed, &formats) {
+            let spec = RunSpec {
+                experiment,
+                run_idx,
+                rates,
+                max_event_num: *max_event_num,
+                duration_s: 10,
+                seed,
+                formats: &formats,
+            };
+            for (id, truth) in generate_run(&dir, &spec) {
                 truths.insert((experiment.to_string(), format!("run_{run_idx}"), id), truth);
             }
         }
@@ -329,7 +341,16 @@ fn folder_without_logs_is_a_clear_error() {
 fn damaged_and_truncated_lines_are_reported_not_fatal() {
     let root = tempfile::tempdir().unwrap();
     let run = root.path().join("exp/run_1");
-    let truths = generate_run(&run, "exp", 1, &[3, 2], 10, 4, 7, &[LogFormat::Text]);
+    let spec = RunSpec {
+        experiment: "exp",
+        run_idx: 1,
+        rates: &[3, 2],
+        max_event_num: 10,
+        duration_s: 4,
+        seed: 7,
+        formats: &[LogFormat::Text],
+    };
+    let truths = generate_run(&run, &spec);
     let log = run.join("machine_1.log");
     let mut text = std::fs::read_to_string(&log).unwrap();
     let second = text.find('\n').unwrap() + 1;

@@ -13,7 +13,8 @@
 //!   reported, never used.
 //! - Drift: at every instant the leader is the largest logical clock of the
 //!   run; a machine's drift is the leader's clock minus its own. It is a step
-//!   function of time: its mean is weighted by how long each state lasted.
+//!   function of time: its mean is weighted by how long each state lasted,
+//!   from the first tick of the run to its last line.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -191,7 +192,7 @@ struct MachineAcc {
     mix: EventMix,
     messages_sent: u64,
     unprocessed_lines: u64,
-    last_tick_time_us: Option<i64>,
+    first_tick_us: Option<i64>,
     drift_weighted_us: f64,
     drift_max: u64,
     series: MachineSeries,
@@ -229,7 +230,7 @@ impl MachineAcc {
                 self.queue.add(record.queue_length);
                 self.queue_trend.add(relative_us as f64 / 1e6, record.queue_length as f64);
                 self.last_queue = record.queue_length;
-                self.last_tick_time_us = Some(relative_us);
+                self.first_tick_us.get_or_insert(relative_us);
                 self.series.clock.push(relative_us, self.clock as f64);
                 self.series.queue.push(relative_us, record.queue_length as f64);
             }
@@ -335,8 +336,11 @@ pub fn analyze_run(run: &RunDir) -> RunSummary {
         None if precision_seconds => "reference".to_string(),
         None => "unknown".to_string(),
     };
-    let span_s = end_us as f64 / 1e6;
-    let machines = accs.iter().map(|acc| summarise(acc, duration_s, span_s, end_us)).collect();
+    // Before the first tick every clock is 0 and nobody drifts: the drift's
+    // mean is taken over the ticking part of the run, from the first tick on.
+    let first_tick_us = accs.iter().filter_map(|acc| acc.first_tick_us).min().unwrap_or(0);
+    let ticking_us = end_us - first_tick_us;
+    let machines = accs.iter().map(|acc| summarise(acc, duration_s, ticking_us)).collect();
     RunSummary {
         name: run.name.clone(),
         path: run.path.clone(),
@@ -368,7 +372,7 @@ fn accumulate_drift(accs: &mut [MachineAcc], duration_us: i64) {
     }
 }
 
-fn summarise(acc: &MachineAcc, duration_s: f64, span_s: f64, end_us: i64) -> MachineSummary {
+fn summarise(acc: &MachineAcc, duration_s: f64, ticking_us: i64) -> MachineSummary {
     let rate = acc.rate.unwrap_or(0);
     let expected_ticks = f64::from(rate) * duration_s;
     let queue_growth = acc.queue_trend.slope();
@@ -379,7 +383,7 @@ fn summarise(acc: &MachineAcc, duration_s: f64, span_s: f64, end_us: i64) -> Mac
         expected_ticks,
         tick_ratio: if expected_ticks > 0.0 { acc.ticks as f64 / expected_ticks } else { 0.0 },
         final_clock: acc.clock,
-        clock_rate_per_s: if span_s > 0.0 { acc.clock as f64 / span_s } else { 0.0 },
+        clock_rate_per_s: if duration_s > 0.0 { acc.clock as f64 / duration_s } else { 0.0 },
         jump: JumpStats {
             mean: acc.jumps.mean(),
             p50: acc.jumps.percentile(0.5),
@@ -388,7 +392,7 @@ fn summarise(acc: &MachineAcc, duration_s: f64, span_s: f64, end_us: i64) -> Mac
             distribution: acc.jumps.counts().clone(),
         },
         drift: DriftStats {
-            mean: if end_us > 0 { acc.drift_weighted_us / end_us as f64 } else { 0.0 },
+            mean: if ticking_us > 0 { acc.drift_weighted_us / ticking_us as f64 } else { 0.0 },
             max: acc.drift_max,
         },
         queue: QueueStats {
@@ -397,7 +401,7 @@ fn summarise(acc: &MachineAcc, duration_s: f64, span_s: f64, end_us: i64) -> Mac
             max: acc.queue.max(),
             last: acc.last_queue,
             growth_per_s: queue_growth,
-            keeps_up: queue_growth * duration_s.max(span_s) < 10.0,
+            keeps_up: queue_growth * duration_s < 10.0,
         },
         events: acc.mix.clone(),
         messages_sent: acc.messages_sent,
@@ -473,8 +477,9 @@ mod tests {
 
     /// Clocks (m1, m2) over time: [0, 0.5) (0, 0); [0.5, 1) (1, 0);
     /// [1, 1.25) (2, 0); [1.25, 1.5) (2, 3); [1.5, 2) (3, 3); at 2 (4, 4).
-    /// Machine 1 is behind by 1 for 0.25 s: mean 0.25 / 2 = 0.125, max 1.
-    /// Machine 2 is behind by 1 for 0.5 s and by 2 for 0.25 s: mean 1 / 2 = 0.5, max 2.
+    /// Ticking starts at 0.5 s, so the drift's mean is over 1.5 s.
+    /// Machine 1 is behind by 1 for 0.25 s: mean 0.25 / 1.5, max 1.
+    /// Machine 2 is behind by 1 for 0.5 s and by 2 for 0.25 s: mean 1 / 1.5, max 2.
     fn check_hand_statistics(summary: &RunSummary) {
         let [m1, m2] = [&summary.machines[0], &summary.machines[1]];
         assert_eq!(summary.duration_s, 2.0);
@@ -483,7 +488,7 @@ mod tests {
         assert_eq!((m1.rate, m1.ticks, m1.expected_ticks, m1.tick_ratio), (2, 4, 4.0, 1.0));
         assert_eq!((m1.jump.mean, m1.jump.p50, m1.jump.p99, m1.jump.max), (1.0, 1, 1, 1));
         assert_eq!(m1.jump.distribution, BTreeMap::from([(1, 4)]));
-        assert!((m1.drift.mean - 0.125).abs() < 1e-12, "{}", m1.drift.mean);
+        assert!((m1.drift.mean - 0.25 / 1.5).abs() < 1e-12, "{}", m1.drift.mean);
         assert_eq!(m1.drift.max, 1);
         assert_eq!(m1.clock_rate_per_s, 2.0);
         assert_eq!(m1.events, EventMix { processed: 0, sent: 1, internal: 3 });
@@ -492,7 +497,7 @@ mod tests {
         assert_eq!((m2.rate, m2.ticks, m2.expected_ticks), (1, 2, 2.0));
         // Jumps 3 (from 0 to 3) and 1: mean 2, median 1 (nearest rank 1 of 2), p99 3.
         assert_eq!((m2.jump.mean, m2.jump.p50, m2.jump.p99, m2.jump.max), (2.0, 1, 3, 3));
-        assert!((m2.drift.mean - 0.5).abs() < 1e-12, "{}", m2.drift.mean);
+        assert!((m2.drift.mean - 1.0 / 1.5).abs() < 1e-12, "{}", m2.drift.mean);
         assert_eq!(m2.drift.max, 2);
         // Queue 1 at 1.25 s, 2 at 2 s: mean 1.5, growth 1 / 0.75 s.
         assert_eq!((m2.queue.mean, m2.queue.max, m2.queue.last), (1.5, 2, 2));
