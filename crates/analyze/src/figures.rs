@@ -170,7 +170,7 @@ fn draw_lines<DB: DrawingBackend>(
         .caption(title, (FONT, 20))
         .margin(12)
         .x_label_area_size(40)
-        .y_label_area_size(60)
+        .y_label_area_size(75)
         .build_cartesian_2d(0.0..x_max, 0.0..y_max)?;
     chart
         .configure_mesh()
@@ -212,7 +212,7 @@ fn draw_categories<DB: DrawingBackend>(
         .caption(title, (FONT, 20))
         .margin(12)
         .x_label_area_size(40)
-        .y_label_area_size(60)
+        .y_label_area_size(75)
         .build_cartesian_2d(-0.5..(n as f64 - 0.5), 0.0..y_max)?;
     let category_label = |x: &f64| {
         let idx = x.round();
@@ -266,7 +266,7 @@ fn draw_categories<DB: DrawingBackend>(
     }
     chart
         .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
+        .position(SeriesLabelPosition::UpperRight)
         .label_font((FONT, 13))
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK.mix(0.3))
@@ -285,7 +285,7 @@ fn draw_stacked<DB: DrawingBackend>(
         .caption(title, (FONT, 20))
         .margin(12)
         .x_label_area_size(40)
-        .y_label_area_size(60)
+        .y_label_area_size(75)
         .build_cartesian_2d(-0.5..(n as f64 - 0.5), 0.0..1.3)?;
     let bar_label = |x: &f64| {
         let idx = x.round();

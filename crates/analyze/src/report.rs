@@ -427,17 +427,21 @@ fn render_html(summary: &Summary, figures: &[(Section, String, String)]) -> Stri
         n_runs
     );
     let sections = [
-        (Section::Clock, "Logical clocks and ticks"),
-        (Section::Jumps, "Jump size per tick"),
-        (Section::Drift, "Drift between machines"),
-        (Section::Queue, "Queue length"),
-        (Section::Events, "Event mix and messages"),
-        (Section::Comparison, "Experiments compared"),
+        (Section::Clock, "clock", "Logical clocks and ticks"),
+        (Section::Jumps, "jumps", "Jump size per tick"),
+        (Section::Drift, "drift", "Drift between machines"),
+        (Section::Queue, "queue", "Queue length"),
+        (Section::Events, "events", "Event mix and messages"),
+        (Section::Comparison, "comparison", "Experiments compared"),
     ];
-    h.push_str("<h2>Per machine and run</h2>\n");
+    h.push_str("<p>Sections: <a href=\"#machines\">per machine and run</a>");
+    for (_, anchor, heading) in sections {
+        let _ = write!(h, " · <a href=\"#{anchor}\">{}</a>", escape(&heading.to_lowercase()));
+    }
+    h.push_str("</p>\n<h2 id=\"machines\">Per machine and run</h2>\n");
     machine_table(&mut h, summary);
-    for (section, heading) in sections {
-        let _ = writeln!(h, "<h2>{}</h2>", escape(heading));
+    for (section, anchor, heading) in sections {
+        let _ = writeln!(h, "<h2 id=\"{anchor}\">{}</h2>", escape(heading));
         for sentence in sentences(summary, section) {
             let _ = writeln!(h, "<p>{}</p>", escape(&sentence));
         }
