@@ -303,7 +303,7 @@ fn report_is_one_offline_file_with_every_figure() {
     }
     assert_eq!(html.matches("<img ").count(), pngs.len());
     assert!(!root.path().join("analysis").exists(), "--out was not respected");
-    for name in ["summary.json", "summary.txt", "machines.csv", "experiments.csv"] {
+    for name in ["summary.json", "summary.txt", "machines.csv", "experiments.csv", "jumps.csv"] {
         assert!(out.join(name).is_file(), "{name}");
     }
     let csv = std::fs::read_to_string(out.join("machines.csv")).unwrap();

@@ -9,7 +9,7 @@ use base64::Engine as _;
 use crate::AnalyzeError;
 use crate::figures::{CategoryItem, Figure};
 use crate::run::RunSummary;
-use crate::summary::{METRICS, Summary, describe_diagnostics, experiments_csv, machines_csv, render_table};
+use crate::summary::{METRICS, Summary, describe_diagnostics, experiments_csv, jumps_csv, machines_csv, render_table};
 
 /// A figure with its file name (without extension) and what it shows.
 #[derive(Debug)]
@@ -147,7 +147,7 @@ pub fn figures(summary: &Summary) -> Vec<NamedFigure> {
             name: format!("events_{exp}"),
             section: Section::Events,
             figure: Figure::Stacked {
-                title: format!("Event mix per machine: {} (run:machine r rate)", experiment.name),
+                title: format!("Event mix per machine: {} (bars: run:machine rN = rate N)", experiment.name),
                 bars,
                 parts: vec!["processed".into(), "sent".into(), "internal".into()],
                 values,
@@ -219,6 +219,7 @@ pub fn write_outputs(summary: &Summary, out: &Path) -> Result<Outputs, AnalyzeEr
     write("summary.txt", &render_table(summary))?;
     write("machines.csv", &machines_csv(summary))?;
     write("experiments.csv", &experiments_csv(summary))?;
+    write("jumps.csv", &jumps_csv(summary))?;
 
     let figures = figures(summary);
     let mut embedded: Vec<(Section, String, String)> = Vec::new();

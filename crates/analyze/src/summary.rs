@@ -222,6 +222,28 @@ pub fn machines_csv(summary: &Summary) -> String {
     out
 }
 
+/// `jumps.csv`: the jump-size distribution, one row per machine, run and jump size.
+pub fn jumps_csv(summary: &Summary) -> String {
+    let mut out = String::from("experiment,run,machine,rate,jump,ticks\n");
+    for experiment in &summary.experiments {
+        for run in &experiment.runs {
+            for m in &run.machines {
+                for (jump, ticks) in &m.jump.distribution {
+                    let _ = writeln!(
+                        out,
+                        "{},{},{},{},{jump},{ticks}",
+                        csv_field(&experiment.name),
+                        csv_field(&run.name),
+                        m.id,
+                        m.rate
+                    );
+                }
+            }
+        }
+    }
+    out
+}
+
 /// `experiments.csv`: one row per experiment and metric.
 pub fn experiments_csv(summary: &Summary) -> String {
     let mut out = String::from("experiment,metric,runs,mean,sd,min,max,ci95_low,ci95_high\n");
