@@ -25,7 +25,19 @@ pub struct ExperimentSummary {
     /// Its runs.
     pub runs: Vec<RunSummary>,
     /// Run-level metrics across its runs: mean, spread, 95% confidence interval.
-    pub aggregate: Vec<(String, Spread)>,
+    pub aggregate: Vec<MetricSpread>,
+}
+
+/// One run-level metric across an experiment's runs.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct MetricSpread {
+    /// The metric's name (one of [`METRICS`]).
+    pub metric: String,
+    /// How a run's value is computed.
+    pub meaning: String,
+    /// Its spread across runs.
+    #[serde(flatten)]
+    pub spread: Spread,
 }
 
 /// The run-level metrics aggregated across runs: name, meaning, and how a run's value is computed.
@@ -72,9 +84,13 @@ impl ExperimentSummary {
         } else {
             METRICS
                 .iter()
-                .map(|(metric, _)| {
+                .map(|(metric, meaning)| {
                     let values: Vec<f64> = runs.iter().map(|run| run_metric(run, metric)).collect();
-                    (metric.to_string(), Spread::of(&values))
+                    MetricSpread {
+                        metric: metric.to_string(),
+                        meaning: meaning.to_string(),
+                        spread: Spread::of(&values),
+                    }
                 })
                 .collect()
         };
@@ -83,7 +99,7 @@ impl ExperimentSummary {
 
     /// The aggregate of `metric`.
     pub fn metric(&self, metric: &str) -> Option<&Spread> {
-        self.aggregate.iter().find(|(name, _)| name == metric).map(|(_, spread)| spread)
+        self.aggregate.iter().find(|m| m.metric == metric).map(|m| &m.spread)
     }
 
     /// Whether any run's times are whole seconds.
@@ -141,7 +157,7 @@ pub fn render_table(summary: &Summary) -> String {
             }
         }
         let _ = writeln!(out, "across runs: mean ± sd [95% CI]");
-        for (metric, spread) in &experiment.aggregate {
+        for MetricSpread { metric, spread, .. } in &experiment.aggregate {
             let ci = spread.ci95.map(|[low, high]| format!(" [{low:.3}, {high:.3}]")).unwrap_or_default();
             let _ = writeln!(out, "  {metric:<16} {:>9.3} ± {:.3}{ci}", spread.mean, spread.sd);
         }
@@ -248,7 +264,7 @@ pub fn jumps_csv(summary: &Summary) -> String {
 pub fn experiments_csv(summary: &Summary) -> String {
     let mut out = String::from("experiment,metric,runs,mean,sd,min,max,ci95_low,ci95_high\n");
     for experiment in &summary.experiments {
-        for (metric, s) in &experiment.aggregate {
+        for MetricSpread { metric, spread: s, .. } in &experiment.aggregate {
             let (low, high) = s.ci95.map(|[l, h]| (format!("{l:.4}"), format!("{h:.4}"))).unwrap_or_default();
             let _ = writeln!(
                 out,
