@@ -1,5 +1,6 @@
 //! `clocklab analyze`: statistics, figures and a report from logs.
 
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -20,7 +21,8 @@ pub struct AnalyzeArgs {
 pub fn run(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
     let out = args.out.unwrap_or_else(|| args.dir.join("analysis"));
     let report = analyze_results(&args.dir, &out)?;
-    println!("report: {}", report.display());
+    // A closed pipe (`| head`) is not a failure: the files are written.
+    let _ = writeln!(std::io::stdout(), "report: {}", report.display());
     Ok(ExitCode::SUCCESS)
 }
 
@@ -33,7 +35,8 @@ pub fn analyze_results(dir: &Path, out: &Path) -> anyhow::Result<PathBuf> {
         }
         other => anyhow::Error::new(other),
     })?;
-    print!("{}", clocklab_analyze::render_table(&summary));
+    // The table is for a person; a closed pipe must not stop the files being written.
+    let _ = std::io::stdout().write_all(clocklab_analyze::render_table(&summary).as_bytes());
     let outputs = clocklab_analyze::write_outputs(&summary, out)
         .with_context(|| format!("writing the analysis to {}", out.display()))?;
     Ok(outputs.report)
