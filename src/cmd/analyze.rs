@@ -1,8 +1,10 @@
 //! `clocklab analyze`: statistics, figures and a report from logs.
 
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use anyhow::Context;
 use clap::Args;
 
 /// Arguments of `clocklab analyze`.
@@ -19,11 +21,23 @@ pub struct AnalyzeArgs {
 pub fn run(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
     let out = args.out.unwrap_or_else(|| args.dir.join("analysis"));
     let report = analyze_results(&args.dir, &out)?;
-    println!("report: {}", report.display());
+    // A closed pipe (`| head`) is not a failure: the files are written.
+    let _ = writeln!(std::io::stdout(), "report: {}", report.display());
     Ok(ExitCode::SUCCESS)
 }
 
-/// Analyses `dir` into `out`; returns the report's path.
+/// Analyses `dir` into `out`, prints the summary table; returns the report's path.
 pub fn analyze_results(dir: &Path, out: &Path) -> anyhow::Result<PathBuf> {
-    anyhow::bail!("analysis of {} into {} is not built yet", dir.display(), out.display())
+    let summary = clocklab_analyze::analyze(dir).map_err(|error| match error {
+        // A folder without logs is the user's to fix.
+        clocklab_analyze::AnalyzeError::NoLogs(_) | clocklab_analyze::AnalyzeError::NotAFolder(_) => {
+            anyhow::Error::new(super::UsageError(error.to_string()))
+        }
+        other => anyhow::Error::new(other),
+    })?;
+    // The table is for a person; a closed pipe must not stop the files being written.
+    let _ = std::io::stdout().write_all(clocklab_analyze::render_table(&summary).as_bytes());
+    let outputs = clocklab_analyze::write_outputs(&summary, out)
+        .with_context(|| format!("writing the analysis to {}", out.display()))?;
+    Ok(outputs.report)
 }

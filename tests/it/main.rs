@@ -1,5 +1,6 @@
 //! Integration tests: one binary (see ARCHITECTURE.md).
 
+mod analyze;
 mod config_errors;
 mod machine;
 mod run_real;

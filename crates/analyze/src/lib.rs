@@ -1,1 +1,106 @@
-//! placeholder
+//! The analysis of clocklab's logs (and the reference implementation's):
+//! statistics per machine, run and experiment, figures, and one
+//! self-contained HTML report.
+//!
+//! Start here: [`analyze`] finds the runs under a folder ([`discover`]),
+//! reads each run's logs in one streaming pass merged in time order
+//! ([`run::analyze_run`], where the counting rules are written down), and
+//! aggregates runs per experiment ([`summary`]). [`report::write_outputs`]
+//! writes `summary.json`, the CSV tables, the figures ([`figures`]) and
+//! `report.html`.
+//!
+//! Memory is bounded by the figures, not by the logs: each machine keeps
+//! exact histograms of small integers and time series of at most
+//! [`stats::MAX_POINTS`] buckets.
+//!
+//! ```
+//! use clocklab_log::{Event, LogFormat, LogWriter, Record};
+//!
+//! let dir = tempfile::tempdir().unwrap();
+//! let run = dir.path().join("baseline/run_1");
+//! std::fs::create_dir_all(&run).unwrap();
+//! for id in [1, 2] {
+//!     let file = std::fs::File::create(run.join(format!("machine_{id}.log"))).unwrap();
+//!     let mut log = LogWriter::new(file, LogFormat::Text);
+//!     let line = |event, logical_clock, time_us| Record { machine: id, event, logical_clock, queue_length: 0, time_us };
+//!     log.write(&line(Event::Initialized { host: None, port: Some(5000), rate: id }, 0, 0)).unwrap();
+//!     log.write(&line(Event::Internal, 1, 500_000)).unwrap();
+//!     log.write(&line(Event::Internal, 2, 1_000_000)).unwrap();
+//!     log.write(&line(Event::Stopped, 2, 1_000_000)).unwrap();
+//! }
+//! let summary = clocklab_analyze::analyze(dir.path()).unwrap();
+//! let machine = &summary.experiments[0].runs[0].machines[0];
+//! assert_eq!((machine.ticks, machine.jump.max), (2, 1));
+//! ```
+
+pub mod discover;
+pub mod figures;
+pub mod report;
+pub mod run;
+pub mod stats;
+pub mod summary;
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+pub use report::{Outputs, write_outputs};
+pub use summary::{ExperimentSummary, Summary, render_table};
+
+/// Why an analysis failed as a whole (damaged lines never make it fail).
+#[derive(Debug, thiserror::Error)]
+pub enum AnalyzeError {
+    /// The path is not a folder.
+    #[error("{0} is not a folder")]
+    NotAFolder(PathBuf),
+    /// No run folder with machine logs was found.
+    #[error("no logs found in {0} (expected machine_<id>.log, machine_<id>.jsonl or process_<id>.log in run folders)")]
+    NoLogs(PathBuf),
+    /// A folder or file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// What the system said.
+        source: std::io::Error,
+    },
+    /// A figure could not be drawn.
+    #[error(transparent)]
+    Draw(#[from] figures::DrawError),
+}
+
+/// Analyses every run under `dir` (a results, experiment or run folder).
+///
+/// Runs are read in parallel, one per thread, on up to as many threads as the
+/// machine has cores; the result does not depend on the order.
+pub fn analyze(dir: &Path) -> Result<Summary, AnalyzeError> {
+    let experiments = discover::discover(dir)?;
+    let jobs: Vec<(usize, &discover::RunDir)> =
+        experiments.iter().enumerate().flat_map(|(e, exp)| exp.runs.iter().map(move |run| (e, run))).collect();
+    let results: Mutex<Vec<Option<run::RunSummary>>> = Mutex::new(vec![None; jobs.len()]);
+    let next = AtomicUsize::new(0);
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(jobs.len()).max(1);
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| {
+                loop {
+                    let idx = next.fetch_add(1, Ordering::Relaxed);
+                    let Some((_, run)) = jobs.get(idx) else { break };
+                    let summary = run::analyze_run(run);
+                    results.lock().expect("no thread panics while holding the lock")[idx] = Some(summary);
+                }
+            });
+        }
+    });
+    let mut results = results.into_inner().expect("no thread panicked").into_iter();
+    let mut out = Summary { experiments: Vec::new(), diagnostics: Vec::new() };
+    for experiment in &experiments {
+        let runs: Vec<run::RunSummary> =
+            experiment.runs.iter().map(|_| results.next().flatten().expect("every run was analysed")).collect();
+        for run in &runs {
+            out.diagnostics.extend(run.diagnostics.iter().filter(|d| !d.is_clean()).cloned());
+        }
+        out.experiments.push(ExperimentSummary::new(experiment.name.clone(), runs));
+    }
+    Ok(out)
+}

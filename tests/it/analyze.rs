@@ -1,0 +1,391 @@
+//! `clocklab analyze` end to end: fixture runs made with the model's
+//! `Machine` and a seeded RNG, analysed by the binary, checked against the
+//! generator's own counts, the report's rules, and snapshots.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use clocklab_config::{Experiment, MachineOutcome, RunManifest, RunStatus, Runtime, SeedTree};
+use clocklab_log::{Event, LogFormat, LogWriter, Record};
+use clocklab_model::{LamportClock, Machine, MachineParams, TickEvent};
+
+/// What the generator did, counted independently of the logs.
+#[derive(Debug, Default, Clone, PartialEq)]
+struct Truth {
+    ticks: u64,
+    sent_ticks: u64,
+    messages_sent: u64,
+    processed: u64,
+    internal: u64,
+    unprocessed: u64,
+    max_queue: u64,
+    final_clock: u64,
+}
+
+/// One generated run.
+struct RunSpec<'a> {
+    experiment: &'a str,
+    run_idx: u32,
+    rates: &'a [u32],
+    max_event_num: u32,
+    duration_s: u32,
+    seed: u64,
+    formats: &'a [LogFormat],
+}
+
+/// Runs `spec.rates.len()` machines for `spec.duration_s` in virtual time
+/// (ticks on an absolute schedule, messages arrive 3 ms after they are sent)
+/// and writes their logs and manifest into `run_dir`.
+fn generate_run(run_dir: &Path, spec: &RunSpec) -> BTreeMap<u32, Truth> {
+    let RunSpec { experiment, run_idx, rates, max_event_num, duration_s, seed, formats } = *spec;
+    std::fs::create_dir_all(run_dir).unwrap();
+    let n = rates.len() as u32;
+    let t0_us: i64 = 1_795_495_393_000_000;
+    let mut machines: Vec<Machine<LamportClock>> = (1..=n)
+        .map(|id| {
+            Machine::new(MachineParams { id, n_machines: n, rate: rates[id as usize - 1], max_event_num }).unwrap()
+        })
+        .collect();
+    let mut rngs: Vec<_> = (1..=n).map(|id| clocklab_model::seed::rng_from_seed(seed + u64::from(id))).collect();
+    let mut records: Vec<Vec<Record>> = vec![Vec::new(); n as usize];
+    let mut truth: BTreeMap<u32, Truth> = (1..=n).map(|id| (id, Truth::default())).collect();
+    for id in 1..=n {
+        let rate = rates[id as usize - 1];
+        records[id as usize - 1].push(Record {
+            machine: id,
+            event: Event::Initialized { host: Some("127.0.0.1".into()), port: Some(5000 + id as u16), rate },
+            logical_clock: 0,
+            queue_length: 0,
+            time_us: t0_us,
+        });
+    }
+    // Every tick of every machine, in time order (ties by id).
+    let mut ticks: Vec<(i64, u32)> = Vec::new();
+    for id in 1..=n {
+        let rate = i64::from(rates[id as usize - 1]);
+        for k in 1..=rate * i64::from(duration_s) {
+            ticks.push((k * 1_000_000 / rate + i64::from(id) * 100, id));
+        }
+    }
+    ticks.sort();
+    let mut in_flight: Vec<(i64, u32, u32, u64)> = Vec::new(); // (arrival, to, from, stamp)
+    for (at_us, id) in ticks {
+        in_flight.sort();
+        let arrived: Vec<_> = in_flight.iter().copied().filter(|m| m.0 <= at_us).collect();
+        in_flight.retain(|m| m.0 > at_us);
+        for (_, to, from, stamp) in arrived {
+            machines[to as usize - 1].deliver(from, stamp);
+        }
+        let idx = id as usize - 1;
+        let tick = machines[idx].tick(&mut rngs[idx]);
+        let t = truth.get_mut(&id).unwrap();
+        t.ticks += 1;
+        t.max_queue = t.max_queue.max(tick.queue_len);
+        t.final_clock = tick.clock;
+        let event = match tick.event {
+            TickEvent::Processed { from, stamp } => {
+                t.processed += 1;
+                Event::Processed { from: Some(from), clock: Some(stamp) }
+            }
+            TickEvent::Sent { recipients, stamp } => {
+                let to: Vec<u32> = machines[idx].recipients(recipients).collect();
+                t.sent_ticks += 1;
+                t.messages_sent += to.len() as u64;
+                for &peer in &to {
+                    in_flight.push((at_us + 3_000, peer, id, stamp));
+                }
+                Event::Sent { to }
+            }
+            TickEvent::Internal => {
+                t.internal += 1;
+                Event::Internal
+            }
+        };
+        records[idx].push(Record {
+            machine: id,
+            event,
+            logical_clock: tick.clock,
+            queue_length: tick.queue_len,
+            time_us: t0_us + at_us,
+        });
+    }
+    let end_us = t0_us + i64::from(duration_s) * 1_000_000 + 50_000;
+    for (_, to, from, stamp) in in_flight {
+        machines[to as usize - 1].deliver(from, stamp);
+    }
+    for id in 1..=n {
+        let idx = id as usize - 1;
+        let clock = machines[idx].clock();
+        let left: Vec<_> = machines[idx].drain_unprocessed().collect();
+        truth.get_mut(&id).unwrap().unprocessed = left.len() as u64;
+        for message in left {
+            records[idx].push(Record {
+                machine: id,
+                event: Event::Unprocessed { from: message.from, clock: message.stamp },
+                logical_clock: clock,
+                queue_length: 0,
+                time_us: end_us,
+            });
+        }
+        records[idx].push(Record {
+            machine: id,
+            event: Event::Stopped,
+            logical_clock: clock,
+            queue_length: 0,
+            time_us: end_us,
+        });
+        for &format in formats {
+            let file = std::fs::File::create(run_dir.join(clocklab_log::file_name(id, format))).unwrap();
+            let mut writer = LogWriter::new(std::io::BufWriter::new(file), format);
+            for record in &records[idx] {
+                writer.write(record).unwrap();
+            }
+        }
+    }
+    let manifest = RunManifest {
+        clocklab_version: "0.1.0".into(),
+        runtime: Runtime::Sim,
+        experiment: Experiment {
+            name: experiment.into(),
+            machines: n,
+            max_clock_rate: 6,
+            max_event_num,
+            runs: 2,
+            duration: f64::from(duration_s),
+            seed: None,
+        },
+        run_idx,
+        seeds: SeedTree {
+            suite: seed,
+            experiment: seed,
+            run: seed,
+            machines: (1..=n).map(|id| (id, seed + u64::from(id))).collect(),
+        },
+        machines: (1..=n)
+            .map(|id| MachineOutcome {
+                id,
+                address: format!("127.0.0.1:{}", 5000 + id),
+                rate: rates[id as usize - 1],
+                seed: seed + u64::from(id),
+                exit_status: None,
+                logs: formats.iter().map(|&f| clocklab_log::file_name(id, f)).collect(),
+            })
+            .collect(),
+        started_at: "2026-11-24T04:43:13.000000Z".into(),
+        ended_at: "2026-11-24T04:43:23.050000Z".into(),
+        status: RunStatus::Ok,
+        extra: BTreeMap::new(),
+    };
+    std::fs::write(clocklab_config::layout::manifest_path(run_dir), manifest.to_json()).unwrap();
+    truth
+}
+
+/// A fixed results folder: two experiments of two runs each; returns the
+/// generator's counts by (experiment, run, machine).
+fn fixture(root: &Path) -> BTreeMap<(String, String, u32), Truth> {
+    let mut truths = BTreeMap::new();
+    let setups: [(&str, u32, [[u32; 3]; 2]); 2] =
+        [("baseline", 10, [[1, 4, 6], [2, 2, 5]]), ("fewer-internal-events", 5, [[1, 3, 6], [4, 1, 2]])];
+    for (e, (experiment, max_event_num, rates)) in setups.iter().enumerate() {
+        for (r, rates) in rates.iter().enumerate() {
+            let run_idx = r as u32 + 1;
+            let dir = clocklab_config::layout::run_dir(root, experiment, run_idx);
+            let formats = if r == 0 { vec![LogFormat::Text, LogFormat::Jsonl] } else { vec![LogFormat::Jsonl] };
+            let seed = 1_000 * e as u64 + 10 * u64::from(run_idx);
+            let spec = RunSpec {
+                experiment,
+                run_idx,
+                rates,
+                max_event_num: *max_event_num,
+                duration_s: 10,
+                seed,
+                formats: &formats,
+            };
+            for (id, truth) in generate_run(&dir, &spec) {
+                truths.insert((experiment.to_string(), format!("run_{run_idx}"), id), truth);
+            }
+        }
+    }
+    truths
+}
+
+fn clocklab() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_clocklab"))
+}
+
+fn analyze(dir: &Path, out: &Path) -> (String, String, i32) {
+    let output = clocklab().arg("analyze").arg(dir).arg("--out").arg(out).output().unwrap();
+    (
+        String::from_utf8(output.stdout).unwrap(),
+        String::from_utf8(output.stderr).unwrap(),
+        output.status.code().unwrap_or(-1),
+    )
+}
+
+fn read_json(path: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+#[test]
+fn statistics_match_an_independent_recount_of_the_generated_runs() {
+    let root = tempfile::tempdir().unwrap();
+    let truths = fixture(root.path());
+    let out = root.path().join("analysis");
+    let (stdout, stderr, code) = analyze(root.path(), &out);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("report: "), "{stdout}");
+    let summary = read_json(&out.join("summary.json"));
+    let mut seen = 0;
+    for experiment in summary["experiments"].as_array().unwrap() {
+        for run in experiment["runs"].as_array().unwrap() {
+            for machine in run["machines"].as_array().unwrap() {
+                let key = (
+                    experiment["name"].as_str().unwrap().to_string(),
+                    run["name"].as_str().unwrap().to_string(),
+                    machine["id"].as_u64().unwrap() as u32,
+                );
+                let truth = &truths[&key];
+                let context = format!("{key:?}");
+                assert_eq!(machine["ticks"], truth.ticks, "{context}");
+                assert_eq!(machine["events"]["processed"], truth.processed, "{context}");
+                assert_eq!(machine["events"]["sent"], truth.sent_ticks, "{context}");
+                assert_eq!(machine["events"]["internal"], truth.internal, "{context}");
+                assert_eq!(machine["messages_sent"], truth.messages_sent, "{context}");
+                assert_eq!(machine["messages_unprocessed"], truth.unprocessed, "{context}");
+                assert_eq!(machine["queue"]["max"], truth.max_queue, "{context}");
+                assert_eq!(machine["final_clock"], truth.final_clock, "{context}");
+                // Every tick's jump adds up to the final clock, starting from 0.
+                let jumps: u64 = machine["jump"]["distribution"]
+                    .as_object()
+                    .unwrap()
+                    .iter()
+                    .map(|(size, count)| size.parse::<u64>().unwrap() * count.as_u64().unwrap())
+                    .sum();
+                assert_eq!(jumps, truth.final_clock, "{context}");
+                assert_eq!(machine["expected_ticks"], f64::from(machine["rate"].as_u64().unwrap() as u32) * 10.0);
+                seen += 1;
+            }
+        }
+    }
+    assert_eq!(seen, truths.len());
+    // Messages are conserved across the whole fixture: sent = processed + unprocessed.
+    let sent: u64 = truths.values().map(|t| t.messages_sent).sum();
+    let received: u64 = truths.values().map(|t| t.processed + t.unprocessed).sum();
+    assert_eq!(sent, received);
+}
+
+#[test]
+fn report_is_one_offline_file_with_every_figure() {
+    let root = tempfile::tempdir().unwrap();
+    fixture(root.path());
+    let out = root.path().join("elsewhere");
+    let (_, stderr, code) = analyze(root.path(), &out);
+    assert_eq!(code, 0, "{stderr}");
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(!html.contains("http://") && !html.contains("https://"), "the report references the network");
+    assert!(!html.contains("<script") && !html.contains("<link"), "the report loads something");
+    let mut pngs: Vec<PathBuf> = std::fs::read_dir(out.join("figures"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "png"))
+        .collect();
+    pngs.sort();
+    // 2 experiments x 2 runs x (clock, drift, queue) + 2 x (jumps, events) + 4 comparisons.
+    assert_eq!(pngs.len(), 20);
+    use base64::Engine as _;
+    for png in &pngs {
+        let bytes = std::fs::read(png).unwrap();
+        assert!(bytes.starts_with(b"\x89PNG"), "{}", png.display());
+        assert!(out.join("figures").join(png.file_stem().unwrap()).with_extension("svg").exists());
+        let encoded = base64::engine::general_purpose::STANDARD.encode(&bytes);
+        assert!(html.contains(&encoded), "{} is not in the report", png.display());
+    }
+    assert_eq!(html.matches("<img ").count(), pngs.len());
+    assert!(!root.path().join("analysis").exists(), "--out was not respected");
+    for name in ["summary.json", "summary.txt", "machines.csv", "experiments.csv", "jumps.csv"] {
+        assert!(out.join(name).is_file(), "{name}");
+    }
+    let csv = std::fs::read_to_string(out.join("machines.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 1 + 12);
+}
+
+/// The summary with the temporary folder's path replaced, for snapshots.
+fn redacted(text: &str, root: &Path) -> String {
+    text.replace(&root.display().to_string(), "[dir]")
+}
+
+#[test]
+fn summary_table_and_json_snapshots() {
+    let root = tempfile::tempdir().unwrap();
+    fixture(root.path());
+    let out = root.path().join("analysis");
+    let (stdout, stderr, code) = analyze(&root.path().join("baseline"), &out);
+    assert_eq!(code, 0, "{stderr}");
+    let table = redacted(&stdout, root.path());
+    insta::assert_snapshot!("analyze_summary_table", table);
+    let json = redacted(&std::fs::read_to_string(out.join("summary.json")).unwrap(), root.path());
+    insta::assert_snapshot!("analyze_summary_json", json);
+}
+
+#[test]
+fn folder_without_logs_is_a_clear_error() {
+    let root = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(root.path().join("baseline/run_1")).unwrap();
+    let (_, stderr, code) = analyze(root.path(), &root.path().join("analysis"));
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("no logs found in") && stderr.contains(&root.path().display().to_string()), "{stderr}");
+}
+
+#[test]
+fn damaged_and_truncated_lines_are_reported_not_fatal() {
+    let root = tempfile::tempdir().unwrap();
+    let run = root.path().join("exp/run_1");
+    let spec = RunSpec {
+        experiment: "exp",
+        run_idx: 1,
+        rates: &[3, 2],
+        max_event_num: 10,
+        duration_s: 4,
+        seed: 7,
+        formats: &[LogFormat::Text],
+    };
+    let truths = generate_run(&run, &spec);
+    let log = run.join("machine_1.log");
+    let mut text = std::fs::read_to_string(&log).unwrap();
+    let second = text.find('\n').unwrap() + 1;
+    text.insert_str(second, "this is not a log line\n");
+    text.push_str("1> Event: Internal ev");
+    std::fs::write(&log, text).unwrap();
+    let (stdout, stderr, code) = analyze(root.path(), &root.path().join("analysis"));
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("1 damaged lines skipped, first at line 2"), "{stdout}");
+    assert!(stdout.contains("last line cut off"), "{stdout}");
+    let summary = read_json(&root.path().join("analysis/summary.json"));
+    assert_eq!(summary["experiments"][0]["runs"][0]["machines"][0]["ticks"], truths[&1].ticks);
+    assert_eq!(summary["diagnostics"][0]["skipped_lines"], 1);
+}
+
+/// The committed reference logs, when they are there: the acceptance check
+/// on the fewer-internal-events experiment.
+#[test]
+fn reference_exp_3_shows_the_rate_1_queue_growing() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/reference-logs/exp_3");
+    if !dir.is_dir() {
+        return;
+    }
+    let out = tempfile::tempdir().unwrap();
+    let (stdout, stderr, code) = analyze(&dir, out.path());
+    assert_eq!(code, 0, "{stderr}");
+    let summary = read_json(&out.path().join("summary.json"));
+    let slowest_queue = summary["experiments"][0]["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|run| run["machines"].as_array().unwrap().iter())
+        .filter(|m| m["rate"] == 1)
+        .map(|m| m["queue"]["max"].as_u64().unwrap())
+        .max()
+        .unwrap();
+    assert!(slowest_queue > 100, "{stdout}");
+}
