@@ -31,6 +31,8 @@ enum Command {
     Config(cmd::config::ConfigArgs),
     /// Measure the simulator's speed on one experiment.
     Bench(cmd::bench::BenchArgs),
+    /// Run one experiment in both runtimes with the same seed and compare them.
+    Calibrate(cmd::calibrate::CalibrateArgs),
 }
 
 fn main() -> ExitCode {
@@ -41,6 +43,7 @@ fn main() -> ExitCode {
         Command::Analyze(args) => cmd::analyze::run(args),
         Command::Config(args) => cmd::config::run(args),
         Command::Bench(args) => cmd::bench::run(args),
+        Command::Calibrate(args) => cmd::calibrate::run(args),
     };
     match result {
         Ok(code) => code,

@@ -1,6 +1,7 @@
 //! Integration tests: one binary (see ARCHITECTURE.md).
 
 mod analyze;
+mod calibrate;
 mod config_errors;
 mod machine;
 mod run_real;

@@ -33,6 +33,7 @@
 //! assert_eq!((machine.ticks, machine.jump.max), (2, 1));
 //! ```
 
+pub mod compare;
 pub mod discover;
 pub mod figures;
 pub mod report;

@@ -440,10 +440,10 @@ mod tests {
 
     /// Two machines whose statistics are worked out by hand below.
     fn hand_logs() -> [Vec<Record>; 2] {
-        let init = |id, rate| Event::Initialized { host: Some("127.0.0.1".into()), port: Some(5000), rate };
+        let init = |rate| Event::Initialized { host: Some("127.0.0.1".into()), port: Some(5000), rate };
         [
             vec![
-                record(1, init(1, 2), 0, 0, 0),
+                record(1, init(2), 0, 0, 0),
                 record(1, Event::Internal, 1, 0, 500),
                 record(1, Event::Sent { to: vec![2] }, 2, 0, 1_000),
                 record(1, Event::Internal, 3, 0, 1_500),
@@ -451,7 +451,7 @@ mod tests {
                 record(1, Event::Stopped, 4, 0, 2_000),
             ],
             vec![
-                record(2, init(2, 1), 0, 0, 0),
+                record(2, init(1), 0, 0, 0),
                 record(2, Event::Processed { from: Some(1), clock: Some(2) }, 3, 1, 1_250),
                 record(2, Event::Internal, 4, 2, 2_000),
                 record(2, Event::Unprocessed { from: 1, clock: 9 }, 4, 0, 2_000),

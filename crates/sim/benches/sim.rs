@@ -76,8 +76,7 @@ fn bench_sim(c: &mut Criterion) {
     // own folder with text logs and a manifest, as `clocklab run --runtime sim`.
     let mut suite = c.benchmark_group("suite");
     suite.sample_size(20);
-    let mut config = Config::default();
-    config.log_format = LogFormats::Text;
+    let config = Config { log_format: LogFormats::Text, ..Config::default() };
     suite.bench_function("built-in suite, text logs and manifests", |b| {
         b.iter_batched(
             || tempfile::tempdir().unwrap(),
