@@ -77,11 +77,15 @@ pub fn run(args: CalibrateArgs) -> anyhow::Result<ExitCode> {
         clocklab_sim::run_plan(&plan, &config.sim).with_context(|| format!("simulating {}", plan.dir.display()))?;
     }
 
+    let agreement = tick_agreement(&real_plans, &sim_dir)?;
     let real = clocklab_analyze::analyze(&real_dir).context("analysing the real runs")?;
     let sim = clocklab_analyze::analyze(&sim_dir).context("analysing the simulated runs")?;
     let comparison = clocklab_analyze::compare::compare(&real, &sim);
-    let table = clocklab_analyze::compare::render_comparison(&comparison, "real", "sim");
-    let json = serde_json::to_string_pretty(&comparison).context("serialising the comparison")? + "\n";
+    let mut table = clocklab_analyze::compare::render_comparison(&comparison, "real", "sim");
+    table.push_str(&agreement.describe());
+    let json = serde_json::to_string_pretty(&serde_json::json!({ "comparison": comparison, "agreement": agreement }))
+        .context("serialising the comparison")?
+        + "\n";
     for (name, text) in [("calibration.txt", &table), ("calibration.json", &json)] {
         let path = results_dir.join(name);
         std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
@@ -89,4 +93,58 @@ pub fn run(args: CalibrateArgs) -> anyhow::Result<ExitCode> {
     print!("{table}");
     println!("calibration: {}", results_dir.join("calibration.txt").display());
     Ok(ExitCode::SUCCESS)
+}
+
+/// How many ticks the two runtimes made identically: same event, same clock,
+/// same queue length, at the same place in the log.
+#[derive(Debug, Default, serde::Serialize)]
+struct Agreement {
+    /// Ticks compared (the real runtime's).
+    ticks: u64,
+    /// Ticks identical in both runtimes.
+    identical_ticks: u64,
+    /// Runs.
+    runs: u64,
+    /// Runs whose every tick was identical.
+    identical_runs: u64,
+}
+
+impl Agreement {
+    fn describe(&self) -> String {
+        let share = if self.ticks == 0 { 0.0 } else { 100.0 * self.identical_ticks as f64 / self.ticks as f64 };
+        format!(
+            "identical ticks (event, clock, queue length): {} of {} ({share:.1}%); runs identical tick for tick: {} of {}\n",
+            self.identical_ticks, self.ticks, self.identical_runs, self.runs
+        )
+    }
+}
+
+/// Compares the real runs' ticks with their simulated twins', line by line.
+fn tick_agreement(real_plans: &[clocklab_config::RunPlan], sim_dir: &std::path::Path) -> anyhow::Result<Agreement> {
+    let ticks_of = |path: &std::path::Path| -> anyhow::Result<Vec<clocklab_log::Record>> {
+        let file = std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+        Ok(clocklab_log::LogReader::new(std::io::BufReader::new(file))
+            .map(|line| line.record)
+            .filter(|record| record.event.is_tick())
+            .collect())
+    };
+    let mut agreement = Agreement::default();
+    for plan in real_plans {
+        let sim_run = layout::run_dir(sim_dir, &plan.experiment.name, plan.run_idx);
+        let mut run_identical = true;
+        for machine in &plan.machines {
+            let real = ticks_of(&layout::log_path(&plan.dir, machine.id, clocklab_log::LogFormat::Text))?;
+            let sim = ticks_of(&layout::log_path(&sim_run, machine.id, clocklab_log::LogFormat::Text))?;
+            let same = |a: &clocklab_log::Record, b: &clocklab_log::Record| {
+                (&a.event, a.logical_clock, a.queue_length) == (&b.event, b.logical_clock, b.queue_length)
+            };
+            let identical = real.iter().zip(&sim).filter(|(a, b)| same(a, b)).count() as u64;
+            agreement.ticks += real.len() as u64;
+            agreement.identical_ticks += identical;
+            run_identical &= identical == real.len() as u64 && real.len() == sim.len();
+        }
+        agreement.runs += 1;
+        agreement.identical_runs += u64::from(run_identical);
+    }
+    Ok(agreement)
 }

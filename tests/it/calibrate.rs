@@ -23,11 +23,14 @@ fn calibration_pairs_every_machine_and_writes_its_comparison() {
     }
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(folder.join("calibration.json")).unwrap()).unwrap();
-    assert_eq!(json["overall"]["n_machines"], 3);
-    assert_eq!(json["unmatched"], 0);
+    assert_eq!(json["comparison"]["overall"]["n_machines"], 3);
+    assert_eq!(json["comparison"]["unmatched"], 0);
     // The twins drew the same rates and made the same ticks; the event mix of
     // each rate can only differ by the few ticks where timing decided.
-    assert_eq!(json["overall"]["same_ticks"], 3);
-    let tv = json["overall"]["jump_tv_distance"].as_f64().unwrap();
+    assert_eq!(json["comparison"]["overall"]["same_ticks"], 3);
+    let tv = json["comparison"]["overall"]["jump_tv_distance"].as_f64().unwrap();
     assert!((0.0..=1.0).contains(&tv), "{tv}");
+    let agreement = &json["agreement"];
+    assert_eq!(agreement["runs"], 1);
+    assert!(agreement["identical_ticks"].as_u64().unwrap() <= agreement["ticks"].as_u64().unwrap());
 }
