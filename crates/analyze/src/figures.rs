@@ -158,6 +158,20 @@ fn upper(values: impl Iterator<Item = f64>) -> f64 {
     if max <= 0.0 { 1.0 } else { max * 1.08 }
 }
 
+/// The points of a step function: every series drawn over time (a logical
+/// clock, a drift, a queue length) keeps its value until the next change, so
+/// a sloped segment between two samples would show values it never had.
+fn steps(points: &[(f64, f64)]) -> Vec<(f64, f64)> {
+    let mut out = Vec::with_capacity(points.len() * 2);
+    for (idx, &(x, y)) in points.iter().enumerate() {
+        if idx > 0 {
+            out.push((x, points[idx - 1].1));
+        }
+        out.push((x, y));
+    }
+    out
+}
+
 fn draw_lines<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     title: &str,
@@ -185,7 +199,7 @@ fn draw_lines<DB: DrawingBackend>(
     for (idx, (label, points)) in series.iter().enumerate() {
         let style = ShapeStyle::from(colour(idx)).stroke_width(2);
         chart
-            .draw_series(LineSeries::new(points.iter().copied(), style))?
+            .draw_series(LineSeries::new(steps(points), style))?
             .label(label.as_str())
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], style));
     }
@@ -324,4 +338,19 @@ fn draw_stacked<DB: DrawingBackend>(
         .background_style(WHITE.mix(0.9))
         .border_style(BLACK.mix(0.3))
         .draw()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn series_are_drawn_as_steps() {
+        assert_eq!(steps(&[]), []);
+        assert_eq!(steps(&[(0.0, 1.0)]), [(0.0, 1.0)]);
+        assert_eq!(
+            steps(&[(0.0, 1.0), (2.0, 5.0), (3.0, 4.0)]),
+            [(0.0, 1.0), (2.0, 1.0), (2.0, 5.0), (3.0, 5.0), (3.0, 4.0)]
+        );
+    }
 }

@@ -277,16 +277,24 @@ fn sentences(summary: &Summary, section: Section) -> Vec<String> {
             );
             let worst = machines.iter().min_by(|a, b| a.2.tick_ratio.total_cmp(&b.2.tick_ratio)).unwrap_or(first);
             let best = machines.iter().max_by(|a, b| a.2.tick_ratio.total_cmp(&b.2.tick_ratio)).unwrap_or(first);
-            out.push(format!(
-                "Machines did between {:.1}% ({} {} machine {}, rate {}) and {:.1}% of the ticks their rate × \
-                 duration asks for; a machine that falls short loses ticks to its schedule.",
-                100.0 * worst.2.tick_ratio,
-                worst.0,
-                worst.1.name,
-                worst.2.id,
-                worst.2.rate,
-                100.0 * best.2.tick_ratio
-            ));
+            if (best.2.tick_ratio - worst.2.tick_ratio).abs() < 0.0005 {
+                out.push(format!(
+                    "Every machine did {:.1}% of the ticks its rate × duration asks for: the absolute schedule \
+                     loses no ticks.",
+                    100.0 * worst.2.tick_ratio
+                ));
+            } else {
+                out.push(format!(
+                    "Machines did between {:.1}% ({} {} machine {}, rate {}) and {:.1}% of the ticks their rate × \
+                     duration asks for; a machine that falls short loses ticks to its schedule.",
+                    100.0 * worst.2.tick_ratio,
+                    worst.0,
+                    worst.1.name,
+                    worst.2.id,
+                    worst.2.rate,
+                    100.0 * best.2.tick_ratio
+                ));
+            }
         }
         Section::Jumps => {
             out.push(
