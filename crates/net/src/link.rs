@@ -252,10 +252,9 @@ pub(crate) fn connect_peer(
     let refused = |reason: String| NetError::HelloRefused { peer, address, reason };
     let remaining = deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(1));
     stream.set_nodelay(true).map_err(|e| refused(e.to_string()))?;
-    stream.set_read_timeout(Some(remaining)).map_err(|e| refused(e.to_string()))?;
     stream.write_all(&Hello::new(id, *token).encode()).map_err(|e| refused(format!("cannot send the hello: {e}")))?;
     let mut bytes = [0u8; HELLO_LEN];
-    stream.read_exact(&mut bytes).map_err(|e| {
+    read_exact_by(&mut stream, &mut bytes, Instant::now() + remaining).map_err(|e| {
         refused(format!("no answer to the hello ({e}); is it a machine of another run, with another token?"))
     })?;
     let hello = Hello::decode(&bytes).map_err(|e| refused(e.to_string()))?;
