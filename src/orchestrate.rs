@@ -159,8 +159,9 @@ impl Interrupt {
             signal: AtomicI32::new(0),
             children: Mutex::new(BTreeSet::new()),
         });
-        let mut signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM])
-            .context("cannot install the signal handlers")?;
+        let mut signals =
+            signal_hook::iterator::Signals::new([signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM])
+                .context("cannot install the signal handlers")?;
         let handler = Arc::clone(&interrupt);
         let results_dir = results_dir.to_path_buf();
         std::thread::Builder::new()
@@ -476,6 +477,10 @@ struct RunRecord {
     closed: BTreeSet<MachineId>,
     /// Each machine's process id, for the manifest.
     pids: BTreeMap<MachineId, u32>,
+    /// A signal called the run off before it started ticking: a machine
+    /// told to stop while connecting may fail because its peers left, which
+    /// is no failure of the run.
+    called_off: bool,
 }
 
 /// Why the start of a run did not go through.
@@ -508,6 +513,7 @@ fn run_one(
     }
     let ended_us = now_us();
     let status = match (record.failures.first(), &record.interrupted) {
+        (_, Some(_)) if record.called_off => RunStatus::Interrupted,
         (Some(cause), _) => RunStatus::Failed { cause: cause.clone() },
         (None, Some(_)) => RunStatus::Interrupted,
         (None, None) => RunStatus::Ok,
@@ -647,7 +653,10 @@ fn drive(
         Ok(deadline) => deadline + connect_timeout + Duration::from_secs(5),
         Err(halt) => {
             match halt {
-                Halt::Interrupted(cause) => record.interrupted = Some(cause),
+                Halt::Interrupted(cause) => {
+                    record.interrupted = Some(cause);
+                    record.called_off = true;
+                }
                 Halt::Failed(error) => record.failures.push(format!("{error:#}")),
             }
             // Machines that have not started ticking stop at once, write
@@ -660,7 +669,8 @@ fn drive(
     // From here on a machine that fails does not stop the others: they run to
     // the deadline and log its disconnection, and the run is marked failed. A
     // signal stops them all at one instant.
-    let mut pending: Vec<MachineId> = plan.machines.iter().map(|m| m.id).filter(|id| !record.closed.contains(id)).collect();
+    let mut pending: Vec<MachineId> =
+        plan.machines.iter().map(|m| m.id).filter(|id| !record.closed.contains(id)).collect();
     let mut stopping = record.interrupted.is_some() || !record.failures.is_empty();
     while !pending.is_empty() {
         let mut halt = None;
@@ -721,7 +731,13 @@ fn drive(
             continue;
         };
         record.exit_statuses.insert(process.id, describe(status));
-        if !status.success() {
+        if status.code().is_none() {
+            record.failures.push(format!(
+                "machine {} was killed ({}); its log ends where it died",
+                process.id,
+                describe(status)
+            ));
+        } else if !status.success() {
             let cause = process.last_error().unwrap_or_else(|| "no error message".into());
             record.failures.push(format!("machine {} failed ({}): {cause}", process.id, describe(status)));
         } else if !record.summaries.contains_key(&process.id) {

@@ -250,6 +250,9 @@ fn run_standalone(args: MachineArgs) -> anyhow::Result<ExitCode> {
         summary.lateness.max_us,
         args.out.display()
     );
+    if summary.refused_connections > 0 {
+        eprintln!("machine {id}: refused {} connections in all (a bad or missing hello)", summary.refused_connections);
+    }
     Ok(signal_exit(signalled.load(Ordering::SeqCst)))
 }
 
@@ -384,6 +387,9 @@ fn run_orchestrated(id: MachineId) -> anyhow::Result<ExitCode> {
     let connected = match bound.connect(&peers, &stop) {
         Ok(connected) => connected,
         Err(NetError::Stopped) => return stopped(),
+        // A peer told to stop while we were connecting closes on us: with a
+        // stop request of our own waiting, that is the stop, not a failure.
+        Err(_) if !stop.is_empty() => return stopped(),
         Err(error) => return Err(error).with_context(|| format!("machine {id} cannot connect")),
     };
     report(&FromMachine::Ready)?;

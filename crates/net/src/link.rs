@@ -79,6 +79,8 @@ pub(crate) struct AcceptContext {
     pub(crate) pending_hellos: AtomicUsize,
     /// Connections refused so far (bad hello, or too many waiting).
     pub(crate) refused_connections: AtomicUsize,
+    /// Of those, the ones refused because too many were waiting.
+    pub(crate) refused_busy: AtomicUsize,
 }
 
 /// Counts a connection waiting for its hello for as long as it lives.
@@ -101,7 +103,7 @@ pub(crate) fn spawn_acceptor(listener: TcpListener, context: Arc<AcceptContext>,
                     Ok(stream) => {
                         if context.pending_hellos.fetch_add(1, Ordering::SeqCst) >= MAX_PENDING_HELLOS {
                             context.pending_hellos.fetch_sub(1, Ordering::SeqCst);
-                            refuse(&context, &stream, "too many connections are waiting for their hello");
+                            refuse(&context, &stream, Refusal::Busy);
                             continue;
                         }
                         let context = Arc::clone(&context);
@@ -132,7 +134,7 @@ fn serve_connection(mut stream: TcpStream, context: &AcceptContext, inbound: &Se
     let from = match accept_hello(&mut stream, context) {
         Ok(from) => from,
         Err(reason) => {
-            refuse(context, &stream, &reason);
+            refuse(context, &stream, Refusal::Hello(&reason));
             return;
         }
     };
@@ -163,12 +165,33 @@ fn serve_connection(mut stream: TcpStream, context: &AcceptContext, inbound: &Se
     let _ = inbound.send(Inbound::Closed { from, error });
 }
 
+/// Why a connection was refused.
+enum Refusal<'a> {
+    /// Too many connections were waiting for their hello.
+    Busy,
+    /// Its hello was missing or wrong; says how.
+    Hello(&'a str),
+}
+
 /// Reports a refused connection on stderr and counts it; the caller drops
 /// the stream, which closes it.
-fn refuse(context: &AcceptContext, stream: &TcpStream, reason: &str) {
+///
+/// A flood of connections must not flood stderr too: of each kind, the first
+/// ones are reported, then every power of two; the total is in the run's
+/// summary.
+fn refuse(context: &AcceptContext, stream: &TcpStream, refusal: Refusal<'_>) {
     let address = stream.peer_addr().map_or_else(|_| "an unknown address".to_string(), |a| a.to_string());
     let total = context.refused_connections.fetch_add(1, Ordering::SeqCst) + 1;
-    eprintln!("machine {}: refused a connection from {address}: {reason} ({total} refused so far)", context.id);
+    let (reason, of_kind) = match refusal {
+        Refusal::Busy => (
+            "too many connections are waiting for their hello",
+            context.refused_busy.fetch_add(1, Ordering::SeqCst) + 1,
+        ),
+        Refusal::Hello(reason) => (reason, total - context.refused_busy.load(Ordering::SeqCst)),
+    };
+    if of_kind <= 10 || of_kind.is_power_of_two() {
+        eprintln!("machine {}: refused a connection from {address}: {reason} ({total} refused so far)", context.id);
+    }
 }
 
 /// Reads exactly `bytes.len()` bytes before `deadline`, however the sender
@@ -189,7 +212,10 @@ fn read_exact_by(stream: &mut TcpStream, bytes: &mut [u8], deadline: Instant) ->
             Ok(n) => filled += n,
             Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
             Err(error) if matches!(error.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
-                return Err(io::Error::new(io::ErrorKind::TimedOut, format!("{filled} of {} bytes in time", bytes.len())));
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!("{filled} of {} bytes in time", bytes.len()),
+                ));
             }
             Err(error) => return Err(error),
         }
@@ -201,8 +227,10 @@ fn read_exact_by(stream: &mut TcpStream, bytes: &mut [u8], deadline: Instant) ->
 fn accept_hello(stream: &mut TcpStream, context: &AcceptContext) -> Result<MachineId, String> {
     let deadline = Instant::now() + context.hello_timeout;
     let mut bytes = [0u8; HELLO_LEN];
-    read_exact_by(stream, &mut bytes, deadline)
-        .map_err(|e| format!("no hello within {} s ({e})", context.hello_timeout.as_secs_f64()))?;
+    read_exact_by(stream, &mut bytes, deadline).map_err(|e| match e.kind() {
+        io::ErrorKind::UnexpectedEof => format!("no whole hello: {e}"),
+        _ => format!("no hello within {} s ({e})", context.hello_timeout.as_secs_f64()),
+    })?;
     let hello = Hello::decode(&bytes).map_err(|e| e.to_string())?;
     let (id, n_machines) = (context.id, context.n_machines);
     hello.check(&context.token, |peer| peer != id && (1..=n_machines).contains(&peer)).map_err(|e| e.to_string())?;

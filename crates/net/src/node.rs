@@ -171,6 +171,7 @@ fn bind_with_logs(config: NodeConfig, listener: TcpListener, mut logs: Logs) -> 
         joined: Mutex::new(BTreeSet::new()),
         pending_hellos: AtomicUsize::new(0),
         refused_connections: AtomicUsize::new(0),
+        refused_busy: AtomicUsize::new(0),
     };
     let context = Arc::new(context);
     link::spawn_acceptor(listener, Arc::clone(&context), sender);
@@ -197,7 +198,11 @@ impl Bound {
     ///
     /// Any message on `stop`, or its senders all gone, abandons the attempt
     /// ([`NetError::Stopped`]). On every error the log ends with `Stopped`.
-    pub fn connect(mut self, peers: &BTreeMap<MachineId, SocketAddr>, stop: &Receiver<StopRequest>) -> Result<Connected, NetError> {
+    pub fn connect(
+        mut self,
+        peers: &BTreeMap<MachineId, SocketAddr>,
+        stop: &Receiver<StopRequest>,
+    ) -> Result<Connected, NetError> {
         match self.try_connect(peers, stop) {
             Ok((outgoing, early)) => Ok(Connected { bound: self, outgoing, early }),
             Err(error) => {
