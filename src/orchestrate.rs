@@ -16,16 +16,28 @@
 //!    drains, writes `Stopped` and answers `done` with its summary (tick
 //!    lateness included).
 //!
-//! Any further line, or the end of stdin, tells a machine to stop: if the
-//! orchestrator dies, its machines stop cleanly and no child outlives it. On
-//! every error path a guard kills and reaps the run's children.
+//! `stop` (an instant, the same for the whole run) tells a machine to stop
+//! ticking then, or at once if it has not started; it ends as at the deadline
+//! and answers `done`. The end of stdin is a stop request too: if the
+//! orchestrator dies, its machines stop cleanly and no child outlives it. A
+//! machine that gets SIGINT or SIGTERM itself answers `signalled` and stops;
+//! the orchestrator then stops the rest of its run.
+//!
+//! **Interruption.** Machines run in their own process groups, so a
+//! terminal's Ctrl-C reaches only the orchestrator, which alone decides: the
+//! first SIGINT or SIGTERM stops every running run (each machine drains, logs
+//! what is unprocessed and writes `Stopped`), starts no new one, and marks the
+//! manifests `interrupted`; the second kills every machine at once and exits.
+//! On every error path the machines are told to stop, and a guard kills and
+//! reaps any that do not exit.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -47,6 +59,13 @@ const START_LEAD_US: i64 = 100_000;
 /// How many lines of a machine's stderr are kept for the failure cause.
 const STDERR_LINES: usize = 20;
 
+/// How far ahead a stop instant is: enough for every machine of the run to
+/// read its `stop` line, so that they all stop at the same instant.
+const STOP_LEAD_US: i64 = 50_000;
+
+/// How long machines told to stop before they started ticking have to exit.
+const ABANDON_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// What the orchestrator tells a machine, one JSON line each.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -57,6 +76,8 @@ pub enum ToMachine {
     Peers(BTreeMap<MachineId, SocketAddr>),
     /// Start ticking at this instant, in microseconds since the Unix epoch.
     Start(i64),
+    /// Stop ticking at this instant (at once if not ticking yet).
+    Stop(i64),
 }
 
 /// The settings of one orchestrated machine.
@@ -76,6 +97,9 @@ pub struct Launch {
     pub token_hex: String,
     /// The connect (and drain) timeout, in seconds.
     pub connect_timeout_s: f64,
+    /// How many messages the queue holds before refusing new ones.
+    #[serde(default = "default_queue_cap")]
+    pub queue_cap: usize,
     /// How long to tick, in microseconds.
     pub duration_us: u64,
     /// The log files to write.
@@ -95,8 +119,114 @@ pub enum FromMachine {
     },
     /// Every connection is up.
     Ready,
+    /// It got SIGINT or SIGTERM and is stopping.
+    Signalled {
+        /// The signal's name.
+        signal: String,
+    },
     /// It has written `Stopped`.
     Done(RunSummary),
+}
+
+fn default_queue_cap() -> usize {
+    clocklab_net::DEFAULT_QUEUE_CAP
+}
+
+/// What SIGINT and SIGTERM do to `clocklab run`: the first stops every run
+/// cleanly, the second kills every machine and exits.
+#[derive(Debug)]
+pub struct Interrupt {
+    /// Dropped by the first signal, which every wait of every run sees as
+    /// its receiver disconnecting.
+    first_sender: Mutex<Option<Sender<()>>>,
+    first: Receiver<()>,
+    /// The first signal's number, 0 before it.
+    signal: AtomicI32,
+    /// The process ids of the machines not reaped yet. A pid is removed under
+    /// this lock when its process is reaped, so the second signal never kills
+    /// a process that is not ours.
+    children: Mutex<BTreeSet<u32>>,
+}
+
+impl Interrupt {
+    /// Installs the handlers; `results_dir` is named when the second signal
+    /// ends the command.
+    pub fn install(results_dir: &Path) -> anyhow::Result<Arc<Interrupt>> {
+        let (sender, first) = crossbeam_channel::bounded(0);
+        let interrupt = Arc::new(Interrupt {
+            first_sender: Mutex::new(Some(sender)),
+            first,
+            signal: AtomicI32::new(0),
+            children: Mutex::new(BTreeSet::new()),
+        });
+        let mut signals =
+            signal_hook::iterator::Signals::new([signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM])
+                .context("cannot install the signal handlers")?;
+        let handler = Arc::clone(&interrupt);
+        let results_dir = results_dir.to_path_buf();
+        std::thread::Builder::new()
+            .name("signals".into())
+            .spawn(move || {
+                for signal in signals.forever() {
+                    if handler.signal.compare_exchange(0, signal, Ordering::SeqCst, Ordering::SeqCst).is_ok() {
+                        eprintln!(
+                            "clocklab: {}: stopping every run (each machine drains and writes Stopped); press Ctrl-C again to kill them at once",
+                            signal_name(signal)
+                        );
+                        drop(handler.first_sender.lock().expect("the signal lock is never poisoned").take());
+                    } else {
+                        handler.kill_all_and_exit(signal, &results_dir);
+                    }
+                }
+            })
+            .context("cannot start the signal thread")?;
+        Ok(interrupt)
+    }
+
+    /// The first signal's number, if one came.
+    pub fn signal(&self) -> Option<i32> {
+        match self.signal.load(Ordering::SeqCst) {
+            0 => None,
+            signal => Some(signal),
+        }
+    }
+
+    /// Whether the first signal came.
+    fn fired(&self) -> bool {
+        self.signal().is_some()
+    }
+
+    /// What stopped the runs, for their manifests.
+    fn cause(&self) -> String {
+        format!("clocklab run got {}", signal_name(self.signal.load(Ordering::SeqCst)))
+    }
+
+    fn kill_all_and_exit(&self, signal: i32, results_dir: &Path) -> ! {
+        // The lock is kept to the end: no pid in the set can be reaped (and
+        // reused) while it is killed.
+        let children = self.children.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        for &pid in children.iter() {
+            if let Ok(pid) = i32::try_from(pid) {
+                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+            }
+        }
+        eprintln!(
+            "clocklab: {} again: killed {} machines; results so far in {} (the logs of runs that were still going may end without Stopped)",
+            signal_name(signal),
+            children.len(),
+            results_dir.display()
+        );
+        std::process::exit(128 + signal);
+    }
+}
+
+/// The name of a signal `clocklab` handles.
+pub fn signal_name(signal: i32) -> &'static str {
+    match signal {
+        signal_hook::consts::SIGINT => "SIGINT",
+        signal_hook::consts::SIGTERM => "SIGTERM",
+        _ => "a signal",
+    }
 }
 
 /// Sends one control line.
@@ -135,12 +265,15 @@ pub fn rfc3339_us(time_us: i64) -> String {
 }
 
 /// Runs every plan as real processes, `jobs` runs at a time; writes each run's
-/// logs and manifest and returns the manifests in plan order.
+/// logs and manifest and returns the manifests in plan order. After an
+/// interruption no new run starts: the manifests are those of the runs that
+/// started.
 pub fn run_real(
     plans: &[RunPlan],
     config: &Config,
     jobs: usize,
     results_dir: &Path,
+    interrupt: &Arc<Interrupt>,
 ) -> anyhow::Result<Vec<RunManifest>> {
     let exe = std::env::current_exe().context("cannot find the clocklab executable to start machines")?;
     let jobs = jobs.clamp(1, plans.len().max(1));
@@ -154,7 +287,10 @@ pub fn run_real(
                     loop {
                         let idx = next.fetch_add(1, Ordering::Relaxed);
                         let Some(plan) = plans.get(idx) else { break };
-                        let manifest = run_one(&exe, plan, config, &progress, idx);
+                        if interrupt.fired() {
+                            break;
+                        }
+                        let manifest = run_one(&exe, plan, config, &progress, idx, interrupt);
                         let written = std::fs::write(layout::manifest_path(&plan.dir), manifest.to_json())
                             .with_context(|| format!("cannot write {}", layout::manifest_path(&plan.dir).display()))
                             .map(|()| manifest);
@@ -174,8 +310,15 @@ pub fn run_real(
         .into_inner()
         .expect("no worker panicked")
         .into_iter()
-        .map(|slot| slot.unwrap_or_else(|| Err(anyhow!("a run was never started"))))
-        .collect::<anyhow::Result<Vec<_>>>()?;
+        .map(|slot| match slot {
+            Some(manifest) => manifest.map(Some),
+            None if interrupt.fired() => Ok(None),
+            None => Err(anyhow!("a run was never started")),
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>();
     print_lateness(&manifests, results_dir);
     Ok(manifests)
 }
@@ -249,6 +392,7 @@ struct MachineProcess {
     stdin: Option<ChildStdin>,
     status: Option<ExitStatus>,
     stderr: Arc<Mutex<Vec<String>>>,
+    interrupt: Arc<Interrupt>,
 }
 
 impl MachineProcess {
@@ -258,21 +402,55 @@ impl MachineProcess {
         send_line(stdin, message).map_err(|error| anyhow!("machine {id}: cannot send it a control line: {error}"))
     }
 
-    /// The last line the machine wrote on stderr, if any.
+    /// The last line the machine wrote on stderr, if any, without the
+    /// command's own `clocklab: error: ` prefix.
     fn last_error(&self) -> Option<String> {
-        self.stderr.lock().expect("stderr lock").last().cloned()
+        let last = self.stderr.lock().expect("stderr lock").last().cloned()?;
+        Some(last.strip_prefix("clocklab: error: ").map(str::to_string).unwrap_or(last))
+    }
+
+    /// Reaps the process if it has exited (under the interrupt's lock, see
+    /// [`Interrupt::children`]).
+    fn try_reap(&mut self) -> std::io::Result<Option<ExitStatus>> {
+        let mut children = self.interrupt.children.lock().expect("the children lock is never poisoned");
+        let status = self.child.try_wait()?;
+        if let Some(status) = status {
+            children.remove(&self.child.id());
+            self.status = Some(status);
+        }
+        Ok(status)
+    }
+
+    /// Kills and reaps the process.
+    fn kill(&mut self) {
+        let mut children = self.interrupt.children.lock().expect("the children lock is never poisoned");
+        let _ = self.child.kill();
+        self.status = self.child.wait().ok();
+        children.remove(&self.child.id());
     }
 }
 
 /// A run's children: whatever happens, none outlives the run.
 struct Children(Vec<MachineProcess>);
 
+impl Children {
+    /// Tells every machine still running to stop at `at_us` (at once if it
+    /// is not ticking yet).
+    fn stop_all(&mut self, at_us: i64) {
+        for process in &mut self.0 {
+            if process.status.is_none() {
+                // A machine that has exited cannot take it, and needs not.
+                let _ = process.send(&ToMachine::Stop(at_us));
+            }
+        }
+    }
+}
+
 impl Drop for Children {
     fn drop(&mut self) {
         for process in &mut self.0 {
             if process.status.is_none() {
-                let _ = process.child.kill();
-                process.status = process.child.wait().ok();
+                process.kill();
             }
         }
     }
@@ -293,19 +471,52 @@ struct RunRecord {
     exit_statuses: BTreeMap<MachineId, String>,
     failures: Vec<String>,
     start_us: Option<i64>,
+    /// What interrupted the run, if something did.
+    interrupted: Option<String>,
+    /// Machines whose stdout has closed.
+    closed: BTreeSet<MachineId>,
+    /// Each machine's process id, for the manifest.
+    pids: BTreeMap<MachineId, u32>,
+    /// A signal called the run off before it started ticking: a machine
+    /// told to stop while connecting may fail because its peers left, which
+    /// is no failure of the run.
+    called_off: bool,
+}
+
+/// Why the start of a run did not go through.
+enum Halt {
+    /// A signal, to `clocklab run` or to one of the machines; says which.
+    Interrupted(String),
+    /// Something failed.
+    Failed(anyhow::Error),
+}
+
+impl From<anyhow::Error> for Halt {
+    fn from(error: anyhow::Error) -> Halt {
+        Halt::Failed(error)
+    }
 }
 
 /// Runs one plan and returns its manifest; any failure is in its status.
-fn run_one(exe: &Path, plan: &RunPlan, config: &Config, progress: &Progress, idx: usize) -> RunManifest {
+fn run_one(
+    exe: &Path,
+    plan: &RunPlan,
+    config: &Config,
+    progress: &Progress,
+    idx: usize,
+    interrupt: &Arc<Interrupt>,
+) -> RunManifest {
     let spawned_us = now_us();
     let mut record = RunRecord::default();
-    if let Err(error) = drive(exe, plan, config, progress, idx, &mut record) {
+    if let Err(error) = drive(exe, plan, config, progress, idx, interrupt, &mut record) {
         record.failures.insert(0, format!("{error:#}"));
     }
     let ended_us = now_us();
-    let status = match record.failures.first() {
-        None => RunStatus::Ok,
-        Some(cause) => RunStatus::Failed { cause: cause.clone() },
+    let status = match (record.failures.first(), &record.interrupted) {
+        (_, Some(_)) if record.called_off => RunStatus::Interrupted,
+        (Some(cause), _) => RunStatus::Failed { cause: cause.clone() },
+        (None, Some(_)) => RunStatus::Interrupted,
+        (None, None) => RunStatus::Ok,
     };
     let machines = plan
         .machines
@@ -334,11 +545,23 @@ fn run_one(exe: &Path, plan: &RunPlan, config: &Config, progress: &Progress, idx
                 let value = serde_json::json!({
                     "sent": s.sent, "processed": s.processed, "unprocessed": s.unprocessed,
                     "send_errors": s.send_errors, "disconnected": s.disconnected,
+                    "refused": s.refused, "refused_connections": s.refused_connections,
+                    "stopped_early": s.stopped_early,
                 });
                 (id.to_string(), value)
             })
             .collect();
         extra.insert("messages".into(), serde_json::to_value(messages).expect("plain numbers serialise"));
+    }
+    if let Some(cause) = &record.interrupted {
+        extra.insert("interrupted_by".into(), serde_json::Value::String(cause.clone()));
+    }
+    if !record.failures.is_empty() {
+        extra.insert("failures".into(), serde_json::to_value(&record.failures).expect("strings serialise"));
+    }
+    if !record.pids.is_empty() {
+        let pids: BTreeMap<String, u32> = record.pids.iter().map(|(id, pid)| (id.to_string(), *pid)).collect();
+        extra.insert("pids".into(), serde_json::to_value(pids).expect("plain numbers serialise"));
     }
     RunManifest {
         clocklab_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -360,32 +583,44 @@ fn run_one(exe: &Path, plan: &RunPlan, config: &Config, progress: &Progress, idx
 }
 
 /// Waits until every machine in `pending` has said what `accept` takes, or
-/// `deadline`; a machine whose stdout closes first has failed.
+/// `deadline`; a machine whose stdout closes first has failed. A signal (to
+/// `clocklab run`, or one a machine reports) ends the wait.
+#[allow(clippy::too_many_arguments)] // One call site per phase; a struct would only rename them.
 fn collect(
     reports: &Receiver<(MachineId, Report)>,
     children: &Children,
+    record: &mut RunRecord,
+    interrupt: &Interrupt,
     mut pending: Vec<MachineId>,
     deadline: Instant,
     what: &str,
-    mut accept: impl FnMut(MachineId, FromMachine) -> anyhow::Result<bool>,
-) -> anyhow::Result<()> {
+    mut accept: impl FnMut(&mut RunRecord, MachineId, FromMachine) -> anyhow::Result<bool>,
+) -> Result<(), Halt> {
     while !pending.is_empty() {
-        let (id, report) = reports
-            .recv_deadline(deadline)
-            .map_err(|_| anyhow!("machines {pending:?} did not report {what} in time"))?;
+        let (id, report) = crossbeam_channel::select! {
+            recv(reports) -> report => report.map_err(|_| anyhow!("every machine's output closed"))?,
+            recv(interrupt.first) -> _ => return Err(Halt::Interrupted(interrupt.cause())),
+            default(deadline.saturating_duration_since(Instant::now())) => {
+                return Err(anyhow!("machines {pending:?} did not report {what} in time").into());
+            }
+        };
         match report {
+            Report::Said(FromMachine::Signalled { signal }) => {
+                return Err(Halt::Interrupted(format!("machine {id} got {signal}")));
+            }
             Report::Said(message) => {
-                if accept(id, message)? {
+                if accept(record, id, message)? {
                     pending.retain(|&p| p != id);
                 }
             }
-            Report::Garbled(line) => bail!("machine {id} said something unexpected: {line:?}"),
+            Report::Garbled(line) => return Err(anyhow!("machine {id} said something unexpected: {line:?}").into()),
             Report::Closed => {
+                record.closed.insert(id);
                 let process = children.0.iter().find(|p| p.id == id).expect("reports come from our children");
                 // Its stderr may still be arriving: give the reader a moment.
                 std::thread::sleep(Duration::from_millis(50));
                 let cause = process.last_error().unwrap_or_else(|| "no error message".into());
-                bail!("machine {id} exited before it reported {what}: {cause}");
+                return Err(anyhow!("machine {id} exited before it reported {what}: {cause}").into());
             }
         }
     }
@@ -400,21 +635,136 @@ fn drive(
     config: &Config,
     progress: &Progress,
     idx: usize,
+    interrupt: &Arc<Interrupt>,
     record: &mut RunRecord,
 ) -> anyhow::Result<()> {
     std::fs::create_dir_all(&plan.dir).with_context(|| format!("cannot create {}", plan.dir.display()))?;
-    let mut token = [0u8; TOKEN_LEN];
-    rand::rng().fill_bytes(&mut token);
-    let duration_us = clocklab_model::schedule::duration_us(plan.experiment.duration);
     let connect_timeout = Duration::from_secs_f64(config.connect_timeout);
     let (report_tx, reports) = crossbeam_channel::unbounded();
     let mut children = Children(Vec::new());
     for machine in &plan.machines {
-        children.0.push(spawn_machine(exe, machine.id, &report_tx)?);
+        let process = spawn_machine(exe, machine.id, &report_tx, interrupt)?;
+        record.pids.insert(machine.id, process.child.id());
+        children.0.push(process);
     }
     drop(report_tx);
-    let ids: Vec<MachineId> = plan.machines.iter().map(|m| m.id).collect();
 
+    let end_deadline = match start(plan, config, progress, idx, interrupt, &reports, &mut children, record) {
+        Ok(deadline) => deadline + connect_timeout + Duration::from_secs(5),
+        Err(halt) => {
+            match halt {
+                Halt::Interrupted(cause) => {
+                    record.interrupted = Some(cause);
+                    record.called_off = true;
+                }
+                Halt::Failed(error) => record.failures.push(format!("{error:#}")),
+            }
+            // Machines that have not started ticking stop at once, write
+            // `Stopped` and exit.
+            children.stop_all(now_us());
+            Instant::now() + connect_timeout + ABANDON_TIMEOUT
+        }
+    };
+
+    // From here on a machine that fails does not stop the others: they run to
+    // the deadline and log its disconnection, and the run is marked failed. A
+    // signal stops them all at one instant.
+    let mut pending: Vec<MachineId> =
+        plan.machines.iter().map(|m| m.id).filter(|id| !record.closed.contains(id)).collect();
+    let mut stopping = record.interrupted.is_some() || !record.failures.is_empty();
+    while !pending.is_empty() {
+        let mut halt = None;
+        crossbeam_channel::select! {
+            recv(reports) -> report => match report {
+                Ok((id, Report::Said(FromMachine::Done(summary)))) => {
+                    record.summaries.insert(id, summary);
+                    pending.retain(|&p| p != id);
+                }
+                Ok((id, Report::Said(FromMachine::Signalled { signal }))) => {
+                    halt = Some(format!("machine {id} got {signal}"));
+                }
+                // After a start called off, a machine may still report the
+                // step it was on before it takes the stop.
+                Ok((_, Report::Said(FromMachine::Bound { .. } | FromMachine::Ready))) => {}
+                Ok((id, Report::Garbled(line))) => {
+                    record.failures.push(format!("machine {id} said something unexpected: {line:?}"));
+                }
+                Ok((id, Report::Closed)) => {
+                    record.closed.insert(id);
+                    pending.retain(|&p| p != id);
+                }
+                Err(_) => break,
+            },
+            recv(interrupt.first) -> _ => halt = Some(interrupt.cause()),
+            default(end_deadline.saturating_duration_since(Instant::now())) => {
+                record.failures.push(format!("machines {pending:?} did not finish in time"));
+                break;
+            }
+        }
+        if let Some(cause) = halt
+            && !stopping
+        {
+            stopping = true;
+            record.interrupted.get_or_insert(cause);
+            children.stop_all(now_us() + STOP_LEAD_US);
+        }
+    }
+
+    // Closing stdin is harmless now: every machine that is still alive has stopped.
+    let exit_deadline = Instant::now() + Duration::from_secs(5);
+    for process in &mut children.0 {
+        process.stdin = None;
+        let status = loop {
+            match process.try_reap() {
+                Ok(Some(status)) => break Some(status),
+                Ok(None) if Instant::now() < exit_deadline => std::thread::sleep(Duration::from_millis(5)),
+                Ok(None) => break None,
+                Err(error) => {
+                    record.failures.push(format!("machine {}: cannot wait for it: {error}", process.id));
+                    break None;
+                }
+            }
+        };
+        let Some(status) = status else {
+            record.failures.push(format!("machine {} did not exit after it stopped; killed", process.id));
+            process.kill();
+            continue;
+        };
+        record.exit_statuses.insert(process.id, describe(status));
+        if status.code().is_none() {
+            record.failures.push(format!(
+                "machine {} was killed ({}); its log ends where it died",
+                process.id,
+                describe(status)
+            ));
+        } else if !status.success() {
+            let cause = process.last_error().unwrap_or_else(|| "no error message".into());
+            record.failures.push(format!("machine {} failed ({}): {cause}", process.id, describe(status)));
+        } else if !record.summaries.contains_key(&process.id) {
+            record.failures.push(format!("machine {} exited without its summary", process.id));
+        }
+    }
+    Ok(())
+}
+
+/// Takes the run's machines through launch, bind, connect and the start
+/// instant; returns the deadline.
+#[allow(clippy::too_many_arguments)] // The run's context, passed through once.
+fn start(
+    plan: &RunPlan,
+    config: &Config,
+    progress: &Progress,
+    idx: usize,
+    interrupt: &Interrupt,
+    reports: &Receiver<(MachineId, Report)>,
+    children: &mut Children,
+    record: &mut RunRecord,
+) -> Result<Instant, Halt> {
+    let mut token = [0u8; TOKEN_LEN];
+    rand::rng().fill_bytes(&mut token);
+    let duration_us = clocklab_model::schedule::duration_us(plan.experiment.duration);
+    let connect_timeout = Duration::from_secs_f64(config.connect_timeout);
+    let ids: Vec<MachineId> = plan.machines.iter().map(|m| m.id).collect();
     for (process, machine) in children.0.iter_mut().zip(&plan.machines) {
         process.send(&ToMachine::Launch(Launch {
             n_machines: plan.experiment.machines,
@@ -424,12 +774,14 @@ fn drive(
             host: plan.host.clone(),
             token_hex: token_to_hex(&token),
             connect_timeout_s: config.connect_timeout,
+            queue_cap: config.queue_cap,
             duration_us,
             logs: plan.log_formats.iter().map(|&f| (f, layout::log_path(&plan.dir, machine.id, f))).collect(),
         }))?;
     }
     let mut addresses = BTreeMap::new();
-    collect(&reports, &children, ids.clone(), Instant::now() + connect_timeout, "its port", |id, message| {
+    let bound_deadline = Instant::now() + connect_timeout;
+    collect(reports, children, record, interrupt, ids.clone(), bound_deadline, "its port", |record, id, message| {
         let FromMachine::Bound { port, rate } = message else { bail!("machine {id}: expected its port first") };
         let planned = plan.machines.iter().find(|m| m.id == id).map(|m| m.rate);
         if planned != Some(rate) {
@@ -448,9 +800,11 @@ fn drive(
         process.send(&ToMachine::Peers(addresses.clone()))?;
     }
     let connect_deadline = Instant::now() + connect_timeout + Duration::from_secs(1);
-    collect(&reports, &children, ids.clone(), connect_deadline, "its connections", |id, message| match message {
-        FromMachine::Ready => Ok(true),
-        _ => bail!("machine {id}: expected ready"),
+    collect(reports, children, record, interrupt, ids, connect_deadline, "its connections", |_, id, message| {
+        match message {
+            FromMachine::Ready => Ok(true),
+            _ => bail!("machine {id}: expected ready"),
+        }
     })?;
 
     let start_us = now_us() + START_LEAD_US;
@@ -460,56 +814,7 @@ fn drive(
     }
     let deadline = Instant::now() + Duration::from_micros(START_LEAD_US as u64 + duration_us);
     progress.started(idx, deadline);
-
-    // From here on a machine that fails does not stop the others: they run to
-    // the deadline and log its disconnection, and the run is marked failed.
-    let end_deadline = deadline + connect_timeout + Duration::from_secs(5);
-    let mut pending = ids.clone();
-    while !pending.is_empty() {
-        let Ok((id, report)) = reports.recv_deadline(end_deadline) else {
-            record.failures.push(format!("machines {pending:?} did not finish in time"));
-            break;
-        };
-        match report {
-            Report::Said(FromMachine::Done(summary)) => {
-                record.summaries.insert(id, summary);
-                pending.retain(|&p| p != id);
-            }
-            Report::Said(other) => record.failures.push(format!("machine {id}: unexpected {other:?}")),
-            Report::Garbled(line) => record.failures.push(format!("machine {id} said something unexpected: {line:?}")),
-            Report::Closed => pending.retain(|&p| p != id),
-        }
-    }
-
-    // Closing stdin is harmless now: every machine that is still alive has stopped.
-    let exit_deadline = Instant::now() + Duration::from_secs(5);
-    for process in &mut children.0 {
-        process.stdin = None;
-        let status = loop {
-            match process.child.try_wait() {
-                Ok(Some(status)) => break Some(status),
-                Ok(None) if Instant::now() < exit_deadline => std::thread::sleep(Duration::from_millis(5)),
-                Ok(None) => break None,
-                Err(error) => {
-                    record.failures.push(format!("machine {}: cannot wait for it: {error}", process.id));
-                    break None;
-                }
-            }
-        };
-        let Some(status) = status else {
-            record.failures.push(format!("machine {} did not exit after it stopped; killed", process.id));
-            continue;
-        };
-        process.status = Some(status);
-        record.exit_statuses.insert(process.id, describe(status));
-        if !status.success() {
-            let cause = process.last_error().unwrap_or_else(|| "no error message".into());
-            record.failures.push(format!("machine {} failed ({}): {cause}", process.id, describe(status)));
-        } else if !record.summaries.contains_key(&process.id) {
-            record.failures.push(format!("machine {} exited without its summary", process.id));
-        }
-    }
-    Ok(())
+    Ok(deadline)
 }
 
 /// An exit status for the manifest: `0`, or what ended the process.
@@ -522,7 +827,17 @@ fn describe(status: ExitStatus) -> String {
 
 /// Starts `clocklab machine <id> --orchestrated` with its stdout and stderr read
 /// by two threads.
-fn spawn_machine(exe: &Path, id: MachineId, reports: &Sender<(MachineId, Report)>) -> anyhow::Result<MachineProcess> {
+///
+/// The machine gets its own process group, so that a terminal's Ctrl-C
+/// reaches only the orchestrator, which alone decides how the run stops.
+fn spawn_machine(
+    exe: &Path,
+    id: MachineId,
+    reports: &Sender<(MachineId, Report)>,
+    interrupt: &Arc<Interrupt>,
+) -> anyhow::Result<MachineProcess> {
+    // The pid is registered before the second signal could miss it.
+    let mut children = interrupt.children.lock().expect("the children lock is never poisoned");
     let mut child = Command::new(exe)
         .arg("machine")
         .arg(id.to_string())
@@ -530,8 +845,11 @@ fn spawn_machine(exe: &Path, id: MachineId, reports: &Sender<(MachineId, Report)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
+        .process_group(0)
         .spawn()
         .with_context(|| format!("cannot start machine {id} ({})", exe.display()))?;
+    children.insert(child.id());
+    drop(children);
     let stdin = child.stdin.take();
     let stdout = child.stdout.take().expect("stdout is piped");
     let stderr = child.stderr.take().expect("stderr is piped");
@@ -561,5 +879,5 @@ fn spawn_machine(exe: &Path, id: MachineId, reports: &Sender<(MachineId, Report)
             kept.push(line);
         }
     });
-    Ok(MachineProcess { id, child, stdin, status: None, stderr: lines })
+    Ok(MachineProcess { id, child, stdin, status: None, stderr: lines, interrupt: Arc::clone(interrupt) })
 }

@@ -69,7 +69,8 @@ pub fn run(args: CalibrateArgs) -> anyhow::Result<ExitCode> {
     );
 
     let real_plans = plan_runs(&config, seed, &real_dir);
-    let manifests = crate::orchestrate::run_real(&real_plans, &config, usize::MAX, &real_dir)?;
+    let interrupt = crate::orchestrate::Interrupt::install(&real_dir)?;
+    let manifests = crate::orchestrate::run_real(&real_plans, &config, usize::MAX, &real_dir, &interrupt)?;
     if let Some(failed) = manifests.iter().find(|m| m.status != RunStatus::Ok) {
         anyhow::bail!("real run {} did not finish cleanly: {:?}", failed.run_idx, failed.status);
     }

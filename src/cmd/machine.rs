@@ -11,6 +11,8 @@ use std::io::BufRead;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
@@ -18,8 +20,10 @@ use clap::Args;
 use clocklab_config::{Config, LogFormats, layout};
 use clocklab_model::wire::TOKEN_LEN;
 use clocklab_model::{MachineId, schedule, seed};
-use clocklab_net::{NodeConfig, now_us};
+use clocklab_net::{NetError, NodeConfig, RunSummary, StopRequest, now_us};
+use crossbeam_channel::{Receiver, Sender};
 use rand::Rng;
+use signal_hook::consts::{SIGINT, SIGTERM};
 
 use super::UsageError;
 use crate::orchestrate::{FromMachine, Launch, ToMachine, send_line, token_from_hex};
@@ -51,6 +55,11 @@ pub struct MachineArgs {
     /// Which log files to write (default: the configuration's `log_format`).
     #[arg(long, value_enum)]
     log_format: Option<LogFormatArg>,
+    /// Seconds to wait for every peer to connect (default: the
+    /// configuration's `connect_timeout`); also bounds the wait for the
+    /// peers' last messages at the end.
+    #[arg(long, value_name = "S")]
+    connect_timeout: Option<f64>,
     /// Started by `clocklab run`: take the settings from stdin, report on stdout.
     #[arg(long, hide = true)]
     orchestrated: bool,
@@ -89,8 +98,63 @@ fn resolve(host: &str, port: u16) -> anyhow::Result<SocketAddr> {
         .ok_or_else(|| anyhow!("{host}:{port} resolves to no address"))
 }
 
+/// The name of a signal this process handles.
+fn signal_name(signal: i32) -> &'static str {
+    match signal {
+        SIGINT => "SIGINT",
+        SIGTERM => "SIGTERM",
+        _ => "a signal",
+    }
+}
+
+/// Handles SIGINT and SIGTERM on a thread: the first calls `on_first` (which
+/// asks the machine to stop cleanly), the second ends the process at once.
+/// Every log line is written whole, so even then no line is cut.
+fn watch_signals(id: MachineId, on_first: impl FnOnce(i32) + Send + 'static) -> anyhow::Result<()> {
+    let mut signals =
+        signal_hook::iterator::Signals::new([SIGINT, SIGTERM]).context("cannot install the signal handlers")?;
+    std::thread::Builder::new()
+        .name(format!("machine-{id}-signals"))
+        .spawn(move || {
+            let mut on_first = Some(on_first);
+            for signal in signals.forever() {
+                match on_first.take() {
+                    Some(stop) => stop(signal),
+                    None => {
+                        eprintln!("machine {id}: {} again: exiting at once", signal_name(signal));
+                        std::process::exit(128 + signal);
+                    }
+                }
+            }
+        })
+        .context("cannot start the signal thread")?;
+    Ok(())
+}
+
+/// The exit code after a stop by `signal` (0 if none came): 128 + its
+/// number, as shells report it.
+fn signal_exit(signal: i32) -> ExitCode {
+    if signal == 0 { ExitCode::SUCCESS } else { ExitCode::from(u8::try_from(128 + signal).unwrap_or(1)) }
+}
+
 fn run_standalone(args: MachineArgs) -> anyhow::Result<ExitCode> {
-    let config = super::load_config(args.config.as_deref())?;
+    let id = args.id;
+    let (stop_tx, stop) = crossbeam_channel::unbounded();
+    let signalled = Arc::new(AtomicI32::new(0));
+    let seen = Arc::clone(&signalled);
+    watch_signals(id, move |signal| {
+        seen.store(signal, Ordering::SeqCst);
+        eprintln!(
+            "machine {id}: {}: stopping (the end goes as at the deadline); send it again to exit at once",
+            signal_name(signal)
+        );
+        let _ = stop_tx.send(StopRequest::Now);
+    })?;
+    let mut config = super::load_config(args.config.as_deref())?;
+    if let Some(timeout_s) = args.connect_timeout {
+        config.connect_timeout = timeout_s;
+        config.validate("--connect-timeout").context("invalid configuration")?;
+    }
     let source =
         args.config.as_ref().map_or_else(|| "the built-in configuration".to_string(), |p| p.display().to_string());
     if config.ports.is_empty() {
@@ -152,6 +216,7 @@ fn run_standalone(args: MachineArgs) -> anyhow::Result<ExitCode> {
         token,
         connect_timeout: Duration::from_secs_f64(config.connect_timeout),
         end_grace: STANDALONE_END_GRACE,
+        queue_cap: config.queue_cap,
         logs,
     };
     let bound = clocklab_net::bind(node).with_context(|| format!("machine {} cannot start", args.id))?;
@@ -162,10 +227,16 @@ fn run_standalone(args: MachineArgs) -> anyhow::Result<ExitCode> {
         bound.rate(),
         peers.keys().collect::<Vec<_>>()
     );
-    let connected = bound.connect(&peers).with_context(|| format!("machine {} cannot connect", args.id))?;
+    let connected = match bound.connect(&peers, &stop) {
+        Ok(connected) => connected,
+        Err(NetError::Stopped) => {
+            eprintln!("machine {id}: stopped before every peer connected; log in {}", args.out.display());
+            return Ok(signal_exit(signalled.load(Ordering::SeqCst)));
+        }
+        Err(error) => return Err(error).with_context(|| format!("machine {id} cannot connect")),
+    };
     let duration_us = schedule::duration_us(experiment.duration);
     eprintln!("machine {}: all connected; ticking for {} s", args.id, experiment.duration);
-    let (_keep_running, stop) = clocklab_net::never_stop();
     let summary = connected.run(now_us(), duration_us, &stop).with_context(|| format!("machine {}", args.id))?;
     eprintln!(
         "machine {}: stopped after {} ticks; sent {}, processed {}, unprocessed {}; tick lateness p50 {} us, p99 {} us, max {} us; logs in {}",
@@ -179,28 +250,72 @@ fn run_standalone(args: MachineArgs) -> anyhow::Result<ExitCode> {
         summary.lateness.max_us,
         args.out.display()
     );
-    Ok(ExitCode::SUCCESS)
+    if summary.refused_connections > 0 {
+        eprintln!("machine {id}: refused {} connections in all (a bad or missing hello)", summary.refused_connections);
+    }
+    Ok(signal_exit(signalled.load(Ordering::SeqCst)))
 }
 
-/// Reads control lines from stdin on a thread; the channel disconnects at the
-/// end of stdin, which is how the machine learns that the orchestrator is gone.
-fn control_lines() -> crossbeam_channel::Receiver<String> {
+/// Reads control lines from stdin on a thread. A `stop` line goes to `stop`
+/// as a request for its instant; the end of stdin (the orchestrator is gone)
+/// is a request to stop now. Every other line goes, parsed, to the returned
+/// channel (a line that does not parse as itself).
+fn control_lines(stop: Sender<StopRequest>) -> Receiver<Result<ToMachine, String>> {
     let (sender, receiver) = crossbeam_channel::unbounded();
     std::thread::spawn(move || {
         for line in std::io::stdin().lock().lines() {
             let Ok(line) = line else { break };
-            if sender.send(line).is_err() {
+            let sent = match serde_json::from_str::<ToMachine>(&line) {
+                Ok(ToMachine::Stop(at_us)) => stop.send(StopRequest::At(at_us)).is_ok(),
+                Ok(control) => sender.send(Ok(control)).is_ok(),
+                Err(_) => sender.send(Err(line)).is_ok(),
+            };
+            if !sent {
                 break;
             }
         }
+        let _ = stop.send(StopRequest::Now);
     });
     receiver
 }
 
-/// The next control line, parsed; the end of stdin is an error.
-fn next_control(lines: &crossbeam_channel::Receiver<String>, what: &str) -> anyhow::Result<ToMachine> {
-    let line = lines.recv().map_err(|_| anyhow!("the orchestrator went away before sending {what}"))?;
-    serde_json::from_str(&line).with_context(|| format!("bad control line {line:?} (expected {what})"))
+/// What came next from the orchestrator.
+enum Next {
+    /// A control line.
+    Control(ToMachine),
+    /// A stop request (or a signal, or the end of stdin).
+    Stop,
+}
+
+/// The next control line, or a stop request.
+///
+/// A control line sent before a stop request wins, whatever order the two
+/// channels are read in (the request is put back for the next phase): a
+/// machine told `start` then `stop` ticks until the stop instant like the
+/// rest of its run, instead of leaving them to send to a machine that left.
+fn next_control(
+    controls: &Receiver<Result<ToMachine, String>>,
+    stop: &Receiver<StopRequest>,
+    stop_again: &Sender<StopRequest>,
+    what: &str,
+) -> anyhow::Result<Next> {
+    let control = crossbeam_channel::select! {
+        recv(controls) -> control => control,
+        recv(stop) -> request => match controls.try_recv() {
+            Ok(control) => {
+                if let Ok(request) = request {
+                    let _ = stop_again.send(request);
+                }
+                Ok(control)
+            }
+            Err(_) => return Ok(Next::Stop),
+        },
+    };
+    match control {
+        Ok(Ok(control)) => Ok(Next::Control(control)),
+        Ok(Err(line)) => bail!("bad control line {line:?} (expected {what})"),
+        Err(_) => bail!("the orchestrator went away before sending {what}"),
+    }
 }
 
 fn report(message: &FromMachine) -> anyhow::Result<()> {
@@ -208,9 +323,18 @@ fn report(message: &FromMachine) -> anyhow::Result<()> {
 }
 
 fn run_orchestrated(id: MachineId) -> anyhow::Result<ExitCode> {
-    let lines = control_lines();
-    let ToMachine::Launch(launch) = next_control(&lines, "the launch settings")? else {
-        bail!("the first control line is not the launch settings");
+    let (stop_tx, stop) = crossbeam_channel::unbounded();
+    let controls = control_lines(stop_tx.clone());
+    let on_signal = stop_tx.clone();
+    watch_signals(id, move |signal| {
+        // The orchestrator hears of it first, and stops the rest of the run.
+        let _ = report(&FromMachine::Signalled { signal: signal_name(signal).to_string() });
+        let _ = on_signal.send(StopRequest::Now);
+    })?;
+    let launch = match next_control(&controls, &stop, &stop_tx, "the launch settings")? {
+        Next::Control(ToMachine::Launch(launch)) => launch,
+        Next::Control(_) => bail!("the first control line is not the launch settings"),
+        Next::Stop => return Ok(ExitCode::SUCCESS),
     };
     let Launch {
         n_machines,
@@ -220,6 +344,7 @@ fn run_orchestrated(id: MachineId) -> anyhow::Result<ExitCode> {
         host,
         token_hex,
         connect_timeout_s,
+        queue_cap,
         duration_us,
         logs,
     } = launch;
@@ -235,32 +360,55 @@ fn run_orchestrated(id: MachineId) -> anyhow::Result<ExitCode> {
         token,
         connect_timeout: Duration::from_secs_f64(connect_timeout_s),
         end_grace: Duration::ZERO,
+        queue_cap,
         logs,
     };
     let bound = clocklab_net::bind(node).with_context(|| format!("machine {id} cannot start"))?;
     report(&FromMachine::Bound { port: bound.address().port(), rate: bound.rate() })?;
-    let peers = match next_control(&lines, "the peers' addresses") {
-        Ok(ToMachine::Peers(mut all)) => {
+    let stopped = || report(&FromMachine::Done(RunSummary::not_started())).map(|()| ExitCode::SUCCESS);
+    let peers = match next_control(&controls, &stop, &stop_tx, "the peers' addresses") {
+        Ok(Next::Control(ToMachine::Peers(mut all))) => {
             all.remove(&id);
             all
         }
-        Ok(_) => bail!("expected the peers' addresses"),
+        Ok(Next::Stop) => {
+            bound.abandon()?;
+            return stopped();
+        }
+        Ok(Next::Control(_)) => {
+            bound.abandon()?;
+            bail!("expected the peers' addresses");
+        }
         Err(error) => {
             bound.abandon()?;
             return Err(error);
         }
     };
-    let connected = bound.connect(&peers).with_context(|| format!("machine {id} cannot connect"))?;
+    let connected = match bound.connect(&peers, &stop) {
+        Ok(connected) => connected,
+        Err(NetError::Stopped) => return stopped(),
+        // A peer told to stop while we were connecting closes on us: with a
+        // stop request of our own waiting, that is the stop, not a failure.
+        Err(_) if !stop.is_empty() => return stopped(),
+        Err(error) => return Err(error).with_context(|| format!("machine {id} cannot connect")),
+    };
     report(&FromMachine::Ready)?;
-    let start_us = match next_control(&lines, "the start instant") {
-        Ok(ToMachine::Start(start_us)) => start_us,
-        Ok(_) => bail!("expected the start instant"),
+    let start_us = match next_control(&controls, &stop, &stop_tx, "the start instant") {
+        Ok(Next::Control(ToMachine::Start(start_us))) => start_us,
+        Ok(Next::Stop) => {
+            connected.abandon()?;
+            return stopped();
+        }
+        Ok(Next::Control(_)) => {
+            connected.abandon()?;
+            bail!("expected the start instant");
+        }
         Err(error) => {
             connected.abandon()?;
             return Err(error);
         }
     };
-    let summary = connected.run(start_us, duration_us, &lines).with_context(|| format!("machine {id}"))?;
+    let summary = connected.run(start_us, duration_us, &stop).with_context(|| format!("machine {id}"))?;
     report(&FromMachine::Done(summary))?;
     Ok(ExitCode::SUCCESS)
 }

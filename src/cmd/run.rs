@@ -117,14 +117,21 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     std::fs::write(results_dir.join("config.toml"), config.to_toml())
         .with_context(|| format!("cannot write {}", results_dir.join("config.toml").display()))?;
     let plans = plan_runs(&config, suite_seed, &results_dir);
+    // The handlers go in before the first line, so that a signal from then
+    // on always stops the runs cleanly.
+    let interrupt = match config.runtime {
+        Runtime::Real => Some(crate::orchestrate::Interrupt::install(&results_dir)?),
+        Runtime::Sim => None,
+    };
     println!("clocklab: {} runs, seed {suite_seed}, results in {}", plans.len(), results_dir.display());
 
-    let manifests = match config.runtime {
-        Runtime::Real => {
+    let manifests = match (config.runtime, &interrupt) {
+        (Runtime::Real, Some(interrupt)) => {
             let jobs = args.jobs.unwrap_or(usize::MAX);
-            crate::orchestrate::run_real(&plans, &config, jobs, &results_dir)?
+            crate::orchestrate::run_real(&plans, &config, jobs, &results_dir, interrupt)?
         }
-        Runtime::Sim => plans
+        (Runtime::Real, None) => unreachable!("the real runtime always has its handlers"),
+        (Runtime::Sim, _) => plans
             .iter()
             .map(|plan| {
                 clocklab_sim::run_plan(plan, &config.sim).with_context(|| format!("simulating {}", plan.dir.display()))
@@ -140,6 +147,17 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             RunStatus::Interrupted => Some(format!("{}/run_{}: interrupted", m.experiment.name, m.run_idx)),
         })
         .collect();
+    if let Some(signal) = interrupt.as_ref().and_then(|i| i.signal()) {
+        let interrupted = manifests.iter().filter(|m| m.status == RunStatus::Interrupted).count();
+        eprintln!(
+            "clocklab: interrupted by {}: {interrupted} runs stopped early (each manifest.json says \"interrupted\"), {} finished, {} never started",
+            crate::orchestrate::signal_name(signal),
+            manifests.len() - interrupted,
+            plans.len() - manifests.len()
+        );
+        println!("results: {}", results_dir.display());
+        return Ok(ExitCode::from(u8::try_from(128 + signal).unwrap_or(1)));
+    }
     println!("results: {}", results_dir.display());
     if !args.no_analyze {
         let report = super::analyze::analyze_results(&results_dir, &results_dir.join("analysis"))?;

@@ -128,3 +128,46 @@ pub fn logged_rate(records: &[Record]) -> u32 {
         other => panic!("the first record is {other:?}"),
     }
 }
+
+/// The processes whose parent is `pid`, with their command lines (arguments
+/// joined by spaces).
+pub fn children_of(pid: u32) -> Vec<(u32, String)> {
+    let mut children = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(child) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else { continue };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{child}/stat")) else { continue };
+        // The fields after the command name, which may hold spaces: state, ppid, ...
+        let Some(after) = stat.rfind(')').map(|i| &stat[i + 2..]) else { continue };
+        let ppid = after.split(' ').nth(1).and_then(|p| p.parse::<u32>().ok());
+        if ppid == Some(pid) {
+            let cmdline = std::fs::read(format!("/proc/{child}/cmdline")).unwrap_or_default();
+            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            children.push((child, cmdline.trim_end().to_string()));
+        }
+    }
+    children.sort();
+    children
+}
+
+/// Whether `pid` is a live `clocklab` process (not a zombie, not another
+/// program that took the number since).
+pub fn clocklab_alive(pid: u32) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return false };
+    let state = stat.rfind(')').and_then(|i| stat[i + 2..].chars().next());
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    state != Some('Z') && String::from_utf8_lossy(&cmdline).contains("clocklab")
+}
+
+/// Waits until `done` holds, polling; panics with `what` after `timeout`.
+pub fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Sends `signal` to `pid`.
+pub fn signal(pid: u32, signal: nix::sys::signal::Signal) {
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), signal).expect("the process exists");
+}

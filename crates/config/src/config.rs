@@ -139,6 +139,10 @@ pub struct Config {
     pub seed: Option<u64>,
     /// How long a machine waits for its peers to come up, in seconds.
     pub connect_timeout: f64,
+    /// How many messages a machine's queue holds before it refuses (and
+    /// counts) new ones.
+    #[serde(default = "default_queue_cap")]
+    pub queue_cap: usize,
     /// The simulator's settings.
     #[serde(default)]
     pub sim: SimSettings,
@@ -234,6 +238,7 @@ struct ConfigFile {
     log_format: Option<LogFormats>,
     seed: Option<u64>,
     connect_timeout: Option<f64>,
+    queue_cap: Option<usize>,
     sim: Option<SimSettings>,
     // Experiment keys at the top level: defaults for every experiment.
     machines: Option<u32>,
@@ -327,6 +332,7 @@ const FILE_SCHEMA: Schema = Schema::Table(&[
     Field::leaf("log_format"),
     Field::leaf("seed"),
     Field::leaf("connect_timeout"),
+    Field::leaf("queue_cap"),
     Field { name: "sim", aliases: &[], schema: Schema::Table(SIM_FIELDS) },
     Field::leaf("machines"),
     Field { name: "max_clock_rate", aliases: &["MAX_CLOCK_RATE"], schema: Schema::Any },
@@ -385,6 +391,12 @@ impl From<&Experiment> for ExperimentFile {
     }
 }
 
+/// The default queue cap: far more than any sound run queues, few enough
+/// that a peer flooding a machine cannot exhaust its memory.
+fn default_queue_cap() -> usize {
+    1_000_000
+}
+
 impl Default for Config {
     /// The built-in suite: four experiments, 5 runs of 60 s each, 3 machines.
     fn default() -> Config {
@@ -404,6 +416,7 @@ impl Default for Config {
             log_format: LogFormats::Text,
             seed: None,
             connect_timeout: 10.0,
+            queue_cap: default_queue_cap(),
             sim: SimSettings::default(),
             experiments: vec![
                 experiment("baseline", 6, 10),
@@ -481,6 +494,7 @@ impl Config {
             log_format: file.log_format.unwrap_or(builtin.log_format),
             seed: file.seed,
             connect_timeout: file.connect_timeout.unwrap_or(builtin.connect_timeout),
+            queue_cap: file.queue_cap.unwrap_or(builtin.queue_cap),
             sim: file.sim.unwrap_or_default(),
             experiments,
         }
@@ -500,6 +514,9 @@ impl Config {
                 self.connect_timeout.to_string(),
                 "must be a positive number of seconds",
             );
+        }
+        if self.queue_cap == 0 {
+            return invalid("queue_cap".into(), "0".into(), "must be at least 1 message");
         }
         let delay_ok = match self.sim.network {
             DelayDistribution::Constant { delay_us } => delay_us.is_finite() && delay_us >= 0.0,
@@ -707,7 +724,7 @@ mod tests {
                 "c.toml",
                 "colour = 1",
                 "c.toml: unknown key `colour` (expected one of `host`, `ports`, `runtime`, `log_format`, `seed`, \
-                 `connect_timeout`, `sim`, `machines`, `max_clock_rate`, `max_event_num`, `runs`, `duration`, \
+                 `connect_timeout`, `queue_cap`, `sim`, `machines`, `max_clock_rate`, `max_event_num`, `runs`, `duration`, \
                  `experiments`)",
             ),
         ];

@@ -34,6 +34,7 @@
 //!     token: [9; 16],
 //!     connect_timeout: Duration::from_secs(10),
 //!     end_grace: Duration::ZERO,
+//!     queue_cap: clocklab_net::DEFAULT_QUEUE_CAP,
 //!     logs: vec![(LogFormat::Text, dir.path().join(format!("machine_{id}.log")))],
 //! };
 //! let (one, two) = (bind(config(1)).unwrap(), bind(config(2)).unwrap());
@@ -43,7 +44,7 @@
 //! let threads = [(one, peers(1)), (two, peers(2))].map(|(bound, peers)| {
 //!     std::thread::spawn(move || {
 //!         let (_keep, stop) = never_stop();
-//!         bound.connect(&peers).unwrap().run(start_us, 500_000, &stop).unwrap()
+//!         bound.connect(&peers, &stop).unwrap().run(start_us, 500_000, &stop).unwrap()
 //!     })
 //! });
 //! let [a, b] = threads.map(|t| t.join().unwrap());
@@ -63,7 +64,7 @@ use clocklab_model::{MachineId, ParamsError};
 
 pub use lateness::LatenessSummary;
 pub use link::Inbound;
-pub use node::{Bound, Connected, NodeConfig, RunSummary, bind, never_stop, now_us};
+pub use node::{Bound, Connected, DEFAULT_QUEUE_CAP, NodeConfig, RunSummary, StopRequest, bind, never_stop, now_us};
 
 /// Why a machine could not run.
 #[derive(Debug, thiserror::Error)]
@@ -96,12 +97,16 @@ pub enum NetError {
         given: Vec<MachineId>,
     },
     /// A peer did not accept a connection in time.
-    #[error("machine {peer} at {address} is not reachable before the connect timeout (last error: {last_error})")]
+    #[error(
+        "machine {peer} at {address} did not answer within the connect timeout of {timeout_s} s (last error: {last_error})"
+    )]
     ConnectTimeout {
         /// The peer.
         peer: MachineId,
         /// Its address.
         address: SocketAddr,
+        /// The connect timeout, in seconds.
+        timeout_s: f64,
         /// The last attempt's error.
         last_error: String,
     },
@@ -123,4 +128,8 @@ pub enum NetError {
         /// The connect timeout, in seconds.
         timeout_s: f64,
     },
+    /// A stop request came before every peer was connected; the log ends
+    /// with `Stopped`.
+    #[error("stopped before every peer was connected")]
+    Stopped,
 }

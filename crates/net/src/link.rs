@@ -10,17 +10,37 @@
 use std::collections::BTreeSet;
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use clocklab_model::MachineId;
 use clocklab_model::wire::{FrameDecoder, HELLO_LEN, Hello, TOKEN_LEN};
-use crossbeam_channel::Sender;
+use crossbeam_channel::{Receiver, Sender};
 
 use crate::NetError;
+use crate::node::{StopRequest, Wake, wait_until};
 
-/// How long a connector waits between two attempts while a peer is not up yet.
+/// The first wait between two connection attempts while a peer is not up yet;
+/// each failed attempt doubles it, up to [`CONNECT_RETRY_MAX`].
 const CONNECT_RETRY: Duration = Duration::from_millis(20);
+
+/// The longest wait between two connection attempts.
+const CONNECT_RETRY_MAX: Duration = Duration::from_millis(500);
+
+/// The longest a single connection attempt may block, so that a stop request
+/// is noticed even when the peer's address swallows packets.
+const CONNECT_ATTEMPT_MAX: Duration = Duration::from_secs(1);
+
+/// How long an accepted connection has, in all, to deliver its whole hello.
+/// A per-read timeout would not do: a sender dripping one byte at a time
+/// would keep a reader thread forever.
+pub(crate) const HELLO_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// How many accepted connections may be waiting for their hello at once.
+/// Beyond it new connections are closed at once: a flood of connections costs
+/// at most this many threads, and the peers of the run need only a few.
+pub(crate) const MAX_PENDING_HELLOS: usize = 32;
 
 /// What the reader threads tell the processing thread.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -55,6 +75,21 @@ pub(crate) struct AcceptContext {
     pub(crate) hello_timeout: Duration,
     /// Peers whose connection passed its hello: a second one is refused.
     pub(crate) joined: Mutex<BTreeSet<MachineId>>,
+    /// Accepted connections whose hello has not been judged yet.
+    pub(crate) pending_hellos: AtomicUsize,
+    /// Connections refused so far (bad hello, or too many waiting).
+    pub(crate) refused_connections: AtomicUsize,
+    /// Of those, the ones refused because too many were waiting.
+    pub(crate) refused_busy: AtomicUsize,
+}
+
+/// Counts a connection waiting for its hello for as long as it lives.
+struct PendingHello<'a>(&'a AtomicUsize);
+
+impl Drop for PendingHello<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// Accepts connections for the life of the process, one thread each.
@@ -66,6 +101,11 @@ pub(crate) fn spawn_acceptor(listener: TcpListener, context: Arc<AcceptContext>,
             for stream in listener.incoming() {
                 match stream {
                     Ok(stream) => {
+                        if context.pending_hellos.fetch_add(1, Ordering::SeqCst) >= MAX_PENDING_HELLOS {
+                            context.pending_hellos.fetch_sub(1, Ordering::SeqCst);
+                            refuse(&context, &stream, Refusal::Busy);
+                            continue;
+                        }
                         let context = Arc::clone(&context);
                         let inbound = inbound.clone();
                         let spawned = std::thread::Builder::new()
@@ -90,15 +130,15 @@ pub(crate) fn spawn_acceptor(listener: TcpListener, context: Arc<AcceptContext>,
 /// Checks an accepted connection's hello, answers it, then reads clock
 /// frames until the peer closes.
 fn serve_connection(mut stream: TcpStream, context: &AcceptContext, inbound: &Sender<Inbound>) {
-    let id = context.id;
-    let address = stream.peer_addr().map_or_else(|_| "an unknown address".to_string(), |a| a.to_string());
+    let pending = PendingHello(&context.pending_hellos);
     let from = match accept_hello(&mut stream, context) {
         Ok(from) => from,
         Err(reason) => {
-            eprintln!("machine {id}: refused a connection from {address}: {reason}");
+            refuse(context, &stream, Refusal::Hello(&reason));
             return;
         }
     };
+    drop(pending);
     if inbound.send(Inbound::Joined { from }).is_err() {
         return;
     }
@@ -125,11 +165,72 @@ fn serve_connection(mut stream: TcpStream, context: &AcceptContext, inbound: &Se
     let _ = inbound.send(Inbound::Closed { from, error });
 }
 
+/// Why a connection was refused.
+enum Refusal<'a> {
+    /// Too many connections were waiting for their hello.
+    Busy,
+    /// Its hello was missing or wrong; says how.
+    Hello(&'a str),
+}
+
+/// Reports a refused connection on stderr and counts it; the caller drops
+/// the stream, which closes it.
+///
+/// A flood of connections must not flood stderr too: of each kind, the first
+/// ones are reported, then every power of two; the total is in the run's
+/// summary.
+fn refuse(context: &AcceptContext, stream: &TcpStream, refusal: Refusal<'_>) {
+    let address = stream.peer_addr().map_or_else(|_| "an unknown address".to_string(), |a| a.to_string());
+    let total = context.refused_connections.fetch_add(1, Ordering::SeqCst) + 1;
+    let (reason, of_kind) = match refusal {
+        Refusal::Busy => (
+            "too many connections are waiting for their hello",
+            context.refused_busy.fetch_add(1, Ordering::SeqCst) + 1,
+        ),
+        Refusal::Hello(reason) => (reason, total - context.refused_busy.load(Ordering::SeqCst)),
+    };
+    if of_kind <= 10 || of_kind.is_power_of_two() {
+        eprintln!("machine {}: refused a connection from {address}: {reason} ({total} refused so far)", context.id);
+    }
+}
+
+/// Reads exactly `bytes.len()` bytes before `deadline`, however the sender
+/// splits them.
+fn read_exact_by(stream: &mut TcpStream, bytes: &mut [u8], deadline: Instant) -> io::Result<()> {
+    let mut filled = 0;
+    while filled < bytes.len() {
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        if remaining.is_zero() {
+            return Err(io::Error::new(io::ErrorKind::TimedOut, format!("{filled} of {} bytes in time", bytes.len())));
+        }
+        stream.set_read_timeout(Some(remaining))?;
+        match stream.read(&mut bytes[filled..]) {
+            Ok(0) => {
+                let message = format!("the connection closed after {filled} of {} bytes", bytes.len());
+                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, message));
+            }
+            Ok(n) => filled += n,
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+            Err(error) if matches!(error.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!("{filled} of {} bytes in time", bytes.len()),
+                ));
+            }
+            Err(error) => return Err(error),
+        }
+    }
+    Ok(())
+}
+
 /// Reads and checks the connector's hello and answers it; returns the peer.
 fn accept_hello(stream: &mut TcpStream, context: &AcceptContext) -> Result<MachineId, String> {
-    stream.set_read_timeout(Some(context.hello_timeout)).map_err(|e| e.to_string())?;
+    let deadline = Instant::now() + context.hello_timeout;
     let mut bytes = [0u8; HELLO_LEN];
-    stream.read_exact(&mut bytes).map_err(|e| format!("no hello ({e})"))?;
+    read_exact_by(stream, &mut bytes, deadline).map_err(|e| match e.kind() {
+        io::ErrorKind::UnexpectedEof => format!("no whole hello: {e}"),
+        _ => format!("no hello within {} s ({e})", context.hello_timeout.as_secs_f64()),
+    })?;
     let hello = Hello::decode(&bytes).map_err(|e| e.to_string())?;
     let (id, n_machines) = (context.id, context.n_machines);
     hello.check(&context.token, |peer| peer != id && (1..=n_machines).contains(&peer)).map_err(|e| e.to_string())?;
@@ -144,38 +245,44 @@ fn accept_hello(stream: &mut TcpStream, context: &AcceptContext) -> Result<Machi
     Ok(hello.machine)
 }
 
-/// Connects to `peer` at `address`, retrying while it is not up, until
-/// `deadline`; exchanges hellos and returns the stream for sending.
+/// Connects to `peer` at `address`, retrying with a growing pause while it
+/// is not up, until `deadline` or a stop request; exchanges hellos and
+/// returns the stream for sending.
 pub(crate) fn connect_peer(
     id: MachineId,
     peer: MachineId,
     address: SocketAddr,
     token: &[u8; TOKEN_LEN],
     deadline: Instant,
+    timeout_s: f64,
+    stop: &Receiver<StopRequest>,
 ) -> Result<TcpStream, NetError> {
-    let timeout = |last_error: String| NetError::ConnectTimeout { peer, address, last_error };
+    let timeout = |last_error: String| NetError::ConnectTimeout { peer, address, timeout_s, last_error };
+    let mut pause = CONNECT_RETRY;
     let mut stream = loop {
         let remaining = deadline.saturating_duration_since(Instant::now());
         if remaining.is_zero() {
             return Err(timeout("no attempt finished in time".into()));
         }
-        match TcpStream::connect_timeout(&address, remaining) {
+        match TcpStream::connect_timeout(&address, remaining.min(CONNECT_ATTEMPT_MAX)) {
             Ok(stream) => break stream,
             Err(error) => {
-                if Instant::now() + CONNECT_RETRY >= deadline {
+                if Instant::now() + pause >= deadline {
                     return Err(timeout(error.to_string()));
                 }
-                std::thread::sleep(CONNECT_RETRY);
+                if wait_until(Instant::now() + pause, stop) == Wake::Stop {
+                    return Err(NetError::Stopped);
+                }
+                pause = (pause * 2).min(CONNECT_RETRY_MAX);
             }
         }
     };
     let refused = |reason: String| NetError::HelloRefused { peer, address, reason };
     let remaining = deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(1));
     stream.set_nodelay(true).map_err(|e| refused(e.to_string()))?;
-    stream.set_read_timeout(Some(remaining)).map_err(|e| refused(e.to_string()))?;
     stream.write_all(&Hello::new(id, *token).encode()).map_err(|e| refused(format!("cannot send the hello: {e}")))?;
     let mut bytes = [0u8; HELLO_LEN];
-    stream.read_exact(&mut bytes).map_err(|e| {
+    read_exact_by(&mut stream, &mut bytes, Instant::now() + remaining).map_err(|e| {
         refused(format!("no answer to the hello ({e}); is it a machine of another run, with another token?"))
     })?;
     let hello = Hello::decode(&bytes).map_err(|e| refused(e.to_string()))?;
