@@ -8,6 +8,16 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+/// Prints a line on stdout, like `println!`, except that a closed stdout
+/// (`clocklab run | head`) is not an error: what stdout shows is for a
+/// person, and the files the command writes matter more than its output.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 mod cmd;
 mod orchestrate;
 

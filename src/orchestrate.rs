@@ -335,7 +335,7 @@ fn print_lateness(manifests: &[RunManifest], results_dir: &Path) {
         return;
     }
     let worst = |f: fn(&LatenessSummary) -> u64| summaries.iter().map(f).max().unwrap_or(0);
-    println!(
+    say!(
         "tick lateness over {} machines: worst p50 {} us, worst p99 {} us, max {} us (per machine in each manifest.json under {})",
         summaries.len(),
         worst(|s| s.p50_us),

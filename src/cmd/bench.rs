@@ -72,11 +72,15 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         None => "counting sink".to_string(),
         Some(_) => format!("text logs in {}", plan.dir.display()),
     };
-    println!(
+    say!(
         "clocklab bench: {} machines x {} s (max_clock_rate {}, max_event_num {}), seed {}, {sink}",
-        args.machines, args.duration, args.max_clock_rate, args.max_event_num, args.seed
+        args.machines,
+        args.duration,
+        args.max_clock_rate,
+        args.max_event_num,
+        args.seed
     );
-    println!(
+    say!(
         "  ticks {}, lines {}, messages {}, unprocessed {}, max in flight {}, max queue {}",
         summary.ticks,
         summary.lines,
@@ -85,7 +89,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         summary.max_in_flight,
         summary.max_queue_len
     );
-    println!(
+    say!(
         "  wall {wall_s:.3} s: {:.2} million ticks/s, {:.2} million lines/s",
         summary.ticks as f64 / wall_s / 1e6,
         summary.lines as f64 / wall_s / 1e6
@@ -93,7 +97,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     // On a shared machine the wall clock also counts the time other
     // processes had the core; the thread's own CPU time does not.
     if let Some(cpu_s) = cpu_s {
-        println!(
+        say!(
             "  cpu  {cpu_s:.3} s: {:.2} million ticks/s, {:.2} million lines/s",
             summary.ticks as f64 / cpu_s / 1e6,
             summary.lines as f64 / cpu_s / 1e6

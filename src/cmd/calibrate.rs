@@ -62,11 +62,7 @@ pub fn run(args: CalibrateArgs) -> anyhow::Result<ExitCode> {
     let results_dir = layout::create_results_dir(&args.out, &format!("{stamp}-calibration"))
         .with_context(|| format!("cannot create a results folder under {}", args.out.display()))?;
     let (real_dir, sim_dir) = (results_dir.join("real"), results_dir.join("sim"));
-    println!(
-        "clocklab calibrate: {} in both runtimes, seed {seed}, results in {}",
-        args.experiment,
-        results_dir.display()
-    );
+    say!("clocklab calibrate: {} in both runtimes, seed {seed}, results in {}", args.experiment, results_dir.display());
 
     let real_plans = plan_runs(&config, seed, &real_dir);
     let interrupt = crate::orchestrate::Interrupt::install(&real_dir)?;
@@ -91,8 +87,11 @@ pub fn run(args: CalibrateArgs) -> anyhow::Result<ExitCode> {
         let path = results_dir.join(name);
         std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
     }
-    print!("{table}");
-    println!("calibration: {}", results_dir.join("calibration.txt").display());
+    {
+        use std::io::Write as _;
+        let _ = std::io::stdout().write_all(table.as_bytes());
+    }
+    say!("calibration: {}", results_dir.join("calibration.txt").display());
     Ok(ExitCode::SUCCESS)
 }
 

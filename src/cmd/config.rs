@@ -37,6 +37,9 @@ pub fn run(args: ConfigArgs) -> anyhow::Result<ExitCode> {
         Format::Toml => config.to_toml(),
         Format::Json => config.to_json() + "\n",
     };
-    print!("{text}");
+    {
+        use std::io::Write as _;
+        let _ = std::io::stdout().write_all(text.as_bytes());
+    }
     Ok(ExitCode::SUCCESS)
 }

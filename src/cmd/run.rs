@@ -123,7 +123,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         Runtime::Real => Some(crate::orchestrate::Interrupt::install(&results_dir)?),
         Runtime::Sim => None,
     };
-    println!("clocklab: {} runs, seed {suite_seed}, results in {}", plans.len(), results_dir.display());
+    say!("clocklab: {} runs, seed {suite_seed}, results in {}", plans.len(), results_dir.display());
 
     let manifests = match (config.runtime, &interrupt) {
         (Runtime::Real, Some(interrupt)) => {
@@ -155,13 +155,13 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             manifests.len() - interrupted,
             plans.len() - manifests.len()
         );
-        println!("results: {}", results_dir.display());
+        say!("results: {}", results_dir.display());
         return Ok(ExitCode::from(u8::try_from(128 + signal).unwrap_or(1)));
     }
-    println!("results: {}", results_dir.display());
+    say!("results: {}", results_dir.display());
     if !args.no_analyze {
         let report = super::analyze::analyze_results(&results_dir, &results_dir.join("analysis"))?;
-        println!("report: {}", report.display());
+        say!("report: {}", report.display());
     }
     if !failed.is_empty() {
         for line in &failed {
