@@ -42,7 +42,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow, bail};
-use clocklab_config::{Config, MachineOutcome, RunManifest, RunPlan, RunStatus, Runtime, SeedTree, layout};
+use clocklab_config::{Config, MachineOutcome, RunManifest, RunPlan, RunStatus, Runtime, layout};
 use clocklab_log::LogFormat;
 use clocklab_model::MachineId;
 use clocklab_model::wire::TOKEN_LEN;
@@ -568,12 +568,7 @@ fn run_one(
         runtime: Runtime::Real,
         experiment: plan.experiment.clone(),
         run_idx: plan.run_idx,
-        seeds: SeedTree {
-            suite: plan.suite_seed,
-            experiment: plan.experiment_seed,
-            run: plan.run_seed,
-            machines: plan.machines.iter().map(|m| (m.id, m.seed)).collect(),
-        },
+        seeds: plan.seed_tree(),
         machines,
         started_at: rfc3339_us(record.start_us.unwrap_or(spawned_us)),
         ended_at: rfc3339_us(ended_us),

@@ -44,6 +44,18 @@ pub struct RunPlan {
     pub dir: PathBuf,
 }
 
+impl RunPlan {
+    /// Every seed of the run, for its manifest.
+    pub fn seed_tree(&self) -> crate::SeedTree {
+        crate::SeedTree {
+            suite: self.suite_seed,
+            experiment: self.experiment_seed,
+            run: self.run_seed,
+            machines: self.machines.iter().map(|m| (m.id, m.seed)).collect(),
+        }
+    }
+}
+
 /// Plans every run of `config` under the results folder `out`, all seeds
 /// derived from `suite_seed`.
 pub fn plan_runs(config: &Config, suite_seed: u64, out: &Path) -> Vec<RunPlan> {

@@ -40,7 +40,7 @@
 use std::collections::BTreeMap;
 use std::io;
 
-use clocklab_config::{MachineOutcome, RunManifest, RunPlan, RunStatus, Runtime, SeedTree, SimSettings, layout};
+use clocklab_config::{MachineOutcome, RunManifest, RunPlan, RunStatus, Runtime, SimSettings, layout};
 
 pub mod network;
 pub mod sim;
@@ -110,12 +110,7 @@ pub fn manifest(plan: &RunPlan, settings: &SimSettings, summary: &SimSummary) ->
         runtime: Runtime::Sim,
         experiment: plan.experiment.clone(),
         run_idx: plan.run_idx,
-        seeds: SeedTree {
-            suite: plan.suite_seed,
-            experiment: plan.experiment_seed,
-            run: plan.run_seed,
-            machines: plan.machines.iter().map(|m| (m.id, m.seed)).collect(),
-        },
+        seeds: plan.seed_tree(),
         machines,
         started_at: timestamp(settings.epoch_us),
         ended_at: timestamp(settings.epoch_us.saturating_add_unsigned(summary.end_us)),
