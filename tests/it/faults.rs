@@ -32,6 +32,23 @@ fn write_config(dir: &Path, ports: &[u16], duration_s: f64, extra: &str) -> Path
 }
 
 /// Waits for `child` at most `timeout`, then kills it; returns its output.
+/// Starts `clocklab machine 1 <args> --config <config> --out <out>` with its
+/// output captured.
+fn spawn_machine(args: &[&str], config: &Path, out: &Path) -> Child {
+    clocklab()
+        .args(["machine", "1"])
+        .args(args)
+        .arg("--config")
+        .arg(config)
+        .arg("--out")
+        .arg(out)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
 fn finish(child: Child, timeout: Duration) -> Output {
     Processes(vec![child]).wait_all(timeout).pop().unwrap()
 }
@@ -74,16 +91,7 @@ fn a_taken_port_names_the_port_and_the_machine() {
     let port = taken.local_addr().unwrap().port();
     let config = write_config(dir.path(), &[port, free_ports(1)[0]], 1.0, "");
     let out = dir.path().join("logs");
-    let child = clocklab()
-        .args(["machine", "1", "--config"])
-        .arg(&config)
-        .arg("--out")
-        .arg(&out)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = spawn_machine(&[], &config, &out);
     let output = finish(child, Duration::from_secs(20));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
@@ -130,16 +138,7 @@ fn a_peer_that_never_comes_up_is_a_clear_error_after_the_timeout() {
     let config = write_config(dir.path(), &ports, 1.0, r#", "connect_timeout": 30"#);
     let out = dir.path().join("logs");
     let started = Instant::now();
-    let child = clocklab()
-        .args(["machine", "1", "--connect-timeout", "1", "--config"])
-        .arg(&config)
-        .arg("--out")
-        .arg(&out)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = spawn_machine(&["--connect-timeout", "1"], &config, &out);
     let output = finish(child, Duration::from_secs(25));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
@@ -479,16 +478,7 @@ impl FakePeer {
         let token = [0x5a; TOKEN_LEN];
         let token_hex: String = token.iter().map(|b| format!("{b:02x}")).collect();
         let out = dir.path().join("logs");
-        let machine = clocklab()
-            .args(["machine", "1", "--seed", "8", "--token", &token_hex, "--config"])
-            .arg(&config)
-            .arg("--out")
-            .arg(&out)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+        let machine = spawn_machine(&["--seed", "8", "--token", &token_hex], &config, &out);
         // Machine 1 connects to us: answer its hello, then count its frames.
         let reader = std::thread::spawn(move || {
             let (mut stream, _) = listener.accept().unwrap();

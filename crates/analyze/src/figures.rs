@@ -8,6 +8,7 @@ use std::path::Path;
 use std::sync::Once;
 
 use plotters::coord::Shift;
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use plotters::style::FontStyle;
 
@@ -220,6 +221,34 @@ fn draw_legend<'a, DB: DrawingBackend + 'a, X: Ranged, Y: Ranged>(
         .draw()
 }
 
+/// A chart on plain `f64` axes.
+type FloatChart<'a, DB> = ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+
+/// A chart whose x axis holds `n` categories at 0, 1, …, n − 1.
+fn category_axes<'a, DB: DrawingBackend>(
+    root: &'a DrawingArea<DB, Shift>,
+    title: &str,
+    n: usize,
+    y_max: f64,
+) -> Result<FloatChart<'a, DB>, DrawingAreaErrorKind<DB::ErrorType>> {
+    ChartBuilder::on(root)
+        .caption(title, (FONT, 20))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(75)
+        .build_cartesian_2d(-0.5..(n as f64 - 0.5), 0.0..y_max)
+}
+
+/// The name of the category at `x`, or nothing between categories.
+fn category_name(names: &[String], x: f64) -> String {
+    let idx = x.round();
+    if (x - idx).abs() < 1e-6 && idx >= 0.0 {
+        names.get(idx as usize).cloned().unwrap_or_default()
+    } else {
+        String::new()
+    }
+}
+
 fn draw_categories<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     title: &str,
@@ -230,20 +259,8 @@ fn draw_categories<DB: DrawingBackend>(
 ) -> DrawResult<DB> {
     let y_max = upper(items.iter().map(|i| i.range.map_or(i.value, |r| r.1.max(i.value))));
     let n = categories.len().max(1);
-    let mut chart = ChartBuilder::on(root)
-        .caption(title, (FONT, 20))
-        .margin(12)
-        .x_label_area_size(40)
-        .y_label_area_size(75)
-        .build_cartesian_2d(-0.5..(n as f64 - 0.5), 0.0..y_max)?;
-    let category_label = |x: &f64| {
-        let idx = x.round();
-        if (x - idx).abs() < 1e-6 && idx >= 0.0 {
-            categories.get(idx as usize).cloned().unwrap_or_default()
-        } else {
-            String::new()
-        }
-    };
+    let mut chart = category_axes(root, title, n, y_max)?;
+    let category_label = |x: &f64| category_name(categories, *x);
     chart
         .configure_mesh()
         .disable_x_mesh()
@@ -297,20 +314,8 @@ fn draw_stacked<DB: DrawingBackend>(
     values: &[Vec<f64>],
 ) -> DrawResult<DB> {
     let n = bars.len().max(1);
-    let mut chart = ChartBuilder::on(root)
-        .caption(title, (FONT, 20))
-        .margin(12)
-        .x_label_area_size(40)
-        .y_label_area_size(75)
-        .build_cartesian_2d(-0.5..(n as f64 - 0.5), 0.0..1.3)?;
-    let bar_label = |x: &f64| {
-        let idx = x.round();
-        if (x - idx).abs() < 1e-6 && idx >= 0.0 {
-            bars.get(idx as usize).cloned().unwrap_or_default()
-        } else {
-            String::new()
-        }
-    };
+    let mut chart = category_axes(root, title, n, 1.3)?;
+    let bar_label = |x: &f64| category_name(bars, *x);
     chart
         .configure_mesh()
         .disable_x_mesh()
