@@ -91,6 +91,15 @@ pub struct Launch {
     pub max_event_num: u32,
     /// The machine's seed.
     pub seed: u64,
+    /// The clocks the run keeps (`lamport`, `vector`, `hlc`).
+    #[serde(default)]
+    pub clocks: Vec<String>,
+    /// The machine's physical clock's offset at the start, in microseconds.
+    #[serde(default)]
+    pub clock_offset_us: i64,
+    /// The machine's physical clock's drift, in parts per million.
+    #[serde(default)]
+    pub clock_drift_ppm: f64,
     /// The host to listen on.
     pub host: String,
     /// The run token, in hexadecimal.
@@ -529,6 +538,8 @@ fn run_one(
             },
             rate: m.rate,
             seed: m.seed,
+            clock_offset_us: m.clock_offset_us,
+            clock_drift_ppm: m.clock_drift_ppm,
             exit_status: Some(record.exit_statuses.get(&m.id).cloned().unwrap_or_else(|| "not started".into())),
             logs: plan.log_formats.iter().map(|&format| clocklab_log::file_name(m.id, format)).collect(),
         })
@@ -766,10 +777,13 @@ fn start(
             max_clock_rate: plan.experiment.max_clock_rate,
             max_event_num: plan.experiment.max_event_num,
             seed: machine.seed,
+            clocks: plan.experiment.clocks.names().into_iter().map(str::to_string).collect(),
+            clock_offset_us: machine.clock_offset_us,
+            clock_drift_ppm: machine.clock_drift_ppm,
             host: plan.host.clone(),
             token_hex: token_to_hex(&token),
             connect_timeout_s: config.connect_timeout,
-            queue_cap: config.queue_cap,
+            queue_cap: plan.queue_cap,
             duration_us,
             logs: plan.log_formats.iter().map(|&f| (f, layout::log_path(&plan.dir, machine.id, f))).collect(),
         }))?;

@@ -27,6 +27,9 @@ pub struct BenchArgs {
     /// The seed.
     #[arg(long, default_value_t = 42)]
     seed: u64,
+    /// The clocks every machine keeps, e.g. `lamport,vector,hlc`.
+    #[arg(long, value_delimiter = ',', value_name = "CLOCKS", default_value = "lamport")]
+    clocks: Vec<String>,
     /// Write text logs into this folder (made if missing); without it, lines
     /// are only counted.
     #[arg(long)]
@@ -44,6 +47,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     experiment.max_clock_rate = args.max_clock_rate;
     experiment.max_event_num = args.max_event_num;
     experiment.runs = 1;
+    experiment.clocks = super::parse_clocks(&args.clocks)?;
     config.log_format = LogFormats::Text;
     config.validate("the command line").context("invalid benchmark settings")?;
     let out = args.logs.clone().unwrap_or_default();
@@ -73,11 +77,12 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         Some(_) => format!("text logs in {}", plan.dir.display()),
     };
     say!(
-        "clocklab bench: {} machines x {} s (max_clock_rate {}, max_event_num {}), seed {}, {sink}",
+        "clocklab bench: {} machines x {} s (max_clock_rate {}, max_event_num {}, clocks {}), seed {}, {sink}",
         args.machines,
         args.duration,
         args.max_clock_rate,
         args.max_event_num,
+        plan.experiment.clocks,
         args.seed
     );
     say!(

@@ -26,6 +26,9 @@ pub struct CalibrateArgs {
     /// Seconds per run, overriding the configuration.
     #[arg(long)]
     duration: Option<f64>,
+    /// The clocks every machine keeps, e.g. `lamport,vector,hlc`.
+    #[arg(long, value_delimiter = ',', value_name = "CLOCKS")]
+    clocks: Option<Vec<String>>,
     /// The seed both runtimes share (random, and printed, when absent).
     #[arg(long)]
     seed: Option<u64>,
@@ -52,6 +55,9 @@ pub fn run(args: CalibrateArgs) -> anyhow::Result<ExitCode> {
     }
     if let Some(duration) = args.duration {
         config.experiments[0].duration = duration;
+    }
+    if let Some(names) = &args.clocks {
+        config.experiments[0].clocks = super::parse_clocks(names)?;
     }
     config.validate("the command line").context("invalid configuration")?;
     let seed = args.seed.or(config.seed).unwrap_or_else(|| rand::rng().next_u64());

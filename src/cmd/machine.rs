@@ -18,8 +18,9 @@ use std::time::Duration;
 use anyhow::{Context, anyhow, bail};
 use clap::Args;
 use clocklab_config::{Config, LogFormats, layout};
+use clocklab_driver::DriverParams;
 use clocklab_model::wire::TOKEN_LEN;
-use clocklab_model::{MachineId, schedule, seed};
+use clocklab_model::{ClockKinds, MachineId, schedule, seed};
 use clocklab_net::{NetError, NodeConfig, RunSummary, StopRequest, now_us};
 use crossbeam_channel::{Receiver, Sender};
 use rand::Rng;
@@ -55,6 +56,10 @@ pub struct MachineArgs {
     /// Which log files to write (default: the configuration's `log_format`).
     #[arg(long, value_enum)]
     log_format: Option<LogFormatArg>,
+    /// The clocks to keep, e.g. `lamport,vector,hlc` (default: the
+    /// configuration's `clocks`); every machine of the run needs the same.
+    #[arg(long, value_delimiter = ',', value_name = "CLOCKS")]
+    clocks: Option<Vec<String>>,
     /// Seconds to wait for every peer to connect (default: the
     /// configuration's `connect_timeout`); also bounds the wait for the
     /// peers' last messages at the end.
@@ -177,6 +182,9 @@ fn run_standalone(args: MachineArgs) -> anyhow::Result<ExitCode> {
             .ok_or_else(|| UsageError(format!("--token {hex:?}: expected {} hexadecimal digits", 2 * TOKEN_LEN)))?,
         None => default_token(&config),
     };
+    if let Some(names) = &args.clocks {
+        config.experiments[0].clocks = super::parse_clocks(names)?;
+    }
     let experiment = &config.experiments[0];
     let (seed_note, machine_seed) = match args.seed {
         Some(run_seed) => ("from --seed", seed::machine_seed(run_seed, args.id)),
@@ -205,18 +213,29 @@ fn run_standalone(args: MachineArgs) -> anyhow::Result<ExitCode> {
     for peer in (1..=n_machines).filter(|&p| p != args.id) {
         peers.insert(peer, resolve(&config.host, port_of(peer))?);
     }
+    let physical = experiment.physical_clock;
+    let (clock_offset_us, clock_drift_ppm) = seed::draw_physical_clock(
+        machine_seed,
+        (physical.offset_ms_max * 1_000.0).round() as i64,
+        physical.drift_ppm_max,
+    );
     let node = NodeConfig {
-        id: args.id,
-        n_machines,
-        max_clock_rate: experiment.max_clock_rate,
-        max_event_num: experiment.max_event_num,
-        seed: machine_seed,
+        machine: DriverParams {
+            id: args.id,
+            n_machines,
+            max_clock_rate: experiment.max_clock_rate,
+            max_event_num: experiment.max_event_num,
+            seed: machine_seed,
+            clocks: experiment.clocks,
+            clock_offset_us,
+            clock_drift_ppm,
+            queue_cap: config.queue_cap,
+        },
         listen: resolve(&config.host, port_of(args.id))?,
         host: config.host.clone(),
         token,
         connect_timeout: Duration::from_secs_f64(config.connect_timeout),
         end_grace: STANDALONE_END_GRACE,
-        queue_cap: config.queue_cap,
         logs,
     };
     let bound = clocklab_net::bind(node).with_context(|| format!("machine {} cannot start", args.id))?;
@@ -341,6 +360,9 @@ fn run_orchestrated(id: MachineId) -> anyhow::Result<ExitCode> {
         max_clock_rate,
         max_event_num,
         seed,
+        clocks,
+        clock_offset_us,
+        clock_drift_ppm,
         host,
         token_hex,
         connect_timeout_s,
@@ -349,18 +371,24 @@ fn run_orchestrated(id: MachineId) -> anyhow::Result<ExitCode> {
         logs,
     } = launch;
     let token = token_from_hex(&token_hex).ok_or_else(|| anyhow!("bad run token"))?;
+    let clocks = ClockKinds::parse(clocks.iter().map(String::as_str))?;
     let node = NodeConfig {
-        id,
-        n_machines,
-        max_clock_rate,
-        max_event_num,
-        seed,
+        machine: DriverParams {
+            id,
+            n_machines,
+            max_clock_rate,
+            max_event_num,
+            seed,
+            clocks,
+            clock_offset_us,
+            clock_drift_ppm,
+            queue_cap,
+        },
         listen: resolve(&host, 0)?,
         host,
         token,
         connect_timeout: Duration::from_secs_f64(connect_timeout_s),
         end_grace: Duration::ZERO,
-        queue_cap,
         logs,
     };
     let bound = clocklab_net::bind(node).with_context(|| format!("machine {id} cannot start"))?;

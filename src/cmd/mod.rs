@@ -23,6 +23,12 @@ pub fn exit_code(error: &anyhow::Error) -> u8 {
     if bad_input { 2 } else { 1 }
 }
 
+/// The clock set named on the command line (`--clocks lamport,vector,hlc`).
+pub fn parse_clocks(names: &[String]) -> anyhow::Result<clocklab_model::ClockKinds> {
+    clocklab_model::ClockKinds::parse(names.iter().map(String::as_str))
+        .map_err(|error| UsageError(format!("--clocks {}: {error}", names.join(","))).into())
+}
+
 /// The configuration from `path`, or the built-in one.
 pub fn load_config(path: Option<&Path>) -> anyhow::Result<Config> {
     match path {

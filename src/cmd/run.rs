@@ -40,6 +40,9 @@ pub struct RunArgs {
     /// Which log files to write.
     #[arg(long, value_enum)]
     log_format: Option<LogFormatArg>,
+    /// The clocks every machine keeps, e.g. `lamport,vector,hlc` (Lamport's is always kept).
+    #[arg(long, value_delimiter = ',', value_name = "CLOCKS")]
+    clocks: Option<Vec<String>>,
     /// Skip the analysis at the end.
     #[arg(long)]
     no_analyze: bool,
@@ -74,12 +77,16 @@ fn resolve_config(args: &RunArgs) -> anyhow::Result<Config> {
         }
         config.experiments.retain(|e| args.experiments.contains(&e.name));
     }
+    let clocks = args.clocks.as_deref().map(super::parse_clocks).transpose()?;
     for experiment in &mut config.experiments {
         if let Some(runs) = args.runs {
             experiment.runs = runs;
         }
         if let Some(duration) = args.duration {
             experiment.duration = duration;
+        }
+        if let Some(clocks) = clocks {
+            experiment.clocks = clocks;
         }
     }
     if let Some(runtime) = args.runtime {

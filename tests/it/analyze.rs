@@ -1,5 +1,5 @@
-//! `clocklab analyze` end to end: fixture runs made with the model's
-//! `Machine` and a seeded RNG, analysed by the binary, checked against the
+//! `clocklab analyze` end to end: fixture runs made with the shared driver
+//! step in virtual time, analysed by the binary, checked against the
 //! generator's own counts, the report's rules, and snapshots.
 
 use std::collections::BTreeMap;
@@ -7,8 +7,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use clocklab_config::{Experiment, MachineOutcome, RunManifest, RunStatus, Runtime, SeedTree};
+use clocklab_driver::{Driver, DriverParams};
 use clocklab_log::{Event, LogFormat, LogWriter, Record};
-use clocklab_model::{LamportClock, Machine, MachineParams, TickEvent};
+use clocklab_model::{ClockKinds, Stamp};
 
 /// What the generator did, counted independently of the logs.
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -34,31 +35,31 @@ struct RunSpec<'a> {
     formats: &'a [LogFormat],
 }
 
+/// The first seed from `base` on whose rate draw (from `1..=6`) is `rate`.
+fn seed_with_rate(base: u64, rate: u32) -> u64 {
+    (base..).find(|&seed| clocklab_model::seed::start_machine(seed, 6).1 == rate).expect("some seed draws every rate")
+}
+
 /// Runs `spec.rates.len()` machines for `spec.duration_s` in virtual time
-/// (ticks on an absolute schedule, messages arrive 3 ms after they are sent)
-/// and writes their logs and manifest into `run_dir`.
+/// (ticks on an absolute schedule, messages arrive 3 ms after they are sent),
+/// each driven by the shared driver step, and writes their logs and manifest
+/// into `run_dir`. The truth is counted from what the driver did, not from
+/// the logs.
 fn generate_run(run_dir: &Path, spec: &RunSpec) -> BTreeMap<u32, Truth> {
     let RunSpec { experiment, run_idx, rates, max_event_num, duration_s, seed, formats } = *spec;
     std::fs::create_dir_all(run_dir).unwrap();
     let n = rates.len() as u32;
     let t0_us: i64 = 1_795_495_393_000_000;
-    let mut machines: Vec<Machine<LamportClock>> = (1..=n)
-        .map(|id| {
-            Machine::new(MachineParams { id, n_machines: n, rate: rates[id as usize - 1], max_event_num }).unwrap()
-        })
+    let seeds: Vec<u64> =
+        rates.iter().enumerate().map(|(idx, &rate)| seed_with_rate(seed + 100 * idx as u64, rate)).collect();
+    let mut drivers: Vec<Driver> = (1..=n)
+        .map(|id| Driver::new(DriverParams::new(id, n, 6, max_event_num, seeds[id as usize - 1]), t0_us).unwrap())
         .collect();
-    let mut rngs: Vec<_> = (1..=n).map(|id| clocklab_model::seed::rng_from_seed(seed + u64::from(id))).collect();
     let mut records: Vec<Vec<Record>> = vec![Vec::new(); n as usize];
     let mut truth: BTreeMap<u32, Truth> = (1..=n).map(|id| (id, Truth::default())).collect();
-    for id in 1..=n {
-        let rate = rates[id as usize - 1];
-        records[id as usize - 1].push(Record {
-            machine: id,
-            event: Event::Initialized { host: Some("127.0.0.1".into()), port: Some(5000 + id as u16), rate },
-            logical_clock: 0,
-            queue_length: 0,
-            time_us: t0_us,
-        });
+    for (idx, driver) in drivers.iter_mut().enumerate() {
+        assert_eq!(driver.rate(), rates[idx]);
+        records[idx].push(driver.initialized(t0_us, "127.0.0.1", Some(5001 + idx as u16)).clone());
     }
     // Every tick of every machine, in time order (ties by id).
     let mut ticks: Vec<(i64, u32)> = Vec::new();
@@ -69,72 +70,45 @@ fn generate_run(run_dir: &Path, spec: &RunSpec) -> BTreeMap<u32, Truth> {
         }
     }
     ticks.sort();
-    let mut in_flight: Vec<(i64, u32, u32, u64)> = Vec::new(); // (arrival, to, from, stamp)
+    let mut in_flight: Vec<(i64, u32, u32, Stamp)> = Vec::new(); // (arrival, to, from, stamp)
     for (at_us, id) in ticks {
-        in_flight.sort();
-        let arrived: Vec<_> = in_flight.iter().copied().filter(|m| m.0 <= at_us).collect();
-        in_flight.retain(|m| m.0 > at_us);
-        for (_, to, from, stamp) in arrived {
-            machines[to as usize - 1].deliver(from, stamp);
+        in_flight.sort_by_key(|m| (m.0, m.1, m.2));
+        let (arrived, later): (Vec<_>, Vec<_>) = in_flight.into_iter().partition(|m| m.0 <= at_us);
+        in_flight = later;
+        for (arrival, to, from, stamp) in arrived {
+            drivers[to as usize - 1].deliver(t0_us + arrival, from, stamp);
         }
         let idx = id as usize - 1;
-        let tick = machines[idx].tick(&mut rngs[idx]);
+        let codec = drivers[idx].codec();
+        let step = drivers[idx].tick(t0_us + at_us);
         let t = truth.get_mut(&id).unwrap();
         t.ticks += 1;
-        t.max_queue = t.max_queue.max(tick.queue_len);
-        t.final_clock = tick.clock;
-        let event = match tick.event {
-            TickEvent::Processed { from, stamp } => {
-                t.processed += 1;
-                Event::Processed { from: Some(from), clock: Some(stamp) }
-            }
-            TickEvent::Sent { recipients, stamp } => {
-                let to: Vec<u32> = machines[idx].recipients(recipients).collect();
+        t.max_queue = t.max_queue.max(step.record.queue_length);
+        t.final_clock = step.record.logical_clock;
+        match &step.record.event {
+            Event::Processed { .. } => t.processed += 1,
+            Event::Internal => t.internal += 1,
+            Event::Sent { to } => {
                 t.sent_ticks += 1;
                 t.messages_sent += to.len() as u64;
-                for &peer in &to {
-                    in_flight.push((at_us + 3_000, peer, id, stamp));
+                let stamp = codec.decode(step.frame.expect("a send has a frame"));
+                for &peer in to {
+                    in_flight.push((at_us + 3_000, peer, id, stamp.clone()));
                 }
-                Event::Sent { to }
             }
-            TickEvent::Internal => {
-                t.internal += 1;
-                Event::Internal
-            }
-        };
-        records[idx].push(Record {
-            machine: id,
-            event,
-            logical_clock: tick.clock,
-            queue_length: tick.queue_len,
-            time_us: t0_us + at_us,
-        });
+            other => panic!("a tick cannot be {other:?}"),
+        }
+        records[idx].push(step.record.clone());
     }
     let end_us = t0_us + i64::from(duration_s) * 1_000_000 + 50_000;
-    for (_, to, from, stamp) in in_flight {
-        machines[to as usize - 1].deliver(from, stamp);
+    for (arrival, to, from, stamp) in in_flight {
+        drivers[to as usize - 1].deliver(t0_us + arrival, from, stamp);
     }
     for id in 1..=n {
         let idx = id as usize - 1;
-        let clock = machines[idx].clock();
-        let left: Vec<_> = machines[idx].drain_unprocessed().collect();
-        truth.get_mut(&id).unwrap().unprocessed = left.len() as u64;
-        for message in left {
-            records[idx].push(Record {
-                machine: id,
-                event: Event::Unprocessed { from: message.from, clock: message.stamp },
-                logical_clock: clock,
-                queue_length: 0,
-                time_us: end_us,
-            });
-        }
-        records[idx].push(Record {
-            machine: id,
-            event: Event::Stopped,
-            logical_clock: clock,
-            queue_length: 0,
-            time_us: end_us,
-        });
+        let end = drivers[idx].end(end_us);
+        truth.get_mut(&id).unwrap().unprocessed = end.len() as u64 - 1;
+        records[idx].extend(end);
         for &format in formats {
             let file = std::fs::File::create(run_dir.join(clocklab_log::file_name(id, format))).unwrap();
             let mut writer = LogWriter::new(std::io::BufWriter::new(file), format);
@@ -154,20 +128,24 @@ fn generate_run(run_dir: &Path, spec: &RunSpec) -> BTreeMap<u32, Truth> {
             runs: 2,
             duration: f64::from(duration_s),
             seed: None,
+            clocks: ClockKinds::LAMPORT,
+            physical_clock: Default::default(),
         },
         run_idx,
         seeds: SeedTree {
             suite: seed,
             experiment: seed,
             run: seed,
-            machines: (1..=n).map(|id| (id, seed + u64::from(id))).collect(),
+            machines: (1..=n).map(|id| (id, seeds[id as usize - 1])).collect(),
         },
         machines: (1..=n)
             .map(|id| MachineOutcome {
                 id,
                 address: format!("127.0.0.1:{}", 5000 + id),
                 rate: rates[id as usize - 1],
-                seed: seed + u64::from(id),
+                seed: seeds[id as usize - 1],
+                clock_offset_us: 0,
+                clock_drift_ppm: 0.0,
                 exit_status: None,
                 logs: formats.iter().map(|&f| clocklab_log::file_name(id, f)).collect(),
             })

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use clocklab_config::{RunStatus, layout};
 use clocklab_log::check::{Expectations, check_run};
 use clocklab_log::{Event, LogFormat, Record};
+use clocklab_model::ClockKinds;
 use clocklab_model::wire::{HELLO_LEN, Hello, TOKEN_LEN};
 use nix::sys::signal::Signal;
 use rand::{RngExt, SeedableRng};
@@ -254,8 +255,13 @@ fn machine_pids(orchestrator: u32, n: u32) -> BTreeMap<u32, u32> {
 /// The log check with strict accounting (sent = processed + unprocessed per
 /// pair) and any tick count: the runs it is for stopped early.
 fn assert_accounted(logs: &BTreeMap<u32, Vec<Record>>, what: &str) {
-    let expect =
-        Expectations { n_machines: logs.len() as u32, duration_s: 1.0, tick_tolerance: u64::MAX, allow_loss: false };
+    let expect = Expectations {
+        n_machines: logs.len() as u32,
+        duration_s: 1.0,
+        tick_tolerance: u64::MAX,
+        allow_loss: false,
+        clocks: ClockKinds::LAMPORT,
+    };
     let report = check_run(logs, &expect);
     // A machine stopped before it connected to every peer has fewer
     // `Connected` lines; that is no fault when nothing ticked.
@@ -485,7 +491,7 @@ impl FakePeer {
             let mut hello = [0u8; HELLO_LEN];
             stream.read_exact(&mut hello).unwrap();
             assert_eq!(Hello::decode(&hello).unwrap().machine, 1);
-            stream.write_all(&Hello::new(2, token).encode()).unwrap();
+            stream.write_all(&Hello::new(2, token, ClockKinds::LAMPORT, 2).encode()).unwrap();
             let mut bytes = Vec::new();
             stream.read_to_end(&mut bytes).unwrap();
             assert_eq!(bytes.len() % 4, 0);
@@ -498,7 +504,7 @@ impl FakePeer {
             to_machine.is_some()
         });
         let mut to_machine = to_machine.unwrap();
-        to_machine.write_all(&Hello::new(2, token).encode()).unwrap();
+        to_machine.write_all(&Hello::new(2, token, ClockKinds::LAMPORT, 2).encode()).unwrap();
         let mut answer = [0u8; HELLO_LEN];
         to_machine.read_exact(&mut answer).unwrap();
         assert_eq!(Hello::decode(&answer).unwrap().machine, 1);
@@ -558,7 +564,7 @@ fn assert_kept_schedule(records: &[Record], duration_s: f64, frames_to_us: u64) 
 
 /// A hello as machine `id` with `token`.
 fn hello(id: u32, token: [u8; TOKEN_LEN]) -> Vec<u8> {
-    Hello::new(id, token).encode().to_vec()
+    Hello::new(id, token, ClockKinds::LAMPORT, 2).encode().to_vec()
 }
 
 #[test]
@@ -633,7 +639,7 @@ fn strangers_never_reach_the_queue() {
         "machine id 7 is not an expected peer",
         "machine 2 is already connected",
         "machine id 1 is not an expected peer",
-        "the connection closed after 10 of 26 bytes",
+        "the connection closed after 10 of 31 bytes",
         "no hello within 2 s",
         "too many connections are waiting for their hello",
     ] {

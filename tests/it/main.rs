@@ -3,6 +3,7 @@
 mod analyze;
 mod calibrate;
 mod config_errors;
+mod driver;
 mod faults;
 mod machine;
 mod run_real;

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use clocklab_log::check::{CheckReport, Expectations, check_run};
 use clocklab_log::{LogFormat, LogReader, Record};
+use clocklab_model::ClockKinds;
 
 /// The `clocklab` binary under test.
 pub fn clocklab() -> Command {
@@ -113,8 +114,13 @@ pub fn log_file(dir: &Path, id: u32, format: LogFormat) -> PathBuf {
 
 /// Runs the log check and asserts it passes, with equal message counts.
 pub fn assert_sound(logs: &BTreeMap<u32, Vec<Record>>, duration_s: f64) -> CheckReport {
+    assert_sound_with(logs, duration_s, ClockKinds::LAMPORT)
+}
+
+/// [`assert_sound`] for a run that keeps `clocks`.
+pub fn assert_sound_with(logs: &BTreeMap<u32, Vec<Record>>, duration_s: f64, clocks: ClockKinds) -> CheckReport {
     let n_machines = logs.len() as u32;
-    let expect = Expectations { n_machines, duration_s, tick_tolerance: 1, allow_loss: false };
+    let expect = Expectations { n_machines, duration_s, tick_tolerance: 1, allow_loss: false, clocks };
     let report = check_run(logs, &expect);
     assert!(report.is_ok(), "{:#?}", report.violations);
     assert_eq!(report.sent, report.received, "sent and received counts per pair");

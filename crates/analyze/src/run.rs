@@ -427,7 +427,7 @@ mod tests {
     const T0_US: i64 = 1_795_495_393_000_000;
 
     fn record(machine: u32, event: Event, logical_clock: u64, queue_length: u64, at_ms: i64) -> Record {
-        Record { machine, event, logical_clock, queue_length, time_us: T0_US + at_ms * 1_000 }
+        Record::new(machine, event, logical_clock, queue_length, T0_US + at_ms * 1_000)
     }
 
     fn run_dir(dir: &Path, files: &[(u32, &str)]) -> RunDir {

@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use clocklab_log::LogFormat;
+use clocklab_model::ClockKinds;
 use serde::{Deserialize, Serialize};
 
 use crate::source::{self, Field, Format, Schema};
@@ -101,6 +102,53 @@ impl Default for SimSettings {
     }
 }
 
+/// How the machines' physical clocks stray from true time: each machine
+/// draws its offset uniformly from `±offset_ms_max` and its drift from
+/// `±drift_ppm_max`, from its own seed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PhysicalClockSettings {
+    /// The largest offset from true time at the start, in milliseconds.
+    #[serde(default)]
+    pub offset_ms_max: f64,
+    /// The largest drift, in parts per million (microseconds per second).
+    #[serde(default)]
+    pub drift_ppm_max: f64,
+}
+
+impl PhysicalClockSettings {
+    /// Perfect clocks: every machine reads true time.
+    pub fn is_perfect(&self) -> bool {
+        self.offset_ms_max == 0.0 && self.drift_ppm_max == 0.0
+    }
+
+    /// The largest offset, in milliseconds: a day.
+    pub const OFFSET_MS_MAX: f64 = 86_400_000.0;
+
+    /// The largest drift, in parts per million: 10%.
+    pub const DRIFT_PPM_MAX: f64 = 100_000.0;
+}
+
+/// The clock set as a list of names in a configuration file and a manifest:
+/// `["lamport", "vector", "hlc"]`.
+mod clock_names {
+    use clocklab_model::ClockKinds;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(kinds: &ClockKinds, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(kinds.names())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<ClockKinds, D::Error> {
+        let names = Vec::<String>::deserialize(deserializer)?;
+        ClockKinds::parse(names.iter().map(String::as_str)).map_err(serde::de::Error::custom)
+    }
+
+    pub fn is_lamport_only(kinds: &ClockKinds) -> bool {
+        *kinds == ClockKinds::LAMPORT
+    }
+}
+
 /// One experiment: a setting of the model, run several times.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Experiment {
@@ -119,6 +167,12 @@ pub struct Experiment {
     /// A fixed seed for this experiment; otherwise derived from the suite's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seed: Option<u64>,
+    /// The clocks every machine keeps (Lamport's always).
+    #[serde(default, with = "clock_names", skip_serializing_if = "clock_names::is_lamport_only")]
+    pub clocks: ClockKinds,
+    /// How far the machines' physical clocks stray from true time.
+    #[serde(default, skip_serializing_if = "PhysicalClockSettings::is_perfect")]
+    pub physical_clock: PhysicalClockSettings,
 }
 
 /// A whole configuration, resolved and checked.
@@ -249,7 +303,20 @@ struct ConfigFile {
     runs: Option<u32>,
     #[serde(alias = "DURATION")]
     duration: Option<f64>,
+    #[serde(default, with = "optional_clock_names")]
+    clocks: Option<ClockKinds>,
+    physical_clock: Option<PhysicalClockSettings>,
     experiments: Option<Vec<ExperimentFile>>,
+}
+
+/// An optional clock list, as written in a file.
+mod optional_clock_names {
+    use clocklab_model::ClockKinds;
+    use serde::Deserializer;
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<ClockKinds>, D::Error> {
+        super::clock_names::deserialize(deserializer).map(Some)
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -265,6 +332,9 @@ struct ExperimentFile {
     #[serde(alias = "DURATION")]
     duration: Option<f64>,
     seed: Option<u64>,
+    #[serde(default, with = "optional_clock_names")]
+    clocks: Option<ClockKinds>,
+    physical_clock: Option<PhysicalClockSettings>,
 }
 
 impl ConfigFile {
@@ -290,6 +360,8 @@ impl ConfigFile {
             runs: self.runs,
             duration: self.duration,
             seed: None,
+            clocks: self.clocks,
+            physical_clock: self.physical_clock,
         };
         defaults.check().map_err(|(key, value, reason)| invalid(key.to_string(), value, reason))?;
         for (idx, exp) in self.experiments.iter().flatten().enumerate() {
@@ -308,7 +380,12 @@ const EXPERIMENT_FIELDS: &[Field] = &[
     Field::leaf("runs"),
     Field { name: "duration", aliases: &["DURATION"], schema: Schema::Any },
     Field::leaf("seed"),
+    Field::leaf("clocks"),
+    Field { name: "physical_clock", aliases: &[], schema: Schema::Table(PHYSICAL_CLOCK_FIELDS) },
 ];
+
+/// The keys of `physical_clock`.
+const PHYSICAL_CLOCK_FIELDS: &[Field] = &[Field::leaf("offset_ms_max"), Field::leaf("drift_ppm_max")];
 
 /// The keys of `sim.network`, by `kind`.
 const NETWORK_VARIANTS: &[(&str, &[Field])] = &[
@@ -339,6 +416,8 @@ const FILE_SCHEMA: Schema = Schema::Table(&[
     Field { name: "max_event_num", aliases: &["MAX_EVENT_NUM"], schema: Schema::Any },
     Field::leaf("runs"),
     Field { name: "duration", aliases: &["DURATION"], schema: Schema::Any },
+    Field::leaf("clocks"),
+    Field { name: "physical_clock", aliases: &[], schema: Schema::Table(PHYSICAL_CLOCK_FIELDS) },
     Field { name: "experiments", aliases: &[], schema: Schema::ArrayOf(&Schema::Table(EXPERIMENT_FIELDS)) },
 ]);
 
@@ -373,6 +452,24 @@ impl ExperimentFile {
         {
             return Err(("duration", duration.to_string(), "must be a positive number of seconds"));
         }
+        if let Some(physical) = self.physical_clock {
+            let offset = physical.offset_ms_max;
+            if !(offset.is_finite() && (0.0..=PhysicalClockSettings::OFFSET_MS_MAX).contains(&offset)) {
+                return Err((
+                    "physical_clock.offset_ms_max",
+                    offset.to_string(),
+                    "must be a number of milliseconds in 0..=86400000 (a day)",
+                ));
+            }
+            let drift = physical.drift_ppm_max;
+            if !(drift.is_finite() && (0.0..=PhysicalClockSettings::DRIFT_PPM_MAX).contains(&drift)) {
+                return Err((
+                    "physical_clock.drift_ppm_max",
+                    drift.to_string(),
+                    "must be a number of parts per million in 0..=100000 (10%)",
+                ));
+            }
+        }
         Ok(())
     }
 }
@@ -387,6 +484,8 @@ impl From<&Experiment> for ExperimentFile {
             runs: Some(exp.runs),
             duration: Some(exp.duration),
             seed: exp.seed,
+            clocks: Some(exp.clocks),
+            physical_clock: Some(exp.physical_clock),
         }
     }
 }
@@ -408,6 +507,8 @@ impl Default for Config {
             runs: 5,
             duration: 60.0,
             seed: None,
+            clocks: ClockKinds::LAMPORT,
+            physical_clock: PhysicalClockSettings::default(),
         };
         Config {
             host: "127.0.0.1".to_string(),
@@ -460,6 +561,8 @@ impl Config {
             runs: file.runs,
             duration: file.duration,
             seed: None,
+            clocks: file.clocks,
+            physical_clock: file.physical_clock,
         };
         let resolve = |exp: &ExperimentFile, fallback: &Experiment| Experiment {
             name: exp.name.clone().or_else(|| defaults.name.clone()).unwrap_or_else(|| fallback.name.clone()),
@@ -469,6 +572,8 @@ impl Config {
             runs: exp.runs.or(defaults.runs).unwrap_or(fallback.runs),
             duration: exp.duration.or(defaults.duration).unwrap_or(fallback.duration),
             seed: exp.seed,
+            clocks: exp.clocks.or(defaults.clocks).unwrap_or(fallback.clocks),
+            physical_clock: exp.physical_clock.or(defaults.physical_clock).unwrap_or(fallback.physical_clock),
         };
         let baseline = &builtin.experiments[0];
         let experiments = match &file.experiments {
@@ -639,6 +744,33 @@ mod tests {
     }
 
     #[test]
+    fn clocks_and_physical_clocks_are_experiment_keys() {
+        let config = load(
+            "c.toml",
+            "clocks = [\"lamport\", \"vector\"]\n[physical_clock]\noffset_ms_max = 5\n\
+             [[experiments]]\nname = \"a\"\n[[experiments]]\nname = \"b\"\nclocks = [\"hlc\"]\n",
+        )
+        .unwrap();
+        assert_eq!(config.experiments[0].clocks, ClockKinds { vector: true, hlc: false });
+        assert_eq!(config.experiments[1].clocks, ClockKinds { vector: false, hlc: true });
+        assert_eq!(config.experiments[1].physical_clock.offset_ms_max, 5.0);
+        assert_eq!(load("c.toml", &config.to_toml()).unwrap(), config);
+        // The default stays out of the printed configuration, so default manifests do not change.
+        assert!(!Config::default().to_toml().contains("clocks"));
+        let error = load("c.json", r#"{"clocks": ["lamport", "vectr"]}"#).unwrap_err().to_string();
+        assert!(error.contains("key `clocks`") && error.contains("unknown clock `vectr`"), "{error}");
+        let error = load("c.json", r#"{"physical_clock": {"drift_ppm_max": -1}}"#).unwrap_err().to_string();
+        assert!(
+            error.ends_with(
+                "key `physical_clock.drift_ppm_max` = -1: must be a number of parts per million in 0..=100000 (10%)"
+            ),
+            "{error}"
+        );
+        let error = load("c.json", r#"{"physical_clock": {"offset_ms": 3}}"#).unwrap_err().to_string();
+        assert!(error.contains("unknown key `physical_clock.offset_ms` (did you mean `offset_ms_max`?)"), "{error}");
+    }
+
+    #[test]
     fn top_level_keys_are_experiment_defaults() {
         let config = load("c.toml", "duration = 5\nruns = 2\n[[experiments]]\nname = \"a\"\nmax_clock_rate = 2\n[[experiments]]\nname = \"b\"\nruns = 1\n").unwrap();
         assert_eq!(
@@ -725,7 +857,7 @@ mod tests {
                 "colour = 1",
                 "c.toml: unknown key `colour` (expected one of `host`, `ports`, `runtime`, `log_format`, `seed`, \
                  `connect_timeout`, `queue_cap`, `sim`, `machines`, `max_clock_rate`, `max_event_num`, `runs`, `duration`, \
-                 `experiments`)",
+                 `clocks`, `physical_clock`, `experiments`)",
             ),
         ];
         for (name, text, want) in cases {
@@ -836,6 +968,7 @@ mod tests {
         assert_eq!(without_aliases(fields_of::<ConfigFile>()), without_aliases(schema_names(top)));
         assert_eq!(without_aliases(fields_of::<ExperimentFile>()), without_aliases(schema_names(EXPERIMENT_FIELDS)));
         assert_eq!(fields_of::<SimSettings>(), schema_names(SIM_FIELDS));
+        assert_eq!(fields_of::<PhysicalClockSettings>(), schema_names(PHYSICAL_CLOCK_FIELDS));
         // Every key the schema knows is accepted by the typed step.
         let every_key = "host = \"h\"\nports = [1, 2, 3]\nruntime = \"sim\"\nlog_format = \"both\"\nseed = 1\n\
                          connect_timeout = 1\nmachines = 3\nmax_clock_rate = 2\nmax_event_num = 4\nruns = 1\n\

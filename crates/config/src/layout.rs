@@ -62,6 +62,7 @@ impl RunLogs {
             duration_s: self.manifest.experiment.duration,
             tick_tolerance,
             allow_loss: self.manifest.status != crate::RunStatus::Ok,
+            clocks: self.manifest.experiment.clocks,
         }
     }
 

@@ -23,6 +23,8 @@ mod manifest;
 mod plan;
 mod source;
 
-pub use config::{Config, ConfigError, DelayDistribution, Experiment, LogFormats, Runtime, SimSettings};
+pub use config::{
+    Config, ConfigError, DelayDistribution, Experiment, LogFormats, PhysicalClockSettings, Runtime, SimSettings,
+};
 pub use manifest::{MachineOutcome, RunManifest, RunStatus, SeedTree};
 pub use plan::{MachinePlan, RunPlan, plan_runs};

@@ -36,7 +36,7 @@ pub enum RunStatus {
 }
 
 /// One machine of a run, as it went.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct MachineOutcome {
     /// Its number.
     pub id: MachineId,
@@ -46,11 +46,25 @@ pub struct MachineOutcome {
     pub rate: u32,
     /// Its seed.
     pub seed: u64,
+    /// Its physical clock's offset from true time at the start, in microseconds.
+    #[serde(default, skip_serializing_if = "is_zero_i64")]
+    pub clock_offset_us: i64,
+    /// Its physical clock's drift, in parts per million.
+    #[serde(default, skip_serializing_if = "is_zero_f64")]
+    pub clock_drift_ppm: f64,
     /// Its exit status: `0` for success; a description otherwise. Absent in the simulator.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exit_status: Option<String>,
     /// Its log files, relative to the run folder.
     pub logs: Vec<String>,
+}
+
+fn is_zero_i64(value: &i64) -> bool {
+    *value == 0
+}
+
+fn is_zero_f64(value: &f64) -> bool {
+    *value == 0.0
 }
 
 /// `manifest.json`: what a run was and how it went.

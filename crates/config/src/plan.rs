@@ -11,7 +11,7 @@ use crate::config::{Config, Experiment};
 use crate::layout;
 
 /// One machine of a planned run.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct MachinePlan {
     /// Its number.
     pub id: MachineId,
@@ -19,6 +19,12 @@ pub struct MachinePlan {
     pub seed: u64,
     /// Its drawn clock rate.
     pub rate: u32,
+    /// Its physical clock's drawn offset from true time at the start, in microseconds.
+    #[serde(default)]
+    pub clock_offset_us: i64,
+    /// Its physical clock's drawn drift, in parts per million.
+    #[serde(default)]
+    pub clock_drift_ppm: f64,
 }
 
 /// One run, ready to execute.
@@ -40,11 +46,28 @@ pub struct RunPlan {
     pub host: String,
     /// The log files to write.
     pub log_formats: Vec<LogFormat>,
+    /// How many messages a machine's queue holds before it refuses more.
+    pub queue_cap: usize,
     /// Where the run's files go.
     pub dir: PathBuf,
 }
 
 impl RunPlan {
+    /// The driver parameters of machine `machine` of this run.
+    pub fn driver_params(&self, machine: &MachinePlan) -> clocklab_driver::DriverParams {
+        clocklab_driver::DriverParams {
+            id: machine.id,
+            n_machines: self.experiment.machines,
+            max_clock_rate: self.experiment.max_clock_rate,
+            max_event_num: self.experiment.max_event_num,
+            seed: machine.seed,
+            clocks: self.experiment.clocks,
+            clock_offset_us: machine.clock_offset_us,
+            clock_drift_ppm: machine.clock_drift_ppm,
+            queue_cap: self.queue_cap,
+        }
+    }
+
     /// Every seed of the run, for its manifest.
     pub fn seed_tree(&self) -> crate::SeedTree {
         crate::SeedTree {
@@ -68,7 +91,11 @@ pub fn plan_runs(config: &Config, suite_seed: u64, out: &Path) -> Vec<RunPlan> {
                 .map(|id| {
                     let machine_seed = seed::machine_seed(run_seed, id);
                     let (_, rate) = seed::start_machine(machine_seed, experiment.max_clock_rate);
-                    MachinePlan { id, seed: machine_seed, rate }
+                    let physical = experiment.physical_clock;
+                    let offset_us_max = (physical.offset_ms_max * 1_000.0).round() as i64;
+                    let (clock_offset_us, clock_drift_ppm) =
+                        seed::draw_physical_clock(machine_seed, offset_us_max, physical.drift_ppm_max);
+                    MachinePlan { id, seed: machine_seed, rate, clock_offset_us, clock_drift_ppm }
                 })
                 .collect();
             plans.push(RunPlan {
@@ -80,6 +107,7 @@ pub fn plan_runs(config: &Config, suite_seed: u64, out: &Path) -> Vec<RunPlan> {
                 machines,
                 host: config.host.clone(),
                 log_formats: config.log_format.formats(),
+                queue_cap: config.queue_cap,
                 dir: layout::run_dir(out, &experiment.name, run_idx),
             });
         }

@@ -4,19 +4,14 @@
 //! Start here: [`Record`] is one log line. [`LogWriter`] writes records as
 //! text or JSON Lines; [`LogReader`] reads them back, and also reads the
 //! Python reference implementation's logs, skipping and reporting what it
-//! cannot parse instead of failing. [`check::check_run`] checks a run's logs
-//! against the rules of the model.
+//! cannot parse instead of failing. [`RunEvents`] merges a run's logs into
+//! one stream of events in time order, each receive paired with its send;
+//! [`check::check_run`] checks a run's logs against the rules of the model.
 //!
 //! ```
 //! use clocklab_log::{Event, LogFormat, LogReader, LogWriter, Record};
 //!
-//! let record = Record {
-//!     machine: 2,
-//!     event: Event::Processed { from: Some(3), clock: Some(17) },
-//!     logical_clock: 18,
-//!     queue_length: 2,
-//!     time_us: 1_795_495_393_482_913,
-//! };
+//! let record = Record::new(2, Event::Processed { from: Some(3), clock: Some(17) }, 18, 2, 1_795_495_393_482_913);
 //! let mut bytes = Vec::new();
 //! LogWriter::new(&mut bytes, LogFormat::Text).write(&record).unwrap();
 //! assert_eq!(
@@ -29,6 +24,7 @@
 //! ```
 
 pub mod check;
+pub mod events;
 #[doc(hidden)]
 pub mod fuzzing;
 mod read;
@@ -36,6 +32,7 @@ mod record;
 mod time_fmt;
 mod write;
 
+pub use events::{EventId, MessageId, Pairing, RunEvent, RunEvents, SentMessage};
 pub use read::{Diagnostics, LineError, LogReader, ReadLine, TimePrecision, parse_line};
 pub use record::{Event, LogFormat, Record};
 pub use write::LogWriter;

@@ -7,6 +7,8 @@ use std::io::BufRead;
 use time::PrimitiveDateTime;
 use time::macros::format_description;
 
+use clocklab_model::HlcStamp;
+
 use crate::record::{Event, Record};
 use crate::write::JsonLine;
 
@@ -195,6 +197,9 @@ impl LineParser {
         let mut logical_clock = None;
         let mut queue_length = None;
         let mut timestamp = None;
+        let mut vector_clock = None;
+        let mut hlc = None;
+        let mut physical_clock_us = None;
         for field in fields {
             let Some((key, value)) = field.split_once(": ") else { continue };
             match key {
@@ -202,6 +207,9 @@ impl LineParser {
                 "Logical Clock" => logical_clock = Some(number::<u64>("Logical Clock", value)?),
                 "Queue Length" => queue_length = Some(number::<u64>("Queue Length", value)?),
                 "Timestamp" => timestamp = Some(value),
+                "Vector Clock" => vector_clock = Some(parse_vector(value)?),
+                "HLC" => hlc = Some(parse_hlc(value)?),
+                "Physical Clock" => physical_clock_us = Some(self.timestamp_us_of("Physical Clock", value)?),
                 // Further `Key: value` fields may follow; they are not ours to read.
                 _ => {}
             }
@@ -217,6 +225,9 @@ impl LineParser {
             logical_clock: logical_clock.ok_or(LineError::MissingField("Logical Clock"))?,
             queue_length: queue_length.ok_or(LineError::MissingField("Queue Length"))?,
             time_us,
+            vector_clock,
+            hlc,
+            physical_clock_us,
         };
         Ok((record, precision))
     }
@@ -253,13 +264,21 @@ impl LineParser {
             logical_clock: json.logical_clock,
             queue_length: json.queue_length,
             time_us,
+            vector_clock: json.vector_clock,
+            hlc: json.hlc.map(|hlc| HlcStamp { l_us: hlc.l_us, c: hlc.c }),
+            physical_clock_us: json.physical_clock_us,
         };
         Ok((record, precision))
     }
 
     /// `YYYY-MM-DDTHH:MM:SS.ffffffZ` (fewer or no fraction digits allowed).
     fn timestamp_us(&mut self, value: &str) -> Result<i64, LineError> {
-        let bad = || LineError::BadValue { field: "Timestamp", value: value.to_string() };
+        self.timestamp_us_of("Timestamp", value)
+    }
+
+    /// [`LineParser::timestamp_us`] for the field `field`.
+    fn timestamp_us_of(&mut self, field: &'static str, value: &str) -> Result<i64, LineError> {
+        let bad = || LineError::BadValue { field, value: value.to_string() };
         let body = value.strip_suffix('Z').ok_or_else(bad)?;
         let (date, fraction) = body.split_once('.').unwrap_or((body, ""));
         if date.len() != 19
@@ -269,7 +288,7 @@ impl LineParser {
         {
             return Err(bad());
         }
-        let second = self.second_of("Timestamp", &date.replacen('T', " ", 1))?;
+        let second = self.second_of(field, &date.replacen('T', " ", 1))?;
         let micros = if fraction.is_empty() {
             0
         } else {
@@ -292,6 +311,23 @@ impl LineParser {
         self.last_second = Some((value.to_string(), second));
         Ok(second)
     }
+}
+
+/// `[1, 2, 3]`.
+fn parse_vector(value: &str) -> Result<Vec<u64>, LineError> {
+    let bad = || LineError::BadValue { field: "Vector Clock", value: value.to_string() };
+    let inner = value.strip_prefix('[').and_then(|v| v.strip_suffix(']')).ok_or_else(bad)?;
+    if inner.trim().is_empty() {
+        return Ok(Vec::new());
+    }
+    inner.split(',').map(|part| part.trim().parse().map_err(|_| bad())).collect()
+}
+
+/// `<l>:<c>`.
+fn parse_hlc(value: &str) -> Result<HlcStamp, LineError> {
+    let bad = || LineError::BadValue { field: "HLC", value: value.to_string() };
+    let (l, c) = value.split_once(':').ok_or_else(bad)?;
+    Ok(HlcStamp { l_us: l.trim().parse().map_err(|_| bad())?, c: c.trim().parse().map_err(|_| bad())? })
 }
 
 fn number<T: std::str::FromStr>(field: &'static str, value: &str) -> Result<T, LineError> {
@@ -372,7 +408,46 @@ mod tests {
     const T0: i64 = 1_795_495_393_482_913; // 2026-11-24T04:43:13.482913Z
 
     fn record(event: Event) -> Record {
-        Record { machine: 2, event, logical_clock: 18, queue_length: 2, time_us: T0 }
+        Record::new(2, event, 18, 2, T0)
+    }
+
+    /// The specification's example of a line with every clock.
+    const SPEC_LINE: &str = "2> Event: Processed message from machine 3 with clock 17 | System Time: 2026-11-24 04:43:13 | Logical Clock: 18 | Queue Length: 2 | Timestamp: 2026-11-24T04:43:13.482913Z | Vector Clock: [4, 9, 12] | HLC: 1795495393482951:0 | Physical Clock: 2026-11-24T04:43:13.482951Z";
+
+    fn spec_record() -> Record {
+        Record {
+            vector_clock: Some(vec![4, 9, 12]),
+            hlc: Some(HlcStamp { l_us: 1_795_495_393_482_951, c: 0 }),
+            physical_clock_us: Some(1_795_495_393_482_951),
+            ..record(Event::Processed { from: Some(3), clock: Some(17) })
+        }
+    }
+
+    #[test]
+    fn every_clock_is_written_and_read_as_the_spec_says() {
+        let text = String::from_utf8(written(LogFormat::Text, &[spec_record()])).unwrap();
+        assert_eq!(text, format!("{SPEC_LINE}\n"));
+        let (read, _) = parse_line(SPEC_LINE).unwrap();
+        assert_eq!(read, spec_record());
+        let json = String::from_utf8(written(LogFormat::Jsonl, &[spec_record()])).unwrap();
+        assert!(
+            json.contains(
+                r#""vector_clock":[4,9,12],"hlc":{"l_us":1795495393482951,"c":0},"physical_clock_us":1795495393482951"#
+            ),
+            "{json}"
+        );
+        assert_eq!(parse_line(json.trim_end()).unwrap().0, spec_record());
+        // The reference implementation's regex still reads the line.
+        assert!(SPEC_LINE.starts_with("2> Event: Processed message from machine 3 with clock 17 | System Time: 2026-11-24 04:43:13 | Logical Clock: 18 | Queue Length: 2"));
+    }
+
+    #[test]
+    fn bad_clock_fields_are_named() {
+        for (field, bad) in [("Vector Clock", "[1, x]"), ("HLC", "12"), ("Physical Clock", "yesterday")] {
+            let line = format!("{} | {field}: {bad}", &SPEC_LINE[..SPEC_LINE.find(" | Vector").unwrap()]);
+            let error = parse_line(&line).unwrap_err();
+            assert_eq!(error, LineError::BadValue { field, value: bad.to_string() });
+        }
     }
 
     fn all_events() -> Vec<Event> {
@@ -483,7 +558,7 @@ mod tests {
 
         #[test]
         fn text_round_trips(machine in 1u32..100, clock in any::<u64>(), queue in any::<u64>(), time_us in 0i64..253_402_300_799_000_000, to in proptest::collection::btree_set(1u32..100, 1..5)) {
-            let record = Record { machine, event: Event::Sent { to: to.into_iter().collect() }, logical_clock: clock, queue_length: queue, time_us };
+            let record = Record::new(machine, Event::Sent { to: to.into_iter().collect() }, clock, queue, time_us);
             let bytes = written(LogFormat::Text, std::slice::from_ref(&record));
             let read: Vec<_> = LogReader::new(&bytes[..]).collect();
             prop_assert_eq!(&read[0].record, &record);

@@ -1,8 +1,12 @@
 //! The records a log is made of.
 
-use clocklab_model::MachineId;
+use clocklab_model::{HlcStamp, MachineId};
 
 /// One log line.
+///
+/// Records are made by the driver step (`clocklab-driver`) in both runtimes
+/// and read back by [`crate::LogReader`]; the fields after `time_us` are the
+/// specification's "clocks beyond Lamport", present when the run keeps them.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Record {
     /// The machine that wrote it.
@@ -16,6 +20,30 @@ pub struct Record {
     /// When, in microseconds since the Unix epoch, UTC. Logs of the reference
     /// implementation carry whole seconds only.
     pub time_us: i64,
+    /// The vector clock after the event, if the run keeps one.
+    pub vector_clock: Option<Vec<u64>>,
+    /// The hybrid logical clock after the event, if the run keeps one.
+    pub hlc: Option<HlcStamp>,
+    /// The machine's own physical clock at the line, in microseconds since
+    /// the Unix epoch: written when the run keeps an HLC or the machine's
+    /// clock is offset or drifts.
+    pub physical_clock_us: Option<i64>,
+}
+
+impl Record {
+    /// A line with the five fields of the classic exercise and no other clock.
+    pub fn new(machine: MachineId, event: Event, logical_clock: u64, queue_length: u64, time_us: i64) -> Record {
+        Record {
+            machine,
+            event,
+            logical_clock,
+            queue_length,
+            time_us,
+            vector_clock: None,
+            hlc: None,
+            physical_clock_us: None,
+        }
+    }
 }
 
 /// What a line says happened.

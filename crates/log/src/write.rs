@@ -19,12 +19,20 @@ pub struct LogWriter<W: Write> {
     format: LogFormat,
     line: Vec<u8>,
     seconds: SecondCache,
+    /// A second cache for the physical clock, which may run in another second.
+    physical_seconds: SecondCache,
 }
 
 impl<W: Write> LogWriter<W> {
     /// A writer of `format` lines to `out`.
     pub fn new(out: W, format: LogFormat) -> LogWriter<W> {
-        LogWriter { out, format, line: Vec::with_capacity(256), seconds: SecondCache::default() }
+        LogWriter {
+            out,
+            format,
+            line: Vec::with_capacity(256),
+            seconds: SecondCache::default(),
+            physical_seconds: SecondCache::default(),
+        }
     }
 
     /// The format this writer writes.
@@ -71,6 +79,26 @@ impl<W: Write> LogWriter<W> {
         line.extend_from_slice(num.format(record.queue_length).as_bytes());
         line.extend_from_slice(b" | Timestamp: ");
         self.seconds.push_timestamp(line, record.time_us);
+        if let Some(vector) = &record.vector_clock {
+            line.extend_from_slice(b" | Vector Clock: [");
+            for (idx, value) in vector.iter().enumerate() {
+                if idx > 0 {
+                    line.extend_from_slice(b", ");
+                }
+                line.extend_from_slice(num.format(*value).as_bytes());
+            }
+            line.push(b']');
+        }
+        if let Some(hlc) = record.hlc {
+            line.extend_from_slice(b" | HLC: ");
+            line.extend_from_slice(num.format(hlc.l_us).as_bytes());
+            line.push(b':');
+            line.extend_from_slice(num.format(hlc.c).as_bytes());
+        }
+        if let Some(physical_us) = record.physical_clock_us {
+            line.extend_from_slice(b" | Physical Clock: ");
+            self.physical_seconds.push_timestamp(line, physical_us);
+        }
         line.push(b'\n');
     }
 
@@ -178,6 +206,20 @@ pub(crate) struct JsonLine {
     pub(crate) timestamp: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) time_us: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) vector_clock: Option<Vec<u64>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) hlc: Option<JsonHlc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) physical_clock_us: Option<i64>,
+}
+
+/// The JSON Lines form of an HLC value: `{"l_us": <int>, "c": <int>}`.
+#[derive(Debug, Serialize, serde::Deserialize, Clone, Copy)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct JsonHlc {
+    pub(crate) l_us: i64,
+    pub(crate) c: u64,
 }
 
 impl JsonLine {
@@ -190,6 +232,9 @@ impl JsonLine {
             queue_length: record.queue_length,
             timestamp: Some(timestamp),
             time_us: Some(record.time_us),
+            vector_clock: record.vector_clock.clone(),
+            hlc: record.hlc.map(|hlc| JsonHlc { l_us: hlc.l_us, c: hlc.c }),
+            physical_clock_us: record.physical_clock_us,
             ..JsonLine::default()
         };
         match &record.event {

@@ -1,27 +1,29 @@
-//! Logical clocks.
+//! Logical clocks: the [`LogicalClock`] trait and Lamport's clock.
 //!
-//! The machine is generic over [`LogicalClock`] so that other clocks (vector,
-//! hybrid logical) can be driven by the same tick rule. [`LamportClock`] is the
-//! clock of the classic exercise and the default.
+//! Every clock advances on the same events (a local event, a send, the
+//! receive of a message taken off the queue) and may read the machine's
+//! physical clock, which the machine passes in: the model never reads time
+//! itself. [`LamportClock`] is the clock of the classic exercise;
+//! [`crate::vector::VectorClock`] and [`crate::hlc::HybridClock`] are the
+//! others, and [`crate::clockset::ClockSet`] keeps any of them side by side.
 
 use std::fmt::Debug;
 
 /// A logical clock as the machine drives it: one update per event.
 pub trait LogicalClock: Clone + Debug {
-    /// What travels with a message.
-    type Stamp: Copy + Debug + Eq;
+    /// What travels with a message. Not `Copy`: a vector clock's stamp has
+    /// one component per machine.
+    type Stamp: Clone + Debug + PartialEq;
 
-    /// A fresh clock for machine `machine_idx` (0-based) of `n_machines`.
-    fn new(machine_idx: usize, n_machines: usize) -> Self;
-
-    /// An internal event happened.
-    fn local_event(&mut self);
+    /// An internal event happened at physical time `physical_us` (the
+    /// machine's own clock, microseconds since the Unix epoch).
+    fn local_event(&mut self, physical_us: i64);
 
     /// A send event happened; returns the stamp that every recipient gets.
-    fn send_event(&mut self) -> Self::Stamp;
+    fn send_event(&mut self, physical_us: i64) -> Self::Stamp;
 
     /// A message with `stamp` was taken off the queue.
-    fn receive_event(&mut self, stamp: Self::Stamp);
+    fn receive_event(&mut self, stamp: &Self::Stamp, physical_us: i64);
 
     /// The scalar written to the log's `Logical Clock` field.
     fn scalar(&self) -> u64;
@@ -57,21 +59,17 @@ impl LamportClock {
 impl LogicalClock for LamportClock {
     type Stamp = u64;
 
-    fn new(_machine_idx: usize, _n_machines: usize) -> Self {
-        LamportClock::default()
-    }
-
-    fn local_event(&mut self) {
+    fn local_event(&mut self, _physical_us: i64) {
         self.advance_to(self.value);
     }
 
-    fn send_event(&mut self) -> u64 {
+    fn send_event(&mut self, _physical_us: i64) -> u64 {
         self.advance_to(self.value);
         self.value
     }
 
-    fn receive_event(&mut self, stamp: u64) {
-        self.advance_to(self.value.max(stamp));
+    fn receive_event(&mut self, stamp: &u64, _physical_us: i64) {
+        self.advance_to(self.value.max(*stamp));
     }
 
     fn scalar(&self) -> u64 {
@@ -87,17 +85,17 @@ mod tests {
     #[test]
     fn receive_takes_max_plus_one() {
         let mut clock = LamportClock::starting_at(5);
-        clock.receive_event(17);
+        clock.receive_event(&17, 0);
         assert_eq!(clock.value(), 18);
-        clock.receive_event(3);
+        clock.receive_event(&3, 0);
         assert_eq!(clock.value(), 19);
     }
 
     #[test]
     fn send_and_internal_add_one() {
         let mut clock = LamportClock::default();
-        assert_eq!(clock.send_event(), 1);
-        clock.local_event();
+        assert_eq!(clock.send_event(0), 1);
+        clock.local_event(0);
         assert_eq!(clock.value(), 2);
     }
 
@@ -120,16 +118,16 @@ mod tests {
                 let before = clock.value();
                 match op {
                     Op::Local => {
-                        clock.local_event();
+                        clock.local_event(0);
                         prop_assert_eq!(clock.value(), before + 1);
                     }
                     Op::Send => {
-                        let stamp = clock.send_event();
+                        let stamp = clock.send_event(0);
                         prop_assert_eq!(stamp, before + 1);
                         prop_assert_eq!(clock.value(), stamp);
                     }
                     Op::Receive(stamp) => {
-                        clock.receive_event(stamp);
+                        clock.receive_event(&stamp, 0);
                         prop_assert_eq!(clock.value(), before.max(stamp) + 1);
                         prop_assert!(clock.value() > stamp);
                     }

@@ -5,8 +5,10 @@ use std::collections::VecDeque;
 use rand::{Rng, RngExt};
 
 use crate::MachineId;
-use crate::clock::{LamportClock, LogicalClock};
+use crate::clock::LogicalClock;
+use crate::clockset::ClockSet;
 use crate::event::{EventChoice, PeerRing, RecipientIter, Recipients};
+use crate::physical::PhysicalClock;
 
 /// What defines one machine of a run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -63,12 +65,14 @@ impl MachineParams {
 }
 
 /// A message waiting in the queue.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Message<S> {
     /// Who sent it.
     pub from: MachineId,
-    /// The sender's clock at the send.
+    /// The sender's clocks at the send.
     pub stamp: S,
+    /// When it arrived, in true time (microseconds since the Unix epoch).
+    pub arrived_us: i64,
 }
 
 /// What [`Machine::deliver`] did with a message.
@@ -111,18 +115,25 @@ pub struct Tick<S> {
     /// The queue length: for a processed message, the length before it was
     /// taken off; otherwise the length at the tick (zero).
     pub queue_len: u64,
+    /// The machine's physical clock at the tick: the reading its clocks used.
+    pub physical_us: i64,
 }
 
 /// One virtual machine of the model, free of I/O.
 ///
 /// Messages arrive through [`Machine::deliver`] at any time; each call to
 /// [`Machine::tick`] is one instruction of the model. The caller decides when
-/// ticks happen and supplies the random number generator.
+/// ticks happen, says what time it is (true time, microseconds since the Unix
+/// epoch: virtual in the simulator, the system clock in the real runtime), and
+/// supplies the random number generator. The machine reads its own
+/// [`PhysicalClock`] from that time; the clocks that need physical time (HLC)
+/// use the reading.
 #[derive(Clone, Debug)]
-pub struct Machine<C: LogicalClock = LamportClock> {
+pub struct Machine<C: LogicalClock = ClockSet> {
     params: MachineParams,
     ring: PeerRing,
     clock: C,
+    physical: PhysicalClock,
     queue: VecDeque<Message<C::Stamp>>,
     queue_cap: usize,
     refused: u64,
@@ -130,13 +141,15 @@ pub struct Machine<C: LogicalClock = LamportClock> {
 }
 
 impl<C: LogicalClock> Machine<C> {
-    /// A machine with a fresh clock and an empty queue of unlimited length.
-    pub fn new(params: MachineParams) -> Result<Machine<C>, ParamsError> {
+    /// A machine with `clock` (fresh), a perfect physical clock and an empty
+    /// queue of unlimited length.
+    pub fn new(params: MachineParams, clock: C) -> Result<Machine<C>, ParamsError> {
         params.validate()?;
         Ok(Machine {
             params,
             ring: PeerRing::new(params.id, params.n_machines),
-            clock: C::new((params.id - 1) as usize, params.n_machines as usize),
+            clock,
+            physical: PhysicalClock::perfect(),
             queue: VecDeque::new(),
             queue_cap: usize::MAX,
             refused: 0,
@@ -148,6 +161,22 @@ impl<C: LogicalClock> Machine<C> {
     pub fn with_queue_cap(mut self, cap: usize) -> Machine<C> {
         self.queue_cap = cap;
         self
+    }
+
+    /// Gives the machine this physical clock.
+    pub fn with_physical_clock(mut self, physical: PhysicalClock) -> Machine<C> {
+        self.physical = physical;
+        self
+    }
+
+    /// The machine's physical clock.
+    pub fn physical_clock(&self) -> &PhysicalClock {
+        &self.physical
+    }
+
+    /// The machine's physical clock, to step it or change its drift.
+    pub fn physical_clock_mut(&mut self) -> &mut PhysicalClock {
+        &mut self.physical
     }
 
     /// The parameters the machine was built with.
@@ -190,41 +219,43 @@ impl<C: LogicalClock> Machine<C> {
         self.n_ticks
     }
 
-    /// A message from `from` carrying `stamp` has arrived.
-    pub fn deliver(&mut self, from: MachineId, stamp: C::Stamp) -> Delivery {
+    /// A message from `from` carrying `stamp` has arrived at true time `now_us`.
+    pub fn deliver(&mut self, now_us: i64, from: MachineId, stamp: C::Stamp) -> Delivery {
         if self.queue.len() >= self.queue_cap {
             self.refused += 1;
             return Delivery::Refused;
         }
-        self.queue.push_back(Message { from, stamp });
+        self.queue.push_back(Message { from, stamp, arrived_us: now_us });
         Delivery::Queued
     }
 
-    /// Runs one tick: takes a message off the queue if there is one, otherwise
-    /// draws the event from `rng`.
-    pub fn tick<R: Rng + ?Sized>(&mut self, rng: &mut R) -> Tick<C::Stamp> {
+    /// Runs one tick at true time `now_us`: takes a message off the queue if
+    /// there is one, otherwise draws the event from `rng`.
+    pub fn tick<R: Rng + ?Sized>(&mut self, now_us: i64, rng: &mut R) -> Tick<C::Stamp> {
         self.n_ticks += 1;
+        let physical_us = self.physical.read(now_us);
         if let Some(message) = self.queue.pop_front() {
             let queue_len = self.queue.len() as u64 + 1;
-            self.clock.receive_event(message.stamp);
+            self.clock.receive_event(&message.stamp, physical_us);
             return Tick {
                 event: TickEvent::Processed { from: message.from, stamp: message.stamp },
                 clock: self.clock.scalar(),
                 queue_len,
+                physical_us,
             };
         }
         let n = rng.random_range(1..=self.params.max_event_num);
         let event = match EventChoice::from_draw(n) {
             EventChoice::Send(recipients) => {
-                let stamp = self.clock.send_event();
+                let stamp = self.clock.send_event(physical_us);
                 TickEvent::Sent { recipients, stamp }
             }
             EventChoice::Internal => {
-                self.clock.local_event();
+                self.clock.local_event(physical_us);
                 TickEvent::Internal
             }
         };
-        Tick { event, clock: self.clock.scalar(), queue_len: 0 }
+        Tick { event, clock: self.clock.scalar(), queue_len: 0, physical_us }
     }
 
     /// Takes every message still queued, oldest first: at the end of a run
@@ -247,30 +278,34 @@ pub fn draw_rate<R: Rng + ?Sized>(rng: &mut R, max_clock_rate: u32) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clock::LamportClock;
     use crate::seed::rng_from_seed;
 
-    fn machine(id: MachineId, max_event_num: u32) -> Machine {
-        Machine::new(MachineParams { id, n_machines: 3, rate: 1, max_event_num }).unwrap()
+    fn machine(id: MachineId, max_event_num: u32) -> Machine<LamportClock> {
+        Machine::new(MachineParams { id, n_machines: 3, rate: 1, max_event_num }, LamportClock::default()).unwrap()
     }
 
     #[test]
     fn rejects_bad_params() {
         let ok = MachineParams { id: 1, n_machines: 3, rate: 1, max_event_num: 10 };
         assert_eq!(
-            Machine::<LamportClock>::new(MachineParams { n_machines: 1, ..ok }).unwrap_err(),
+            Machine::new(MachineParams { n_machines: 1, ..ok }, LamportClock::default()).unwrap_err(),
             ParamsError::TooFewMachines(1)
         );
         assert!(matches!(
-            Machine::<LamportClock>::new(MachineParams { id: 4, ..ok }),
+            Machine::new(MachineParams { id: 4, ..ok }, LamportClock::default()),
             Err(ParamsError::IdOutOfRange { .. })
         ));
         assert!(matches!(
-            Machine::<LamportClock>::new(MachineParams { id: 0, ..ok }),
+            Machine::new(MachineParams { id: 0, ..ok }, LamportClock::default()),
             Err(ParamsError::IdOutOfRange { .. })
         ));
-        assert_eq!(Machine::<LamportClock>::new(MachineParams { rate: 0, ..ok }).unwrap_err(), ParamsError::ZeroRate);
         assert_eq!(
-            Machine::<LamportClock>::new(MachineParams { max_event_num: 2, ..ok }).unwrap_err(),
+            Machine::new(MachineParams { rate: 0, ..ok }, LamportClock::default()).unwrap_err(),
+            ParamsError::ZeroRate
+        );
+        assert_eq!(
+            Machine::new(MachineParams { max_event_num: 2, ..ok }, LamportClock::default()).unwrap_err(),
             ParamsError::MaxEventNumTooSmall(2)
         );
     }
@@ -279,12 +314,12 @@ mod tests {
     fn queued_messages_come_first_in_order() {
         let mut m = machine(1, 10);
         let mut rng = rng_from_seed(1);
-        m.deliver(2, 10);
-        m.deliver(3, 4);
-        let first = m.tick(&mut rng);
+        m.deliver(0, 2, 10);
+        m.deliver(0, 3, 4);
+        let first = m.tick(0, &mut rng);
         assert_eq!(first.event, TickEvent::Processed { from: 2, stamp: 10 });
         assert_eq!((first.clock, first.queue_len), (11, 2));
-        let second = m.tick(&mut rng);
+        let second = m.tick(0, &mut rng);
         assert_eq!(second.event, TickEvent::Processed { from: 3, stamp: 4 });
         assert_eq!((second.clock, second.queue_len), (12, 1));
     }
@@ -295,13 +330,13 @@ mod tests {
         let mut m = machine(2, 3);
         let mut rng = rng_from_seed(7);
         for k in 1..=50 {
-            let tick = m.tick(&mut rng);
+            let tick = m.tick(0, &mut rng);
             assert!(matches!(tick.event, TickEvent::Sent { stamp, .. } if stamp == k));
             assert_eq!(tick.clock, k);
             assert_eq!(tick.queue_len, 0);
         }
         let mut m = machine(2, 1000);
-        let internal = (0..1000).filter(|_| m.tick(&mut rng).event == TickEvent::Internal).count();
+        let internal = (0..1000).filter(|_| m.tick(0, &mut rng).event == TickEvent::Internal).count();
         assert!(internal > 980, "{internal}");
     }
 
@@ -311,7 +346,7 @@ mod tests {
         let mut rng = rng_from_seed(3);
         let mut counts = [0u32; 4];
         for _ in 0..10_000 {
-            let idx = match m.tick(&mut rng).event {
+            let idx = match m.tick(0, &mut rng).event {
                 TickEvent::Sent { recipients: Recipients::FirstPeer, .. } => 0,
                 TickEvent::Sent { recipients: Recipients::SecondPeer, .. } => 1,
                 TickEvent::Sent { recipients: Recipients::AllPeers, .. } => 2,
@@ -330,13 +365,27 @@ mod tests {
     #[test]
     fn queue_cap_refuses_and_counts() {
         let mut m = machine(1, 10).with_queue_cap(2);
-        assert_eq!(m.deliver(2, 1), Delivery::Queued);
-        assert_eq!(m.deliver(2, 2), Delivery::Queued);
-        assert_eq!(m.deliver(3, 3), Delivery::Refused);
+        assert_eq!(m.deliver(5, 2, 1), Delivery::Queued);
+        assert_eq!(m.deliver(6, 2, 2), Delivery::Queued);
+        assert_eq!(m.deliver(7, 3, 3), Delivery::Refused);
         assert_eq!((m.queue_len(), m.refused()), (2, 1));
         let left: Vec<_> = m.drain_unprocessed().collect();
-        assert_eq!(left, [Message { from: 2, stamp: 1 }, Message { from: 2, stamp: 2 }]);
+        assert_eq!(left, [Message { from: 2, stamp: 1, arrived_us: 5 }, Message { from: 2, stamp: 2, arrived_us: 6 }]);
         assert_eq!(m.queue_len(), 0);
+    }
+
+    #[test]
+    fn the_clocks_read_the_machine_s_own_physical_clock() {
+        use crate::clockset::{ClockKinds, ClockSet};
+        let params = MachineParams { id: 2, n_machines: 3, rate: 1, max_event_num: 1_000_000 };
+        let physical = PhysicalClock::new(1_000_000, 500, 0.0);
+        let mut m = Machine::new(params, ClockSet::new(ClockKinds::ALL, 1, 3)).unwrap().with_physical_clock(physical);
+        let mut rng = rng_from_seed(4);
+        let tick = m.tick(2_000_000, &mut rng);
+        assert_eq!(tick.physical_us, 2_000_500);
+        assert_eq!(m.logical_clock().hlc().map(|h| h.l_us), Some(2_000_500));
+        assert_eq!(m.logical_clock().vector(), Some(&[0, 1, 0][..]));
+        assert_eq!(tick.clock, 1);
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //! fixed mixing function, so the tree is the same on every platform and in
 //! every version that keeps this module's test vectors.
 
-use rand::SeedableRng;
+use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 /// The generator every machine and run uses: fast, seedable, portable.
@@ -55,6 +55,21 @@ pub fn start_machine(machine_seed: u64, max_clock_rate: u32) -> (ModelRng, u32) 
     (rng, rate)
 }
 
+/// A machine's physical clock: its offset from true time at the start,
+/// uniform in `±offset_us_max` microseconds, and its drift, uniform in
+/// `±drift_ppm_max` parts per million. The draws come from a generator of
+/// their own (derived from the machine's seed), so that they never shift the
+/// machine's rate or event draws; perfect clocks draw nothing.
+pub fn draw_physical_clock(machine_seed: u64, offset_us_max: i64, drift_ppm_max: f64) -> (i64, f64) {
+    if offset_us_max <= 0 && drift_ppm_max <= 0.0 {
+        return (0, 0.0);
+    }
+    let mut rng = rng_from_seed(derive(machine_seed, label_of("physical_clock")));
+    let offset_us = if offset_us_max > 0 { rng.random_range(-offset_us_max..=offset_us_max) } else { 0 };
+    let drift_ppm = if drift_ppm_max > 0.0 { rng.random_range(-drift_ppm_max..=drift_ppm_max) } else { 0.0 };
+    (offset_us, drift_ppm)
+}
+
 /// The seed of the simulated network of a run.
 pub fn network_seed(run_seed: u64) -> u64 {
     derive(run_seed, label_of("network"))
@@ -71,6 +86,16 @@ mod tests {
         assert_eq!(derive(0, 0), 0xe220_a839_7b1d_cdaf);
         assert_eq!(label_of(""), 0xcbf2_9ce4_8422_2325);
         assert_ne!(machine_seed(42, 1), machine_seed(42, 2));
+    }
+
+    #[test]
+    fn physical_clocks_stay_in_their_bounds_and_perfect_ones_draw_nothing() {
+        assert_eq!(draw_physical_clock(5, 0, 0.0), (0, 0.0));
+        for seed in 0..200 {
+            let (offset, drift) = draw_physical_clock(seed, 1_000, 50.0);
+            assert!((-1_000..=1_000).contains(&offset) && (-50.0..=50.0).contains(&drift));
+        }
+        assert_eq!(draw_physical_clock(9, 1_000, 50.0), draw_physical_clock(9, 1_000, 50.0));
     }
 
     #[test]

@@ -1,8 +1,9 @@
 //! The real runtime: one machine of the model as a process, talking TCP, in
 //! real time.
 //!
-//! The rules of the model live in `clocklab_model::Machine`; this crate only
-//! drives it. Start here: [`bind`] a machine (its rate drawn, its log opened,
+//! The rules of the model live in `clocklab_model::Machine`, and the step
+//! from a tick to its log line and frame in `clocklab_driver::Driver`; this
+//! crate only drives it, in real time. Start here: [`bind`] a machine (its rate drawn, its log opened,
 //! its port listening), [`Bound::connect`] it to its peers, then
 //! [`Connected::run`] it from a start instant that every machine of the run
 //! shares. The modules:
@@ -19,22 +20,20 @@
 //! ```
 //! use std::collections::BTreeMap;
 //! use std::time::Duration;
+//! use clocklab_driver::DriverParams;
 //! use clocklab_log::LogFormat;
+//! use clocklab_model::ClockKinds;
 //! use clocklab_net::{NodeConfig, bind, never_stop, now_us};
 //!
 //! let dir = tempfile::tempdir().unwrap();
 //! let config = |id: u32| NodeConfig {
-//!     id,
-//!     n_machines: 2,
-//!     max_clock_rate: 6,
-//!     max_event_num: 3, // every tick with an empty queue sends
-//!     seed: u64::from(id),
+//!     // Two machines; max_event_num 3: every tick with an empty queue sends.
+//!     machine: DriverParams { clocks: ClockKinds::ALL, ..DriverParams::new(id, 2, 6, 3, u64::from(id)) },
 //!     listen: "127.0.0.1:0".parse().unwrap(),
 //!     host: "127.0.0.1".into(),
 //!     token: [9; 16],
 //!     connect_timeout: Duration::from_secs(10),
 //!     end_grace: Duration::ZERO,
-//!     queue_cap: clocklab_net::DEFAULT_QUEUE_CAP,
 //!     logs: vec![(LogFormat::Text, dir.path().join(format!("machine_{id}.log")))],
 //! };
 //! let (one, two) = (bind(config(1)).unwrap(), bind(config(2)).unwrap());

@@ -14,8 +14,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use clocklab_model::MachineId;
-use clocklab_model::wire::{FrameDecoder, HELLO_LEN, Hello, TOKEN_LEN};
+use clocklab_model::wire::{FrameCodec, FrameDecoder, HELLO_HEADER_LEN, HELLO_LEN, Hello};
+use clocklab_model::{MachineId, Stamp};
 use crossbeam_channel::{Receiver, Sender};
 
 use crate::NetError;
@@ -50,12 +50,12 @@ pub enum Inbound {
         /// The peer.
         from: MachineId,
     },
-    /// A clock frame arrived.
+    /// A frame arrived.
     Message {
         /// The sender.
         from: MachineId,
-        /// The clock it carried.
-        clock: u64,
+        /// The clocks it carried.
+        stamp: Stamp,
     },
     /// A peer's connection ended (end of stream or an error).
     Closed {
@@ -69,9 +69,10 @@ pub enum Inbound {
 /// What the acceptor needs to judge a hello.
 #[derive(Debug)]
 pub(crate) struct AcceptContext {
-    pub(crate) id: MachineId,
-    pub(crate) n_machines: u32,
-    pub(crate) token: [u8; TOKEN_LEN],
+    /// This machine's hello: what a peer's must match, and the answer.
+    pub(crate) hello: Hello,
+    /// The run's frames.
+    pub(crate) codec: FrameCodec,
     pub(crate) hello_timeout: Duration,
     /// Peers whose connection passed its hello: a second one is refused.
     pub(crate) joined: Mutex<BTreeSet<MachineId>>,
@@ -94,7 +95,7 @@ impl Drop for PendingHello<'_> {
 
 /// Accepts connections for the life of the process, one thread each.
 pub(crate) fn spawn_acceptor(listener: TcpListener, context: Arc<AcceptContext>, inbound: Sender<Inbound>) {
-    let id = context.id;
+    let id = context.hello.machine;
     std::thread::Builder::new()
         .name(format!("machine-{id}-accept"))
         .spawn(move || {
@@ -142,14 +143,14 @@ fn serve_connection(mut stream: TcpStream, context: &AcceptContext, inbound: &Se
     if inbound.send(Inbound::Joined { from }).is_err() {
         return;
     }
-    let mut decoder = FrameDecoder::new();
+    let mut decoder = FrameDecoder::new(context.codec);
     let mut buffer = [0u8; 4096];
     let error = loop {
         match stream.read(&mut buffer) {
             Ok(0) => break None,
             Ok(n) => {
                 let mut gone = false;
-                decoder.feed(&buffer[..n], |clock| gone |= inbound.send(Inbound::Message { from, clock }).is_err());
+                decoder.feed(&buffer[..n], |stamp| gone |= inbound.send(Inbound::Message { from, stamp }).is_err());
                 if gone {
                     // The processing thread has finished: nobody reads any more.
                     return;
@@ -190,32 +191,39 @@ fn refuse(context: &AcceptContext, stream: &TcpStream, refusal: Refusal<'_>) {
         Refusal::Hello(reason) => (reason, total - context.refused_busy.load(Ordering::SeqCst)),
     };
     if of_kind <= 10 || of_kind.is_power_of_two() {
-        eprintln!("machine {}: refused a connection from {address}: {reason} ({total} refused so far)", context.id);
+        eprintln!(
+            "machine {}: refused a connection from {address}: {reason} ({total} refused so far)",
+            context.hello.machine
+        );
     }
 }
 
-/// Reads exactly `bytes.len()` bytes before `deadline`, however the sender
-/// splits them.
-fn read_exact_by(stream: &mut TcpStream, bytes: &mut [u8], deadline: Instant) -> io::Result<()> {
-    let mut filled = 0;
-    while filled < bytes.len() {
+/// Fills `bytes[filled..until]` before `deadline`, however the sender splits
+/// them; errors count the bytes of all of `bytes` (a whole hello).
+fn read_exact_by(
+    stream: &mut TcpStream,
+    bytes: &mut [u8],
+    mut filled: usize,
+    until: usize,
+    deadline: Instant,
+) -> io::Result<()> {
+    let total = bytes.len();
+    let late = |filled: usize| io::Error::new(io::ErrorKind::TimedOut, format!("{filled} of {total} bytes in time"));
+    while filled < until {
         let remaining = deadline.saturating_duration_since(Instant::now());
         if remaining.is_zero() {
-            return Err(io::Error::new(io::ErrorKind::TimedOut, format!("{filled} of {} bytes in time", bytes.len())));
+            return Err(late(filled));
         }
         stream.set_read_timeout(Some(remaining))?;
-        match stream.read(&mut bytes[filled..]) {
+        match stream.read(&mut bytes[filled..until]) {
             Ok(0) => {
-                let message = format!("the connection closed after {filled} of {} bytes", bytes.len());
+                let message = format!("the connection closed after {filled} of {total} bytes");
                 return Err(io::Error::new(io::ErrorKind::UnexpectedEof, message));
             }
             Ok(n) => filled += n,
             Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
             Err(error) if matches!(error.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
-                return Err(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    format!("{filled} of {} bytes in time", bytes.len()),
-                ));
+                return Err(late(filled));
             }
             Err(error) => return Err(error),
         }
@@ -223,24 +231,41 @@ fn read_exact_by(stream: &mut TcpStream, bytes: &mut [u8], deadline: Instant) ->
     Ok(())
 }
 
+/// Reads a hello before `deadline`: its header first, so that a peer of
+/// another protocol version is told at once, then the rest.
+fn read_hello(
+    stream: &mut TcpStream,
+    deadline: Instant,
+) -> io::Result<Result<Hello, clocklab_model::wire::HelloError>> {
+    let mut bytes = [0u8; HELLO_LEN];
+    read_exact_by(stream, &mut bytes, 0, HELLO_HEADER_LEN, deadline)?;
+    let header: &[u8; HELLO_HEADER_LEN] = bytes[..HELLO_HEADER_LEN].try_into().expect("the header's length");
+    if let Err(error) = Hello::check_header(header) {
+        return Ok(Err(error));
+    }
+    read_exact_by(stream, &mut bytes, HELLO_HEADER_LEN, HELLO_LEN, deadline)?;
+    Ok(Hello::decode(&bytes))
+}
+
 /// Reads and checks the connector's hello and answers it; returns the peer.
 fn accept_hello(stream: &mut TcpStream, context: &AcceptContext) -> Result<MachineId, String> {
     let deadline = Instant::now() + context.hello_timeout;
-    let mut bytes = [0u8; HELLO_LEN];
-    read_exact_by(stream, &mut bytes, deadline).map_err(|e| match e.kind() {
-        io::ErrorKind::UnexpectedEof => format!("no whole hello: {e}"),
-        _ => format!("no hello within {} s ({e})", context.hello_timeout.as_secs_f64()),
-    })?;
-    let hello = Hello::decode(&bytes).map_err(|e| e.to_string())?;
-    let (id, n_machines) = (context.id, context.n_machines);
-    hello.check(&context.token, |peer| peer != id && (1..=n_machines).contains(&peer)).map_err(|e| e.to_string())?;
+    let hello = read_hello(stream, deadline)
+        .map_err(|e| match e.kind() {
+            io::ErrorKind::UnexpectedEof => format!("no whole hello: {e}"),
+            _ => format!("no hello within {} s ({e})", context.hello_timeout.as_secs_f64()),
+        })?
+        .map_err(|e| e.to_string())?;
+    let ours = &context.hello;
+    let (id, n_machines) = (ours.machine, ours.n_machines);
+    hello.check(ours, |peer| peer != id && (1..=n_machines).contains(&peer)).map_err(|e| e.to_string())?;
     {
         let mut joined = context.joined.lock().expect("the joined set is never poisoned");
         if !joined.insert(hello.machine) {
             return Err(format!("machine {} is already connected", hello.machine));
         }
     }
-    stream.write_all(&Hello::new(id, context.token).encode()).map_err(|e| format!("cannot answer the hello ({e})"))?;
+    stream.write_all(&ours.encode()).map_err(|e| format!("cannot answer the hello ({e})"))?;
     stream.set_read_timeout(None).map_err(|e| e.to_string())?;
     Ok(hello.machine)
 }
@@ -249,10 +274,9 @@ fn accept_hello(stream: &mut TcpStream, context: &AcceptContext) -> Result<Machi
 /// is not up, until `deadline` or a stop request; exchanges hellos and
 /// returns the stream for sending.
 pub(crate) fn connect_peer(
-    id: MachineId,
+    ours: &Hello,
     peer: MachineId,
     address: SocketAddr,
-    token: &[u8; TOKEN_LEN],
     deadline: Instant,
     timeout_s: f64,
     stop: &Receiver<StopRequest>,
@@ -280,13 +304,15 @@ pub(crate) fn connect_peer(
     let refused = |reason: String| NetError::HelloRefused { peer, address, reason };
     let remaining = deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(1));
     stream.set_nodelay(true).map_err(|e| refused(e.to_string()))?;
-    stream.write_all(&Hello::new(id, *token).encode()).map_err(|e| refused(format!("cannot send the hello: {e}")))?;
-    let mut bytes = [0u8; HELLO_LEN];
-    read_exact_by(&mut stream, &mut bytes, Instant::now() + remaining).map_err(|e| {
-        refused(format!("no answer to the hello ({e}); is it a machine of another run, with another token?"))
-    })?;
-    let hello = Hello::decode(&bytes).map_err(|e| refused(e.to_string()))?;
-    hello.check(token, |answered| answered == peer).map_err(|e| refused(e.to_string()))?;
+    stream.write_all(&ours.encode()).map_err(|e| refused(format!("cannot send the hello: {e}")))?;
+    let hello = read_hello(&mut stream, Instant::now() + remaining)
+        .map_err(|e| {
+            refused(format!(
+                "no answer to the hello ({e}); is it a machine of another run, with another token or other clocks?"
+            ))
+        })?
+        .map_err(|e| refused(e.to_string()))?;
+    hello.check(ours, |answered| answered == peer).map_err(|e| refused(e.to_string()))?;
     stream.set_read_timeout(None).map_err(|e| refused(e.to_string()))?;
     Ok(stream)
 }

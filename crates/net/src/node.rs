@@ -9,10 +9,10 @@ use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use clocklab_log::{Event, LogFormat, LogWriter, Record};
-use clocklab_model::seed::{self, ModelRng};
-use clocklab_model::wire::{TOKEN_LEN, encode_clock};
-use clocklab_model::{Delivery, Machine, MachineId, MachineParams, TickEvent, schedule};
+use clocklab_driver::{Driver, DriverParams};
+use clocklab_log::{LogFormat, LogWriter, Record};
+use clocklab_model::wire::{FrameCodec, Hello, TOKEN_LEN};
+use clocklab_model::{Delivery, MachineId, schedule};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use serde::{Deserialize, Serialize};
 
@@ -44,16 +44,8 @@ pub enum StopRequest {
 /// Everything one machine needs to run.
 #[derive(Clone, Debug)]
 pub struct NodeConfig {
-    /// Its number, `1..=n_machines`.
-    pub id: MachineId,
-    /// How many machines the run has.
-    pub n_machines: u32,
-    /// Rates are drawn from `1..=max_clock_rate`.
-    pub max_clock_rate: u32,
-    /// Event draws are from `1..=max_event_num`.
-    pub max_event_num: u32,
-    /// The machine's seed: its rate is the first draw, its events follow.
-    pub seed: u64,
+    /// The machine: its id, the run's size, its seed, its clocks and its queue cap.
+    pub machine: DriverParams,
     /// Where to listen; port 0 lets the system pick a free port.
     pub listen: SocketAddr,
     /// The host name the logs show for this machine.
@@ -68,11 +60,20 @@ pub struct NodeConfig {
     /// `Disconnected`. Zero when a start barrier gives every machine the same
     /// deadline; machines started by hand start a few milliseconds apart.
     pub end_grace: Duration,
-    /// How many messages the queue holds before new ones are refused and
-    /// counted ([`DEFAULT_QUEUE_CAP`] unless configured).
-    pub queue_cap: usize,
     /// The log files to write, one per format. They must not exist yet.
     pub logs: Vec<(LogFormat, PathBuf)>,
+}
+
+impl NodeConfig {
+    /// The machine's number.
+    pub fn id(&self) -> MachineId {
+        self.machine.id
+    }
+
+    /// This machine's hello, which its peers' hellos must match.
+    pub fn hello(&self) -> Hello {
+        Hello::new(self.machine.id, self.token, self.machine.clocks, self.machine.n_machines)
+    }
 }
 
 /// A machine listening on its port, its log opened, waiting for its peers'
@@ -80,8 +81,7 @@ pub struct NodeConfig {
 #[derive(Debug)]
 pub struct Bound {
     config: NodeConfig,
-    machine: Machine,
-    rng: ModelRng,
+    driver: Driver,
     address: SocketAddr,
     logs: Logs,
     inbound: Receiver<Inbound>,
@@ -151,22 +151,18 @@ impl RunSummary {
 pub fn bind(config: NodeConfig) -> Result<Bound, NetError> {
     let listener =
         TcpListener::bind(config.listen).map_err(|source| NetError::Bind { address: config.listen, source })?;
-    let logs = Logs::create(config.id, &config.logs)?;
+    let logs = Logs::create(config.id(), &config.logs)?;
     bind_with_logs(config, listener, logs)
 }
 
 /// [`bind`] with the port bound and the log sinks open.
 fn bind_with_logs(config: NodeConfig, listener: TcpListener, mut logs: Logs) -> Result<Bound, NetError> {
-    let (rng, rate) = seed::start_machine(config.seed, config.max_clock_rate);
-    let params =
-        MachineParams { id: config.id, n_machines: config.n_machines, rate, max_event_num: config.max_event_num };
-    let machine = Machine::new(params).map_err(NetError::Params)?.with_queue_cap(config.queue_cap);
+    let mut driver = Driver::new(config.machine, now_us()).map_err(NetError::Params)?;
     let address = listener.local_addr().map_err(|source| NetError::Bind { address: config.listen, source })?;
     let (sender, inbound) = crossbeam_channel::bounded(INBOUND_CAPACITY);
     let context = AcceptContext {
-        id: config.id,
-        n_machines: config.n_machines,
-        token: config.token,
+        hello: config.hello(),
+        codec: FrameCodec::new(config.machine.clocks, config.machine.n_machines),
         hello_timeout: link::HELLO_TIMEOUT.min(config.connect_timeout),
         joined: Mutex::new(BTreeSet::new()),
         pending_hellos: AtomicUsize::new(0),
@@ -175,10 +171,9 @@ fn bind_with_logs(config: NodeConfig, listener: TcpListener, mut logs: Logs) -> 
     };
     let context = Arc::new(context);
     link::spawn_acceptor(listener, Arc::clone(&context), sender);
-    let event = Event::Initialized { host: Some(config.host.clone()), port: Some(address.port()), rate };
-    logs.write(event, 0, 0);
+    logs.write(driver.initialized(now_us(), &config.host, Some(address.port())));
     logs.check()?;
-    Ok(Bound { config, machine, rng, address, logs, inbound, context })
+    Ok(Bound { config, driver, address, logs, inbound, context })
 }
 
 impl Bound {
@@ -189,7 +184,7 @@ impl Bound {
 
     /// Its drawn clock rate.
     pub fn rate(&self) -> u32 {
-        self.machine.params().rate
+        self.driver.rate()
     }
 
     /// Connects to every peer (retrying while they come up) and waits until
@@ -218,8 +213,8 @@ impl Bound {
         peers: &BTreeMap<MachineId, SocketAddr>,
         stop: &Receiver<StopRequest>,
     ) -> Result<(BTreeMap<MachineId, TcpStream>, VecDeque<Inbound>), NetError> {
-        let id = self.config.id;
-        let expected: BTreeSet<MachineId> = (1..=self.config.n_machines).filter(|&peer| peer != id).collect();
+        let id = self.config.id();
+        let expected: BTreeSet<MachineId> = (1..=self.config.machine.n_machines).filter(|&peer| peer != id).collect();
         let given: BTreeSet<MachineId> = peers.keys().copied().collect();
         if given != expected {
             return Err(NetError::Peers {
@@ -231,7 +226,7 @@ impl Bound {
         let deadline = Instant::now() + self.config.connect_timeout;
         let mut outgoing = BTreeMap::new();
         for (&peer, &address) in peers {
-            let stream = link::connect_peer(id, peer, address, &self.config.token, deadline, timeout_s, stop)?;
+            let stream = link::connect_peer(&self.config.hello(), peer, address, deadline, timeout_s, stop)?;
             outgoing.insert(peer, stream);
         }
         let mut missing = expected;
@@ -253,8 +248,8 @@ impl Bound {
             }
         }
         for (&peer, address) in peers {
-            let event = Event::Connected { peer, host: Some(address.ip().to_string()), port: Some(address.port()) };
-            self.logs.write(event, 0, 0);
+            let host = address.ip().to_string();
+            self.logs.write(self.driver.connected(now_us(), peer, &host, Some(address.port())));
         }
         self.logs.check()?;
         Ok((outgoing, early))
@@ -262,7 +257,8 @@ impl Bound {
 
     /// Ends the machine before it ticked (its run was called off): writes `Stopped`.
     pub fn abandon(mut self) -> Result<(), NetError> {
-        self.logs.write_stopped(0);
+        let end = self.driver.end(now_us());
+        self.logs.write_end(&end);
         self.logs.check()
     }
 }
@@ -311,7 +307,7 @@ fn wait_tick(due: Instant, deadline: &mut Instant, stop: &Receiver<StopRequest>)
 /// The state of a ticking machine that the end needs too.
 struct Ticking<'a> {
     config: &'a NodeConfig,
-    machine: Machine,
+    driver: Driver,
     logs: Logs,
     summary: RunSummary,
     /// Peers whose stream to us has not ended yet.
@@ -326,11 +322,14 @@ impl Ticking<'_> {
     /// expected end, not a disconnection.
     fn absorb(&mut self, event: Inbound, ticking: bool) {
         match event {
-            Inbound::Message { from, clock } => {
-                if self.machine.deliver(from, clock) == Delivery::Refused && self.machine.refused() == 1 {
+            Inbound::Message { from, stamp } => {
+                if self.driver.deliver(now_us(), from, stamp) == Delivery::Refused
+                    && self.driver.machine().refused() == 1
+                {
                     eprintln!(
                         "machine {}: the queue is full ({} messages): refusing messages from machine {from}; the total is reported at the end",
-                        self.config.id, self.config.queue_cap
+                        self.config.id(),
+                        self.config.machine.queue_cap
                     );
                 }
             }
@@ -339,11 +338,10 @@ impl Ticking<'_> {
                 let early_end = Instant::now() + self.config.end_grace < self.deadline;
                 if ticking && (early_end || error.is_some()) {
                     if let Some(error) = error {
-                        eprintln!("machine {}: connection from machine {from} failed: {error}", self.config.id);
+                        eprintln!("machine {}: connection from machine {from} failed: {error}", self.config.id());
                     }
                     self.summary.disconnected.push(from);
-                    let (clock, queue_len) = (self.machine.clock(), self.machine.queue_len() as u64);
-                    self.logs.write(Event::Disconnected { peer: from }, clock, queue_len);
+                    self.logs.write(self.driver.disconnected(now_us(), from));
                 }
             }
             Inbound::Joined { .. } => {}
@@ -378,16 +376,17 @@ impl Connected {
     /// write error is returned.
     pub fn run(self, start_us: i64, duration_us: u64, stop: &Receiver<StopRequest>) -> Result<RunSummary, NetError> {
         let Connected { bound, mut outgoing, early } = self;
-        let Bound { config, machine, mut rng, logs, inbound, context, .. } = bound;
-        let rate = machine.params().rate;
+        let Bound { config, mut driver, logs, inbound, context, .. } = bound;
+        let rate = driver.rate();
         let n_ticks = schedule::n_ticks(rate, duration_us);
         let start = instant_of(start_us);
+        driver.start(start_us);
         let full_deadline = start + Duration::from_micros(duration_us);
         let mut lateness = LatenessRecorder::with_capacity(usize::try_from(n_ticks).unwrap_or(0).min(1 << 24));
         let open = outgoing.keys().copied().collect();
         let mut state = Ticking {
             config: &config,
-            machine,
+            driver,
             logs,
             summary: RunSummary { stopped_early: false, ..RunSummary::not_started() },
             open,
@@ -416,32 +415,20 @@ impl Connected {
                 let Ok(event) = inbound.try_recv() else { break };
                 state.absorb(event, true);
             }
-            let machine = &mut state.machine;
-            let tick = machine.tick(&mut rng);
-            state.summary.ticks += 1;
-            let event = match tick.event {
-                TickEvent::Processed { from, stamp } => {
-                    state.summary.processed += 1;
-                    Event::Processed { from: Some(from), clock: Some(stamp) }
-                }
-                TickEvent::Internal => Event::Internal,
-                TickEvent::Sent { recipients, .. } => Event::Sent { to: machine.recipients(recipients).collect() },
-            };
+            let step = state.driver.tick(now_us());
             // The line goes out before the frames: a process killed in between
             // leaves a send that never arrived (which a failed run allows), never
             // a message that arrived without its send. A line that cannot be
             // written sends nothing either.
-            if !state.logs.write(event.clone(), tick.clock, tick.queue_len) {
+            if !state.logs.write(step.record) {
                 break;
             }
-            if let Event::Sent { to } = event {
-                let frame = encode_clock(tick.clock).frame;
-                for peer in to {
-                    state.summary.sent += 1;
+            if let Some(frame) = step.frame {
+                for &peer in step.recipients() {
                     let Some(stream) = outgoing.get_mut(&peer) else { continue };
-                    if let Err(error) = stream.write_all(&frame) {
+                    if let Err(error) = stream.write_all(frame) {
                         state.summary.send_errors += 1;
-                        eprintln!("machine {}: cannot send to machine {peer}: {error}", config.id);
+                        eprintln!("machine {}: cannot send to machine {peer}: {error}", config.id());
                         outgoing.remove(&peer);
                     }
                 }
@@ -469,36 +456,33 @@ impl Connected {
                 Err(_) => {
                     eprintln!(
                         "machine {}: machines {:?} did not finish sending within {} s; their connections are abandoned",
-                        config.id,
+                        config.id(),
                         state.open,
                         config.connect_timeout.as_secs_f64()
                     );
                     let open = std::mem::take(&mut state.open);
                     for peer in open {
                         state.summary.disconnected.push(peer);
-                        let (clock, queue_len) = (state.machine.clock(), state.machine.queue_len() as u64);
-                        state.logs.write(Event::Disconnected { peer }, clock, queue_len);
+                        state.logs.write(state.driver.disconnected(now_us(), peer));
                     }
                     break;
                 }
             }
         }
-        let Ticking { mut machine, mut logs, mut summary, .. } = state;
-        let clock = machine.clock();
-        let left: Vec<_> = machine.drain_unprocessed().collect();
-        for (idx, message) in left.iter().enumerate() {
-            // Like `Processed`, the queue length counts the message being logged.
-            let queue_len = (left.len() - idx) as u64;
-            logs.write(Event::Unprocessed { from: message.from, clock: message.stamp }, clock, queue_len);
-        }
-        summary.unprocessed = left.len() as u64;
-        summary.refused = machine.refused();
-        logs.write_stopped(clock);
+        let Ticking { mut driver, mut logs, mut summary, .. } = state;
+        let end = driver.end(now_us());
+        summary.unprocessed = end.len() as u64 - 1;
+        logs.write_end(&end);
+        let counts = driver.counts();
+        (summary.ticks, summary.sent, summary.processed) = (counts.ticks, counts.sent, counts.processed);
+        summary.refused = driver.machine().refused();
         summary.lateness = lateness.summary();
         if summary.refused > 0 {
             eprintln!(
                 "machine {}: refused {} messages because the queue was full (queue_cap {})",
-                config.id, summary.refused, config.queue_cap
+                config.id(),
+                summary.refused,
+                config.machine.queue_cap
             );
         }
         summary.refused_connections = context.refused_connections.load(std::sync::atomic::Ordering::SeqCst) as u64;
@@ -627,15 +611,14 @@ impl Logs {
         Logs { id, files, failure: None }
     }
 
-    /// Writes one line, stamped now, to every file that has not failed;
-    /// returns whether every file took it.
-    fn write(&mut self, event: Event, logical_clock: u64, queue_length: u64) -> bool {
-        let record = Record { machine: self.id, event, logical_clock, queue_length, time_us: now_us() };
+    /// Writes one line to every file that has not failed; returns whether
+    /// every file took it.
+    fn write(&mut self, record: &Record) -> bool {
         for file in &mut self.files {
             if file.failed {
                 continue;
             }
-            if let Err(source) = file.write(&record) {
+            if let Err(source) = file.write(record) {
                 file.failed = true;
                 eprintln!("machine {}: cannot write {}: {source}; stopping", self.id, file.path.display());
                 self.failure.get_or_insert(NetError::Log { path: file.path.clone(), source });
@@ -644,15 +627,22 @@ impl Logs {
         self.failure.is_none()
     }
 
-    /// Writes `Stopped` to every file, those that failed before included
-    /// (the cause, such as a full disk, may have passed). A failed file's
-    /// `Stopped` carries the clock of its last whole line: the lines it lost
-    /// are lost, but what it holds stays consistent.
-    fn write_stopped(&mut self, logical_clock: u64) {
-        let time_us = now_us();
+    /// Writes the end of the log (the driver's `Unprocessed` lines and its
+    /// `Stopped`): the lines to every file that has not failed, and `Stopped`
+    /// to every file, those that failed before included (the cause, such as a
+    /// full disk, may have passed). A failed file's `Stopped` carries the
+    /// Lamport clock of its last whole line: the lines it lost are lost, but
+    /// what it holds stays consistent.
+    fn write_end(&mut self, end: &[Record]) {
+        let Some((stopped, unprocessed)) = end.split_last() else { return };
+        for record in unprocessed {
+            self.write(record);
+        }
         for file in &mut self.files {
-            let logical_clock = if file.failed { file.last_clock } else { logical_clock };
-            let record = Record { machine: self.id, event: Event::Stopped, logical_clock, queue_length: 0, time_us };
+            let mut record = stopped.clone();
+            if file.failed {
+                record.logical_clock = file.last_clock;
+            }
             if let Err(source) = file.write(&record)
                 && !file.failed
             {
@@ -685,6 +675,7 @@ pub fn never_stop() -> (Sender<StopRequest>, Receiver<StopRequest>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clocklab_log::Event;
 
     /// A sink that takes `room` bytes, then cuts the line it is given and
     /// fails as a full disk does; with `recovers`, it takes everything again
@@ -728,17 +719,15 @@ mod tests {
 
     fn config(id: MachineId, dir: &std::path::Path) -> NodeConfig {
         NodeConfig {
-            id,
-            n_machines: 2,
-            max_clock_rate: 6,
-            max_event_num: 3,
-            seed: 40 + u64::from(id),
+            machine: DriverParams {
+                queue_cap: DEFAULT_QUEUE_CAP,
+                ..DriverParams::new(id, 2, 6, 3, 40 + u64::from(id))
+            },
             listen: "127.0.0.1:0".parse().unwrap(),
             host: "127.0.0.1".into(),
             token: [3; TOKEN_LEN],
             connect_timeout: Duration::from_secs(10),
             end_grace: Duration::ZERO,
-            queue_cap: DEFAULT_QUEUE_CAP,
             logs: vec![(LogFormat::Text, dir.join(format!("machine_{id}.log")))],
         }
     }
@@ -815,6 +804,7 @@ mod tests {
             duration_s: 1.5,
             tick_tolerance: u64::MAX,
             allow_loss: true,
+            clocks: clocklab_model::ClockKinds::LAMPORT,
         };
         let report = clocklab_log::check::check_run(&logs, &expect);
         assert!(report.is_ok(), "{:#?}\n{text}", report.violations);

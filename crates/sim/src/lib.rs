@@ -84,6 +84,8 @@ pub fn manifest(plan: &RunPlan, settings: &SimSettings, summary: &SimSummary) ->
             },
             rate: machine.rate,
             seed: machine.seed,
+            clock_offset_us: machine.clock_offset_us,
+            clock_drift_ppm: machine.clock_drift_ppm,
             exit_status: None,
             logs: plan.log_formats.iter().map(|&format| clocklab_log::file_name(machine.id, format)).collect(),
         })
@@ -94,17 +96,21 @@ pub fn manifest(plan: &RunPlan, settings: &SimSettings, summary: &SimSummary) ->
         serde_json::to_value(settings.network).expect("a delay distribution always serialises"),
     );
     extra.insert("epoch_us".to_string(), settings.epoch_us.into());
-    extra.insert(
-        "totals".to_string(),
-        serde_json::json!({
-            "ticks": summary.ticks,
-            "lines": summary.lines,
-            "messages": summary.messages,
-            "unprocessed": summary.unprocessed,
-            "max_in_flight": summary.max_in_flight,
-            "max_queue_len": summary.max_queue_len,
-        }),
-    );
+    let mut totals = serde_json::json!({
+        "ticks": summary.ticks,
+        "lines": summary.lines,
+        "messages": summary.messages,
+        "unprocessed": summary.unprocessed,
+        "max_in_flight": summary.max_in_flight,
+        "max_queue_len": summary.max_queue_len,
+    });
+    // Only when they happened, so that the manifests of ordinary runs keep their bytes.
+    for (key, value) in [("refused", summary.refused), ("saturated", summary.saturated)] {
+        if value > 0 {
+            totals[key] = value.into();
+        }
+    }
+    extra.insert("totals".to_string(), totals);
     RunManifest {
         clocklab_version: env!("CARGO_PKG_VERSION").to_string(),
         runtime: Runtime::Sim,

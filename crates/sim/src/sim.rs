@@ -6,9 +6,10 @@ use std::collections::BinaryHeap;
 use std::io;
 
 use clocklab_config::{RunPlan, SimSettings};
-use clocklab_log::{Event, Record};
-use clocklab_model::seed::{self, ModelRng};
-use clocklab_model::{Machine, MachineId, MachineParams, ParamsError, TickEvent, schedule};
+use clocklab_driver::Driver;
+use clocklab_model::seed;
+use clocklab_model::wire::FrameCodec;
+use clocklab_model::{Delivery, MachineId, ParamsError, Stamp, schedule};
 
 use crate::network::Network;
 use crate::sink::Sink;
@@ -66,6 +67,10 @@ pub struct SimSummary {
     pub messages: u64,
     /// Messages still queued at the end.
     pub unprocessed: u64,
+    /// Messages a full queue refused (the queue cap).
+    pub refused: u64,
+    /// Sends whose Lamport clock saturated on the 32-bit wire.
+    pub saturated: u64,
     /// The most messages on the wire at once.
     pub max_in_flight: u64,
     /// The longest queue any machine had.
@@ -74,11 +79,10 @@ pub struct SimSummary {
     pub end_us: u64,
 }
 
-/// One machine of the simulation with its generator and schedule.
+/// One machine of the simulation with its schedule.
 #[derive(Debug)]
 struct SimMachine {
-    machine: Machine,
-    rng: ModelRng,
+    driver: Driver,
     /// Ticks it makes in the run.
     n_ticks: u64,
     /// The index of its next tick.
@@ -88,12 +92,12 @@ struct SimMachine {
 }
 
 /// What happens at a point of virtual time.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 enum Payload {
     /// Machine `id` ticks.
     Tick { id: MachineId },
     /// A message arrives at `to`'s queue.
-    Delivery { from: MachineId, to: MachineId, stamp: u64 },
+    Delivery { from: MachineId, to: MachineId, stamp: Stamp },
 }
 
 /// A pending event, ordered by its key alone.
@@ -103,7 +107,7 @@ enum Payload {
 /// before ticks (class 1, by machine id). So a message that arrives at the
 /// instant of a tick is already in the queue when the tick runs, and the
 /// order of simultaneous events never depends on anything but the seed.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 struct Pending {
     key: u128,
     payload: Payload,
@@ -138,16 +142,26 @@ impl Ord for Pending {
     }
 }
 
+/// The messages in flight from one sender to one receiver: when the last
+/// of them arrives, and how many there are.
+#[derive(Clone, Copy, Debug)]
+struct Link {
+    to: MachineId,
+    last_arrival_us: u64,
+    in_flight: u32,
+}
+
 /// The wire: messages in flight, in a heap with the pending ticks.
 #[derive(Debug)]
 struct Wire {
     heap: BinaryHeap<Pending>,
     network: Network,
-    /// The arrival time of the last message per ordered pair,
-    /// `fifo_us[(from - 1) * n + (to - 1)]`: a later message never arrives
-    /// before it, as on a TCP connection.
-    fifo_us: Vec<u64>,
-    n_machines: usize,
+    /// Per sender (`links[from - 1]`), the links with messages in flight: a
+    /// later message never arrives before an earlier one on its link, as on a
+    /// TCP connection. A link is dropped when its last message arrives, so
+    /// memory grows with the machines and the messages in flight, never with
+    /// the square of the machines.
+    links: Vec<Vec<Link>>,
     /// Messages sent so far; also the order of simultaneous deliveries.
     n_sent: u64,
     in_flight: u64,
@@ -155,16 +169,37 @@ struct Wire {
 }
 
 impl Wire {
-    fn send(&mut self, now_us: u64, from: MachineId, to: MachineId, stamp: u64) {
-        let pair = (from as usize - 1) * self.n_machines + (to as usize - 1);
-        let arrival_us = now_us.saturating_add(self.network.draw_delay_us()).max(self.fifo_us[pair]);
-        self.fifo_us[pair] = arrival_us;
+    fn send(&mut self, now_us: u64, from: MachineId, to: MachineId, stamp: Stamp) {
+        let links = &mut self.links[from as usize - 1];
+        let delay_us = self.network.draw_delay_us();
+        let arrival_us = match links.iter_mut().find(|link| link.to == to) {
+            Some(link) => {
+                link.last_arrival_us = now_us.saturating_add(delay_us).max(link.last_arrival_us);
+                link.in_flight += 1;
+                link.last_arrival_us
+            }
+            None => {
+                let last_arrival_us = now_us.saturating_add(delay_us);
+                links.push(Link { to, last_arrival_us, in_flight: 1 });
+                last_arrival_us
+            }
+        };
         // Fewer than 2^63 messages fit in any run, so the order never spills into the class bit.
         let key = u128::from(arrival_us) << 64 | u128::from(self.n_sent);
         self.n_sent += 1;
         self.heap.push(Pending { key, payload: Payload::Delivery { from, to, stamp } });
         self.in_flight += 1;
         self.max_in_flight = self.max_in_flight.max(self.in_flight);
+    }
+
+    fn arrived(&mut self, from: MachineId, to: MachineId) {
+        self.in_flight -= 1;
+        let links = &mut self.links[from as usize - 1];
+        let idx = links.iter().position(|link| link.to == to).expect("a delivery has its link");
+        links[idx].in_flight -= 1;
+        if links[idx].in_flight == 0 {
+            links.swap_remove(idx);
+        }
     }
 }
 
@@ -181,14 +216,16 @@ fn tick_key(time_us: u64, id: MachineId) -> u128 {
 pub struct Simulation {
     machines: Vec<SimMachine>,
     wire: Wire,
+    codec: FrameCodec,
     host: String,
     epoch_us: i64,
     duration_us: u64,
 }
 
 impl Simulation {
-    /// Sets up the run of `plan`: each machine's generator and rate from its
-    /// seed (as the real runtime does), the network's from the run seed.
+    /// Sets up the run of `plan`: each machine's driver from its seed (its
+    /// rate drawn as the real runtime draws it), the network's generator
+    /// from the run seed.
     pub fn new(plan: &RunPlan, settings: &SimSettings) -> Result<Simulation, SimError> {
         let experiment = &plan.experiment;
         let n_machines = experiment.machines;
@@ -203,26 +240,31 @@ impl Simulation {
         let mut machines = Vec::with_capacity(plan.machines.len());
         for planned in &plan.machines {
             let id = planned.id;
-            let params = MachineParams { id, n_machines, rate: planned.rate, max_event_num: experiment.max_event_num };
-            let machine = Machine::new(params).map_err(|source| SimError::Params { id, source })?;
-            let (rng, drawn) = seed::start_machine(planned.seed, experiment.max_clock_rate);
-            if drawn != planned.rate {
-                return Err(SimError::RateMismatch { id, planned: planned.rate, drawn });
+            let driver = Driver::new(plan.driver_params(planned), settings.epoch_us)
+                .map_err(|source| SimError::Params { id, source })?;
+            if driver.rate() != planned.rate {
+                return Err(SimError::RateMismatch { id, planned: planned.rate, drawn: driver.rate() });
             }
             let n_ticks = schedule::n_ticks(planned.rate, duration_us);
-            machines.push(SimMachine { machine, rng, n_ticks, next_tick: 0, last_arrival_us: 0 });
+            machines.push(SimMachine { driver, n_ticks, next_tick: 0, last_arrival_us: 0 });
         }
         let n = n_machines as usize;
         let wire = Wire {
             heap: BinaryHeap::with_capacity(n * 2),
             network: Network::new(settings.network, seed::rng_from_seed(seed::network_seed(plan.run_seed))),
-            fifo_us: vec![0; n * n],
-            n_machines: n,
+            links: vec![Vec::new(); n],
             n_sent: 0,
             in_flight: 0,
             max_in_flight: 0,
         };
-        Ok(Simulation { machines, wire, host: plan.host.clone(), epoch_us: settings.epoch_us, duration_us })
+        Ok(Simulation {
+            machines,
+            wire,
+            codec: FrameCodec::new(experiment.clocks, n_machines),
+            host: plan.host.clone(),
+            epoch_us: settings.epoch_us,
+            duration_us,
+        })
     }
 
     /// Runs to the end and sends every line to `sink`, then calls
@@ -230,134 +272,92 @@ impl Simulation {
     ///
     /// At the start instant each machine logs `Initialized` and one
     /// `Connected` per peer. Each machine then ticks on the absolute
-    /// schedule of `clocklab_model::schedule` until the deadline. Messages
-    /// still on the wire at the deadline arrive afterwards; when the wire is
-    /// empty, each machine logs what is left in its queue as `Unprocessed`
-    /// (oldest first, Queue Length counting down to 1, as for `Processed`)
-    /// and then `Stopped`, at the later of the deadline and the last arrival
-    /// at that machine.
-    pub fn run<S: Sink + ?Sized>(mut self, sink: &mut S) -> io::Result<SimSummary> {
+    /// schedule of `clocklab_model::schedule` until the deadline. A send's
+    /// frame goes through the run's wire codec, as on a real connection, and
+    /// a delivery goes through the machine's queue cap. Messages still on the
+    /// wire at the deadline arrive afterwards; when the wire is empty, each
+    /// machine writes the end of its log (what is left in its queue as
+    /// `Unprocessed`, then `Stopped`) at the later of the deadline and the
+    /// last arrival at that machine.
+    pub fn run<S: Sink + ?Sized>(self, sink: &mut S) -> io::Result<SimSummary> {
+        let Simulation { mut machines, mut wire, codec, host, epoch_us, duration_us } = self;
         let mut summary = SimSummary::default();
-        let n_machines = self.machines.len() as u32;
-        let epoch_us = self.epoch_us;
+        let n_machines = machines.len() as u32;
         let at = |time_us: u64| epoch_us.saturating_add_unsigned(time_us);
+        let mut write = |sink: &mut S, record: &clocklab_log::Record| {
+            summary.lines += 1;
+            sink.write(record)
+        };
 
-        for (idx, sim) in self.machines.iter().enumerate() {
+        for (idx, sim) in machines.iter_mut().enumerate() {
             let id = idx as MachineId + 1;
-            let rate = sim.machine.params().rate;
-            let port = virtual_port(id);
-            let event = Event::Initialized { host: Some(self.host.clone()), port, rate };
-            write(
-                sink,
-                &mut summary,
-                Record { machine: id, event, logical_clock: 0, queue_length: 0, time_us: at(0) },
-            )?;
+            write(sink, sim.driver.initialized(at(0), &host, virtual_port(id)))?;
             for peer in (1..=n_machines).filter(|&peer| peer != id) {
-                let event = Event::Connected { peer, host: Some(self.host.clone()), port: virtual_port(peer) };
-                write(
-                    sink,
-                    &mut summary,
-                    Record { machine: id, event, logical_clock: 0, queue_length: 0, time_us: at(0) },
-                )?;
+                write(sink, sim.driver.connected(at(0), peer, &host, virtual_port(peer)))?;
             }
             if sim.n_ticks > 0 {
-                self.wire.heap.push(Pending { key: tick_key(0, id), payload: Payload::Tick { id } });
+                wire.heap.push(Pending { key: tick_key(0, id), payload: Payload::Tick { id } });
             }
         }
 
-        // Reused for every send, so that a tick allocates nothing.
-        let mut recipients: Vec<MachineId> = Vec::with_capacity(n_machines as usize);
-        while let Some(pending) = self.wire.heap.pop() {
+        while let Some(pending) = wire.heap.pop() {
             let now_us = pending.time_us();
             match pending.payload {
                 Payload::Delivery { from, to, stamp } => {
-                    self.wire.in_flight -= 1;
-                    let sim = &mut self.machines[to as usize - 1];
-                    sim.machine.deliver(from, stamp);
+                    wire.arrived(from, to);
+                    let sim = &mut machines[to as usize - 1];
+                    if sim.driver.deliver(at(now_us), from, stamp) == Delivery::Queued {
+                        summary.max_queue_len = summary.max_queue_len.max(sim.driver.machine().queue_len() as u64);
+                    }
                     sim.last_arrival_us = now_us;
-                    summary.max_queue_len = summary.max_queue_len.max(sim.machine.queue_len() as u64);
                 }
                 Payload::Tick { id } => {
-                    let sim = &mut self.machines[id as usize - 1];
-                    let tick = sim.machine.tick(&mut sim.rng);
-                    let event = match tick.event {
-                        TickEvent::Processed { from, stamp } => {
-                            Event::Processed { from: Some(from), clock: Some(stamp) }
+                    let sim = &mut machines[id as usize - 1];
+                    let step = sim.driver.tick(at(now_us));
+                    write(sink, step.record)?;
+                    if let Some(frame) = step.frame {
+                        // What every recipient gets: the frame through the wire's codec.
+                        let stamp = codec.decode(frame);
+                        for &peer in step.recipients() {
+                            wire.send(now_us, id, peer, stamp.clone());
                         }
-                        TickEvent::Internal => Event::Internal,
-                        TickEvent::Sent { recipients: to, stamp } => {
-                            recipients.clear();
-                            for peer in sim.machine.recipients(to) {
-                                recipients.push(peer);
-                                self.wire.send(now_us, id, peer, stamp);
-                            }
-                            summary.messages += recipients.len() as u64;
-                            Event::Sent { to: std::mem::take(&mut recipients) }
-                        }
-                    };
-                    let record = Record {
-                        machine: id,
-                        event,
-                        logical_clock: tick.clock,
-                        queue_length: tick.queue_len,
-                        time_us: at(now_us),
-                    };
-                    summary.ticks += 1;
-                    summary.lines += 1;
-                    sink.write(&record)?;
-                    if let Event::Sent { to } = record.event {
-                        recipients = to;
                     }
                     sim.next_tick += 1;
                     if sim.next_tick < sim.n_ticks {
-                        let due_us = schedule::tick_offset_us(sim.next_tick, sim.machine.params().rate);
-                        self.wire.heap.push(Pending { key: tick_key(due_us, id), payload: Payload::Tick { id } });
+                        let due_us = schedule::tick_offset_us(sim.next_tick, sim.driver.rate());
+                        wire.heap.push(Pending { key: tick_key(due_us, id), payload: Payload::Tick { id } });
                     }
                 }
             }
         }
-        assert_eq!(self.wire.in_flight, 0, "the wire is empty when the heap is");
+        assert_eq!(wire.in_flight, 0, "the wire is empty when the heap is");
 
-        for (idx, sim) in self.machines.iter_mut().enumerate() {
+        for (idx, sim) in machines.iter_mut().enumerate() {
             let id = idx as MachineId + 1;
             assert_eq!(sim.next_tick, sim.n_ticks, "machine {id} made every tick of its schedule");
-            let end_us = self.duration_us.max(sim.last_arrival_us);
+            let end_us = duration_us.max(sim.last_arrival_us);
             summary.end_us = summary.end_us.max(end_us);
-            let logical_clock = sim.machine.clock();
-            let mut queue_length = sim.machine.queue_len() as u64;
-            summary.unprocessed += queue_length;
-            let left: Vec<_> = sim.machine.drain_unprocessed().collect();
-            for message in left {
-                let event = Event::Unprocessed { from: message.from, clock: message.stamp };
-                write(
-                    sink,
-                    &mut summary,
-                    Record { machine: id, event, logical_clock, queue_length, time_us: at(end_us) },
-                )?;
-                queue_length -= 1;
+            for record in sim.driver.end(at(end_us)) {
+                summary.unprocessed += u64::from(matches!(record.event, clocklab_log::Event::Unprocessed { .. }));
+                write(sink, &record)?;
             }
-            let event = Event::Stopped;
-            write(
-                sink,
-                &mut summary,
-                Record { machine: id, event, logical_clock, queue_length: 0, time_us: at(end_us) },
-            )?;
+            let counts = sim.driver.counts();
+            summary.ticks += counts.ticks;
+            summary.messages += counts.sent;
+            summary.saturated += counts.saturated;
+            summary.refused += sim.driver.machine().refused();
         }
-        summary.max_in_flight = self.wire.max_in_flight;
+        summary.max_in_flight = wire.max_in_flight;
         sink.finish()?;
         Ok(summary)
     }
-}
-
-fn write<S: Sink + ?Sized>(sink: &mut S, summary: &mut SimSummary, record: Record) -> io::Result<()> {
-    summary.lines += 1;
-    sink.write(&record)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use clocklab_config::{Config, DelayDistribution, plan_runs};
+    use clocklab_log::{Event, Record};
 
     /// Keeps every line.
     #[derive(Default)]
@@ -456,7 +456,9 @@ mod tests {
         ));
         let mut too_many = plan.clone();
         too_many.experiment.machines = 60_000;
-        too_many.machines = (1..=60_000).map(|id| clocklab_config::MachinePlan { id, seed: 0, rate: 1 }).collect();
+        too_many.machines = (1..=60_000)
+            .map(|id| clocklab_config::MachinePlan { id, seed: 0, rate: 1, clock_offset_us: 0, clock_drift_ppm: 0.0 })
+            .collect();
         assert_eq!(Simulation::new(&too_many, &SimSettings::default()).unwrap_err(), SimError::TooManyMachines(60_000));
         let mut bad_event_num = plan;
         bad_event_num.experiment.max_event_num = 2;
@@ -470,7 +472,7 @@ mod tests {
     fn simultaneous_events_are_ordered_by_key() {
         let delivery = |time_us: u64, seq: u64| Pending {
             key: u128::from(time_us) << 64 | u128::from(seq),
-            payload: Payload::Delivery { from: 1, to: 2, stamp: 0 },
+            payload: Payload::Delivery { from: 1, to: 2, stamp: Stamp::lamport(0) },
         };
         let tick = |time_us: u64, id: MachineId| Pending { key: tick_key(time_us, id), payload: Payload::Tick { id } };
         let mut heap =

@@ -1,0 +1,367 @@
+//! A run's events: every line of every machine's log, merged in time order,
+//! each receive paired with its send.
+//!
+//! [`RunEvents`] streams: it holds one read-ahead line per machine and the
+//! messages sent but not yet received (those in flight or queued), never a
+//! whole log. Events come in true-time order (ties by machine id), with one
+//! exception that causality forces: a receive never comes before its send,
+//! so a receive whose send is still ahead in another log waits for it.
+//!
+//! **Pairing.** A message is named by (sender, receiver, Lamport clock as the
+//! wire carried it): a sender's Lamport clock rises strictly, so the triple
+//! names one message (past the 32-bit wire limit, or after a restart with a
+//! fresh clock, several sends can share a triple; they pair in order, as a
+//! TCP connection delivers them). `Processed` and `Unprocessed` lines are
+//! receives. A receive whose send is in no log is reported as
+//! [`Pairing::Unmatched`]; the reference implementation's `Processed
+//! message` names no sender and is [`Pairing::Unnamed`]. After the last
+//! event, [`RunEvents::unmatched_sends`] lists the messages no log received.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::fmt;
+use std::sync::Arc;
+
+use clocklab_model::wire::on_the_wire;
+use clocklab_model::{HlcStamp, MachineId};
+
+use crate::read::{ReadLine, TimePrecision};
+use crate::record::{Event, Record};
+
+/// One event: machine `machine`'s `index`-th line read (1-based), so that
+/// `m2e117` is machine 2's 117th event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct EventId {
+    /// The machine.
+    pub machine: MachineId,
+    /// Its position among the machine's events, from 1.
+    pub index: u64,
+}
+
+impl fmt::Display for EventId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "m{}e{}", self.machine, self.index)
+    }
+}
+
+/// One message: the send event it left in, and its receiver.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct MessageId {
+    /// The send event.
+    pub send: EventId,
+    /// The receiver.
+    pub to: MachineId,
+}
+
+impl fmt::Display for MessageId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}-to-m{}", self.send, self.to)
+    }
+}
+
+/// A message as its sender logged it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SentMessage {
+    /// Which message.
+    pub id: MessageId,
+    /// The sender's Lamport clock at the send (as logged, before the wire).
+    pub lamport: u64,
+    /// The sender's vector clock at the send, if the run kept one.
+    pub vector: Option<Arc<[u64]>>,
+    /// The sender's HLC at the send, if the run kept one.
+    pub hlc: Option<HlcStamp>,
+    /// When it was sent (true time, microseconds since the Unix epoch).
+    pub time_us: i64,
+}
+
+/// What a line is, as far as messages go.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Pairing {
+    /// Not a receive (a send lists its messages in its record's `to`).
+    NotAReceive,
+    /// A receive, paired with its send.
+    Paired(SentMessage),
+    /// A receive that no log sent: invented, or its sender's log is missing.
+    Unmatched,
+    /// A receive that names no sender (the reference's `Processed message`).
+    Unnamed,
+}
+
+/// One event of a run.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RunEvent {
+    /// Which event.
+    pub id: EventId,
+    /// Its line number in its log.
+    pub line_no: u64,
+    /// How precise its time is.
+    pub precision: TimePrecision,
+    /// The line.
+    pub record: Record,
+    /// For a receive, the send it pairs with.
+    pub pairing: Pairing,
+}
+
+impl RunEvent {
+    /// The messages a send event sent, one per recipient (none for other events).
+    pub fn messages(&self) -> impl Iterator<Item = MessageId> + '_ {
+        let to: &[MachineId] = match &self.record.event {
+            Event::Sent { to } => to,
+            _ => &[],
+        };
+        to.iter().map(move |&to| MessageId { send: self.id, to })
+    }
+}
+
+/// The key a send and its receive share.
+type MessageKey = (MachineId, MachineId, u64);
+
+/// One machine's log, read one line ahead.
+#[derive(Debug)]
+struct Stream<I> {
+    machine: MachineId,
+    lines: I,
+    head: Option<ReadLine>,
+    /// The index the head will get.
+    next_index: u64,
+}
+
+/// Every event of a run, merged; see the [module documentation](self).
+#[derive(Debug)]
+pub struct RunEvents<I: Iterator<Item = ReadLine>> {
+    streams: Vec<Stream<I>>,
+    /// Messages sent and not received yet, oldest first per key.
+    pending: BTreeMap<MessageKey, VecDeque<SentMessage>>,
+    /// Receivers whose log names no sender: sends to them can never pair.
+    unnamed_receivers: Vec<MachineId>,
+    /// Sends to such receivers, counted and not kept.
+    n_unpairable_sends: u64,
+}
+
+impl<I: Iterator<Item = ReadLine>> RunEvents<I> {
+    /// Merges the logs of a run: `(machine id, its lines in file order)`.
+    pub fn new(logs: impl IntoIterator<Item = (MachineId, I)>) -> RunEvents<I> {
+        let mut streams: Vec<Stream<I>> = logs
+            .into_iter()
+            .map(|(machine, mut lines)| {
+                let head = lines.next();
+                Stream { machine, lines, head, next_index: 1 }
+            })
+            .collect();
+        streams.sort_by_key(|stream| stream.machine);
+        RunEvents { streams, pending: BTreeMap::new(), unnamed_receivers: Vec::new(), n_unpairable_sends: 0 }
+    }
+
+    /// The machines whose logs are merged, in id order.
+    pub fn machines(&self) -> impl Iterator<Item = MachineId> + '_ {
+        self.streams.iter().map(|stream| stream.machine)
+    }
+
+    /// The messages sent that no log has received so far (after the last
+    /// event: never), in key order.
+    pub fn unmatched_sends(&self) -> impl Iterator<Item = &SentMessage> {
+        self.pending.values().flatten()
+    }
+
+    /// Sends to machines whose logs name no sender (the reference's), which
+    /// cannot be paired.
+    pub fn n_unpairable_sends(&self) -> u64 {
+        self.n_unpairable_sends
+    }
+
+    /// The key of a receive, if the line is one that names its sender.
+    fn receive_key(machine: MachineId, record: &Record) -> Option<MessageKey> {
+        match record.event {
+            Event::Processed { from: Some(from), clock: Some(clock) } => Some((from, machine, clock)),
+            Event::Unprocessed { from, clock } => Some((from, machine, clock)),
+            _ => None,
+        }
+    }
+
+    /// Whether the head of `stream` may go now: anything but a receive whose
+    /// send has not been seen.
+    fn ready(&self, stream: &Stream<I>) -> bool {
+        let Some(head) = &stream.head else { return false };
+        match Self::receive_key(stream.machine, &head.record) {
+            Some(key) => self.pending.get(&key).is_some_and(|sends| !sends.is_empty()),
+            None => true,
+        }
+    }
+
+    /// The stream to take the next event from: the earliest ready head, or
+    /// when every head waits for a send that never comes, the earliest head.
+    fn pick(&self) -> Option<usize> {
+        let earliest = |ready_only: bool| {
+            let mut best: Option<(usize, i64)> = None;
+            for (idx, stream) in self.streams.iter().enumerate() {
+                let Some(head) = &stream.head else { continue };
+                if ready_only && !self.ready(stream) {
+                    continue;
+                }
+                if best.is_none_or(|(_, time)| head.record.time_us < time) {
+                    best = Some((idx, head.record.time_us));
+                }
+            }
+            best.map(|(idx, _)| idx)
+        };
+        earliest(true).or_else(|| earliest(false))
+    }
+}
+
+impl<I: Iterator<Item = ReadLine>> Iterator for RunEvents<I> {
+    type Item = RunEvent;
+
+    fn next(&mut self) -> Option<RunEvent> {
+        let idx = self.pick()?;
+        let stream = &mut self.streams[idx];
+        let line = std::mem::replace(&mut stream.head, stream.lines.next()).expect("a picked stream has a head");
+        let machine = stream.machine;
+        let id = EventId { machine, index: stream.next_index };
+        stream.next_index += 1;
+        let record = line.record;
+        let pairing = match &record.event {
+            Event::Sent { to } => {
+                let vector: Option<Arc<[u64]>> = record.vector_clock.as_deref().map(Arc::from);
+                for &peer in to {
+                    if self.unnamed_receivers.contains(&peer) {
+                        self.n_unpairable_sends += 1;
+                        continue;
+                    }
+                    let sent = SentMessage {
+                        id: MessageId { send: id, to: peer },
+                        lamport: record.logical_clock,
+                        vector: vector.clone(),
+                        hlc: record.hlc,
+                        time_us: record.time_us,
+                    };
+                    self.pending.entry((machine, peer, on_the_wire(record.logical_clock))).or_default().push_back(sent);
+                }
+                Pairing::NotAReceive
+            }
+            Event::Processed { from: None, .. } | Event::Processed { clock: None, .. } => {
+                if !self.unnamed_receivers.contains(&machine) {
+                    // Sends to this machine can never pair: stop keeping them.
+                    self.unnamed_receivers.push(machine);
+                    let before = self.pending.len();
+                    self.pending.retain(|&(_, to, _), sends| {
+                        if to == machine {
+                            self.n_unpairable_sends += sends.len() as u64;
+                        }
+                        to != machine
+                    });
+                    debug_assert!(self.pending.len() <= before);
+                }
+                Pairing::Unnamed
+            }
+            _ => match Self::receive_key(machine, &record) {
+                Some(key) => match self.pending.get_mut(&key).and_then(VecDeque::pop_front) {
+                    Some(sent) => {
+                        if self.pending.get(&key).is_some_and(VecDeque::is_empty) {
+                            self.pending.remove(&key);
+                        }
+                        Pairing::Paired(sent)
+                    }
+                    None => Pairing::Unmatched,
+                },
+                None => Pairing::NotAReceive,
+            },
+        };
+        Some(RunEvent { id, line_no: line.line_no, precision: line.precision, record, pairing })
+    }
+}
+
+/// Lines from records held in memory, numbered from 1, as a reader would give them.
+pub fn lines_of(records: &[Record]) -> impl Iterator<Item = ReadLine> + '_ {
+    records.iter().enumerate().map(|(idx, record)| ReadLine {
+        line_no: idx as u64 + 1,
+        record: record.clone(),
+        precision: TimePrecision::Micros,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(machine: MachineId, event: Event, clock: u64, t: i64) -> Record {
+        Record::new(machine, event, clock, 0, t)
+    }
+
+    fn merged(logs: &BTreeMap<MachineId, Vec<Record>>) -> (Vec<RunEvent>, Vec<SentMessage>) {
+        let mut events = RunEvents::new(logs.iter().map(|(&id, records)| (id, lines_of(records))));
+        let all: Vec<RunEvent> = events.by_ref().collect();
+        let unmatched = events.unmatched_sends().cloned().collect();
+        (all, unmatched)
+    }
+
+    #[test]
+    fn receives_pair_with_their_sends_and_never_come_first() {
+        // Machine 1's receive is stamped before machine 2's send (same
+        // instant, lower id): it still comes after it.
+        let logs = BTreeMap::from([
+            (
+                1,
+                vec![rec(1, Event::Internal, 1, 10), rec(1, Event::Processed { from: Some(2), clock: Some(1) }, 2, 20)],
+            ),
+            (2, vec![rec(2, Event::Sent { to: vec![1] }, 1, 20), rec(2, Event::Internal, 2, 30)]),
+        ]);
+        let (events, unmatched) = merged(&logs);
+        let order: Vec<String> = events.iter().map(|e| e.id.to_string()).collect();
+        assert_eq!(order, ["m1e1", "m2e1", "m1e2", "m2e2"]);
+        let Pairing::Paired(sent) = &events[2].pairing else { panic!("{:?}", events[2]) };
+        assert_eq!(sent.id, MessageId { send: EventId { machine: 2, index: 1 }, to: 1 });
+        assert_eq!(events[1].messages().collect::<Vec<_>>(), [sent.id]);
+        assert!(unmatched.is_empty());
+    }
+
+    #[test]
+    fn invented_receives_and_lost_sends_are_reported() {
+        let logs = BTreeMap::from([
+            (1, vec![rec(1, Event::Processed { from: Some(2), clock: Some(9) }, 10, 5)]),
+            (2, vec![rec(2, Event::Sent { to: vec![1, 3] }, 1, 1)]),
+            (3, vec![rec(3, Event::Unprocessed { from: 2, clock: 1 }, 0, 50)]),
+        ]);
+        let (events, unmatched) = merged(&logs);
+        assert_eq!(events.len(), 3);
+        let invented = events.iter().find(|e| e.id.machine == 1).unwrap();
+        assert_eq!(invented.pairing, Pairing::Unmatched);
+        assert!(matches!(events.iter().find(|e| e.id.machine == 3).unwrap().pairing, Pairing::Paired(_)));
+        assert_eq!(unmatched.len(), 1);
+        assert_eq!(unmatched[0].id.to, 1);
+    }
+
+    #[test]
+    fn same_key_sends_pair_in_order_and_unnamed_receives_are_not_kept() {
+        let max = u64::from(u32::MAX);
+        let logs = BTreeMap::from([
+            (
+                1,
+                vec![
+                    rec(1, Event::Sent { to: vec![2] }, max + 5, 1),
+                    rec(1, Event::Sent { to: vec![2] }, max + 6, 2),
+                    rec(1, Event::Sent { to: vec![3] }, max + 7, 3),
+                ],
+            ),
+            (
+                2,
+                vec![
+                    rec(2, Event::Processed { from: Some(1), clock: Some(max) }, max + 1, 4),
+                    rec(2, Event::Processed { from: Some(1), clock: Some(max) }, max + 2, 5),
+                ],
+            ),
+            (3, vec![rec(3, Event::Processed { from: None, clock: None }, 9, 6)]),
+        ]);
+        let mut events = RunEvents::new(logs.iter().map(|(&id, records)| (id, lines_of(records))));
+        let all: Vec<RunEvent> = events.by_ref().collect();
+        let sends: Vec<u64> = all
+            .iter()
+            .filter_map(|e| match &e.pairing {
+                Pairing::Paired(sent) => Some(sent.id.send.index),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(sends, [1, 2], "saturated clocks pair in send order");
+        assert_eq!(all.last().unwrap().pairing, Pairing::Unnamed);
+        assert_eq!(events.unmatched_sends().count(), 0);
+        assert_eq!(events.n_unpairable_sends(), 1);
+    }
+}
