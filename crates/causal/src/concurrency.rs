@@ -1,0 +1,159 @@
+//! How much of a run is concurrent, and how much of that Lamport's clock
+//! orders anyway.
+//!
+//! For two ticks `a` and `b` on different machines, they are concurrent when
+//! neither `V(a) < V(b)` nor `V(b) < V(a)`. Lamport's clock still orders
+//! every such pair whose values differ (`L(a) < L(b)` or the other way): that
+//! is Lamport's "false ordering", an order the clock shows and causality does
+//! not. [`Concurrency`] counts both over the pairs of a run's ticks.
+//!
+//! Pairs grow with the square of the ticks, so the count is taken over a
+//! uniform sample of ticks (reservoir sampling with a seeded generator, so
+//! the same run gives the same figures): exact for a run of up to
+//! [`Concurrency::sample_size`] ticks (every 60 s run of the classic suite),
+//! an unbiased estimate beyond, with its sample size reported.
+
+use clocklab_model::MachineId;
+use clocklab_model::seed::{ModelRng, rng_from_seed};
+use clocklab_model::vector::compare;
+use rand::RngExt;
+
+/// One sampled tick.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Sampled {
+    machine: MachineId,
+    lamport: u64,
+    vector: Vec<u64>,
+}
+
+/// The pair counts of a run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PairCounts {
+    /// Ticks seen.
+    pub ticks: u64,
+    /// Ticks sampled.
+    pub sampled: u64,
+    /// Pairs of sampled ticks on different machines.
+    pub pairs: u64,
+    /// Of those, the concurrent ones.
+    pub concurrent: u64,
+    /// Of the concurrent ones, those whose Lamport clocks differ.
+    pub falsely_ordered: u64,
+}
+
+impl PairCounts {
+    /// Whether every tick was sampled, so the counts are exact.
+    pub fn exact(&self) -> bool {
+        self.sampled == self.ticks
+    }
+
+    /// Concurrent pairs as a share of all pairs on different machines.
+    pub fn concurrent_share(&self) -> f64 {
+        if self.pairs == 0 { 0.0 } else { self.concurrent as f64 / self.pairs as f64 }
+    }
+
+    /// Falsely ordered pairs as a share of all pairs on different machines.
+    pub fn false_ordering_share(&self) -> f64 {
+        if self.pairs == 0 { 0.0 } else { self.falsely_ordered as f64 / self.pairs as f64 }
+    }
+
+    /// Falsely ordered pairs as a share of the concurrent pairs.
+    pub fn false_ordering_of_concurrent(&self) -> f64 {
+        if self.concurrent == 0 { 0.0 } else { self.falsely_ordered as f64 / self.concurrent as f64 }
+    }
+}
+
+/// See the [module documentation](self).
+#[derive(Clone, Debug)]
+pub struct Concurrency {
+    capacity: usize,
+    sample: Vec<Sampled>,
+    seen: u64,
+    rng: ModelRng,
+}
+
+impl Concurrency {
+    /// The number of ticks sampled in a run of `n_machines`: 4,096 for up to
+    /// eight machines, fewer beyond, so that comparing the sample's pairs
+    /// stays well under a second.
+    pub fn sample_size(n_machines: usize) -> usize {
+        if n_machines <= 8 { 4_096 } else { ((4_096.0 * (8.0 / n_machines as f64).sqrt()) as usize).max(512) }
+    }
+
+    /// A counter for a run of `n_machines`, sampling with a generator seeded by `seed`.
+    pub fn new(n_machines: usize, seed: u64) -> Concurrency {
+        let capacity = Concurrency::sample_size(n_machines);
+        Concurrency { capacity, sample: Vec::with_capacity(capacity.min(1 << 12)), seen: 0, rng: rng_from_seed(seed) }
+    }
+
+    /// Takes one tick: its machine, Lamport clock and vector clock.
+    pub fn add(&mut self, machine: MachineId, lamport: u64, vector: &[u64]) {
+        let item = || Sampled { machine, lamport, vector: vector.to_vec() };
+        if self.sample.len() < self.capacity {
+            self.sample.push(item());
+        } else {
+            let slot = self.rng.random_range(0..=self.seen);
+            if let Ok(slot) = usize::try_from(slot)
+                && slot < self.capacity
+            {
+                self.sample[slot] = item();
+            }
+        }
+        self.seen += 1;
+    }
+
+    /// The counts over the sample's pairs.
+    pub fn counts(&self) -> PairCounts {
+        let mut counts = PairCounts { ticks: self.seen, sampled: self.sample.len() as u64, ..PairCounts::default() };
+        for (idx, a) in self.sample.iter().enumerate() {
+            for b in &self.sample[idx + 1..] {
+                if a.machine == b.machine {
+                    continue;
+                }
+                counts.pairs += 1;
+                if compare(&a.vector, &b.vector).is_none() {
+                    counts.concurrent += 1;
+                    counts.falsely_ordered += u64::from(a.lamport != b.lamport);
+                }
+            }
+        }
+        counts
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_concurrent_and_falsely_ordered_pairs() {
+        let mut concurrency = Concurrency::new(2, 1);
+        // Machine 1: a (L1), then a send s (L2); machine 2: c (L1), then the receive r of s (L3).
+        concurrency.add(1, 1, &[1, 0]);
+        concurrency.add(1, 2, &[2, 0]);
+        concurrency.add(2, 1, &[0, 1]);
+        concurrency.add(2, 3, &[2, 2]);
+        let counts = concurrency.counts();
+        // Cross pairs: (a,c) concurrent, L equal; (a,r) a→r; (s,c) concurrent, L 2 vs 1; (s,r) s→r.
+        assert_eq!((counts.pairs, counts.concurrent, counts.falsely_ordered), (4, 2, 1));
+        assert!(counts.exact());
+        assert_eq!(counts.concurrent_share(), 0.5);
+        assert_eq!(counts.false_ordering_of_concurrent(), 0.5);
+    }
+
+    #[test]
+    fn a_long_run_is_sampled_the_same_way_every_time() {
+        let run = |seed| {
+            let mut concurrency = Concurrency::new(3, seed);
+            for k in 0..20_000u64 {
+                let machine = (k % 3) as MachineId + 1;
+                concurrency.add(machine, k, &[k / 3, k / 3 + machine as u64, k]);
+            }
+            concurrency.counts()
+        };
+        let counts = run(7);
+        assert_eq!(counts, run(7));
+        assert_eq!((counts.ticks, counts.sampled), (20_000, 4_096));
+        assert!(!counts.exact());
+    }
+}

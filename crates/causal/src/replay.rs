@@ -1,0 +1,127 @@
+//! Vector clocks recovered from the logs alone: program order plus the
+//! send/receive pairing of [`RunEvents`](clocklab_log::RunEvents).
+//!
+//! Fed every event of a run in the order `RunEvents` gives them, a
+//! [`VectorReplay`] gives each event the vector clock that the model's rule
+//! would have given it: a tick adds 1 to its machine's component, a
+//! processed message first takes the element-wise maximum with the vector
+//! of its send. So two ticks `a`, `b` have `a → b` (happens-before, as the
+//! logs show it) if and only if `V(a) < V(b)`, whether or not the run kept
+//! vector clocks. Lines that are not ticks carry the machine's current
+//! vector. A receive that pairs with no send (invented, or the reference's
+//! `Processed message` without a sender) is a local event: what caused it is
+//! not in the logs.
+//!
+//! Memory: one vector per machine and one per message in flight or queued.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use clocklab_log::{Event, MessageId, Pairing, RunEvent};
+use clocklab_model::MachineId;
+
+/// See the [module documentation](self).
+#[derive(Clone, Debug)]
+pub struct VectorReplay {
+    /// The machines, in id order: component `i` belongs to `ids[i]`.
+    ids: Vec<MachineId>,
+    /// Each machine's current vector.
+    current: Vec<Vec<u64>>,
+    /// The vector of each message sent and not yet received.
+    in_flight: BTreeMap<MessageId, Arc<[u64]>>,
+    /// Machines whose receives name no sender: messages to them are not kept.
+    unnamed: Vec<MachineId>,
+}
+
+impl VectorReplay {
+    /// A replay of a run of these machines (any order; ids need not be contiguous).
+    pub fn new(machines: impl IntoIterator<Item = MachineId>) -> VectorReplay {
+        let mut ids: Vec<MachineId> = machines.into_iter().collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let current = vec![vec![0; ids.len()]; ids.len()];
+        VectorReplay { ids, current, in_flight: BTreeMap::new(), unnamed: Vec::new() }
+    }
+
+    /// The machines, in component order.
+    pub fn machines(&self) -> &[MachineId] {
+        &self.ids
+    }
+
+    /// The component of machine `id`.
+    pub fn index_of(&self, id: MachineId) -> Option<usize> {
+        self.ids.binary_search(&id).ok()
+    }
+
+    /// Takes the next event and returns its vector clock.
+    ///
+    /// # Panics
+    ///
+    /// If the event's machine is not one of the replay's.
+    pub fn step(&mut self, event: &RunEvent) -> &[u64] {
+        let own = self.index_of(event.id.machine).expect("events come from the replay's machines");
+        let record = &event.record;
+        if record.event.is_tick() {
+            if let (Event::Processed { .. }, Pairing::Paired(sent)) = (&record.event, &event.pairing)
+                && let Some(theirs) = self.in_flight.remove(&sent.id)
+            {
+                for (mine, &seen) in self.current[own].iter_mut().zip(theirs.iter()) {
+                    *mine = (*mine).max(seen);
+                }
+            }
+            self.current[own][own] += 1;
+        }
+        match (&record.event, &event.pairing) {
+            (Event::Sent { to }, _) => {
+                let vector: Arc<[u64]> = Arc::from(self.current[own].as_slice());
+                for &peer in to {
+                    if !self.unnamed.contains(&peer) {
+                        self.in_flight.insert(MessageId { send: event.id, to: peer }, Arc::clone(&vector));
+                    }
+                }
+            }
+            (Event::Unprocessed { .. }, Pairing::Paired(sent)) => {
+                self.in_flight.remove(&sent.id);
+            }
+            (_, Pairing::Unnamed) if !self.unnamed.contains(&event.id.machine) => {
+                let machine = event.id.machine;
+                self.unnamed.push(machine);
+                self.in_flight.retain(|message, _| message.to != machine);
+            }
+            _ => {}
+        }
+        &self.current[own]
+    }
+
+    /// Messages sent whose receive has not been seen (after the last event: never).
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clocklab_log::events::lines_of;
+    use clocklab_log::{Record, RunEvents};
+
+    #[test]
+    fn replays_the_vector_rule_from_the_pairing() {
+        let rec = |machine, event, clock, t| Record::new(machine, event, clock, 0, t);
+        let logs = BTreeMap::from([
+            (1, vec![rec(1, Event::Internal, 1, 1), rec(1, Event::Sent { to: vec![2, 3] }, 2, 2)]),
+            (2, vec![rec(2, Event::Processed { from: Some(1), clock: Some(2) }, 3, 5), rec(2, Event::Internal, 4, 6)]),
+            (3, vec![rec(3, Event::Internal, 1, 1), rec(3, Event::Unprocessed { from: 1, clock: 2 }, 1, 9)]),
+        ]);
+        let events = RunEvents::new(logs.iter().map(|(&id, records)| (id, lines_of(records))));
+        let mut replay = VectorReplay::new([1, 2, 3]);
+        let vectors: BTreeMap<String, Vec<u64>> =
+            events.map(|event| (event.id.to_string(), replay.step(&event).to_vec())).collect();
+        assert_eq!(vectors["m1e2"], [2, 0, 0]);
+        assert_eq!(vectors["m2e1"], [2, 1, 0]);
+        assert_eq!(vectors["m2e2"], [2, 2, 0]);
+        // An unprocessed message changes nothing.
+        assert_eq!(vectors["m3e2"], [0, 0, 1]);
+        assert_eq!(replay.in_flight(), 0);
+    }
+}
