@@ -41,8 +41,17 @@ struct Setting {
     physical: PhysicalClockSettings,
 }
 
-/// A simulated run with every clock, as each machine's records.
-fn simulate(seed: u64, setting: &Setting) -> (BTreeMap<u32, Vec<Record>>, Vec<(i64, f64)>, u64) {
+/// A simulated run: each machine's records, each machine's physical clock
+/// (offset in microseconds, drift in ppm), and when the run ended
+/// (microseconds after the start).
+struct Simulated {
+    logs: BTreeMap<u32, Vec<Record>>,
+    clocks: Vec<(i64, f64)>,
+    end_us: u64,
+}
+
+/// A simulated run with every clock.
+fn simulate(seed: u64, setting: &Setting) -> Simulated {
     let mut config = Config::default();
     config.experiments.truncate(1);
     let experiment = &mut config.experiments[0];
@@ -61,7 +70,7 @@ fn simulate(seed: u64, setting: &Setting) -> (BTreeMap<u32, Vec<Record>>, Vec<(i
     for record in lines.0 {
         logs.entry(record.machine).or_default().push(record);
     }
-    (logs, clocks, summary.end_us)
+    Simulated { logs, clocks, end_us: summary.end_us }
 }
 
 fn setting() -> impl Strategy<Value = Setting> {
@@ -94,7 +103,7 @@ proptest! {
 
     #[test]
     fn vector_clocks_characterise_happens_before_exactly(seed in any::<u64>(), setting in setting()) {
-        let (logs, _, _) = simulate(seed, &setting);
+        let logs = simulate(seed, &setting).logs;
         let machines: Vec<u32> = logs.keys().copied().collect();
         let mut replay = VectorReplay::new(machines.iter().copied());
         // The ticks, their logged vectors, and the graph edges the logs show.
@@ -142,7 +151,7 @@ proptest! {
 
     #[test]
     fn hlc_stays_ahead_of_physical_time_and_within_the_skew(seed in any::<u64>(), setting in setting()) {
-        let (logs, clocks, end_us) = simulate(seed, &setting);
+        let Simulated { logs, clocks, end_us } = simulate(seed, &setting);
         // The largest difference between two machines' clocks over the run:
         // offsets at the start, plus what their drifts add by the end.
         let duration_us = end_us as f64;
