@@ -23,7 +23,7 @@ pub const COMPARED: [(&str, &str); 9] = [
     ("jump_p99", "99th percentile of the jump"),
     ("queue_mean", "mean queue length at a tick"),
     ("queue_max", "largest queue length"),
-    ("drift_mean", "time-weighted mean drift behind the leader"),
+    ("lag_mean_ticks", "time-weighted mean lag behind the leader, in ticks"),
     ("clock_rate_per_s", "logical clock increase per second"),
 ];
 
@@ -37,7 +37,7 @@ fn metric(machine: &MachineSummary, name: &str) -> f64 {
         "jump_p99" => machine.jump.p99 as f64,
         "queue_mean" => machine.queue.mean,
         "queue_max" => machine.queue.max as f64,
-        "drift_mean" => machine.drift.mean,
+        "lag_mean_ticks" => machine.lag.mean_ticks,
         "clock_rate_per_s" => machine.clock_rate_per_s,
         other => panic!("unknown compared metric {other}"),
     }

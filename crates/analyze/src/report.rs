@@ -85,12 +85,12 @@ pub fn figures(summary: &Summary) -> Vec<NamedFigure> {
                 },
             });
             out.push(NamedFigure {
-                name: format!("drift_{stem}"),
+                name: format!("lag_{stem}"),
                 section: Section::Drift,
                 figure: Figure::Lines {
-                    title: format!("Drift behind the leading clock: {label}"),
-                    y_label: "leader's clock - own clock".into(),
-                    series: per_machine(|s| &s.drift),
+                    title: format!("Lag behind the leading clock: {label}"),
+                    y_label: "leader's clock - own clock (ticks)".into(),
+                    series: per_machine(|s| &s.lag),
                 },
             });
             out.push(NamedFigure {
@@ -160,8 +160,8 @@ pub fn figures(summary: &Summary) -> Vec<NamedFigure> {
         ("compare_jumps", "Mean jump per tick, every machine of every run", "mean jump (line: median to max)", |m| {
             (m.jump.mean, Some((m.jump.p50 as f64, m.jump.max as f64)))
         }),
-        ("compare_drift", "Drift behind the leader, every machine of every run", "mean drift (line: to max)", |m| {
-            (m.drift.mean, Some((m.drift.mean, m.drift.max as f64)))
+        ("compare_lag", "Lag behind the leader, every machine of every run", "mean lag in ticks (line: to max)", |m| {
+            (m.lag.mean_ticks, Some((m.lag.mean_ticks, m.lag.max_ticks as f64)))
         }),
         ("compare_queue", "Queue length, every machine of every run", "mean queue (line: to max)", |m| {
             (m.queue.mean, Some((m.queue.mean, m.queue.max as f64)))
@@ -319,15 +319,15 @@ fn sentences(summary: &Summary, section: Section) -> Vec<String> {
         }
         Section::Drift => {
             out.push(
-                "Drift is how far a machine's logical clock is behind the largest clock of its run at the same \
+                "Lag is how far a machine's logical clock is behind the largest clock of its run at the same \
                  instant (god's-eye view through system time), as a step function of time; its mean is weighted \
                  by time."
                     .into(),
             );
-            let worst = machines.iter().max_by_key(|m| m.2.drift.max).unwrap_or(first);
+            let worst = machines.iter().max_by_key(|m| m.2.lag.max_ticks).unwrap_or(first);
             out.push(format!(
-                "The largest drift, {}, was the rate-{} machine {} of {} {} (its mean drift {:.1}).",
-                worst.2.drift.max, worst.2.rate, worst.2.id, worst.0, worst.1.name, worst.2.drift.mean
+                "The largest lag, {} ticks, was the rate-{} machine {} of {} {} (its mean lag {:.1} ticks).",
+                worst.2.lag.max_ticks, worst.2.rate, worst.2.id, worst.0, worst.1.name, worst.2.lag.mean_ticks
             ));
             if summary.experiments.iter().any(|e| e.whole_seconds()) {
                 out.push(
@@ -344,7 +344,7 @@ fn sentences(summary: &Summary, section: Section) -> Vec<String> {
                  is counted as not keeping up."
                     .into(),
             );
-            let growing: Vec<_> = machines.iter().filter(|m| !m.2.queue.keeps_up).collect();
+            let growing: Vec<_> = machines.iter().filter(|m| m.2.load.overloaded).collect();
             if growing.is_empty() {
                 let top = machines.iter().max_by_key(|m| m.2.queue.max).unwrap_or(first);
                 out.push(format!(
@@ -354,9 +354,16 @@ fn sentences(summary: &Summary, section: Section) -> Vec<String> {
             }
             for m in growing.iter().take(8) {
                 out.push(format!(
-                    "In {} {} the rate-{} machine {}'s queue grew to {} (about {:.2} messages per second) and \
-                     ended at {}: it receives more than it can process.",
-                    m.0, m.1.name, m.2.rate, m.2.id, m.2.queue.max, m.2.queue.growth_per_s, m.2.queue.last
+                    "In {} {} the rate-{} machine {} received {:.2} times what it could process (ρ = {:.2}); its \
+                     queue reached {} (growing about {:.2} messages per second).",
+                    m.0,
+                    m.1.name,
+                    m.2.rate,
+                    m.2.id,
+                    m.2.load.utilisation,
+                    m.2.load.utilisation,
+                    m.2.queue.max,
+                    m.2.queue.growth.per_s
                 ));
             }
             if growing.len() > 8 {
@@ -398,14 +405,14 @@ fn sentences(summary: &Summary, section: Section) -> Vec<String> {
                 for e in summary.experiments.iter().skip(1) {
                     let get = |x: &crate::summary::ExperimentSummary, k: &str| x.metric(k).map_or(0.0, |s| s.mean);
                     out.push(format!(
-                        "{} against {}: mean jump {:.2} vs {:.2}, largest drift {:.1} vs {:.1}, largest queue {:.1} \
-                         vs {:.1} (means over runs).",
+                        "{} against {}: mean jump {:.2} vs {:.2}, mean lag {:.2} vs {:.2} s of the leader's clock, \
+                         largest queue {:.1} vs {:.1} (means over runs).",
                         e.name,
                         base.name,
                         get(e, "jump_mean"),
                         get(base, "jump_mean"),
-                        get(e, "drift_max"),
-                        get(base, "drift_max"),
+                        get(e, "lag_mean_s"),
+                        get(base, "lag_mean_s"),
                         get(e, "queue_max"),
                         get(base, "queue_max")
                     ));
@@ -438,7 +445,7 @@ fn render_html(summary: &Summary, figures: &[(Section, String, String)]) -> Stri
     let sections = [
         (Section::Clock, "clock", "Logical clocks and ticks"),
         (Section::Jumps, "jumps", "Jump size per tick"),
-        (Section::Drift, "drift", "Drift between machines"),
+        (Section::Drift, "lag", "Lag behind the leader"),
         (Section::Queue, "queue", "Queue length"),
         (Section::Events, "events", "Event mix and messages"),
         (Section::Comparison, "comparison", "Experiments compared"),
@@ -486,7 +493,7 @@ fn machine_table(h: &mut String, summary: &Summary) {
     h.push_str(
         "<table><tr><th class=\"l\">experiment</th><th class=\"l\">run</th><th>machine</th><th>rate</th>\
          <th>ticks / expected</th><th>clock / s</th><th>jump mean</th><th>p50</th><th>p99</th><th>max</th>\
-         <th>drift mean</th><th>max</th><th>queue mean</th><th>p99</th><th>max</th><th>growth / s</th>\
+         <th>lag mean</th><th>max</th><th>queue mean</th><th>p99</th><th>max</th><th>growth / s</th>\
          <th>processed / sent / internal</th><th>messages sent</th><th>unprocessed</th></tr>\n",
     );
     for e in &summary.experiments {
@@ -497,7 +504,7 @@ fn machine_table(h: &mut String, summary: &Summary) {
                     "<tr{}><td class=\"l\">{}</td><td class=\"l\">{}</td><td>{}</td><td>{}</td><td>{} / {:.0}</td>\
                      <td>{:.2}</td><td>{:.2}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.2}</td><td>{}</td>\
                      <td>{:.2}</td><td>{}</td><td>{}</td><td>{:.3}</td><td>{} / {} / {}</td><td>{}</td><td>{}</td></tr>",
-                    if m.queue.keeps_up { "" } else { " class=\"bad\"" },
+                    if m.load.overloaded { " class=\"bad\"" } else { "" },
                     escape(&e.name),
                     escape(&r.name),
                     m.id,
@@ -509,12 +516,12 @@ fn machine_table(h: &mut String, summary: &Summary) {
                     m.jump.p50,
                     m.jump.p99,
                     m.jump.max,
-                    m.drift.mean,
-                    m.drift.max,
+                    m.lag.mean_ticks,
+                    m.lag.max_ticks,
                     m.queue.mean,
                     m.queue.p99,
                     m.queue.max,
-                    m.queue.growth_per_s,
+                    m.queue.growth.per_s,
                     m.events.processed,
                     m.events.sent,
                     m.events.internal,
@@ -524,7 +531,7 @@ fn machine_table(h: &mut String, summary: &Summary) {
             }
         }
     }
-    h.push_str("</table>\n<p class=\"note\">Rows in red: the queue did not keep up.</p>\n");
+    h.push_str("</table>\n<p class=\"note\">Rows in red: overloaded (utilisation ρ above 1).</p>\n");
 }
 
 fn aggregate_table(h: &mut String, summary: &Summary) {

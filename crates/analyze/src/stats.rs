@@ -130,37 +130,74 @@ impl Series {
     }
 }
 
-/// A least-squares line through (time, value) points, kept as running sums.
+/// A least-squares line through (time, value) points, kept as running sums
+/// (centred on the first point, so that large times and values lose no
+/// precision).
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Trend {
+    origin: Option<(f64, f64)>,
     n: f64,
     sum_t: f64,
     sum_v: f64,
     sum_tt: f64,
     sum_tv: f64,
+    sum_vv: f64,
+}
+
+/// A fitted slope and its standard error.
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize)]
+pub struct Slope {
+    /// Value per second.
+    pub per_s: f64,
+    /// Its standard error (0 with fewer than three points). The residuals of
+    /// a time series are correlated, so this understates the uncertainty;
+    /// it is a yardstick, not a test.
+    pub se: f64,
+}
+
+impl Slope {
+    /// Whether the slope is above zero by more than twice its standard error.
+    pub fn clearly_positive(&self) -> bool {
+        self.per_s > 2.0 * self.se && self.per_s > 1e-9
+    }
 }
 
 impl Trend {
     /// Adds a point.
     pub fn add(&mut self, time_s: f64, value: f64) {
+        let (t0, v0) = *self.origin.get_or_insert((time_s, value));
+        let (t, v) = (time_s - t0, value - v0);
         self.n += 1.0;
-        self.sum_t += time_s;
-        self.sum_v += value;
-        self.sum_tt += time_s * time_s;
-        self.sum_tv += time_s * value;
+        self.sum_t += t;
+        self.sum_v += v;
+        self.sum_tt += t * t;
+        self.sum_tv += t * v;
+        self.sum_vv += v * v;
     }
 
     /// The slope, in value per second; 0 with fewer than two distinct times.
     pub fn slope(&self) -> f64 {
-        let denominator = self.n * self.sum_tt - self.sum_t * self.sum_t;
-        if self.n < 2.0 || denominator.abs() < 1e-9 {
-            return 0.0;
+        self.fit().per_s
+    }
+
+    /// The slope and its standard error.
+    pub fn fit(&self) -> Slope {
+        if self.n < 2.0 {
+            return Slope::default();
         }
-        (self.n * self.sum_tv - self.sum_t * self.sum_v) / denominator
+        let sxx = self.sum_tt - self.sum_t * self.sum_t / self.n;
+        let sxy = self.sum_tv - self.sum_t * self.sum_v / self.n;
+        let syy = self.sum_vv - self.sum_v * self.sum_v / self.n;
+        if sxx.abs() < 1e-12 {
+            return Slope::default();
+        }
+        let per_s = sxy / sxx;
+        let se = if self.n > 2.0 { ((syy - per_s * sxy).max(0.0) / (self.n - 2.0) / sxx).sqrt() } else { 0.0 };
+        Slope { per_s, se }
     }
 }
 
-/// Mean, spread and 95% confidence interval of one metric across runs.
+/// Mean, spread and a 95% confidence interval of one metric across runs.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct Spread {
     /// How many runs.
@@ -173,10 +210,15 @@ pub struct Spread {
     pub min: f64,
     /// The largest value.
     pub max: f64,
-    /// Student's t 95% confidence interval of the mean; absent for fewer than
-    /// three runs, where it is too wide to mean anything.
+    /// A 95% bootstrap percentile interval of the mean (2,000 resamples with
+    /// a fixed seed); absent for fewer than three runs, where it would mean
+    /// nothing. It never leaves the range of the values, so a quantity that
+    /// cannot be negative never gets a negative bound.
     pub ci95: Option<[f64; 2]>,
 }
+
+/// Resamples of the bootstrap.
+const BOOTSTRAP_RESAMPLES: usize = 2_000;
 
 impl Spread {
     /// The spread of `values`.
@@ -189,27 +231,36 @@ impl Spread {
         let mean = values.iter().sum::<f64>() / n as f64;
         let sd =
             if n > 1 { (values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1) as f64).sqrt() } else { 0.0 };
-        let ci95 = (n > 2).then(|| {
-            let half = t_975(n - 1) * sd / (n as f64).sqrt();
-            [mean - half, mean + half]
-        });
         let min = values.iter().copied().fold(f64::INFINITY, f64::min);
         let max = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let ci95 = (n > 2).then(|| bootstrap_mean_ci(values));
         Spread { n, mean, sd, min, max, ci95 }
     }
 }
 
-/// The 0.975 quantile of Student's t distribution with `df` degrees of freedom.
-fn t_975(df: usize) -> f64 {
-    const TABLE: [f64; 30] = [
-        12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
-        2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042,
-    ];
-    match df {
-        0 => f64::NAN,
-        1..=30 => TABLE[df - 1],
-        _ => 1.96,
-    }
+/// The 2.5% and 97.5% quantiles of the means of resamples of `values`.
+fn bootstrap_mean_ci(values: &[f64]) -> [f64; 2] {
+    use rand::RngExt;
+    use statrs::statistics::{Data, OrderStatistics};
+    // The same values always give the same interval.
+    let mut rng = clocklab_model::seed::rng_from_seed(0x626f_6f74_7374_7261);
+    let means: Vec<f64> = (0..BOOTSTRAP_RESAMPLES)
+        .map(|_| {
+            (0..values.len()).map(|_| values[rng.random_range(0..values.len())]).sum::<f64>() / values.len() as f64
+        })
+        .collect();
+    let mut data = Data::new(means);
+    [data.quantile(0.025), data.quantile(0.975)]
+}
+
+/// The `p` quantile of Student's t distribution with `df` degrees of freedom.
+///
+/// # Panics
+/// If `df` is 0.
+pub fn t_quantile(p: f64, df: usize) -> f64 {
+    use statrs::distribution::{ContinuousCDF, StudentsT};
+    assert!(df > 0, "Student's t needs a degree of freedom");
+    StudentsT::new(0.0, 1.0, df as f64).expect("df > 0 makes a distribution").inverse_cdf(p)
 }
 
 #[cfg(test)]
@@ -255,15 +306,40 @@ mod tests {
     }
 
     #[test]
-    fn spread_and_confidence_interval() {
+    fn spread_and_a_confidence_interval_inside_the_values() {
         let spread = Spread::of(&[2.0, 4.0, 6.0]);
         assert_eq!(spread.mean, 4.0);
         assert_eq!(spread.sd, 2.0);
         let [low, high] = spread.ci95.unwrap();
-        // 4 ± 4.303 * 2 / sqrt(3)
-        assert!((high - 4.0 - 4.303 * 2.0 / 3f64.sqrt()).abs() < 1e-9);
-        assert!((4.0 - low - 4.303 * 2.0 / 3f64.sqrt()).abs() < 1e-9);
+        assert!((2.0..4.0).contains(&low) && high > 4.0 && high <= 6.0, "[{low}, {high}]");
+        assert_eq!(spread, Spread::of(&[2.0, 4.0, 6.0]), "the same values give the same interval");
+        // A skewed non-negative metric: a t interval would go below 0, this never does.
+        let skewed = Spread::of(&[0.0, 0.0, 0.0, 0.0, 120.0]);
+        let [low, _] = skewed.ci95.unwrap();
+        assert!(low >= 0.0, "{low}");
+        assert!(skewed.mean - t_quantile(0.975, 4) * skewed.sd / 5f64.sqrt() < 0.0);
         assert_eq!(Spread::of(&[5.0]).ci95, None);
         assert_eq!(Spread::of(&[5.0, 6.0]).ci95, None);
+    }
+
+    #[test]
+    fn t_quantiles_are_exact() {
+        assert!((t_quantile(0.975, 4) - 2.776_445_105_197_793).abs() < 1e-9);
+        assert!((t_quantile(0.975, 1) - 12.706_204_736_174_7).abs() < 1e-6);
+    }
+
+    #[test]
+    fn slope_with_its_standard_error() {
+        let mut exact = Trend::default();
+        let mut noisy = Trend::default();
+        for t in 0..100 {
+            exact.add(1e9 + t as f64, 5e6 + 0.5 * t as f64);
+            noisy.add(t as f64, if t % 2 == 0 { 1.0 } else { -1.0 });
+        }
+        let fit = exact.fit();
+        assert!((fit.per_s - 0.5).abs() < 1e-9 && fit.se < 1e-6, "{fit:?}");
+        assert!(fit.clearly_positive());
+        let fit = noisy.fit();
+        assert!(fit.per_s.abs() < 0.01 && fit.se > 0.001 && !fit.clearly_positive(), "{fit:?}");
     }
 }

@@ -24,7 +24,10 @@ pub struct ExperimentSummary {
     pub name: String,
     /// Its runs.
     pub runs: Vec<RunSummary>,
-    /// Run-level metrics across its runs: mean, spread, 95% confidence interval.
+    /// Runs left out of the aggregates (failed, interrupted, degraded, or
+    /// with a damaged log): name and why.
+    pub excluded: Vec<(String, String)>,
+    /// Run-level metrics across its sound runs: mean, spread, 95% interval.
     pub aggregate: Vec<MetricSpread>,
 }
 
@@ -41,16 +44,19 @@ pub struct MetricSpread {
 }
 
 /// The run-level metrics aggregated across runs: name, meaning, and how a run's value is computed.
-pub const METRICS: [(&str, &str); 9] = [
+pub const METRICS: [(&str, &str); 12] = [
     ("jump_mean", "mean jump per tick over the run's machines (tick-weighted)"),
     ("jump_max", "largest jump in the run"),
-    ("drift_mean", "mean over machines of the time-weighted drift"),
-    ("drift_max", "largest drift in the run"),
+    ("lag_mean_ticks", "mean over machines of the time-weighted lag behind the leader, in ticks"),
+    ("lag_mean_s", "mean over machines of the time-weighted lag behind the leader, in seconds of the leader's clock"),
+    ("lag_growth_max", "fastest growth of a machine's lag, in ticks per second"),
     ("queue_max", "largest queue in the run"),
-    ("tick_ratio_min", "lowest ticks / (rate x duration) in the run"),
+    ("utilisation_max", "highest utilisation (messages received / (rate x duration)) of a machine"),
+    ("tick_ratio_min", "lowest ticks / expected ticks in the run"),
     ("processed_share", "share of ticks that processed a message"),
     ("internal_share", "share of ticks that were internal events"),
     ("unprocessed", "messages left unprocessed at the end"),
+    ("concurrent_share", "share of pairs of ticks on different machines that are concurrent"),
 ];
 
 /// A run's value of a metric named in [`METRICS`].
@@ -65,8 +71,11 @@ pub fn run_metric(run: &RunSummary, metric: &str) -> f64 {
             if ticks == 0 { 0.0 } else { total / ticks as f64 }
         }
         "jump_max" => max_of(&|m| m.jump.max as f64),
-        "drift_mean" => machines.iter().map(|m| m.drift.mean).sum::<f64>() / machines.len().max(1) as f64,
-        "drift_max" => max_of(&|m| m.drift.max as f64),
+        "lag_mean_ticks" => machines.iter().map(|m| m.lag.mean_ticks).sum::<f64>() / machines.len().max(1) as f64,
+        "lag_mean_s" => machines.iter().map(|m| m.lag.mean_s).sum::<f64>() / machines.len().max(1) as f64,
+        "lag_growth_max" => max_of(&|m| m.lag.growth.per_s),
+        "utilisation_max" => max_of(&|m| m.load.utilisation),
+        "concurrent_share" => run.causality.as_ref().map_or(f64::NAN, |c| c.concurrent_share),
         "queue_max" => max_of(&|m| m.queue.max as f64),
         "tick_ratio_min" => machines.iter().map(|m| m.tick_ratio).fold(f64::INFINITY, f64::min),
         "processed_share" => share(machines.iter().map(|m| m.events.processed).sum()),
@@ -77,24 +86,37 @@ pub fn run_metric(run: &RunSummary, metric: &str) -> f64 {
 }
 
 impl ExperimentSummary {
-    /// An experiment from its analysed runs.
+    /// An experiment from its analysed runs; only sound runs enter the aggregates.
     pub fn new(name: String, runs: Vec<RunSummary>) -> ExperimentSummary {
-        let aggregate = if runs.is_empty() {
-            Vec::new()
-        } else {
-            METRICS
-                .iter()
-                .map(|(metric, meaning)| {
-                    let values: Vec<f64> = runs.iter().map(|run| run_metric(run, metric)).collect();
-                    MetricSpread {
-                        metric: metric.to_string(),
-                        meaning: meaning.to_string(),
-                        spread: Spread::of(&values),
+        let excluded: Vec<(String, String)> = runs
+            .iter()
+            .filter(|run| !run.is_sound())
+            .map(|run| {
+                let why = if run.info.is_sound() {
+                    "a machine's log is damaged or incomplete".to_string()
+                } else {
+                    match &run.info.cause {
+                        Some(cause) => format!("{}: {cause}", run.info.status),
+                        None => run.info.status.clone(),
                     }
+                };
+                (run.name.clone(), why)
+            })
+            .collect();
+        let sound: Vec<&RunSummary> = runs.iter().filter(|run| run.is_sound()).collect();
+        let aggregate = METRICS
+            .iter()
+            .filter_map(|(metric, meaning)| {
+                let values: Vec<f64> =
+                    sound.iter().map(|run| run_metric(run, metric)).filter(|value| value.is_finite()).collect();
+                (!values.is_empty()).then(|| MetricSpread {
+                    metric: metric.to_string(),
+                    meaning: meaning.to_string(),
+                    spread: Spread::of(&values),
                 })
-                .collect()
-        };
-        ExperimentSummary { name, runs, aggregate }
+            })
+            .collect();
+        ExperimentSummary { name, runs, excluded, aggregate }
     }
 
     /// The aggregate of `metric`.
@@ -112,7 +134,7 @@ impl ExperimentSummary {
 pub fn render_table(summary: &Summary) -> String {
     let mut out = String::new();
     for experiment in &summary.experiments {
-        let precision = if experiment.whole_seconds() { " (whole-second times: drift precise to 1 s)" } else { "" };
+        let precision = if experiment.whole_seconds() { " (whole-second times: lag precise to 1 s)" } else { "" };
         let _ = writeln!(out, "== {} ({} runs){precision}", experiment.name, experiment.runs.len());
         let _ = writeln!(
             out,
@@ -124,12 +146,12 @@ pub fn render_table(summary: &Summary) -> String {
             "jump",
             "p99",
             "max",
-            "drift",
+            "lag",
             "max",
             "queue",
             "max",
             "growth/s",
-            "keeps",
+            "rho",
             "proc/sent/int",
             "left"
         );
@@ -137,7 +159,7 @@ pub fn render_table(summary: &Summary) -> String {
             for m in &run.machines {
                 let _ = writeln!(
                     out,
-                    "{:<8} {:>3} {:>4} {:>15} {:>6.2} {:>4} {:>4} {:>7.2} {:>5} {:>7.2} {:>5} {:>8.3} {:>5}  {:<20} {:>4}",
+                    "{:<8} {:>3} {:>4} {:>15} {:>6.2} {:>4} {:>4} {:>7.2} {:>5} {:>7.2} {:>5} {:>8.3} {:>5.2}  {:<20} {:>4}",
                     run.name,
                     m.id,
                     m.rate,
@@ -145,12 +167,12 @@ pub fn render_table(summary: &Summary) -> String {
                     m.jump.mean,
                     m.jump.p99,
                     m.jump.max,
-                    m.drift.mean,
-                    m.drift.max,
+                    m.lag.mean_ticks,
+                    m.lag.max_ticks,
                     m.queue.mean,
                     m.queue.max,
-                    m.queue.growth_per_s,
-                    if m.queue.keeps_up { "yes" } else { "NO" },
+                    m.queue.growth.per_s,
+                    m.load.utilisation,
                     format!("{}/{}/{}", m.events.processed, m.events.sent, m.events.internal),
                     m.messages_unprocessed,
                 );
@@ -195,8 +217,8 @@ pub fn describe_diagnostics(d: &FileDiagnostics) -> String {
 pub fn machines_csv(summary: &Summary) -> String {
     let mut out = String::from(
         "experiment,run,machine,rate,ticks,expected_ticks,tick_ratio,final_clock,clock_rate_per_s,\
-         jump_mean,jump_p50,jump_p99,jump_max,drift_mean,drift_max,queue_mean,queue_p99,queue_max,\
-         queue_growth_per_s,queue_keeps_up,processed,sent,internal,messages_sent,messages_processed,\
+         jump_mean,jump_p50,jump_p99,jump_max,lag_mean_ticks,lag_max_ticks,queue_mean,queue_p99,queue_max,\
+         queue_growth_per_s,utilisation,processed,sent,internal,messages_sent,messages_processed,\
          messages_unprocessed\n",
     );
     for experiment in &summary.experiments {
@@ -204,7 +226,7 @@ pub fn machines_csv(summary: &Summary) -> String {
             for m in &run.machines {
                 let _ = writeln!(
                     out,
-                    "{},{},{},{},{},{},{:.4},{},{:.4},{:.4},{},{},{},{:.4},{},{:.4},{},{},{:.5},{},{},{},{},{},{},{}",
+                    "{},{},{},{},{},{},{:.4},{},{:.4},{:.4},{},{},{},{:.4},{},{:.4},{},{},{:.5},{:.4},{},{},{},{},{},{}",
                     csv_field(&experiment.name),
                     csv_field(&run.name),
                     m.id,
@@ -218,13 +240,13 @@ pub fn machines_csv(summary: &Summary) -> String {
                     m.jump.p50,
                     m.jump.p99,
                     m.jump.max,
-                    m.drift.mean,
-                    m.drift.max,
+                    m.lag.mean_ticks,
+                    m.lag.max_ticks,
                     m.queue.mean,
                     m.queue.p99,
                     m.queue.max,
-                    m.queue.growth_per_s,
-                    m.queue.keeps_up,
+                    m.queue.growth.per_s,
+                    m.load.utilisation,
                     m.events.processed,
                     m.events.sent,
                     m.events.internal,

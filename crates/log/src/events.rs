@@ -156,6 +156,16 @@ impl<I: Iterator<Item = ReadLine>> RunEvents<I> {
         self.streams.iter().map(|stream| stream.machine)
     }
 
+    /// Whether every line of `machine`'s log has been given out.
+    pub fn finished(&self, machine: MachineId) -> bool {
+        self.streams.iter().find(|stream| stream.machine == machine).is_none_or(|stream| stream.head.is_none())
+    }
+
+    /// Gives the logs back, each with what it did not give out.
+    pub fn into_logs(self) -> Vec<(MachineId, I)> {
+        self.streams.into_iter().map(|stream| (stream.machine, stream.lines)).collect()
+    }
+
     /// The messages sent that no log has received so far (after the last
     /// event: never), in key order.
     pub fn unmatched_sends(&self) -> impl Iterator<Item = &SentMessage> {

@@ -1,0 +1,106 @@
+//! What a run was and how it went, from its `manifest.json`: what the report
+//! states at the top, and what decides whether a run enters the aggregates.
+
+use std::path::Path;
+
+use clocklab_config::{Experiment, RunManifest, layout};
+use serde::Serialize;
+
+/// A run's settings and outcome.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct RunInfo {
+    /// `ok`, `failed`, `interrupted`, `degraded`, or `unknown` without a manifest.
+    pub status: String,
+    /// Why, for a run that is not `ok`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cause: Option<String>,
+    /// `real`, `sim`, `reference` (the Python reference's logs) or `unknown`.
+    pub runtime: String,
+    /// The suite's seed (`--seed` reproduces the run).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub suite_seed: Option<u64>,
+    /// The run's own seed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub run_seed: Option<u64>,
+    /// When ticking started.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<String>,
+    /// The clocklab version that made it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub clocklab_version: Option<String>,
+    /// The experiment's settings.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub settings: Option<Experiment>,
+    /// The clocks the machines kept.
+    pub clocks: Vec<String>,
+    /// The largest difference between two machines' physical clocks over the
+    /// run (offsets at the start, and what the drifts add by the end), in
+    /// microseconds: how far an HLC may run ahead of its machine's clock.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub skew_bound_us: Option<f64>,
+}
+
+impl RunInfo {
+    /// Whether the run enters the aggregates: it finished as planned.
+    pub fn is_sound(&self) -> bool {
+        matches!(self.status.as_str(), "ok" | "unknown")
+    }
+}
+
+/// The manifest of `run_dir`, or why it could not be used (`Ok(None)`: there
+/// is none, as for the reference's logs).
+pub(crate) fn read_manifest(run_dir: &Path) -> Result<Option<RunManifest>, String> {
+    let path = layout::manifest_path(run_dir);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(error) => return Err(format!("{}: cannot read: {error}", path.display())),
+    };
+    let manifest =
+        RunManifest::from_json(&text).map_err(|error| format!("{}: not a manifest: {error}", path.display()))?;
+    let duration = manifest.experiment.duration;
+    if !(duration.is_finite() && duration > 0.0 && duration < 1e9) {
+        return Err(format!("{}: duration {duration} is not a run's length; the logs' times are used", path.display()));
+    }
+    Ok(Some(manifest))
+}
+
+/// The run's information from its manifest (or what the logs say without one).
+pub(crate) fn run_info(manifest: Option<&RunManifest>, whole_seconds: bool) -> RunInfo {
+    let Some(manifest) = manifest else {
+        return RunInfo {
+            status: "unknown".into(),
+            runtime: if whole_seconds { "reference" } else { "unknown" }.into(),
+            clocks: vec!["lamport".into()],
+            ..RunInfo::default()
+        };
+    };
+    let status = serde_json::to_value(&manifest.status).unwrap_or_default();
+    let runtime = serde_json::to_value(manifest.runtime).unwrap_or_default();
+    RunInfo {
+        status: status["status"].as_str().unwrap_or("unknown").to_string(),
+        cause: status["cause"].as_str().map(str::to_string),
+        runtime: runtime.as_str().unwrap_or("unknown").to_string(),
+        suite_seed: Some(manifest.seeds.suite),
+        run_seed: Some(manifest.seeds.run),
+        started_at: Some(manifest.started_at.clone()),
+        clocklab_version: Some(manifest.clocklab_version.clone()),
+        settings: Some(manifest.experiment.clone()),
+        clocks: manifest.experiment.clocks.names().into_iter().map(str::to_string).collect(),
+        skew_bound_us: skew_bound_us(manifest),
+    }
+}
+
+/// See [`RunInfo::skew_bound_us`]: the spread of the machines' clocks is
+/// linear in time, so its largest value is at the start or the end.
+fn skew_bound_us(manifest: &RunManifest) -> Option<f64> {
+    let duration_s = manifest.experiment.duration;
+    let spread_at = |seconds: f64| {
+        let readings: Vec<f64> =
+            manifest.machines.iter().map(|m| m.clock_offset_us as f64 + m.clock_drift_ppm * seconds).collect();
+        let max = readings.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let min = readings.iter().copied().fold(f64::INFINITY, f64::min);
+        max - min
+    };
+    (!manifest.machines.is_empty()).then(|| spread_at(0.0).max(spread_at(duration_s)))
+}

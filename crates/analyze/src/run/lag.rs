@@ -1,0 +1,58 @@
+//! Lag behind the leader, as a step function of time over the merged logs.
+//!
+//! At every instant the leader is the machine with the largest logical
+//! clock among those that count: a machine counts from its first tick until
+//! its log ends, and not after a line of its log broke a rule. A machine's
+//! lag is the leader's clock minus its own, in ticks, and in seconds of the
+//! leader's clock (the ticks divided by the leader's rate). Means are
+//! weighted by how long each state lasted, over the span in which the
+//! machine counts; so a machine that died stops accumulating lag, and a
+//! machine whose log is damaged never makes the others look behind.
+
+use super::machine::MachineAcc;
+
+/// The machines that count, and the leader among them: (clock, rate).
+fn leader(accs: &[MachineAcc], at_us: i64) -> Option<(u64, u32)> {
+    accs.iter()
+        .filter(|acc| counts(acc, at_us))
+        .map(|acc| (acc.clock, acc.rate.unwrap_or(1).max(1)))
+        // The largest clock; between equal clocks the lower id, for determinism.
+        .fold(None, |best: Option<(u64, u32)>, (clock, rate)| match best {
+            Some((best_clock, _)) if best_clock >= clock => best,
+            _ => Some((clock, rate)),
+        })
+}
+
+/// Whether a machine's clock counts at `at_us`.
+fn counts(acc: &MachineAcc, at_us: i64) -> bool {
+    !acc.unsound && !acc.finished && acc.first_tick_us.is_some_and(|first| first <= at_us)
+}
+
+/// A machine's lag now, in ticks.
+pub(crate) fn lag_of(accs: &[MachineAcc], idx: usize, at_us: i64) -> u64 {
+    leader(accs, at_us).map_or(0, |(clock, _)| clock.saturating_sub(accs[idx].clock))
+}
+
+/// Records every machine's current lag (largest, and the series) at `at_us`.
+pub(crate) fn note(accs: &mut [MachineAcc], at_us: i64) {
+    let Some((leader_clock, leader_rate)) = leader(accs, at_us) else { return };
+    for acc in accs.iter_mut().filter(|acc| counts(acc, at_us)) {
+        let lag = leader_clock.saturating_sub(acc.clock);
+        acc.lag_max = acc.lag_max.max(lag);
+        acc.lag_max_s = acc.lag_max_s.max(lag as f64 / f64::from(leader_rate));
+        acc.series.lag.push(at_us, lag as f64);
+    }
+}
+
+/// Adds `duration_us` of the state that held from `since_us` to every
+/// machine's lag integrals.
+pub(crate) fn accumulate(accs: &mut [MachineAcc], since_us: i64, duration_us: i64) {
+    let Some((leader_clock, leader_rate)) = leader(accs, since_us) else { return };
+    let duration = duration_us as f64;
+    for acc in accs.iter_mut().filter(|acc| counts(acc, since_us)) {
+        let lag = leader_clock.saturating_sub(acc.clock) as f64;
+        acc.lag_weighted_us += lag * duration;
+        acc.lag_s_weighted_us += lag / f64::from(leader_rate) * duration;
+        acc.alive_us += duration;
+    }
+}

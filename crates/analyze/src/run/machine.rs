@@ -1,0 +1,357 @@
+//! One machine's statistics, accumulated line by line.
+
+use std::collections::BTreeMap;
+
+use clocklab_log::{Event, RunEvent};
+use serde::Serialize;
+
+use crate::stats::{Histogram, Series, Slope, Trend};
+
+/// Jump statistics of one machine.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct JumpStats {
+    /// Mean jump per tick.
+    pub mean: f64,
+    /// Median.
+    pub p50: u64,
+    /// 99th percentile.
+    pub p99: u64,
+    /// Largest.
+    pub max: u64,
+    /// Jump size → how many ticks had it.
+    pub distribution: BTreeMap<u64, u64>,
+}
+
+/// Queue statistics of one machine, sampled at its ticks.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct QueueStats {
+    /// Mean queue length at a tick.
+    pub mean: f64,
+    /// 99th percentile.
+    pub p99: u64,
+    /// Largest.
+    pub max: u64,
+    /// At the last tick.
+    pub last: u64,
+    /// Least-squares growth, in messages per second, with its standard error.
+    pub growth: Slope,
+}
+
+/// How loaded a machine was: what arrived against what it could process.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct LoadStats {
+    /// Messages that reached it (processed, or left unprocessed at the end).
+    pub received: u64,
+    /// Utilisation ρ: messages received / (rate × duration). Above 1 the
+    /// machine receives more than it can process, whatever the run's length.
+    pub utilisation: f64,
+    /// Whether ρ > 1: its queue grows without bound.
+    pub overloaded: bool,
+}
+
+/// Lag behind the leader: at every instant the largest logical clock of the
+/// run minus the machine's own.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct LagStats {
+    /// Time-weighted mean, in ticks of whichever machine leads.
+    pub mean_ticks: f64,
+    /// Largest, in ticks.
+    pub max_ticks: u64,
+    /// Time-weighted mean, in seconds of the leader's clock (ticks divided by
+    /// the leader's rate).
+    pub mean_s: f64,
+    /// Largest, in seconds of the leader's clock.
+    pub max_s: f64,
+    /// How fast it grows, in ticks per second (least squares over the
+    /// machine's ticks), with its standard error.
+    pub growth: Slope,
+    /// Whether it clearly grows (slope above twice its standard error): its
+    /// mean then depends on the run's length.
+    pub grows: bool,
+    /// For a machine whose lag does not grow: its mean lag in ticks, which a
+    /// longer run would not change.
+    pub stationary_ticks: Option<f64>,
+}
+
+/// A machine's hybrid logical clock against its physical clock.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct HlcStats {
+    /// The largest `l − pt` over its ticks, in microseconds.
+    pub offset_max_us: i64,
+    /// The mean `l − pt` over its ticks, in microseconds.
+    pub offset_mean_us: f64,
+    /// The largest counter `c`.
+    pub counter_max: u64,
+}
+
+/// Tick counts by kind.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct EventMix {
+    /// Ticks that processed a message.
+    pub processed: u64,
+    /// Ticks that sent (one tick may send to several machines).
+    pub sent: u64,
+    /// Internal events.
+    pub internal: u64,
+}
+
+/// One machine of one run.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct MachineSummary {
+    /// Its number.
+    pub id: u32,
+    /// Its drawn clock rate, ticks per second.
+    pub rate: u32,
+    /// The fastest rate of the run over its own: how much faster the leader ticks.
+    pub rate_ratio: f64,
+    /// Ticks done.
+    pub ticks: u64,
+    /// The ticks its rate and the run's duration ask for.
+    pub expected_ticks: f64,
+    /// ticks / expected ticks.
+    pub tick_ratio: f64,
+    /// Logical clock at the end.
+    pub final_clock: u64,
+    /// Logical clock increase per second of the run.
+    pub clock_rate_per_s: f64,
+    /// Jumps.
+    pub jump: JumpStats,
+    /// Lag behind the leader.
+    pub lag: LagStats,
+    /// The queue.
+    pub queue: QueueStats,
+    /// What arrived against what it could process.
+    pub load: LoadStats,
+    /// Ticks by kind.
+    pub events: EventMix,
+    /// Messages sent (a tick to two machines sends two).
+    pub messages_sent: u64,
+    /// Messages processed.
+    pub messages_processed: u64,
+    /// Messages left unprocessed at the end: the `Unprocessed` lines, or for
+    /// logs without them (the reference's) the queue length on `Stopped`.
+    pub messages_unprocessed: u64,
+    /// Its HLC against its physical clock, when the run kept one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hlc: Option<HlcStats>,
+    /// What is wrong with its log (no `Stopped`, a clock that breaks its
+    /// rule); a machine with problems is left out of the leader and flagged.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub problems: Vec<String>,
+}
+
+/// Time series of one machine, for the figures (not in `summary.json`).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct MachineSeries {
+    /// Logical clock over time.
+    pub clock: Series,
+    /// Lag behind the leader over time, in ticks.
+    pub lag: Series,
+    /// Queue length over time.
+    pub queue: Series,
+    /// HLC `l − pt` over time, in milliseconds.
+    pub hlc_offset_ms: Series,
+}
+
+/// The running state of one machine during the merge.
+#[derive(Debug, Default)]
+pub(crate) struct MachineAcc {
+    pub(crate) id: u32,
+    pub(crate) rate: Option<u32>,
+    pub(crate) clock: u64,
+    pub(crate) stopped: bool,
+    /// Its log has no more lines.
+    pub(crate) finished: bool,
+    /// A line broke a rule: its clock no longer counts for the leader.
+    pub(crate) unsound: bool,
+    pub(crate) problems: Vec<String>,
+    pub(crate) records: u64,
+    stop_queue: Option<u64>,
+    last_tick_sent_clock: Option<u64>,
+    pub(crate) ticks: u64,
+    jumps: Histogram,
+    queue: Histogram,
+    queue_trend: Trend,
+    last_queue: u64,
+    pub(crate) mix: EventMix,
+    messages_sent: u64,
+    unprocessed_lines: u64,
+    pub(crate) first_tick_us: Option<i64>,
+    pub(crate) last_line_us: i64,
+    pub(crate) lag_weighted_us: f64,
+    pub(crate) lag_s_weighted_us: f64,
+    pub(crate) alive_us: f64,
+    pub(crate) lag_max: u64,
+    pub(crate) lag_max_s: f64,
+    pub(crate) lag_trend: Trend,
+    hlc_offset_max_us: Option<i64>,
+    hlc_offset_sum_us: f64,
+    hlc_ticks: u64,
+    hlc_counter_max: u64,
+    pub(crate) series: MachineSeries,
+}
+
+impl MachineAcc {
+    /// A machine whose rate the manifest may already know.
+    pub(crate) fn new(id: u32, rate: Option<u32>) -> MachineAcc {
+        MachineAcc { id, rate, ..MachineAcc::default() }
+    }
+
+    /// Notes a problem; the machine no longer counts for the leader.
+    fn problem(&mut self, line_no: u64, what: String) {
+        self.unsound = true;
+        if self.problems.len() < 5 {
+            self.problems.push(format!("line {line_no}: {what}"));
+        }
+    }
+
+    /// Takes one line, which is not after `Stopped`; `lag_ticks` is its lag
+    /// behind the leader at that instant.
+    pub(crate) fn on_event(&mut self, event: &RunEvent, relative_us: i64, lag_ticks: u64) {
+        let record = &event.record;
+        self.records += 1;
+        self.last_line_us = relative_us;
+        match &record.event {
+            Event::Initialized { rate, .. } => {
+                self.rate = Some(*rate);
+                self.clock = record.logical_clock;
+            }
+            Event::Internal | Event::Sent { .. } | Event::Processed { .. } => {
+                if let Event::Sent { to } = &record.event {
+                    self.messages_sent += to.len() as u64;
+                    if self.last_tick_sent_clock == Some(record.logical_clock) {
+                        // The second line of a double send (the reference's): the same tick.
+                        return;
+                    }
+                    self.last_tick_sent_clock = Some(record.logical_clock);
+                } else {
+                    self.last_tick_sent_clock = None;
+                }
+                self.check_clock_rule(event);
+                match record.event {
+                    Event::Internal => self.mix.internal += 1,
+                    Event::Sent { .. } => self.mix.sent += 1,
+                    _ => self.mix.processed += 1,
+                }
+                self.ticks += 1;
+                self.jumps.add(record.logical_clock.saturating_sub(self.clock));
+                self.clock = self.clock.max(record.logical_clock);
+                self.queue.add(record.queue_length);
+                let time_s = relative_us as f64 / 1e6;
+                self.queue_trend.add(time_s, record.queue_length as f64);
+                self.lag_trend.add(time_s, lag_ticks as f64);
+                self.last_queue = record.queue_length;
+                self.first_tick_us.get_or_insert(relative_us);
+                self.series.clock.push(relative_us, self.clock as f64);
+                self.series.queue.push(relative_us, record.queue_length as f64);
+                if let (Some(hlc), Some(pt)) = (record.hlc, record.physical_clock_us) {
+                    let offset = hlc.l_us.saturating_sub(pt);
+                    self.hlc_offset_max_us = Some(self.hlc_offset_max_us.map_or(offset, |max| max.max(offset)));
+                    self.hlc_offset_sum_us += offset as f64;
+                    self.hlc_ticks += 1;
+                    self.hlc_counter_max = self.hlc_counter_max.max(hlc.c);
+                    self.series.hlc_offset_ms.push(relative_us, offset as f64 / 1e3);
+                }
+            }
+            Event::Unprocessed { .. } => self.unprocessed_lines += 1,
+            Event::Stopped => {
+                self.stopped = true;
+                self.stop_queue = Some(record.queue_length);
+            }
+            Event::Connected { .. } | Event::Disconnected { .. } => {}
+        }
+    }
+
+    /// Lamport's rule on a tick: `+1`, or `max(own, received) + 1`. Logs
+    /// without the received clock (the reference's) can only be checked to
+    /// move forward.
+    fn check_clock_rule(&mut self, event: &RunEvent) {
+        let record = &event.record;
+        let expected = match record.event {
+            Event::Processed { clock: Some(stamp), .. } => Some(self.clock.max(stamp) + 1),
+            Event::Processed { clock: None, .. } => None,
+            _ => Some(self.clock + 1),
+        };
+        match expected {
+            Some(want) if record.logical_clock != want && !self.unsound => {
+                self.problem(event.line_no, format!("clock {} where Lamport's rule gives {want}", record.logical_clock))
+            }
+            None if record.logical_clock <= self.clock && !self.unsound => {
+                self.problem(event.line_no, format!("clock {} does not move forward", record.logical_clock))
+            }
+            _ => {}
+        }
+    }
+
+    /// The machine's statistics over a run of `duration_s`, in which the
+    /// fastest machine ticks at `fastest_rate` and the expected tick count of
+    /// a rate is `expected_ticks(rate)`.
+    pub(crate) fn summarise(
+        &self,
+        duration_s: f64,
+        fastest_rate: u32,
+        expected_ticks: impl Fn(u32) -> f64,
+    ) -> MachineSummary {
+        let rate = self.rate.unwrap_or(0);
+        let expected = expected_ticks(rate);
+        let unprocessed = if self.unprocessed_lines > 0 {
+            self.unprocessed_lines
+        } else {
+            self.stop_queue.unwrap_or(self.last_queue)
+        };
+        let received = self.mix.processed + unprocessed;
+        let capacity = f64::from(rate) * duration_s;
+        let utilisation = if capacity > 0.0 { received as f64 / capacity } else { 0.0 };
+        let lag_growth = self.lag_trend.fit();
+        let grows = lag_growth.clearly_positive();
+        let mean_ticks = if self.alive_us > 0.0 { self.lag_weighted_us / self.alive_us } else { 0.0 };
+        let mut problems = self.problems.clone();
+        if !self.stopped {
+            problems.push("the log ends without Stopped (the machine died or its log was cut)".to_string());
+        }
+        MachineSummary {
+            id: self.id,
+            rate,
+            rate_ratio: if rate > 0 { f64::from(fastest_rate) / f64::from(rate) } else { 0.0 },
+            ticks: self.ticks,
+            expected_ticks: expected,
+            tick_ratio: if expected > 0.0 { self.ticks as f64 / expected } else { 0.0 },
+            final_clock: self.clock,
+            clock_rate_per_s: if duration_s > 0.0 { self.clock as f64 / duration_s } else { 0.0 },
+            jump: JumpStats {
+                mean: self.jumps.mean(),
+                p50: self.jumps.percentile(0.5),
+                p99: self.jumps.percentile(0.99),
+                max: self.jumps.max(),
+                distribution: self.jumps.counts().clone(),
+            },
+            lag: LagStats {
+                mean_ticks,
+                max_ticks: self.lag_max,
+                mean_s: if self.alive_us > 0.0 { self.lag_s_weighted_us / self.alive_us } else { 0.0 },
+                max_s: self.lag_max_s,
+                growth: lag_growth,
+                grows,
+                stationary_ticks: (!grows).then_some(mean_ticks),
+            },
+            queue: QueueStats {
+                mean: self.queue.mean(),
+                p99: self.queue.percentile(0.99),
+                max: self.queue.max(),
+                last: self.last_queue,
+                growth: self.queue_trend.fit(),
+            },
+            load: LoadStats { received, utilisation, overloaded: utilisation > 1.0 },
+            events: self.mix.clone(),
+            messages_sent: self.messages_sent,
+            messages_processed: self.mix.processed,
+            messages_unprocessed: unprocessed,
+            hlc: self.hlc_offset_max_us.map(|offset_max_us| HlcStats {
+                offset_max_us,
+                offset_mean_us: self.hlc_offset_sum_us / self.hlc_ticks.max(1) as f64,
+                counter_max: self.hlc_counter_max,
+            }),
+            problems,
+        }
+    }
+}
