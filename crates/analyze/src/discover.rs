@@ -1,7 +1,13 @@
 //! Finding runs: a folder is a run if it holds `machine_<id>.log`,
 //! `machine_<id>.jsonl` or `process_<id>.log` (the reference's name); an
 //! experiment folder holds run folders; a results folder holds experiment
-//! folders (its `analysis/` folder is skipped).
+//! folders (its `analysis/` folder is skipped), in the order its
+//! `config.toml` lists them when it has one.
+//!
+//! Damaged folders are reported, never guessed at: a log whose name is not
+//! the canonical `machine_<id>` (`machine_01.log`) is ignored when the
+//! canonical one exists; a folder reached twice (a symbolic link to another
+//! run) is analysed once.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -17,6 +23,8 @@ pub struct RunDir {
     pub path: PathBuf,
     /// Each machine's log file, by the id in its name (`.log` preferred over `.jsonl`).
     pub logs: BTreeMap<u32, PathBuf>,
+    /// Files that look like logs and were not used, and why.
+    pub ignored: Vec<(PathBuf, String)>,
 }
 
 /// One experiment folder and its runs, in run order.
@@ -42,7 +50,8 @@ pub fn discover(dir: &Path) -> Result<Vec<ExperimentDir>, AnalyzeError> {
             .unwrap_or_else(|| "experiment".to_string());
         return Ok(vec![ExperimentDir { name, runs: vec![run] }]);
     }
-    let runs = runs_in(dir).map_err(io_error)?;
+    let mut seen = std::collections::BTreeSet::new();
+    let runs = runs_in(dir, &mut seen).map_err(io_error)?;
     if !runs.is_empty() {
         return Ok(vec![ExperimentDir { name: folder_name(dir), runs }]);
     }
@@ -51,7 +60,7 @@ pub fn discover(dir: &Path) -> Result<Vec<ExperimentDir>, AnalyzeError> {
         if sub.file_name().is_some_and(|name| name == "analysis") {
             continue;
         }
-        let runs = runs_in(&sub).map_err(|source| AnalyzeError::Io { path: sub.clone(), source })?;
+        let runs = runs_in(&sub, &mut seen).map_err(|source| AnalyzeError::Io { path: sub.clone(), source })?;
         if !runs.is_empty() {
             experiments.push(ExperimentDir { name: folder_name(&sub), runs });
         }
@@ -59,7 +68,20 @@ pub fn discover(dir: &Path) -> Result<Vec<ExperimentDir>, AnalyzeError> {
     if experiments.is_empty() {
         return Err(AnalyzeError::NoLogs(dir.to_path_buf()));
     }
+    // The configured order, when the results folder says it.
+    if let Some(order) = configured_order(dir) {
+        experiments.sort_by_key(|e| order.iter().position(|name| *name == e.name).unwrap_or(usize::MAX));
+    }
     Ok(experiments)
+}
+
+/// The experiments' names in the order the results folder's `config.toml`
+/// lists them, if it has a readable one.
+fn configured_order(dir: &Path) -> Option<Vec<String>> {
+    let text = std::fs::read_to_string(dir.join(clocklab_config::layout::CONFIG_FILE)).ok()?;
+    let value: toml::Table = text.parse().ok()?;
+    let experiments = value.get("experiments")?.as_array()?;
+    Some(experiments.iter().filter_map(|e| e.get("name")?.as_str().map(str::to_string)).collect())
 }
 
 fn folder_name(dir: &Path) -> String {
@@ -72,11 +94,15 @@ fn folder_name(dir: &Path) -> String {
         .unwrap_or_else(|| "experiment".to_string())
 }
 
-/// The run folders directly under `dir`, ordered by run number then name.
-fn runs_in(dir: &Path) -> std::io::Result<Vec<RunDir>> {
+/// The run folders directly under `dir`, ordered by run number then name;
+/// `seen` holds the folders already taken (by their canonical path).
+fn runs_in(dir: &Path, seen: &mut std::collections::BTreeSet<PathBuf>) -> std::io::Result<Vec<RunDir>> {
     let mut runs = Vec::new();
     for sub in sorted_subfolders(dir)? {
-        if let Some(run) = run_dir(&sub)? {
+        let canonical = sub.canonicalize().unwrap_or_else(|_| sub.clone());
+        if let Some(run) = run_dir(&sub)?
+            && seen.insert(canonical)
+        {
             runs.push(run);
         }
     }
@@ -97,39 +123,67 @@ fn sorted_subfolders(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
 
 /// `dir` as a run, if it holds machine logs.
 fn run_dir(dir: &Path) -> std::io::Result<Option<RunDir>> {
-    // (preference, path): a lower preference wins, so `.log` beats `.jsonl`.
+    // (preference, path): a lower preference wins, so the canonical name
+    // beats a padded one and `.log` beats `.jsonl`.
     let mut found: BTreeMap<u32, (u8, PathBuf)> = BTreeMap::new();
-    for entry in std::fs::read_dir(dir)? {
-        let Ok(entry) = entry else { continue };
-        let path = entry.path();
+    let mut ignored = Vec::new();
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)?.filter_map(Result::ok).map(|e| e.path()).collect();
+    entries.sort();
+    for path in entries {
         if !path.is_file() {
             continue;
         }
         let Some(name) = path.file_name().and_then(|n| n.to_str()) else { continue };
         let Some((id, preference)) = log_file_id(name) else { continue };
         match found.get(&id) {
-            Some((existing, _)) if *existing <= preference => {}
+            Some((existing, _)) if *existing <= preference => {
+                ignored.push((path, format!("machine {id} has another log")))
+            }
             _ => {
-                found.insert(id, (preference, path));
+                if let Some((_, replaced)) = found.insert(id, (preference, path)) {
+                    ignored.push((replaced, format!("machine {id} has another log")));
+                }
             }
         }
     }
     if found.is_empty() {
         return Ok(None);
     }
+    // Only a `.log`/`.jsonl` pair of the same name is expected: say which file a
+    // padded or otherwise odd name lost to.
+    for (path, why) in &mut ignored {
+        if let Some((id, _)) = path.file_name().and_then(|n| n.to_str()).and_then(log_file_id)
+            && let Some((_, used)) = found.get(&id)
+        {
+            *why = format!("machine {id}'s log is {}", used.display());
+        }
+    }
+    ignored.retain(|(path, _)| !is_other_format_of(path, &found));
     Ok(Some(RunDir {
         name: folder_name(dir),
         path: dir.to_path_buf(),
         logs: found.into_iter().map(|(id, (_, path))| (id, path)).collect(),
+        ignored,
     }))
 }
 
-/// The machine id a log file's name carries, and how much it is preferred.
+/// Whether `path` is the other format of a log that is used (`machine_2.jsonl`
+/// beside `machine_2.log`): expected, not worth a word.
+fn is_other_format_of(path: &Path, found: &BTreeMap<u32, (u8, PathBuf)>) -> bool {
+    let Some((id, _)) = path.file_name().and_then(|n| n.to_str()).and_then(log_file_id) else { return false };
+    found.get(&id).is_some_and(|(_, used)| used.with_extension("") == path.with_extension(""))
+}
+
+/// The machine id a log file's name carries, and how much it is preferred:
+/// the canonical `.log` first, then `.jsonl`, then a name whose number is
+/// written another way (`machine_01.log`).
 fn log_file_id(name: &str) -> Option<(u32, u8)> {
-    let (stem, preference) =
+    let (stem, format) =
         if let Some(stem) = name.strip_suffix(".log") { (stem, 0) } else { (name.strip_suffix(".jsonl")?, 1) };
-    let id = stem.strip_prefix("machine_").or_else(|| (preference == 0).then(|| stem.strip_prefix("process_"))?)?;
-    Some((id.parse().ok()?, preference))
+    let number = stem.strip_prefix("machine_").or_else(|| (format == 0).then(|| stem.strip_prefix("process_"))?)?;
+    let id: u32 = number.parse().ok()?;
+    let canonical = id.to_string() == number;
+    Some((id, if canonical { format } else { 2 + format }))
 }
 
 #[cfg(test)]
@@ -144,6 +198,7 @@ mod tests {
         assert_eq!(log_file_id("process_3.jsonl"), None);
         assert_eq!(log_file_id("manifest.json"), None);
         assert_eq!(log_file_id("machine_x.log"), None);
+        assert_eq!(log_file_id("machine_01.log"), Some((1, 2)), "a padded name loses to the canonical one");
     }
 
     #[test]
@@ -176,5 +231,37 @@ mod tests {
 
         let empty = tempfile::tempdir().unwrap();
         assert!(matches!(discover(empty.path()), Err(AnalyzeError::NoLogs(_))));
+    }
+
+    #[test]
+    fn damaged_folders_are_taken_once_and_odd_names_are_reported() {
+        let root = tempfile::tempdir().unwrap();
+        let run = root.path().join("baseline/run_1");
+        std::fs::create_dir_all(&run).unwrap();
+        for name in ["machine_1.log", "machine_01.log", "machine_2.log", "machine_2.jsonl"] {
+            std::fs::write(run.join(name), "").unwrap();
+        }
+        // A second name for the same run folder.
+        std::os::unix::fs::symlink(&run, root.path().join("baseline/run_2")).unwrap();
+        std::fs::write(
+            root.path().join("config.toml"),
+            "[[experiments]]\nname = \"zeta\"\n[[experiments]]\nname = \"baseline\"\n",
+        )
+        .unwrap();
+        let zeta = root.path().join("zeta/run_1");
+        std::fs::create_dir_all(&zeta).unwrap();
+        std::fs::write(zeta.join("machine_1.log"), "").unwrap();
+        let experiments = discover(root.path()).unwrap();
+        assert_eq!(
+            experiments.iter().map(|e| e.name.as_str()).collect::<Vec<_>>(),
+            ["zeta", "baseline"],
+            "the configured order"
+        );
+        let baseline = &experiments[1];
+        assert_eq!(baseline.runs.len(), 1, "the linked folder is the same run");
+        let run = &baseline.runs[0];
+        assert!(run.logs[&1].ends_with("machine_1.log"));
+        assert_eq!(run.ignored.len(), 1, "{:?}", run.ignored);
+        assert!(run.ignored[0].0.ends_with("machine_01.log") && run.ignored[0].1.contains("machine_1.log"));
     }
 }

@@ -12,6 +12,9 @@ use clocklab_model::MachineId;
 /// The manifest's file name in a run folder.
 pub const MANIFEST_FILE: &str = "manifest.json";
 
+/// The configuration's file name in a results folder.
+pub const CONFIG_FILE: &str = "config.toml";
+
 /// The folder of run `run_idx` (1-based) of `experiment` under `out`.
 pub fn run_dir(out: &Path, experiment: &str, run_idx: u32) -> PathBuf {
     out.join(experiment).join(format!("run_{run_idx}"))

@@ -183,6 +183,13 @@ pub fn analyze_run(run: &RunDir) -> RunSummary {
         diagnostics.push(diagnostic);
     }
     let diagnostic_of: BTreeMap<u32, usize> = run.logs.keys().enumerate().map(|(idx, &id)| (id, idx)).collect();
+    for (path, why) in &run.ignored {
+        diagnostics.push(FileDiagnostics {
+            path: path.clone(),
+            problems: vec![format!("ignored: {why}")],
+            ..FileDiagnostics::default()
+        });
+    }
     let planned_rate =
         |id: u32| manifest.as_ref().and_then(|m| m.machines.iter().find(|machine| machine.id == id)).map(|m| m.rate);
     let mut accs: Vec<MachineAcc> = readers.iter().map(|(id, _)| MachineAcc::new(*id, planned_rate(*id))).collect();
@@ -320,6 +327,7 @@ mod tests {
             name: "run_1".into(),
             path: dir.to_path_buf(),
             logs: files.iter().map(|&(id, name)| (id, dir.join(name))).collect(),
+            ignored: Vec::new(),
         }
     }
 
