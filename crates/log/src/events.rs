@@ -78,8 +78,9 @@ pub struct SentMessage {
 pub enum Pairing {
     /// Not a receive (a send lists its messages in its record's `to`).
     NotAReceive,
-    /// A receive, paired with its send.
-    Paired(SentMessage),
+    /// A receive, paired with its send (boxed: most events are not receives,
+    /// and every event is moved a few times on its way).
+    Paired(Box<SentMessage>),
     /// A receive that no log sent: invented, or its sender's log is missing.
     Unmatched,
     /// A receive that names no sender (the reference's `Processed message`).
@@ -268,7 +269,7 @@ impl<I: Iterator<Item = ReadLine>> Iterator for RunEvents<I> {
                         if self.pending.get(&key).is_some_and(VecDeque::is_empty) {
                             self.pending.remove(&key);
                         }
-                        Pairing::Paired(sent)
+                        Pairing::Paired(Box::new(sent))
                     }
                     None => Pairing::Unmatched,
                 },

@@ -4,9 +4,6 @@
 
 use std::io::BufRead;
 
-use time::PrimitiveDateTime;
-use time::macros::format_description;
-
 use clocklab_model::HlcStamp;
 
 use crate::record::{Event, Record};
@@ -106,7 +103,7 @@ impl<R: BufRead> LogReader<R> {
             input,
             buf: Vec::with_capacity(256),
             line_no: 0,
-            parser: LineParser::default(),
+            parser: LineParser,
             diagnostics: Diagnostics::default(),
         }
     }
@@ -172,15 +169,12 @@ impl<R> LogReader<R> {
 
 /// Parses one line (without its newline) in any of the known formats.
 pub fn parse_line(line: &str) -> Result<(Record, TimePrecision), LineError> {
-    LineParser::default().parse(line)
+    LineParser.parse(line)
 }
 
-/// A line parser that remembers the last second it converted: lines of a log
-/// share seconds, and date conversion is the slow part of a line.
-#[derive(Debug, Default)]
-struct LineParser {
-    last_second: Option<(String, i64)>,
-}
+/// The parser of one line in any of the known formats.
+#[derive(Debug)]
+struct LineParser;
 
 impl LineParser {
     fn parse(&mut self, line: &str) -> Result<(Record, TimePrecision), LineError> {
@@ -188,10 +182,10 @@ impl LineParser {
     }
 
     fn parse_text(&mut self, line: &str) -> Result<(Record, TimePrecision), LineError> {
-        let (id, rest) = line.split_once("> ").ok_or(LineError::NoMachineId)?;
+        let (id, rest) = split_machine_id(line).ok_or(LineError::NoMachineId)?;
         let machine = id.parse().map_err(|_| LineError::NoMachineId)?;
         let rest = rest.strip_prefix("Event: ").ok_or(LineError::MissingField("Event"))?;
-        let mut fields = rest.split(" | ");
+        let mut fields = Fields::new(rest);
         let event = parse_event(fields.next().unwrap_or_default())?;
         let mut system_time = None;
         let mut logical_clock = None;
@@ -201,7 +195,9 @@ impl LineParser {
         let mut hlc = None;
         let mut physical_clock_us = None;
         for field in fields {
-            let Some((key, value)) = field.split_once(": ") else { continue };
+            // Keys hold no colon, so the first one ends the key.
+            let Some((key, value)) = field.split_once(':') else { continue };
+            let Some(value) = value.strip_prefix(' ') else { continue };
             match key {
                 "System Time" => system_time = Some(value),
                 "Logical Clock" => logical_clock = Some(number::<u64>("Logical Clock", value)?),
@@ -288,7 +284,7 @@ impl LineParser {
         {
             return Err(bad());
         }
-        let second = self.second_of(field, &date.replacen('T', " ", 1))?;
+        let second = self.second_of(field, date)?;
         let micros = if fraction.is_empty() {
             0
         } else {
@@ -297,19 +293,73 @@ impl LineParser {
         Ok(second * 1_000_000 + micros)
     }
 
-    /// Seconds since the epoch of `YYYY-MM-DD HH:MM:SS`, UTC.
+    /// Seconds since the epoch of `YYYY-MM-DD HH:MM:SS` (or with a `T`
+    /// between date and time), UTC.
     fn second_of(&mut self, field: &'static str, value: &str) -> Result<i64, LineError> {
-        if let Some((text, second)) = &self.last_second
-            && text == value
-        {
-            return Ok(*second);
+        civil_second(value).ok_or_else(|| LineError::BadValue { field, value: value.to_string() })
+    }
+}
+
+/// Seconds since the epoch of `YYYY-MM-DD HH:MM:SS` (the separator between
+/// date and time may be any one byte, `T` in RFC 3339), UTC. The digits are
+/// read in place; the calendar is the `time` crate's.
+fn civil_second(value: &str) -> Option<i64> {
+    let bytes = value.as_bytes();
+    if bytes.len() != 19 || bytes[4] != b'-' || bytes[7] != b'-' || bytes[13] != b':' || bytes[16] != b':' {
+        return None;
+    }
+    let digits = |range: std::ops::Range<usize>| -> Option<u32> {
+        bytes[range].iter().try_fold(0u32, |acc, &b| b.is_ascii_digit().then(|| acc * 10 + u32::from(b - b'0')))
+    };
+    let month = time::Month::try_from(u8::try_from(digits(5..7)?).ok()?).ok()?;
+    let date =
+        time::Date::from_calendar_date(i32::try_from(digits(0..4)?).ok()?, month, u8::try_from(digits(8..10)?).ok()?)
+            .ok()?;
+    let hms = time::Time::from_hms(
+        u8::try_from(digits(11..13)?).ok()?,
+        u8::try_from(digits(14..16)?).ok()?,
+        u8::try_from(digits(17..19)?).ok()?,
+    )
+    .ok()?;
+    Some(time::PrimitiveDateTime::new(date, hms).assume_utc().unix_timestamp())
+}
+
+/// `<id>> rest`: the machine id and the rest of the line.
+fn split_machine_id(line: &str) -> Option<(&str, &str)> {
+    let end = memchr::memchr(b'>', line.as_bytes())?;
+    Some((&line[..end], line[end + 1..].strip_prefix(' ')?))
+}
+
+/// The ` | `-separated fields of a line, found with one searcher built once:
+/// splitting on a `&str` pattern builds a new searcher per line, which was
+/// the slowest part of reading a log.
+struct Fields<'a> {
+    rest: Option<&'a str>,
+}
+
+impl<'a> Fields<'a> {
+    fn new(text: &'a str) -> Fields<'a> {
+        Fields { rest: Some(text) }
+    }
+}
+
+impl<'a> Iterator for Fields<'a> {
+    type Item = &'a str;
+
+    fn next(&mut self) -> Option<&'a str> {
+        static SEPARATOR: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+            std::sync::LazyLock::new(|| memchr::memmem::Finder::new(" | "));
+        let text = self.rest?;
+        match SEPARATOR.find(text.as_bytes()) {
+            Some(at) => {
+                self.rest = Some(&text[at + 3..]);
+                Some(&text[..at])
+            }
+            None => {
+                self.rest = None;
+                Some(text)
+            }
         }
-        let format = format_description!("[year]-[month]-[day] [hour]:[minute]:[second]");
-        let datetime = PrimitiveDateTime::parse(value, format)
-            .map_err(|_| LineError::BadValue { field, value: value.to_string() })?;
-        let second = datetime.assume_utc().unix_timestamp();
-        self.last_second = Some((value.to_string(), second));
-        Ok(second)
     }
 }
 
