@@ -2,7 +2,7 @@
 //! simulated network, all in virtual time.
 
 use std::cmp::Ordering;
-use std::collections::BinaryHeap;
+use std::collections::{BinaryHeap, VecDeque};
 use std::io;
 
 use clocklab_config::{RunPlan, SimSettings};
@@ -92,12 +92,16 @@ struct SimMachine {
 }
 
 /// What happens at a point of virtual time.
-#[derive(Clone, Debug)]
+///
+/// A delivery names only its link: the message itself waits in the link's
+/// queue, so that the heap's entries stay small (the heap moves them on
+/// every push and pop).
+#[derive(Clone, Copy, Debug)]
 enum Payload {
     /// Machine `id` ticks.
     Tick { id: MachineId },
-    /// A message arrives at `to`'s queue.
-    Delivery { from: MachineId, to: MachineId, stamp: Stamp },
+    /// The oldest message on the link from `from` to `to` arrives at `to`'s queue.
+    Delivery { from: MachineId, to: MachineId },
 }
 
 /// A pending event, ordered by its key alone.
@@ -107,7 +111,7 @@ enum Payload {
 /// before ticks (class 1, by machine id). So a message that arrives at the
 /// instant of a tick is already in the queue when the tick runs, and the
 /// order of simultaneous events never depends on anything but the seed.
-#[derive(Clone, Debug)]
+#[derive(Clone, Copy, Debug)]
 struct Pending {
     key: u128,
     payload: Payload,
@@ -142,13 +146,13 @@ impl Ord for Pending {
     }
 }
 
-/// The messages in flight from one sender to one receiver: when the last
-/// of them arrives, and how many there are.
-#[derive(Clone, Copy, Debug)]
+/// The messages in flight from one sender to one receiver, oldest first, and
+/// when the last of them arrives.
+#[derive(Clone, Debug)]
 struct Link {
     to: MachineId,
     last_arrival_us: u64,
-    in_flight: u32,
+    messages: VecDeque<Stamp>,
 }
 
 /// The wire: messages in flight, in a heap with the pending ticks.
@@ -175,31 +179,35 @@ impl Wire {
         let arrival_us = match links.iter_mut().find(|link| link.to == to) {
             Some(link) => {
                 link.last_arrival_us = now_us.saturating_add(delay_us).max(link.last_arrival_us);
-                link.in_flight += 1;
+                link.messages.push_back(stamp);
                 link.last_arrival_us
             }
             None => {
                 let last_arrival_us = now_us.saturating_add(delay_us);
-                links.push(Link { to, last_arrival_us, in_flight: 1 });
+                links.push(Link { to, last_arrival_us, messages: VecDeque::from([stamp]) });
                 last_arrival_us
             }
         };
         // Fewer than 2^63 messages fit in any run, so the order never spills into the class bit.
+        // On one link arrivals never decrease and the order rises with every
+        // send, so the heap gives a link's messages in the order they were sent.
         let key = u128::from(arrival_us) << 64 | u128::from(self.n_sent);
         self.n_sent += 1;
-        self.heap.push(Pending { key, payload: Payload::Delivery { from, to, stamp } });
+        self.heap.push(Pending { key, payload: Payload::Delivery { from, to } });
         self.in_flight += 1;
         self.max_in_flight = self.max_in_flight.max(self.in_flight);
     }
 
-    fn arrived(&mut self, from: MachineId, to: MachineId) {
+    /// The oldest message in flight from `from` to `to`, which has arrived.
+    fn arrived(&mut self, from: MachineId, to: MachineId) -> Stamp {
         self.in_flight -= 1;
         let links = &mut self.links[from as usize - 1];
         let idx = links.iter().position(|link| link.to == to).expect("a delivery has its link");
-        links[idx].in_flight -= 1;
-        if links[idx].in_flight == 0 {
+        let stamp = links[idx].messages.pop_front().expect("a delivery has its message");
+        if links[idx].messages.is_empty() {
             links.swap_remove(idx);
         }
+        stamp
     }
 }
 
@@ -303,8 +311,8 @@ impl Simulation {
         while let Some(pending) = wire.heap.pop() {
             let now_us = pending.time_us();
             match pending.payload {
-                Payload::Delivery { from, to, stamp } => {
-                    wire.arrived(from, to);
+                Payload::Delivery { from, to } => {
+                    let stamp = wire.arrived(from, to);
                     let sim = &mut machines[to as usize - 1];
                     if sim.driver.deliver(at(now_us), from, stamp) == Delivery::Queued {
                         summary.max_queue_len = summary.max_queue_len.max(sim.driver.machine().queue_len() as u64);
@@ -472,7 +480,7 @@ mod tests {
     fn simultaneous_events_are_ordered_by_key() {
         let delivery = |time_us: u64, seq: u64| Pending {
             key: u128::from(time_us) << 64 | u128::from(seq),
-            payload: Payload::Delivery { from: 1, to: 2, stamp: Stamp::lamport(0) },
+            payload: Payload::Delivery { from: 1, to: 2 },
         };
         let tick = |time_us: u64, id: MachineId| Pending { key: tick_key(time_us, id), payload: Payload::Tick { id } };
         let mut heap =
