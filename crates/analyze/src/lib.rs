@@ -36,6 +36,8 @@
 pub mod compare;
 pub mod discover;
 pub mod figures;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod report;
 pub mod run;
 pub mod stats;
