@@ -59,7 +59,17 @@ pub fn discover(dir: &Path) -> Result<Vec<ExperimentDir>, AnalyzeError> {
     if experiments.is_empty() {
         return Err(AnalyzeError::NoLogs(dir.to_path_buf()));
     }
+    order_as_configured(dir, &mut experiments);
     Ok(experiments)
+}
+
+/// Puts the experiments of a results folder in the order of the
+/// configuration it was run with (`config.toml` beside them), the order the
+/// user chose; experiments it does not name keep their folder order, after.
+fn order_as_configured(dir: &Path, experiments: &mut [ExperimentDir]) {
+    let Ok(config) = clocklab_config::Config::load(&dir.join("config.toml")) else { return };
+    let rank = |name: &str| config.experiments.iter().position(|e| e.name == name).unwrap_or(usize::MAX);
+    experiments.sort_by_key(|e| rank(&e.name));
 }
 
 fn folder_name(dir: &Path) -> String {
@@ -173,6 +183,16 @@ mod tests {
         let run = discover(&root.path().join("baseline/run_2")).unwrap();
         assert_eq!(run[0].name, "baseline");
         assert_eq!(run[0].runs.len(), 1);
+
+        // A results folder's configuration gives the experiments' order.
+        std::fs::write(
+            root.path().join("config.toml"),
+            "[[experiments]]\nname = \"both\"\nmachines = 3\nmax_clock_rate = 3\nmax_event_num = 5\nruns = 1\nduration = 1.0\n\n\
+             [[experiments]]\nname = \"baseline\"\nmachines = 3\nmax_clock_rate = 6\nmax_event_num = 10\nruns = 1\nduration = 1.0\n",
+        )
+        .unwrap();
+        let ordered = discover(root.path()).unwrap();
+        assert_eq!(ordered.iter().map(|e| e.name.as_str()).collect::<Vec<_>>(), ["both", "baseline"]);
 
         let empty = tempfile::tempdir().unwrap();
         assert!(matches!(discover(empty.path()), Err(AnalyzeError::NoLogs(_))));

@@ -292,7 +292,7 @@ pub fn analyze_run(run: &RunDir) -> RunSummary {
         path: run.path.clone(),
         duration_s,
         time_precision: if precision_seconds { "s" } else { "us" },
-        info: info::run_info(manifest.as_ref(), precision_seconds),
+        info: info::run_info(manifest.as_ref(), precision_seconds, origin_us),
         machines,
         causality,
         causality_missing,
