@@ -90,7 +90,9 @@ impl ExperimentSummary {
             .iter()
             .filter(|run| !run.is_sound())
             .map(|run| {
-                let why = if run.info.is_sound() {
+                let why = if run.info.is_sound() && run.machines.is_empty() {
+                    "no machine's log could be read".to_string()
+                } else if run.info.is_sound() {
                     "a machine's log is damaged or incomplete".to_string()
                 } else {
                     match &run.info.cause {

@@ -1,5 +1,6 @@
 //! The outputs: `summary.json`, `summary.txt`, the CSV tables, the figures
-//! (SVG and PNG) and the self-contained `report.html`.
+//! (SVG and PNG), the self-contained `report.html` and its text without
+//! figures, `report.txt`.
 //!
 //! The report reads like lab notes ([`notes`]): what was run at the top,
 //! then each question of the exercise with its answer, the figures that show
@@ -10,6 +11,8 @@
 
 pub mod notes;
 pub mod plots;
+#[cfg(test)]
+mod tests;
 pub mod view;
 
 use std::path::{Path, PathBuf};
@@ -163,8 +166,12 @@ pub fn write_outputs(summary: &Summary, out: &Path) -> Result<Outputs, AnalyzeEr
         files.push(png_path);
         drawn.push((figure, svg));
     }
+    let page = build(summary, &drawn, omitted);
+    let text = out.join("report.txt");
+    std::fs::write(&text, view::notes_text(&page.header, &page.notes)).map_err(io(&text))?;
+    files.push(text);
     let report = out.join("report.html");
-    std::fs::write(&report, render_html(&build(summary, &drawn, omitted))).map_err(io(&report))?;
+    std::fs::write(&report, render_html(&page)).map_err(io(&report))?;
     files.push(report.clone());
     Ok(Outputs { report, files })
 }

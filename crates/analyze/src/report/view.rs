@@ -196,8 +196,8 @@ pub struct MachineRow {
     pub values: Vec<String>,
 }
 
-/// The machine table's headings, after experiment and run.
-pub const MACHINE_COLUMNS: [&str; 14] = [
+/// The machine table's headings, after the run.
+pub const MACHINE_COLUMNS: [&str; 13] = [
     "id",
     "rate",
     "r_max / r",
@@ -205,8 +205,7 @@ pub const MACHINE_COLUMNS: [&str; 14] = [
     "ticks / expected",
     "mean jump",
     "p99 / max jump",
-    "mean lag (ticks)",
-    "mean lag (s)",
+    "mean lag, ticks (s)",
     "lag growth (ticks/s)",
     "mean / max queue",
     "queue growth (/s)",
@@ -238,8 +237,7 @@ pub fn page(summary: &Summary, notes: Vec<NoteView>, run_figures: Vec<FigureView
                         format!("{} / {}", m.ticks, fixed(m.expected_ticks, 0)),
                         fixed(m.jump.mean, 2),
                         format!("{} / {}", m.jump.p99, m.jump.max),
-                        fixed(m.lag.mean_ticks, 2),
-                        fixed(m.lag.mean_s, 2),
+                        format!("{} ({})", fixed(m.lag.mean_ticks, 2), fixed(m.lag.mean_s, 2)),
                         format!("{} ± {}", fixed(m.lag.growth.per_s, 3), fixed(m.lag.growth.se, 3)),
                         format!("{} / {}", fixed(m.queue.mean, 2), m.queue.max),
                         format!("{} ± {}", fixed(m.queue.growth.per_s, 3), fixed(m.queue.growth.se, 3)),
@@ -377,7 +375,9 @@ fn header(summary: &Summary) -> Header {
         .iter()
         .flat_map(|e| e.excluded.iter().map(move |(run, why)| format!("{} {run} ({why})", e.name)))
         .collect();
-    let excluded = if excluded.is_empty() {
+    let excluded = if excluded.is_empty() && runs.len() == 1 {
+        "The run finished as planned with complete logs, and enters the aggregates.".to_string()
+    } else if excluded.is_empty() {
         format!(
             "Every one of the {} finished as planned with complete logs, and enters the aggregates.",
             count(runs.len() as u64, "run")
@@ -385,12 +385,15 @@ fn header(summary: &Summary) -> Header {
     } else {
         let shown: Vec<String> = excluded.iter().take(10).cloned().collect();
         format!(
-            "{} of {} left out of the aggregates and marked wherever they appear: {}{}.",
+            "{} of {} {} left out of the aggregates and marked wherever {} appear{}: {}{}",
             excluded.len(),
             count(runs.len() as u64, "run"),
             if excluded.len() == 1 { "is" } else { "are" },
+            if excluded.len() == 1 { "it" } else { "they" },
+            if excluded.len() == 1 { "s" } else { "" },
             list(&shown),
-        ) + if excluded.len() > 10 { " (and more: see the table)" } else { "" }
+            if excluded.len() > 10 { ", and more (see the table)." } else { "." }
+        )
     };
     Header { sentences, experiments, statuses, excluded }
 }
