@@ -7,13 +7,15 @@ use plotters::element::DashedPathElement;
 use plotters::prelude::*;
 
 use super::{
-    Bars, Dots, FONT_FAMILY, Figure, MAX_LINE_POINTS, MAX_SCATTER_POINTS, Mark, Panels, Plot, Quantity, Scatter,
+    Band, Bars, Dots, FONT_FAMILY, Figure, MAX_LINE_POINTS, MAX_SCATTER_POINTS, Mark, Panels, Plot, Quantity, Scatter,
     ScatterGroup, Shape, TEXT_SIZE, TITLE_SIZE, colour, cut, steps, thin,
 };
 
 type Area<DB> = DrawingArea<DB, Shift>;
 type Chart<'a, DB> = ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
 type Drawn = Result<(), String>;
+/// A mark placed at (x, y), with the range drawn through it.
+type Placed = (f64, f64, Option<(f64, f64)>);
 
 /// What a legend entry shows beside its label.
 #[derive(Clone, Copy, Debug)]
@@ -263,7 +265,7 @@ fn draw_panels<DB: DrawingBackend>(area: &Area<DB>, panels: &Panels) -> Drawn {
         rest = below;
         let series: Vec<(usize, Vec<(f64, f64)>)> =
             panel.series.iter().map(|(line, points)| (*line, thin(&cut(points, x_end), MAX_LINE_POINTS))).collect();
-        let bands: Vec<(usize, Vec<(f64, f64, f64)>)> = panel
+        let bands: Vec<(usize, Band)> = panel
             .bands
             .iter()
             .map(|(line, points)| (*line, points.iter().copied().filter(|p| p.0 <= x_end).collect()))
@@ -326,8 +328,7 @@ fn draw_panels<DB: DrawingBackend>(area: &Area<DB>, panels: &Panels) -> Drawn {
 
 fn draw_scatter<DB: DrawingBackend>(area: &Area<DB>, scatter: &Scatter) -> Drawn {
     // Large groups are binned along x: the mean of a bin and its range.
-    let groups: Vec<(Mark, Vec<(f64, f64, Option<(f64, f64)>)>)> =
-        scatter.groups.iter().map(|g| (g.mark, bin(&g.points))).collect();
+    let groups: Vec<(Mark, Vec<Placed>)> = scatter.groups.iter().map(|g| (g.mark, bin(&g.points))).collect();
     let xs = groups.iter().flat_map(|(_, p)| p.iter().map(|p| p.0)).chain(scatter.verticals.iter().map(|v| v.0));
     let (x_low, x_high) = xs.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(v), hi.max(v)));
     let ys = groups.iter().flat_map(|(_, p)| p.iter().flat_map(|p| [Some(p.1), p.2.map(|r| r.0), p.2.map(|r| r.1)]));
@@ -378,7 +379,7 @@ fn draw_scatter<DB: DrawingBackend>(area: &Area<DB>, scatter: &Scatter) -> Drawn
 }
 
 /// The points of a group, binned along x when there are too many.
-fn bin(points: &[(f64, f64)]) -> Vec<(f64, f64, Option<(f64, f64)>)> {
+fn bin(points: &[(f64, f64)]) -> Vec<Placed> {
     if points.len() <= MAX_SCATTER_POINTS {
         return points.iter().map(|&(x, y)| (x, y, None)).collect();
     }
@@ -552,7 +553,7 @@ fn draw_dots<DB: DrawingBackend>(area: &Area<DB>, dots: &Dots) -> Drawn {
     }
     let slot = 0.8 / dots.groups.len().max(1) as f64;
     for group in 0..dots.groups.len() {
-        let mut placed: Vec<(f64, f64, Option<(f64, f64)>)> = Vec::new();
+        let mut placed: Vec<Placed> = Vec::new();
         for category in 0..n {
             let here: Vec<_> = dots.items.iter().filter(|i| i.group == group && i.category == category).collect();
             for (k, item) in here.iter().enumerate() {

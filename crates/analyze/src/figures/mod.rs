@@ -135,10 +135,13 @@ pub struct Panel {
     pub series: Vec<(usize, Vec<(f64, f64)>)>,
     /// (line index, points (seconds, low, high)): a band between two step
     /// functions, for many machines drawn as one group.
-    pub bands: Vec<(usize, Vec<(f64, f64, f64)>)>,
+    pub bands: Vec<(usize, Band)>,
     /// A horizontal dashed reference line: (value, legend label).
     pub reference: Option<(f64, String)>,
 }
+
+/// The points of a band: (seconds, low, high).
+pub type Band = Vec<(f64, f64, f64)>;
 
 /// Marks at (x, y).
 #[derive(Clone, Debug, PartialEq)]

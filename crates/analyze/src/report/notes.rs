@@ -537,15 +537,18 @@ fn causality(summary: &Summary, machines: &[MachineRef]) -> Option<Note> {
             ));
         }
     }
-    let missing: Vec<String> =
-        runs.iter().filter_map(|r| r.causality_missing.as_ref().map(|why| format!("{} ({why})", r.name))).collect();
+    let mut missing: std::collections::BTreeMap<&str, u64> = std::collections::BTreeMap::new();
+    for why in runs.iter().filter_map(|r| r.causality_missing.as_deref()) {
+        *missing.entry(why).or_default() += 1;
+    }
     if !missing.is_empty() {
-        let shown: Vec<String> = missing.iter().take(3).cloned().collect();
+        let reasons: Vec<String> =
+            missing.iter().map(|(why, n)| format!("{why} ({})", count(*n, "run"))).take(3).collect();
         note.answer.push(format!(
             "Concurrency cannot be measured for {}: {}{}.",
-            count(missing.len() as u64, "run"),
-            list(&shown),
-            if missing.len() > 3 { ", …" } else { "" }
+            count(missing.values().sum::<u64>(), "run"),
+            list(&reasons),
+            if missing.len() > 3 { ", and more" } else { "" }
         ));
     }
     if !hlc.is_empty() {

@@ -256,9 +256,12 @@ fn bin_name((low, high): (u64, u64)) -> String {
     if low == high { low.to_string() } else { format!("{low}–{high}") }
 }
 
+/// Which group a machine belongs to.
+type GroupOf = Box<dyn Fn(&MachineSummary) -> usize>;
+
 /// A machine's rate group in a figure: its rate when the figure shows few
 /// distinct rates, otherwise a class of its rate ratio.
-fn rate_groups(machines: &[&MachineSummary]) -> (Vec<String>, Box<dyn Fn(&MachineSummary) -> usize>) {
+fn rate_groups(machines: &[&MachineSummary]) -> (Vec<String>, GroupOf) {
     const MAX_RATES: usize = 8;
     let rates: Vec<u32> =
         machines.iter().map(|m| m.rate).collect::<std::collections::BTreeSet<_>>().into_iter().collect();
@@ -446,6 +449,7 @@ pub(crate) fn run_title(experiment: &ExperimentSummary, run: &RunSummary) -> Str
     } else {
         format!("{}, left out of the aggregates", if run.info.is_sound() { "damaged log" } else { &run.info.status })
     };
+    let status = if status == "unknown" { "no manifest".to_string() } else { status };
     format!("{} / {} ({status})", experiment.name, run_label(run))
 }
 

@@ -235,7 +235,13 @@ fn reference_logs_say_what_they_do_not_record() {
     assert!(text.contains("of the Python reference implementation, without a manifest"), "{text}");
     assert!(text.contains("Started 2025-02-28 19:03:43 UTC."), "{text}");
     assert!(text.contains("do not record max_event_num"), "{text}");
-    assert!(text.contains("Concurrency cannot be measured for 1 run: run_1 (the logs' receives do not name"), "{text}");
+    assert!(
+        text.contains(
+            "Concurrency cannot be measured for 1 run: the logs' receives do not name their senders (1 run)."
+        ),
+        "{text}"
+    );
+    assert!(text.contains("whether they finished as planned is not known"), "{text}");
     assert!(!text.contains("Suite seed"), "{text}");
     let html = render_html(&super::build(&summary, &[], Vec::new()));
     assert!(html.contains("not recorded (rates 2–6 seen)"), "the parameters say where they come from");

@@ -352,10 +352,11 @@ fn header(summary: &Summary) -> Header {
     }
     let starts: BTreeSet<&str> = runs.iter().filter_map(|r| r.info.started_at.as_deref()).collect();
     if let (Some(first), Some(last)) = (starts.first(), starts.last()) {
+        let (first, last) = (readable_time(first), readable_time(last));
         sentences.push(if first == last {
-            format!("Started {}.", readable_time(first))
+            format!("Started {first}.")
         } else {
-            format!("Runs started between {} and {}.", readable_time(first), readable_time(last))
+            format!("Runs started between {first} and {last}.")
         });
     }
     let versions: BTreeSet<&str> = runs.iter().filter_map(|r| r.info.clocklab_version.as_deref()).collect();
@@ -375,7 +376,16 @@ fn header(summary: &Summary) -> Header {
         .iter()
         .flat_map(|e| e.excluded.iter().map(move |(run, why)| format!("{} {run} ({why})", e.name)))
         .collect();
-    let excluded = if excluded.is_empty() && runs.len() == 1 {
+    let unknown = runs.iter().filter(|r| r.info.status == "unknown").count();
+    let excluded = if excluded.is_empty() && unknown > 0 {
+        format!(
+            "Every one of the {} has complete logs and enters the aggregates; without {}, whether {} finished as \
+             planned is not known.",
+            count(runs.len() as u64, "run"),
+            if unknown == 1 { "a manifest" } else { "manifests" },
+            if unknown == runs.len() { "they" } else { "some" }
+        )
+    } else if excluded.is_empty() && runs.len() == 1 {
         "The run finished as planned with complete logs, and enters the aggregates.".to_string()
     } else if excluded.is_empty() {
         format!(
