@@ -265,3 +265,34 @@ fn experiments_differ_only_where_intervals_do_not_overlap() {
     assert!(line.contains("mean jump") && line.contains("(higher)"), "{line}");
     assert!(line.contains("mean lag 0.17 s [0.17, 0.17] against 0.17 s [0.17, 0.17] (intervals overlap)"), "{line}");
 }
+
+/// One `Initialized … with clock rate 4294967295` line, or a run of twenty
+/// distinct rates, gives figures of bounded size whose categories are the
+/// rates seen (in classes past eight).
+#[test]
+fn figures_stay_bounded_whatever_the_rates() {
+    let mut machines: Vec<MachineSummary> = (1..=19).map(|rate| machine(rate, rate, u32::MAX, 10)).collect();
+    machines.push(machine(20, u32::MAX, u32::MAX, 10));
+    let summary = summary(vec![("huge", vec![run("run_1", "ok", machines)])]);
+    let (figures, _) = super::plots::figures(&summary);
+    assert!(!figures.is_empty());
+    for figure in &figures {
+        if let crate::figures::Plot::Bars(bars) = &figure.figure.plot {
+            assert!(bars.groups.len() <= 8 && bars.categories.len() <= 64, "{}: {:?}", figure.name, bars.groups);
+        }
+        let svg = figure.figure.to_svg().unwrap();
+        assert!(svg.len() < 2_000_000, "{} is {} bytes", figure.name, svg.len());
+    }
+    // A few rates: exactly the rates seen, no empty column.
+    let few = summary_of_rates(&[1, 3, 6]);
+    let (figures, _) = super::plots::figures(&few);
+    let histogram = figures.iter().find(|f| f.name.starts_with("jumps_")).unwrap();
+    let crate::figures::Plot::Bars(bars) = &histogram.figure.plot else { panic!("a histogram is bars") };
+    assert_eq!(bars.groups, ["rate 1", "rate 3", "rate 6"]);
+}
+
+fn summary_of_rates(rates: &[u32]) -> Summary {
+    let fastest = rates.iter().copied().max().unwrap_or(1);
+    let machines = rates.iter().enumerate().map(|(idx, &rate)| machine(idx as u32 + 1, rate, fastest, 10)).collect();
+    summary(vec![("few", vec![run("run_1", "ok", machines)])])
+}
