@@ -31,11 +31,12 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the experiment suite (built in, or from --config), then analyse it.
+    /// Run the experiment suite (built in, or from --config), then analyze it.
     Run(cmd::run::RunArgs),
     /// Run one virtual machine as this process.
     Machine(cmd::machine::MachineArgs),
-    /// Analyse a results, experiment or run folder.
+    /// Analyze a results, experiment or run folder (also `clocklab analyse`).
+    #[command(visible_alias = "analyse")]
     Analyze(cmd::analyze::AnalyzeArgs),
     /// Show the configuration.
     Config(cmd::config::ConfigArgs),

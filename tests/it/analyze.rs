@@ -13,7 +13,7 @@ use clocklab_model::{ClockKinds, Stamp};
 
 /// What the generator did, counted independently of the logs.
 #[derive(Debug, Default, Clone, PartialEq)]
-struct Truth {
+pub(crate) struct Truth {
     ticks: u64,
     sent_ticks: u64,
     messages_sent: u64,
@@ -161,7 +161,7 @@ fn generate_run(run_dir: &Path, spec: &RunSpec) -> BTreeMap<u32, Truth> {
 
 /// A fixed results folder: two experiments of two runs each; returns the
 /// generator's counts by (experiment, run, machine).
-fn fixture(root: &Path) -> BTreeMap<(String, String, u32), Truth> {
+pub(crate) fn fixture(root: &Path) -> BTreeMap<(String, String, u32), Truth> {
     let mut truths = BTreeMap::new();
     let setups: [(&str, u32, [[u32; 3]; 2]); 2] =
         [("baseline", 10, [[1, 4, 6], [2, 2, 5]]), ("fewer-internal-events", 5, [[1, 3, 6], [4, 1, 2]])];
@@ -261,32 +261,71 @@ fn report_is_one_offline_file_with_every_figure() {
     let (_, stderr, code) = analyze(root.path(), &out);
     assert_eq!(code, 0, "{stderr}");
     let html = std::fs::read_to_string(out.join("report.html")).unwrap();
-    assert!(!html.contains("http://") && !html.contains("https://"), "the report references the network");
+    // The only address is the SVG namespace, a name that nothing fetches.
+    let addresses = html.replace("xmlns=\"http://www.w3.org/2000/svg\"", "");
+    assert!(!addresses.contains("http://") && !addresses.contains("https://"), "the report references the network");
     assert!(!html.contains("<script") && !html.contains("<link"), "the report loads something");
-    let mut pngs: Vec<PathBuf> = std::fs::read_dir(out.join("figures"))
+    let mut svgs: Vec<PathBuf> = std::fs::read_dir(out.join("figures"))
         .unwrap()
         .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "png"))
+        .filter(|p| p.extension().is_some_and(|e| e == "svg"))
         .collect();
-    pngs.sort();
-    // 2 experiments x 2 runs x (clock, drift, queue) + 2 x (jumps, events) + 4 comparisons.
-    assert_eq!(pngs.len(), 20);
-    use base64::Engine as _;
-    for png in &pngs {
-        let bytes = std::fs::read(png).unwrap();
-        assert!(bytes.starts_with(b"\x89PNG"), "{}", png.display());
-        let svg = std::fs::read(png.with_extension("svg")).unwrap();
-        assert!(svg.starts_with(b"<svg"), "{}", png.display());
-        let encoded = base64::engine::general_purpose::STANDARD.encode(&svg);
-        assert!(html.contains(&encoded), "{} is not in the report", png.with_extension("svg").display());
+    svgs.sort();
+    // 2 jump histograms, 5 scatters against the rate ratio or ρ, the event
+    // mix, concurrency, and one figure per run (4).
+    assert_eq!(svgs.len(), 13, "{svgs:?}");
+    for svg_path in &svgs {
+        let svg = std::fs::read_to_string(svg_path).unwrap();
+        assert!(svg.starts_with("<svg"), "{}", svg_path.display());
+        assert!(html.contains(&svg), "{} is not inline in the report", svg_path.display());
+        assert!(!svg.contains("font-family=\"sans-serif\""), "{} names a font it does not embed", svg_path.display());
+        let png = std::fs::read(svg_path.with_extension("png")).unwrap();
+        assert!(png.starts_with(b"\x89PNG"), "{}", svg_path.display());
     }
-    assert_eq!(html.matches("<img ").count(), pngs.len());
+    assert_eq!(html.matches("<svg ").count(), svgs.len());
+    // The figures' font, embedded once for every figure.
+    assert_eq!(html.matches("@font-face").count(), 1);
+    assert!(html.contains("font-family=\"DejaVu Sans\""));
     assert!(!root.path().join("analysis").exists(), "--out was not respected");
-    for name in ["summary.json", "summary.txt", "machines.csv", "experiments.csv", "jumps.csv"] {
+    for name in
+        ["summary.json", "summary.txt", "machines.csv", "experiments.csv", "runs.csv", "jumps.csv", "report.txt"]
+    {
         assert!(out.join(name).is_file(), "{name}");
     }
     let csv = std::fs::read_to_string(out.join("machines.csv")).unwrap();
     assert_eq!(csv.lines().count(), 1 + 12);
+    // Experiments in the order the discovery gives, which is the configured one when there is a configuration.
+    let baseline = html.find("<td class=\"l\">baseline</td>").unwrap();
+    let fewer = html.find("<td class=\"l\">fewer-internal-events</td>").unwrap();
+    assert!(baseline < fewer);
+}
+
+/// A thousand run folders of empty logs make a bounded analysis: no figure
+/// of a run without ticks, tables cut with a note, every problem counted.
+#[test]
+fn empty_runs_keep_the_output_bounded() {
+    let root = tempfile::tempdir().unwrap();
+    for run_idx in 1..=1_000 {
+        let dir = clocklab_config::layout::run_dir(root.path(), "empty", run_idx);
+        std::fs::create_dir_all(&dir).unwrap();
+        for id in 1..=3 {
+            std::fs::write(dir.join(format!("machine_{id}.log")), "").unwrap();
+        }
+    }
+    let out = root.path().join("analysis");
+    let (stdout, stderr, code) = analyze(root.path(), &out);
+    assert_eq!(code, 0, "{stderr}");
+    let bytes: u64 = std::fs::read_dir(&out)
+        .unwrap()
+        .chain(std::fs::read_dir(out.join("figures")).unwrap())
+        .map(|e| e.unwrap().metadata().unwrap().len())
+        .sum();
+    assert!(bytes < 5_000_000, "{bytes} bytes written");
+    assert_eq!(std::fs::read_dir(out.join("figures")).unwrap().count(), 0, "no run ticked: no figure");
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(html.contains("Problems (3000)"), "every empty log is flagged");
+    assert!(html.contains("1,000 runs without a single tick have no figure"));
+    assert!(stdout.contains("no line of it could be read"), "the terminal says it too");
 }
 
 /// The summary with the temporary folder's path replaced, for snapshots.
@@ -305,6 +344,8 @@ fn summary_table_and_json_snapshots() {
     insta::assert_snapshot!("analyze_summary_table", table);
     let json = redacted(&std::fs::read_to_string(out.join("summary.json")).unwrap(), root.path());
     insta::assert_snapshot!("analyze_summary_json", json);
+    let text = redacted(&std::fs::read_to_string(out.join("report.txt")).unwrap(), root.path());
+    insta::assert_snapshot!("analyze_report_text", text);
 }
 
 #[test]
@@ -338,7 +379,7 @@ fn damaged_and_truncated_lines_are_reported_not_fatal() {
     std::fs::write(&log, text).unwrap();
     let (stdout, stderr, code) = analyze(root.path(), &root.path().join("analysis"));
     assert_eq!(code, 0, "{stderr}");
-    assert!(stdout.contains("1 damaged lines skipped, first at line 2"), "{stdout}");
+    assert!(stdout.contains("1 damaged line skipped, first at line 2"), "{stdout}");
     assert!(stdout.contains("last line cut off"), "{stdout}");
     let summary = read_json(&root.path().join("analysis/summary.json"));
     assert_eq!(summary["experiments"][0]["runs"][0]["machines"][0]["ticks"], truths[&1].ticks);

@@ -6,6 +6,7 @@ mod config_errors;
 mod driver;
 mod faults;
 mod machine;
+mod report_browser;
 mod run_real;
 mod sim;
 mod util;

@@ -166,8 +166,10 @@ pub fn render_comparison(comparison: &Comparison, label_a: &str, label_b: &str) 
         };
         let _ = writeln!(
             out,
-            "== {title}: {} machine pairs, {} with equal tick counts, jump-size distance (total variation) {:.3}",
-            group.n_machines, group.same_ticks, group.jump_tv_distance
+            "== {title}: {}, {} with equal tick counts, jump-size distance (total variation) {:.3}",
+            crate::words::count(group.n_machines as u64, "machine pair"),
+            group.same_ticks,
+            group.jump_tv_distance
         );
         let _ = writeln!(out, "{:<18} {:>12} {:>12} {:>14}", "metric", label_a, label_b, "mean |diff|");
         for m in &group.metrics {
@@ -175,8 +177,11 @@ pub fn render_comparison(comparison: &Comparison, label_a: &str, label_b: &str) 
         }
     }
     if comparison.unmatched > 0 {
-        let _ =
-            writeln!(out, "{} machines had no twin (the two folders come from different plans)", comparison.unmatched);
+        let _ = writeln!(
+            out,
+            "{} had no twin (the two folders come from different plans)",
+            crate::words::count(comparison.unmatched as u64, "machine")
+        );
     }
     out
 }

@@ -229,6 +229,16 @@ mod tests {
         assert_eq!(run[0].name, "baseline");
         assert_eq!(run[0].runs.len(), 1);
 
+        // A results folder's configuration gives the experiments' order.
+        std::fs::write(
+            root.path().join("config.toml"),
+            "[[experiments]]\nname = \"both\"\nmachines = 3\nmax_clock_rate = 3\nmax_event_num = 5\nruns = 1\nduration = 1.0\n\n\
+             [[experiments]]\nname = \"baseline\"\nmachines = 3\nmax_clock_rate = 6\nmax_event_num = 10\nruns = 1\nduration = 1.0\n",
+        )
+        .unwrap();
+        let ordered = discover(root.path()).unwrap();
+        assert_eq!(ordered.iter().map(|e| e.name.as_str()).collect::<Vec<_>>(), ["both", "baseline"]);
+
         let empty = tempfile::tempdir().unwrap();
         assert!(matches!(discover(empty.path()), Err(AnalyzeError::NoLogs(_))));
     }

@@ -38,17 +38,21 @@ pub mod discover;
 pub mod figures;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod predict;
 pub mod report;
 pub mod run;
 pub mod stats;
 pub mod summary;
+pub mod tables;
+pub mod words;
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 pub use report::{Outputs, write_outputs};
-pub use summary::{ExperimentSummary, Summary, render_table};
+pub use summary::{ExperimentSummary, Summary};
+pub use tables::render_table;
 
 /// Why an analysis failed as a whole (damaged lines never make it fail).
 #[derive(Debug, thiserror::Error)]

@@ -70,7 +70,7 @@ pub const MAX_POINTS: usize = 2_000;
 
 /// A time series downsampled to at most [`MAX_POINTS`] buckets of equal
 /// width, keeping the largest value of each bucket: a queue's peaks and a
-/// drift's spikes survive downsampling, and memory does not grow with the log.
+/// lag's spikes survive downsampling, and memory does not grow with the log.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Series {
     bucket_us: i64,

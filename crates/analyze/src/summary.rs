@@ -1,7 +1,5 @@
-//! The whole analysis as data (`summary.json`), its aggregates across runs,
-//! and its text forms: the terminal table and the CSV tables.
-
-use std::fmt::Write as _;
+//! The whole analysis as data (`summary.json`) and its aggregates across
+//! runs; [`crate::tables`] writes its text and CSV forms.
 
 use serde::Serialize;
 
@@ -92,7 +90,9 @@ impl ExperimentSummary {
             .iter()
             .filter(|run| !run.is_sound())
             .map(|run| {
-                let why = if run.info.is_sound() {
+                let why = if run.info.is_sound() && run.machines.is_empty() {
+                    "no machine's log could be read".to_string()
+                } else if run.info.is_sound() {
                     "a machine's log is damaged or incomplete".to_string()
                 } else {
                     match &run.info.cause {
@@ -128,181 +128,4 @@ impl ExperimentSummary {
     pub fn whole_seconds(&self) -> bool {
         self.runs.iter().any(|run| run.time_precision == "s")
     }
-}
-
-/// The terminal summary: one table per experiment, then the diagnostics.
-pub fn render_table(summary: &Summary) -> String {
-    let mut out = String::new();
-    for experiment in &summary.experiments {
-        let precision = if experiment.whole_seconds() { " (whole-second times: lag precise to 1 s)" } else { "" };
-        let _ = writeln!(out, "== {} ({} runs){precision}", experiment.name, experiment.runs.len());
-        let _ = writeln!(
-            out,
-            "{:<8} {:>3} {:>4} {:>15} {:>6} {:>4} {:>4} {:>7} {:>5} {:>7} {:>5} {:>8} {:>5}  {:<20} {:>4}",
-            "run",
-            "id",
-            "rate",
-            "ticks/expect",
-            "jump",
-            "p99",
-            "max",
-            "lag",
-            "max",
-            "queue",
-            "max",
-            "growth/s",
-            "rho",
-            "proc/sent/int",
-            "left"
-        );
-        for run in &experiment.runs {
-            for m in &run.machines {
-                let _ = writeln!(
-                    out,
-                    "{:<8} {:>3} {:>4} {:>15} {:>6.2} {:>4} {:>4} {:>7.2} {:>5} {:>7.2} {:>5} {:>8.3} {:>5.2}  {:<20} {:>4}",
-                    run.name,
-                    m.id,
-                    m.rate,
-                    format!("{}/{:.0}", m.ticks, m.expected_ticks),
-                    m.jump.mean,
-                    m.jump.p99,
-                    m.jump.max,
-                    m.lag.mean_ticks,
-                    m.lag.max_ticks,
-                    m.queue.mean,
-                    m.queue.max,
-                    m.queue.growth.per_s,
-                    m.load.utilisation,
-                    format!("{}/{}/{}", m.events.processed, m.events.sent, m.events.internal),
-                    m.messages_unprocessed,
-                );
-            }
-        }
-        let _ = writeln!(out, "across runs: mean ± sd [95% CI]");
-        for MetricSpread { metric, spread, .. } in &experiment.aggregate {
-            let ci = spread.ci95.map(|[low, high]| format!(" [{low:.3}, {high:.3}]")).unwrap_or_default();
-            let _ = writeln!(out, "  {metric:<16} {:>9.3} ± {:.3}{ci}", spread.mean, spread.sd);
-        }
-        let _ = writeln!(out);
-    }
-    if !summary.diagnostics.is_empty() {
-        let _ = writeln!(out, "== log problems (skipped, never fatal)");
-        for d in &summary.diagnostics {
-            let _ = writeln!(out, "{}", describe_diagnostics(d));
-        }
-    }
-    out
-}
-
-/// One line about a file's problems.
-pub fn describe_diagnostics(d: &FileDiagnostics) -> String {
-    let mut parts = Vec::new();
-    if let Some(error) = &d.open_error {
-        parts.push(format!("unreadable: {error}"));
-    }
-    if d.skipped_lines > 0 {
-        let first: Vec<String> = d.first_skipped.iter().map(|(line, why)| format!("{line} ({why})")).take(3).collect();
-        parts.push(format!("{} damaged lines skipped, first at line {}", d.skipped_lines, first.join(", ")));
-    }
-    if d.truncated_last_line {
-        parts.push("last line cut off (ignored)".to_string());
-    }
-    if d.lines_after_stop > 0 {
-        parts.push(format!("{} lines after Stopped (ignored)", d.lines_after_stop));
-    }
-    format!("{}: {}", d.path.display(), parts.join("; "))
-}
-
-/// `machines.csv`: one row per machine per run.
-pub fn machines_csv(summary: &Summary) -> String {
-    let mut out = String::from(
-        "experiment,run,machine,rate,ticks,expected_ticks,tick_ratio,final_clock,clock_rate_per_s,\
-         jump_mean,jump_p50,jump_p99,jump_max,lag_mean_ticks,lag_max_ticks,queue_mean,queue_p99,queue_max,\
-         queue_growth_per_s,utilisation,processed,sent,internal,messages_sent,messages_processed,\
-         messages_unprocessed\n",
-    );
-    for experiment in &summary.experiments {
-        for run in &experiment.runs {
-            for m in &run.machines {
-                let _ = writeln!(
-                    out,
-                    "{},{},{},{},{},{},{:.4},{},{:.4},{:.4},{},{},{},{:.4},{},{:.4},{},{},{:.5},{:.4},{},{},{},{},{},{}",
-                    csv_field(&experiment.name),
-                    csv_field(&run.name),
-                    m.id,
-                    m.rate,
-                    m.ticks,
-                    m.expected_ticks,
-                    m.tick_ratio,
-                    m.final_clock,
-                    m.clock_rate_per_s,
-                    m.jump.mean,
-                    m.jump.p50,
-                    m.jump.p99,
-                    m.jump.max,
-                    m.lag.mean_ticks,
-                    m.lag.max_ticks,
-                    m.queue.mean,
-                    m.queue.p99,
-                    m.queue.max,
-                    m.queue.growth.per_s,
-                    m.load.utilisation,
-                    m.events.processed,
-                    m.events.sent,
-                    m.events.internal,
-                    m.messages_sent,
-                    m.messages_processed,
-                    m.messages_unprocessed,
-                );
-            }
-        }
-    }
-    out
-}
-
-/// `jumps.csv`: the jump-size distribution, one row per machine, run and jump size.
-pub fn jumps_csv(summary: &Summary) -> String {
-    let mut out = String::from("experiment,run,machine,rate,jump,ticks\n");
-    for experiment in &summary.experiments {
-        for run in &experiment.runs {
-            for m in &run.machines {
-                for (jump, ticks) in &m.jump.distribution {
-                    let _ = writeln!(
-                        out,
-                        "{},{},{},{},{jump},{ticks}",
-                        csv_field(&experiment.name),
-                        csv_field(&run.name),
-                        m.id,
-                        m.rate
-                    );
-                }
-            }
-        }
-    }
-    out
-}
-
-/// `experiments.csv`: one row per experiment and metric.
-pub fn experiments_csv(summary: &Summary) -> String {
-    let mut out = String::from("experiment,metric,runs,mean,sd,min,max,ci95_low,ci95_high\n");
-    for experiment in &summary.experiments {
-        for MetricSpread { metric, spread: s, .. } in &experiment.aggregate {
-            let (low, high) = s.ci95.map(|[l, h]| (format!("{l:.4}"), format!("{h:.4}"))).unwrap_or_default();
-            let _ = writeln!(
-                out,
-                "{},{metric},{},{:.4},{:.4},{:.4},{:.4},{low},{high}",
-                csv_field(&experiment.name),
-                s.n,
-                s.mean,
-                s.sd,
-                s.min,
-                s.max
-            );
-        }
-    }
-    out
-}
-
-fn csv_field(text: &str) -> String {
-    if text.contains([',', '"', '\n']) { format!("\"{}\"", text.replace('"', "\"\"")) } else { text.to_string() }
 }

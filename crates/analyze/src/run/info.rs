@@ -65,13 +65,16 @@ pub(crate) fn read_manifest(run_dir: &Path) -> Result<Option<RunManifest>, Strin
     Ok(Some(manifest))
 }
 
-/// The run's information from its manifest (or what the logs say without one).
-pub(crate) fn run_info(manifest: Option<&RunManifest>, whole_seconds: bool) -> RunInfo {
+/// The run's information from its manifest (or what the logs say without
+/// one: whole-second times mean the reference's logs, and the first line's
+/// time is when the run started).
+pub(crate) fn run_info(manifest: Option<&RunManifest>, whole_seconds: bool, first_line_us: Option<i64>) -> RunInfo {
     let Some(manifest) = manifest else {
         return RunInfo {
             status: "unknown".into(),
             runtime: if whole_seconds { "reference" } else { "unknown" }.into(),
             clocks: vec!["lamport".into()],
+            started_at: first_line_us.and_then(rfc3339),
             ..RunInfo::default()
         };
     };
@@ -91,6 +94,15 @@ pub(crate) fn run_info(manifest: Option<&RunManifest>, whole_seconds: bool) -> R
     }
 }
 
+/// Microseconds since the Unix epoch as RFC 3339 UTC, as the manifests write
+/// it; `None` outside the calendar.
+fn rfc3339(time_us: i64) -> Option<String> {
+    let time = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(time_us) * 1_000).ok()?;
+    let format =
+        time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z");
+    time.format(&format).ok()
+}
+
 /// See [`RunInfo::skew_bound_us`]: the spread of the machines' clocks is
 /// linear in time, so its largest value is at the start or the end.
 fn skew_bound_us(manifest: &RunManifest) -> Option<f64> {
@@ -103,4 +115,17 @@ fn skew_bound_us(manifest: &RunManifest) -> Option<f64> {
         max - min
     };
     (!manifest.machines.is_empty()).then(|| spread_at(0.0).max(spread_at(duration_s)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn logs_without_a_manifest_date_the_run_by_their_first_line() {
+        let info = run_info(None, true, Some(1_740_769_423_000_000));
+        assert_eq!(info.started_at.as_deref(), Some("2025-02-28T19:03:43.000000Z"));
+        assert_eq!(info.runtime, "reference");
+        assert_eq!(run_info(None, false, Some(i64::MAX)).started_at, None);
+    }
 }

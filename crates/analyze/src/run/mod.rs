@@ -148,10 +148,10 @@ pub struct RunSummary {
 }
 
 impl RunSummary {
-    /// Whether the run enters the aggregates: it finished as planned and no
-    /// machine's log is damaged.
+    /// Whether the run enters the aggregates: it finished as planned, at
+    /// least one machine's log could be read, and none is damaged.
     pub fn is_sound(&self) -> bool {
-        self.info.is_sound() && self.machines.iter().all(|m| m.problems.is_empty())
+        self.info.is_sound() && !self.machines.is_empty() && self.machines.iter().all(|m| m.problems.is_empty())
     }
 }
 
@@ -299,7 +299,7 @@ pub fn analyze_run(run: &RunDir) -> RunSummary {
         path: run.path.clone(),
         duration_s,
         time_precision: if precision_seconds { "s" } else { "us" },
-        info: info::run_info(manifest.as_ref(), precision_seconds),
+        info: info::run_info(manifest.as_ref(), precision_seconds, origin_us),
         machines,
         causality,
         causality_missing,

@@ -1,0 +1,601 @@
+//! What the report's templates show, computed from the summary: every
+//! number is formatted here, once, and the templates only lay it out.
+
+use std::collections::BTreeSet;
+
+use serde::Serialize;
+
+use super::notes::{Note, Prediction};
+use super::run_label;
+use crate::run::RunSummary;
+use crate::summary::{ExperimentSummary, METRICS, Summary, run_metric};
+use crate::tables::describe_diagnostics;
+use crate::words::{count, fixed, list};
+
+/// At most this many rows in the report's per-machine table (the CSV has all).
+pub const MAX_MACHINE_ROWS: usize = 300;
+
+/// Past this many runs, the runs that finished as planned are summarised
+/// per experiment at the top instead of listed one by one.
+pub const MAX_LISTED_RUNS: usize = 60;
+
+/// At most this many problems listed (their count is always given).
+pub const MAX_PROBLEMS: usize = 200;
+
+/// The whole page.
+#[derive(Debug, Serialize)]
+pub struct Page {
+    /// The `<title>` and heading.
+    pub title: String,
+    /// What was run, at the top.
+    pub header: Header,
+    /// The lab notes, each with its figures.
+    pub notes: Vec<NoteView>,
+    /// The aggregates across runs, experiments side by side.
+    pub aggregate: AggregateTable,
+    /// Every run with its rate draws and run-level metrics.
+    pub runs: Vec<RunRow>,
+    /// Note when the run table is cut.
+    pub runs_note: Option<String>,
+    /// The per-run figures.
+    pub run_figures: Vec<FigureView>,
+    /// Per machine.
+    pub machines: Vec<MachineRow>,
+    /// Note when the machine table is cut.
+    pub machines_note: Option<String>,
+    /// Damaged logs, incomplete runs, skipped files.
+    pub problems: Vec<String>,
+    /// How many problems there are in all.
+    pub n_problems: usize,
+    /// What was left out of the figures to keep the report bounded.
+    pub omitted: Vec<String>,
+}
+
+/// The top of the report: what was run, and how every run went.
+#[derive(Debug, Serialize)]
+pub struct Header {
+    /// Sentences: runtime, seed, date, version, clocks.
+    pub sentences: Vec<String>,
+    /// One row per experiment: its parameters.
+    pub experiments: Vec<ExperimentRow>,
+    /// The status of every run (or of the runs not `ok` and a summary per
+    /// experiment, when there are many).
+    pub statuses: Vec<StatusRow>,
+    /// What is left out of the aggregates, in a sentence.
+    pub excluded: String,
+}
+
+/// One experiment's parameters.
+#[derive(Debug, Serialize)]
+pub struct ExperimentRow {
+    /// Its name.
+    pub name: String,
+    /// How it ran.
+    pub runtime: String,
+    /// Machines per run.
+    pub machines: String,
+    /// `max_clock_rate`.
+    pub max_clock_rate: String,
+    /// `max_event_num`.
+    pub max_event_num: String,
+    /// Seconds per run.
+    pub duration_s: String,
+    /// Runs found (and planned, when they differ).
+    pub runs: String,
+    /// Runs that enter the aggregates.
+    pub sound: String,
+    /// The clocks kept.
+    pub clocks: String,
+    /// The suite seed.
+    pub seed: String,
+}
+
+/// One run's status (or a group of runs that went well).
+#[derive(Debug, Serialize)]
+pub struct StatusRow {
+    /// The experiment.
+    pub experiment: String,
+    /// The run, with its rate draws.
+    pub run: String,
+    /// `ok`, `failed`, `interrupted`, `degraded`, `unknown`, or a damaged log.
+    pub status: String,
+    /// Whether it enters the aggregates.
+    pub sound: bool,
+    /// When it started.
+    pub started: String,
+    /// The run's seed.
+    pub seed: String,
+    /// Why it is not `ok`, and what is wrong with its logs.
+    pub note: String,
+}
+
+/// A lab note with its figures.
+#[derive(Debug, Serialize)]
+pub struct NoteView {
+    /// The note.
+    #[serde(flatten)]
+    pub note: Note,
+    /// Its figures.
+    pub figures: Vec<FigureView>,
+}
+
+/// A figure as the page shows it.
+#[derive(Debug, Serialize)]
+pub struct FigureView {
+    /// Its file name, without extension.
+    pub name: String,
+    /// Its title (the alternative text).
+    pub title: String,
+    /// What it shows.
+    pub caption: String,
+    /// The SVG, inline.
+    pub svg: String,
+}
+
+/// The aggregates: one row per metric, one column per experiment.
+#[derive(Debug, Serialize)]
+pub struct AggregateTable {
+    /// The experiments, in order.
+    pub experiments: Vec<String>,
+    /// How many runs enter each experiment's aggregates.
+    pub runs: Vec<usize>,
+    /// The rows.
+    pub rows: Vec<AggregateRow>,
+}
+
+/// One metric across experiments.
+#[derive(Debug, Serialize)]
+pub struct AggregateRow {
+    /// Its name.
+    pub metric: String,
+    /// How a run's value is computed.
+    pub meaning: String,
+    /// Per experiment: mean and interval (empty without one).
+    pub cells: Vec<[String; 2]>,
+}
+
+/// One run and its run-level metrics.
+#[derive(Debug, Serialize)]
+pub struct RunRow {
+    /// The experiment.
+    pub experiment: String,
+    /// The run, with its rate draws.
+    pub run: String,
+    /// Its status.
+    pub status: String,
+    /// Whether it enters the aggregates.
+    pub sound: bool,
+    /// The metrics, in the order of [`RUN_COLUMNS`].
+    pub values: Vec<String>,
+}
+
+/// The run table's metrics: (heading, metric of [`METRICS`], decimals).
+pub const RUN_COLUMNS: [(&str, &str, usize); 8] = [
+    ("mean jump", "jump_mean", 2),
+    ("mean lag (ticks)", "lag_mean_ticks", 2),
+    ("mean lag (s)", "lag_mean_s", 2),
+    ("fastest lag growth (ticks/s)", "lag_growth_max", 3),
+    ("longest queue", "queue_max", 0),
+    ("highest ρ", "utilisation_max", 2),
+    ("internal share", "internal_share", 3),
+    ("concurrent share", "concurrent_share", 3),
+];
+
+/// One machine of one run.
+#[derive(Debug, Serialize)]
+pub struct MachineRow {
+    /// The experiment.
+    pub experiment: String,
+    /// The run.
+    pub run: String,
+    /// Whether its run enters the aggregates.
+    pub sound: bool,
+    /// Whether it is overloaded (ρ > 1).
+    pub overloaded: bool,
+    /// The cells, in the order of [`MACHINE_COLUMNS`].
+    pub values: Vec<String>,
+}
+
+/// The machine table's headings, after the run.
+pub const MACHINE_COLUMNS: [&str; 13] = [
+    "id",
+    "rate",
+    "r_max / r",
+    "ρ",
+    "ticks / expected",
+    "mean jump",
+    "p99 / max jump",
+    "mean lag, ticks (s)",
+    "lag growth (ticks/s)",
+    "mean / max queue",
+    "queue growth (/s)",
+    "processed / sent / internal",
+    "left",
+];
+
+/// The report of `summary`, without its figures.
+pub fn page(summary: &Summary, notes: Vec<NoteView>, run_figures: Vec<FigureView>, omitted: Vec<String>) -> Page {
+    let n_runs: usize = summary.experiments.iter().map(|e| e.runs.len()).sum();
+    let mut machines = Vec::new();
+    let n_machines: usize = summary.experiments.iter().flat_map(|e| &e.runs).map(|r| r.machines.len()).sum();
+    'rows: for experiment in &summary.experiments {
+        for run in &experiment.runs {
+            for m in &run.machines {
+                if machines.len() == MAX_MACHINE_ROWS {
+                    break 'rows;
+                }
+                machines.push(MachineRow {
+                    experiment: experiment.name.clone(),
+                    run: run.name.clone(),
+                    sound: run.is_sound(),
+                    overloaded: m.load.overloaded,
+                    values: vec![
+                        m.id.to_string(),
+                        m.rate.to_string(),
+                        fixed(m.rate_ratio, 2),
+                        fixed(m.load.utilisation, 2),
+                        format!("{} / {}", m.ticks, fixed(m.expected_ticks, 0)),
+                        fixed(m.jump.mean, 2),
+                        format!("{} / {}", m.jump.p99, m.jump.max),
+                        format!("{} ({})", fixed(m.lag.mean_ticks, 2), fixed(m.lag.mean_s, 2)),
+                        format!("{} ± {}", fixed(m.lag.growth.per_s, 3), fixed(m.lag.growth.se, 3)),
+                        format!("{} / {}", fixed(m.queue.mean, 2), m.queue.max),
+                        format!("{} ± {}", fixed(m.queue.growth.per_s, 3), fixed(m.queue.growth.se, 3)),
+                        format!("{} / {} / {}", m.events.processed, m.events.sent, m.events.internal),
+                        m.messages_unprocessed.to_string(),
+                    ],
+                });
+            }
+        }
+    }
+    let machines_note = (n_machines > machines.len()).then(|| {
+        format!(
+            "The first {} of {} are shown; machines.csv has them all.",
+            machines.len(),
+            count(n_machines as u64, "machine")
+        )
+    });
+    let runs: Vec<RunRow> = summary
+        .experiments
+        .iter()
+        .flat_map(|e| e.runs.iter().map(move |r| (e, r)))
+        .take(MAX_MACHINE_ROWS)
+        .map(|(e, r)| RunRow {
+            experiment: e.name.clone(),
+            run: run_label(r),
+            status: status_of(r),
+            sound: r.is_sound(),
+            values: RUN_COLUMNS
+                .iter()
+                .map(|(_, metric, decimals)| {
+                    let value = run_metric(r, metric);
+                    if value.is_finite() { fixed(value, *decimals) } else { "—".into() }
+                })
+                .collect(),
+        })
+        .collect();
+    let runs_note = (n_runs > runs.len()).then(|| {
+        format!("The first {} of {} are shown; summary.json has them all.", runs.len(), count(n_runs as u64, "run"))
+    });
+    let (problems, n_problems) = problems(summary);
+    Page {
+        title: format!(
+            "clocklab analysis: {}",
+            list(&summary.experiments.iter().map(|e| e.name.clone()).collect::<Vec<_>>())
+        ),
+        header: header(summary),
+        notes,
+        aggregate: aggregate(summary),
+        runs,
+        runs_note,
+        run_figures,
+        machines,
+        machines_note,
+        problems,
+        n_problems,
+        omitted,
+    }
+}
+
+/// A run's status as the report writes it.
+pub(crate) fn status_of(run: &RunSummary) -> String {
+    if run.info.is_sound() && !run.is_sound() {
+        format!("{} (damaged log)", run.info.status)
+    } else {
+        run.info.status.clone()
+    }
+}
+
+fn runtime_name(runtime: &str) -> &'static str {
+    match runtime {
+        "sim" => "simulated",
+        "real" => "real",
+        "reference" => "Python reference",
+        _ => "unknown",
+    }
+}
+
+fn header(summary: &Summary) -> Header {
+    let runs: Vec<&RunSummary> = summary.experiments.iter().flat_map(|e| &e.runs).collect();
+    let mut sentences = Vec::new();
+    let runtimes: BTreeSet<&str> = runs.iter().map(|r| r.info.runtime.as_str()).collect();
+    for runtime in &runtimes {
+        let n = runs.iter().filter(|r| r.info.runtime == *runtime).count();
+        sentences.push(match *runtime {
+            "sim" => format!(
+                "{}: the deterministic simulator, in virtual time; the same seed gives the same logs, byte for byte.",
+                capitalised(&count(n as u64, "simulated run"))
+            ),
+            "real" => format!(
+                "{}: one operating-system process per machine, talking TCP on this computer, in real time.",
+                capitalised(&count(n as u64, "real run"))
+            ),
+            "reference" => format!(
+                "{} of the Python reference implementation, without a manifest: the parameters below are read from \
+                 the logs, whose times are whole seconds.",
+                capitalised(&count(n as u64, "run"))
+            ),
+            _ => format!(
+                "{} without a manifest and of unknown origin: the parameters below are read from the logs.",
+                capitalised(&count(n as u64, "run"))
+            ),
+        });
+    }
+    let seeds: BTreeSet<u64> = runs.iter().filter_map(|r| r.info.suite_seed).collect();
+    if !seeds.is_empty() {
+        let seeds: Vec<String> = seeds.iter().map(u64::to_string).collect();
+        sentences.push(format!(
+            "Suite seed {}: `clocklab run --seed {}` with the same configuration draws the same rates and events.",
+            list(&seeds),
+            seeds[0]
+        ));
+    }
+    let starts: BTreeSet<&str> = runs.iter().filter_map(|r| r.info.started_at.as_deref()).collect();
+    if let (Some(first), Some(last)) = (starts.first(), starts.last()) {
+        let (first, last) = (readable_time(first), readable_time(last));
+        sentences.push(if first == last {
+            format!("Started {first}.")
+        } else {
+            format!("Runs started between {first} and {last}.")
+        });
+    }
+    let versions: BTreeSet<&str> = runs.iter().filter_map(|r| r.info.clocklab_version.as_deref()).collect();
+    if !versions.is_empty() {
+        sentences.push(format!(
+            "Made by clocklab {}; analysed by clocklab {}.",
+            list(&versions.iter().map(|v| v.to_string()).collect::<Vec<_>>()),
+            env!("CARGO_PKG_VERSION")
+        ));
+    }
+    let clocks: BTreeSet<String> = runs.iter().map(|r| clock_names(&r.info.clocks)).collect();
+    sentences.push(format!("Clocks kept: {}.", list(&clocks.into_iter().collect::<Vec<_>>())));
+    let experiments = summary.experiments.iter().map(experiment_row).collect();
+    let statuses = statuses(summary);
+    let excluded: Vec<String> = summary
+        .experiments
+        .iter()
+        .flat_map(|e| e.excluded.iter().map(move |(run, why)| format!("{} {run} ({why})", e.name)))
+        .collect();
+    let unknown = runs.iter().filter(|r| r.info.status == "unknown").count();
+    let excluded = if excluded.is_empty() && unknown > 0 {
+        format!(
+            "Every one of the {} has complete logs and enters the aggregates; without {}, whether {} finished as \
+             planned is not known.",
+            count(runs.len() as u64, "run"),
+            if unknown == 1 { "a manifest" } else { "manifests" },
+            if unknown == runs.len() { "they" } else { "some" }
+        )
+    } else if excluded.is_empty() && runs.len() == 1 {
+        "The run finished as planned with complete logs, and enters the aggregates.".to_string()
+    } else if excluded.is_empty() {
+        format!(
+            "Every one of the {} finished as planned with complete logs, and enters the aggregates.",
+            count(runs.len() as u64, "run")
+        )
+    } else {
+        let shown: Vec<String> = excluded.iter().take(10).cloned().collect();
+        format!(
+            "{} of {} {} left out of the aggregates and marked wherever {} appear{}: {}{}",
+            excluded.len(),
+            count(runs.len() as u64, "run"),
+            if excluded.len() == 1 { "is" } else { "are" },
+            if excluded.len() == 1 { "it" } else { "they" },
+            if excluded.len() == 1 { "s" } else { "" },
+            list(&shown),
+            if excluded.len() > 10 { ", and more (see the table)." } else { "." }
+        )
+    };
+    Header { sentences, experiments, statuses, excluded }
+}
+
+fn capitalised(text: &str) -> String {
+    let mut chars = text.chars();
+    chars.next().map(|c| c.to_uppercase().collect::<String>() + chars.as_str()).unwrap_or_default()
+}
+
+/// `2026-11-24T04:43:13.000000Z` as `2026-11-24 04:43:13 UTC`.
+fn readable_time(rfc3339: &str) -> String {
+    match (rfc3339.get(..10), rfc3339.get(11..19)) {
+        (Some(date), Some(time)) if rfc3339.ends_with('Z') => format!("{date} {time} UTC"),
+        _ => rfc3339.to_string(),
+    }
+}
+
+fn clock_names(clocks: &[String]) -> String {
+    let names: Vec<String> = clocks
+        .iter()
+        .map(|c| match c.as_str() {
+            "lamport" => "Lamport".to_string(),
+            "hlc" => "HLC".to_string(),
+            other => other.to_string(),
+        })
+        .collect();
+    list(&names)
+}
+
+fn experiment_row(experiment: &ExperimentSummary) -> ExperimentRow {
+    let settings = experiment.runs.iter().find_map(|r| r.info.settings.as_ref());
+    let runtimes: BTreeSet<&str> = experiment.runs.iter().map(|r| runtime_name(&r.info.runtime)).collect();
+    let sound = experiment.runs.iter().filter(|r| r.is_sound()).count();
+    let seeds: BTreeSet<String> =
+        experiment.runs.iter().filter_map(|r| r.info.suite_seed).map(|s| s.to_string()).collect();
+    let clocks: BTreeSet<String> = experiment.runs.iter().map(|r| clock_names(&r.info.clocks)).collect();
+    let not_recorded = "not recorded".to_string();
+    let (machines, max_clock_rate, max_event_num, duration_s, planned) = match settings {
+        Some(s) => (
+            s.machines.to_string(),
+            s.max_clock_rate.to_string(),
+            s.max_event_num.to_string(),
+            fixed(s.duration, 1),
+            Some(s.runs as usize),
+        ),
+        None => {
+            let machines = experiment.runs.iter().map(|r| r.machines.len()).max().unwrap_or(0);
+            let rates: BTreeSet<u32> = experiment.runs.iter().flat_map(|r| &r.machines).map(|m| m.rate).collect();
+            let rate_range = match (rates.first(), rates.last()) {
+                (Some(low), Some(high)) => format!("{not_recorded} (rates {low}–{high} seen)"),
+                _ => not_recorded.clone(),
+            };
+            let durations: Vec<f64> = experiment.runs.iter().map(|r| r.duration_s).collect();
+            let duration = durations.iter().copied().fold(0.0, f64::max);
+            (
+                machines.to_string(),
+                rate_range,
+                not_recorded.clone(),
+                format!("{} (from the logs)", fixed(duration, 1)),
+                None,
+            )
+        }
+    };
+    let found = experiment.runs.len();
+    ExperimentRow {
+        name: experiment.name.clone(),
+        runtime: list(&runtimes.iter().map(|r| r.to_string()).collect::<Vec<_>>()),
+        machines,
+        max_clock_rate,
+        max_event_num,
+        duration_s,
+        runs: match planned {
+            Some(planned) if planned != found => format!("{found} of {planned} planned"),
+            _ => found.to_string(),
+        },
+        sound: sound.to_string(),
+        clocks: list(&clocks.into_iter().collect::<Vec<_>>()),
+        seed: if seeds.is_empty() { not_recorded } else { list(&seeds.into_iter().collect::<Vec<_>>()) },
+    }
+}
+
+fn statuses(summary: &Summary) -> Vec<StatusRow> {
+    let n_runs: usize = summary.experiments.iter().map(|e| e.runs.len()).sum();
+    let mut out = Vec::new();
+    for experiment in &summary.experiments {
+        let mut quiet = 0;
+        for run in &experiment.runs {
+            let notable = !run.is_sound() || run.info.status != "ok" && run.info.status != "unknown";
+            if n_runs > MAX_LISTED_RUNS && !notable {
+                quiet += 1;
+                continue;
+            }
+            let mut notes: Vec<String> = run.info.cause.iter().cloned().collect();
+            notes.extend(run.problems.iter().cloned());
+            for m in &run.machines {
+                notes.extend(m.problems.iter().map(|p| format!("machine {}: {p}", m.id)));
+            }
+            out.push(StatusRow {
+                experiment: experiment.name.clone(),
+                run: run_label(run),
+                status: status_of(run),
+                sound: run.is_sound(),
+                started: run.info.started_at.as_deref().map(readable_time).unwrap_or_default(),
+                seed: run.info.run_seed.map(|s| s.to_string()).unwrap_or_default(),
+                note: notes.join("; "),
+            });
+        }
+        if quiet > 0 {
+            out.push(StatusRow {
+                experiment: experiment.name.clone(),
+                run: format!("the other {}", count(quiet as u64, "run")),
+                status: experiment
+                    .runs
+                    .iter()
+                    .filter(|r| r.is_sound())
+                    .map(|r| r.info.status.clone())
+                    .collect::<BTreeSet<_>>()
+                    .into_iter()
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                sound: true,
+                started: String::new(),
+                seed: String::new(),
+                note: "listed in summary.json".into(),
+            });
+        }
+    }
+    out
+}
+
+fn aggregate(summary: &Summary) -> AggregateTable {
+    let rows = METRICS
+        .iter()
+        .map(|(metric, meaning)| AggregateRow {
+            metric: metric.to_string(),
+            meaning: meaning.to_string(),
+            cells: summary
+                .experiments
+                .iter()
+                .map(|e| match e.metric(metric) {
+                    Some(s) => {
+                        let decimals = if s.max.abs() >= 100.0 { 1 } else { 3 };
+                        let interval = s
+                            .ci95
+                            .map(|[low, high]| format!("[{}, {}]", fixed(low, decimals), fixed(high, decimals)))
+                            .unwrap_or_default();
+                        [fixed(s.mean, decimals), interval]
+                    }
+                    None => ["—".into(), String::new()],
+                })
+                .collect(),
+        })
+        .collect();
+    let runs = summary.experiments.iter().map(|e| e.runs.iter().filter(|r| r.is_sound()).count()).collect();
+    AggregateTable { experiments: summary.experiments.iter().map(|e| e.name.clone()).collect(), runs, rows }
+}
+
+/// Every problem: damaged or skipped files, incomplete logs, bad manifests.
+fn problems(summary: &Summary) -> (Vec<String>, usize) {
+    let mut all: Vec<String> = summary.diagnostics.iter().map(describe_diagnostics).collect();
+    for experiment in &summary.experiments {
+        for run in &experiment.runs {
+            all.extend(run.problems.iter().map(|p| format!("{} {}: {p}", experiment.name, run.name)));
+            for m in &run.machines {
+                all.extend(
+                    m.problems.iter().map(|p| format!("{} {} machine {}: {p}", experiment.name, run.name, m.id)),
+                );
+            }
+        }
+    }
+    let n = all.len();
+    all.truncate(MAX_PROBLEMS);
+    (all, n)
+}
+
+/// The notes as plain text, for the terminal and the snapshot tests.
+pub fn notes_text(header: &Header, notes: &[NoteView]) -> String {
+    let mut out = String::new();
+    for sentence in &header.sentences {
+        out.push_str(sentence);
+        out.push('\n');
+    }
+    out.push_str(&header.excluded);
+    out.push('\n');
+    for note in notes {
+        out.push_str(&format!("\n## {}\n{}\n", note.note.heading, note.note.question));
+        for sentence in &note.note.answer {
+            out.push_str(&format!("- {sentence}\n"));
+        }
+        for Prediction { quantity, model, over, predicted, measured } in &note.note.predictions {
+            out.push_str(&format!("  prediction: {quantity}: {model} = {predicted}, measured {measured} ({over})\n"));
+        }
+    }
+    out
+}
