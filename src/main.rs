@@ -20,6 +20,7 @@ macro_rules! say {
 
 mod cmd;
 mod orchestrate;
+mod signals;
 
 /// Scale models of asynchronous distributed systems with logical clocks.
 #[derive(Debug, Parser)]

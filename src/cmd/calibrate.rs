@@ -71,7 +71,7 @@ pub fn run(args: CalibrateArgs) -> anyhow::Result<ExitCode> {
     say!("clocklab calibrate: {} in both runtimes, seed {seed}, results in {}", args.experiment, results_dir.display());
 
     let real_plans = plan_runs(&config, seed, &real_dir);
-    let interrupt = crate::orchestrate::Interrupt::install(&real_dir)?;
+    let interrupt = crate::signals::Interrupt::install(&real_dir)?;
     let manifests = crate::orchestrate::run_real(&real_plans, &config, usize::MAX, &real_dir, &interrupt)?;
     if let Some(failed) = manifests.iter().find(|m| m.status != RunStatus::Ok) {
         anyhow::bail!("real run {} did not finish cleanly: {:?}", failed.run_idx, failed.status);

@@ -24,10 +24,10 @@ use clocklab_model::{ClockKinds, MachineId, schedule, seed};
 use clocklab_net::{NetError, NodeConfig, RunSummary, StopRequest, now_us};
 use crossbeam_channel::{Receiver, Sender};
 use rand::Rng;
-use signal_hook::consts::{SIGINT, SIGTERM};
 
 use super::UsageError;
 use crate::orchestrate::{FromMachine, Launch, ToMachine, send_line, token_from_hex};
+use crate::signals::{signal_exit, signal_name, watch_signals};
 
 /// How long before its own deadline a standalone machine takes a peer's clean
 /// end as the peer stopping on schedule: machines started by hand start within
@@ -101,45 +101,6 @@ fn resolve(host: &str, port: u16) -> anyhow::Result<SocketAddr> {
         .with_context(|| format!("cannot resolve {host}:{port}"))?
         .next()
         .ok_or_else(|| anyhow!("{host}:{port} resolves to no address"))
-}
-
-/// The name of a signal this process handles.
-fn signal_name(signal: i32) -> &'static str {
-    match signal {
-        SIGINT => "SIGINT",
-        SIGTERM => "SIGTERM",
-        _ => "a signal",
-    }
-}
-
-/// Handles SIGINT and SIGTERM on a thread: the first calls `on_first` (which
-/// asks the machine to stop cleanly), the second ends the process at once.
-/// Every log line is written whole, so even then no line is cut.
-fn watch_signals(id: MachineId, on_first: impl FnOnce(i32) + Send + 'static) -> anyhow::Result<()> {
-    let mut signals =
-        signal_hook::iterator::Signals::new([SIGINT, SIGTERM]).context("cannot install the signal handlers")?;
-    std::thread::Builder::new()
-        .name(format!("machine-{id}-signals"))
-        .spawn(move || {
-            let mut on_first = Some(on_first);
-            for signal in signals.forever() {
-                match on_first.take() {
-                    Some(stop) => stop(signal),
-                    None => {
-                        eprintln!("machine {id}: {} again: exiting at once", signal_name(signal));
-                        std::process::exit(128 + signal);
-                    }
-                }
-            }
-        })
-        .context("cannot start the signal thread")?;
-    Ok(())
-}
-
-/// The exit code after a stop by `signal` (0 if none came): 128 + its
-/// number, as shells report it.
-fn signal_exit(signal: i32) -> ExitCode {
-    if signal == 0 { ExitCode::SUCCESS } else { ExitCode::from(u8::try_from(128 + signal).unwrap_or(1)) }
 }
 
 fn run_standalone(args: MachineArgs) -> anyhow::Result<ExitCode> {

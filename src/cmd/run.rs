@@ -127,7 +127,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     // The handlers go in before the first line, so that a signal from then
     // on always stops the runs cleanly.
     let interrupt = match config.runtime {
-        Runtime::Real => Some(crate::orchestrate::Interrupt::install(&results_dir)?),
+        Runtime::Real => Some(crate::signals::Interrupt::install(&results_dir)?),
         Runtime::Sim => None,
     };
     say!("clocklab: {} runs, seed {suite_seed}, results in {}", plans.len(), results_dir.display());
@@ -158,7 +158,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         let interrupted = manifests.iter().filter(|m| m.status == RunStatus::Interrupted).count();
         eprintln!(
             "clocklab: interrupted by {}: {interrupted} runs stopped early (each manifest.json says \"interrupted\"), {} finished, {} never started",
-            crate::orchestrate::signal_name(signal),
+            crate::signals::signal_name(signal),
             manifests.len() - interrupted,
             plans.len() - manifests.len()
         );

@@ -35,6 +35,7 @@ mod write;
 pub use events::{EventId, MessageId, Pairing, RunEvent, RunEvents, SentMessage};
 pub use read::{Diagnostics, LineError, LogReader, ReadLine, TimePrecision, parse_line};
 pub use record::{Event, LogFormat, Record};
+pub use time_fmt::{FIRST_WRITABLE_US, LAST_WRITABLE_US, rfc3339_us};
 pub use write::LogWriter;
 
 /// The file name of machine `id`'s log in `format`.

@@ -118,19 +118,9 @@ pub fn manifest(plan: &RunPlan, settings: &SimSettings, summary: &SimSummary) ->
         run_idx: plan.run_idx,
         seeds: plan.seed_tree(),
         machines,
-        started_at: timestamp(settings.epoch_us),
-        ended_at: timestamp(settings.epoch_us.saturating_add_unsigned(summary.end_us)),
+        started_at: clocklab_log::rfc3339_us(settings.epoch_us),
+        ended_at: clocklab_log::rfc3339_us(settings.epoch_us.saturating_add_unsigned(summary.end_us)),
         status: RunStatus::Ok,
         extra,
     }
-}
-
-/// RFC 3339 in UTC with microseconds, as the logs' `Timestamp`.
-fn timestamp(time_us: i64) -> String {
-    let format =
-        time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z");
-    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(time_us) * 1000)
-        .ok()
-        .and_then(|datetime| datetime.format(&format).ok())
-        .unwrap_or_else(|| format!("{time_us} us after the Unix epoch"))
 }
