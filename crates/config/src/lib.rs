@@ -18,13 +18,18 @@
 //! ```
 
 mod config;
+mod file;
+mod keys;
 pub mod layout;
+pub mod limits;
 mod manifest;
 mod plan;
 mod source;
+mod validate;
 
 pub use config::{
     Config, ConfigError, DelayDistribution, Experiment, LogFormats, PhysicalClockSettings, Runtime, SimSettings,
 };
-pub use manifest::{MachineOutcome, RunManifest, RunStatus, SeedTree};
-pub use plan::{MachinePlan, RunPlan, plan_runs};
+pub use keys::{KeyDoc, key_docs};
+pub use manifest::{MachineCounts, MachineManifest, MachineOutcome, RunManifest, RunStatus, SeedTree};
+pub use plan::{MachinePlan, OutputEstimate, RunPlan, plan_runs};
