@@ -32,13 +32,14 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the experiment suite (built in, or from --config), then analyse it.
+    /// Run the experiment suite (built in, or from --config), then analyze it.
     Run(cmd::run::RunArgs),
     /// Run one virtual machine as this process.
     Machine(cmd::machine::MachineArgs),
-    /// Analyse a results, experiment or run folder.
+    /// Analyze a results, experiment or run folder (also `analyse`).
+    #[command(visible_alias = "analyse")]
     Analyze(cmd::analyze::AnalyzeArgs),
-    /// Show the configuration.
+    /// Show the configuration, check a file, or write a starter file.
     Config(cmd::config::ConfigArgs),
     /// Measure the simulator's speed on one experiment.
     Bench(cmd::bench::BenchArgs),
@@ -59,7 +60,7 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(error) => {
-            eprintln!("clocklab: error: {error:#}");
+            clocklab_net::note!("clocklab: error: {error:#}");
             ExitCode::from(cmd::exit_code(&error))
         }
     }

@@ -4,21 +4,28 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
 use crossbeam_channel::{Receiver, Sender};
 use signal_hook::consts::{SIGINT, SIGTERM};
 
-/// What SIGINT and SIGTERM do to `clocklab run`: the first stops every run
-/// cleanly, the second kills every machine and exits.
+/// What SIGINT and SIGTERM do to `clocklab run` (and `calibrate`): while
+/// runs go, the first stops every run cleanly and the second kills every
+/// machine and exits; during the analysis, the first ends the command at
+/// once (every run is complete by then, and the analysis can be made again).
 #[derive(Debug)]
 pub struct Interrupt {
     /// Dropped by the first signal, which every wait of every run sees as
     /// its receiver disconnecting.
     first_sender: Mutex<Option<Sender<()>>>,
+    /// Disconnected by the first signal.
     pub first: Receiver<()>,
+    /// Set by the first signal: what the simulator checks as it goes.
+    stop: AtomicBool,
+    /// The runs are done and the analysis is going.
+    analysing: AtomicBool,
     /// The first signal's number, 0 before it.
     signal: AtomicI32,
     /// The process ids of the machines not reaped yet. A pid is removed under
@@ -35,6 +42,8 @@ impl Interrupt {
         let interrupt = Arc::new(Interrupt {
             first_sender: Mutex::new(Some(sender)),
             first,
+            stop: AtomicBool::new(false),
+            analysing: AtomicBool::new(false),
             signal: AtomicI32::new(0),
             children: Mutex::new(BTreeSet::new()),
         });
@@ -47,8 +56,18 @@ impl Interrupt {
             .name("signals".into())
             .spawn(move || {
                 for signal in signals.forever() {
+                    if handler.analysing.load(Ordering::SeqCst) {
+                        clocklab_net::note!(
+                            "clocklab: {} during the analysis: stopping; every run is complete in {} (`clocklab analyze {}` analyses it again)",
+                            signal_name(signal),
+                            results_dir.display(),
+                            results_dir.display()
+                        );
+                        std::process::exit(128 + signal);
+                    }
                     if handler.signal.compare_exchange(0, signal, Ordering::SeqCst, Ordering::SeqCst).is_ok() {
-                        eprintln!(
+                        handler.stop.store(true, Ordering::SeqCst);
+                        clocklab_net::note!(
                             "clocklab: {}: stopping every run (each machine drains and writes Stopped); press Ctrl-C again to kill them at once",
                             signal_name(signal)
                         );
@@ -75,6 +94,17 @@ impl Interrupt {
         self.signal().is_some()
     }
 
+    /// Set by the first signal; what a simulation polls to stop early.
+    pub fn stop_flag(&self) -> &AtomicBool {
+        &self.stop
+    }
+
+    /// The runs are over and the analysis starts: from now on a signal ends
+    /// the command at once.
+    pub fn enter_analysis(&self) {
+        self.analysing.store(true, Ordering::SeqCst);
+    }
+
     /// What stopped the runs, for their manifests.
     pub fn cause(&self) -> String {
         format!("clocklab run got {}", signal_name(self.signal.load(Ordering::SeqCst)))
@@ -89,7 +119,7 @@ impl Interrupt {
                 let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
             }
         }
-        eprintln!(
+        clocklab_net::note!(
             "clocklab: {} again: killed {} machines; results so far in {} (the logs of runs that were still going may end without Stopped)",
             signal_name(signal),
             children.len(),
@@ -122,7 +152,7 @@ pub fn watch_signals(id: clocklab_model::MachineId, on_first: impl FnOnce(i32) +
                 match on_first.take() {
                     Some(stop) => stop(signal),
                     None => {
-                        eprintln!("machine {id}: {} again: exiting at once", signal_name(signal));
+                        clocklab_net::note!("machine {id}: {} again: exiting at once", signal_name(signal));
                         std::process::exit(128 + signal);
                     }
                 }

@@ -45,7 +45,8 @@ pub(super) fn build(
             .map(|(id, s)| {
                 let value = serde_json::json!({
                     "sent": s.sent, "processed": s.processed, "unprocessed": s.unprocessed,
-                    "send_errors": s.send_errors, "disconnected": s.disconnected,
+                    "unsent": s.unsent, "disconnected": s.disconnected,
+                    "behind": s.behind,
                     "refused": s.refused, "refused_connections": s.refused_connections,
                     "stopped_early": s.stopped_early,
                 });

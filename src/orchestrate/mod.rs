@@ -50,15 +50,17 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context, anyhow};
-use clocklab_config::{Config, RunManifest, RunPlan, layout};
+use clocklab_config::{Config, RunManifest, RunPlan, RunStatus, layout};
 use clocklab_net::LatenessSummary;
 
 use crate::signals::Interrupt;
 use progress::Progress;
-pub use protocol::{FromMachine, Launch, ToMachine, send_line, token_from_hex};
+pub use protocol::{FromMachine, Launch, ToMachine, send_line};
 
 /// Runs every plan as real processes, `jobs` runs at a time; writes each run's
-/// logs and manifest and returns the manifests in plan order. After an
+/// logs and manifest and returns the manifests in plan order (a run whose
+/// manifest could not be written is returned as failed, with its own first
+/// error first). After an
 /// interruption no new run starts: the manifests are those of the runs that
 /// started.
 pub fn run_real(
@@ -72,7 +74,7 @@ pub fn run_real(
     let jobs = jobs.clamp(1, plans.len().max(1));
     let progress = Progress::new(plans, jobs);
     let next = AtomicUsize::new(0);
-    let slots: Mutex<Vec<Option<anyhow::Result<RunManifest>>>> = Mutex::new((0..plans.len()).map(|_| None).collect());
+    let slots: Mutex<Vec<Option<RunManifest>>> = Mutex::new((0..plans.len()).map(|_| None).collect());
     std::thread::scope(|scope| {
         let workers: Vec<_> = (0..jobs)
             .map(|_| {
@@ -83,12 +85,21 @@ pub fn run_real(
                         if interrupt.fired() {
                             break;
                         }
-                        let manifest = run::run_one(&exe, plan, config, &progress, idx, interrupt);
-                        let written = std::fs::write(layout::manifest_path(&plan.dir), manifest.to_json())
-                            .with_context(|| format!("cannot write {}", layout::manifest_path(&plan.dir).display()))
-                            .map(|()| manifest);
+                        let mut manifest = run::run_one(&exe, plan, config, &progress, idx, interrupt);
+                        if let Err(error) = layout::write_manifest(&plan.dir, &manifest) {
+                            // The run's own first error (a full disk, often) stays the
+                            // cause; that its record could not be kept comes after.
+                            let path = layout::manifest_path(&plan.dir);
+                            let unwritten = format!("its {} could not be written: {error}", path.display());
+                            manifest.status = RunStatus::Failed {
+                                cause: match &manifest.status {
+                                    RunStatus::Failed { cause } => format!("{cause}; and {unwritten}"),
+                                    _ => unwritten,
+                                },
+                            };
+                        }
                         progress.finished(idx);
-                        slots.lock().expect("no worker panics holding the slots")[idx] = Some(written);
+                        slots.lock().expect("no worker panics holding the slots")[idx] = Some(manifest);
                     }
                 })
             })
@@ -104,7 +115,7 @@ pub fn run_real(
         .expect("no worker panicked")
         .into_iter()
         .map(|slot| match slot {
-            Some(manifest) => manifest.map(Some),
+            Some(manifest) => Ok(Some(manifest)),
             None if interrupt.fired() => Ok(None),
             None => Err(anyhow!("a run was never started")),
         })

@@ -8,7 +8,6 @@ use std::path::PathBuf;
 
 use clocklab_log::LogFormat;
 use clocklab_model::MachineId;
-use clocklab_model::wire::TOKEN_LEN;
 use clocklab_net::RunSummary;
 use serde::{Deserialize, Serialize};
 
@@ -93,21 +92,4 @@ pub fn send_line<W: Write, T: Serialize>(out: &mut W, message: &T) -> std::io::R
     line.push(b'\n');
     out.write_all(&line)?;
     out.flush()
-}
-
-/// A token in hexadecimal.
-pub fn token_to_hex(token: &[u8; TOKEN_LEN]) -> String {
-    token.iter().map(|byte| format!("{byte:02x}")).collect()
-}
-
-/// A token from hexadecimal (32 digits).
-pub fn token_from_hex(hex: &str) -> Option<[u8; TOKEN_LEN]> {
-    if hex.len() != 2 * TOKEN_LEN || !hex.is_ascii() {
-        return None;
-    }
-    let mut token = [0u8; TOKEN_LEN];
-    for (idx, byte) in token.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(&hex[2 * idx..2 * idx + 2], 16).ok()?;
-    }
-    Some(token)
 }

@@ -17,7 +17,7 @@ use rand::Rng;
 
 use super::process::{Children, Report, describe, spawn_machine};
 use super::progress::Progress;
-use super::protocol::{FromMachine, Launch, ToMachine, token_to_hex};
+use super::protocol::{FromMachine, Launch, ToMachine};
 use crate::signals::Interrupt;
 
 /// How far ahead of "all ready" the shared start instant is: enough for every
@@ -80,11 +80,20 @@ pub(super) fn run_one(
         record.failures.insert(0, format!("{error:#}"));
     }
     let ended_us = now_us();
+    // Messages a machine could not write to a peer that stopped reading are
+    // lost, and counted: the run is not sound.
+    for (id, summary) in &record.summaries {
+        for (peer, unsent) in &summary.unsent {
+            record.failures.push(format!(
+                "machine {id} declared machine {peer} gone (it stopped reading): {unsent} messages to it were never sent"
+            ));
+        }
+    }
     let status = match (record.failures.first(), &record.interrupted) {
         (_, Some(_)) if record.called_off => RunStatus::Interrupted,
         (Some(cause), _) => RunStatus::Failed { cause: cause.clone() },
         (None, Some(_)) => RunStatus::Interrupted,
-        (None, None) => RunStatus::Ok,
+        (None, None) => RunStatus::from_behind(&record.summaries.iter().map(|(&id, s)| (id, s.behind)).collect()),
     };
     super::manifest::build(plan, &record, status, spawned_us, ended_us)
 }
@@ -157,7 +166,7 @@ fn drive(
     drop(report_tx);
 
     let end_deadline = match start(plan, config, progress, idx, interrupt, &reports, &mut children, record) {
-        Ok(deadline) => deadline + connect_timeout + Duration::from_secs(5),
+        Ok(deadline) => after(after(deadline, clocklab_net::longest_end(connect_timeout)), Duration::from_secs(5)),
         Err(halt) => {
             match halt {
                 Halt::Interrupted(cause) => {
@@ -169,7 +178,7 @@ fn drive(
             // Machines that have not started ticking stop at once, write
             // `Stopped` and exit.
             children.stop_all(now_us());
-            Instant::now() + connect_timeout + ABANDON_TIMEOUT
+            after(Instant::now(), clocklab_net::longest_end(connect_timeout) + ABANDON_TIMEOUT)
         }
     };
 
@@ -282,7 +291,7 @@ fn start(
             clock_offset_us: machine.clock_offset_us,
             clock_drift_ppm: machine.clock_drift_ppm,
             host: plan.host.clone(),
-            token_hex: token_to_hex(&token),
+            token_hex: clocklab_model::wire::token_to_hex(&token),
             connect_timeout_s: config.connect_timeout,
             queue_cap: plan.queue_cap,
             duration_us,
@@ -290,7 +299,7 @@ fn start(
         }))?;
     }
     let mut addresses = BTreeMap::new();
-    let bound_deadline = Instant::now() + connect_timeout;
+    let bound_deadline = after(Instant::now(), connect_timeout);
     collect(reports, children, record, interrupt, ids.clone(), bound_deadline, "its port", |record, id, message| {
         let FromMachine::Bound { port, rate } = message else { bail!("machine {id}: expected its port first") };
         let planned = plan.machines.iter().find(|m| m.id == id).map(|m| m.rate);
@@ -309,7 +318,7 @@ fn start(
     for process in &mut children.0 {
         process.send(&ToMachine::Peers(addresses.clone()))?;
     }
-    let connect_deadline = Instant::now() + connect_timeout + Duration::from_secs(1);
+    let connect_deadline = after(Instant::now(), connect_timeout + Duration::from_secs(1));
     collect(reports, children, record, interrupt, ids, connect_deadline, "its connections", |_, id, message| {
         match message {
             FromMachine::Ready => Ok(true),
@@ -322,7 +331,13 @@ fn start(
     for process in &mut children.0 {
         process.send(&ToMachine::Start(start_us))?;
     }
-    let deadline = Instant::now() + Duration::from_micros(START_LEAD_US as u64 + duration_us);
+    let deadline = after(Instant::now(), Duration::from_micros(duration_us.saturating_add(START_LEAD_US as u64)));
     progress.started(idx, deadline);
     Ok(deadline)
+}
+
+/// `at + later`, or as far as an `Instant` goes: no setting can make a
+/// deadline overflow (validation bounds them too).
+fn after(at: Instant, later: Duration) -> Instant {
+    at.checked_add(later).or_else(|| at.checked_add(Duration::from_secs(1 << 32))).unwrap_or(at)
 }
