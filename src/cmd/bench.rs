@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use clap::Args;
-use clocklab_config::{Config, LogFormats, plan_runs};
+use clocklab_config::{Config, LogFormats, Runtime, plan_runs};
 use clocklab_sim::{CountingSink, LogFiles, SimSummary, Simulation};
 
 /// Arguments of `clocklab bench`.
@@ -49,6 +49,8 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     experiment.runs = 1;
     experiment.clocks = super::parse_clocks(&args.clocks)?;
     config.log_format = LogFormats::Text;
+    // The simulator's limits, not the real runtime's.
+    config.runtime = Runtime::Sim;
     config.validate("the command line").context("invalid benchmark settings")?;
     let out = args.logs.clone().unwrap_or_default();
     let plan = plan_runs(&config, args.seed, &out).remove(0);

@@ -93,9 +93,10 @@ fn free_bytes(path: &Path) -> Option<u64> {
 
 /// A size in bytes for a person: `12.3 GB`.
 pub fn bytes(n: u64) -> String {
-    match n {
-        0..1_000_000 => format!("{:.1} kB", n as f64 / 1e3),
-        1_000_000..1_000_000_000 => format!("{:.1} MB", n as f64 / 1e6),
-        _ => format!("{:.1} GB", n as f64 / 1e9),
+    let units = [(1e18, "EB"), (1e15, "PB"), (1e12, "TB"), (1e9, "GB"), (1e6, "MB")];
+    let size = n as f64;
+    match units.iter().find(|(scale, _)| size >= *scale) {
+        Some((scale, unit)) => format!("{:.1} {unit}", size / scale),
+        None => format!("{:.1} kB", size / 1e3),
     }
 }

@@ -11,10 +11,12 @@
 //! - `accept`: the receiving side: the acceptor, hello slots shared fairly
 //!   under a flood of connections, and one reader thread per accepted
 //!   connection, which push [`Inbound`] events into one bounded channel.
-//! - `link`: the sending side: one thread per peer that connects (retrying
-//!   until the connect timeout), then writes the frames the processing thread
-//!   queues for it, each at its due instant; a peer that stops reading is
-//!   declared gone and what it did not get is counted.
+//! - `link`: one short-lived thread per peer that connects to it (retrying
+//!   until the connect timeout) and hands the connection over.
+//! - `send`: the outbox, one thread that writes the frames the processing
+//!   thread queues for each peer, each at its due instant, on non-blocking
+//!   connections; a peer that stops reading is declared gone and what it did
+//!   not get is counted.
 //! - `hello`: reading a hello within a deadline, for both sides.
 //! - `logs`: the log files, written a whole line at a time.
 //! - `node`: the processing thread, the only owner of the `Machine` and the
@@ -78,6 +80,7 @@ mod hello;
 mod link;
 mod logs;
 mod node;
+mod send;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

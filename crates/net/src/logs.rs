@@ -8,7 +8,6 @@ use std::io::{self, Write};
 use std::path::PathBuf;
 
 use clocklab_log::{LogFormat, LogWriter, Record};
-use clocklab_model::MachineId;
 
 use crate::NetError;
 
@@ -82,14 +81,13 @@ impl LogFile {
 /// readable.
 #[derive(Debug)]
 pub(crate) struct Logs {
-    id: MachineId,
     files: Vec<LogFile>,
     /// The first write error.
     failure: Option<NetError>,
 }
 
 impl Logs {
-    pub(crate) fn create(id: MachineId, files: &[(LogFormat, PathBuf)]) -> Result<Logs, NetError> {
+    pub(crate) fn create(files: &[(LogFormat, PathBuf)]) -> Result<Logs, NetError> {
         let mut sinks: Vec<(LogFormat, PathBuf, Box<dyn Sink>)> = Vec::new();
         for (format, path) in files {
             let file = OpenOptions::new()
@@ -99,10 +97,10 @@ impl Logs {
                 .map_err(|source| NetError::Log { path: path.clone(), source })?;
             sinks.push((*format, path.clone(), Box::new(file)));
         }
-        Ok(Logs::over(id, sinks))
+        Ok(Logs::over(sinks))
     }
 
-    pub(crate) fn over(id: MachineId, sinks: Vec<(LogFormat, PathBuf, Box<dyn Sink>)>) -> Logs {
+    pub(crate) fn over(sinks: Vec<(LogFormat, PathBuf, Box<dyn Sink>)>) -> Logs {
         let files = sinks
             .into_iter()
             .map(|(format, path, sink)| LogFile {
@@ -112,7 +110,7 @@ impl Logs {
                 last_clock: 0,
             })
             .collect();
-        Logs { id, files, failure: None }
+        Logs { files, failure: None }
     }
 
     /// Writes one line to every file that has not failed; returns whether
@@ -124,7 +122,8 @@ impl Logs {
             }
             if let Err(source) = file.write(record) {
                 file.failed = true;
-                crate::note!("machine {}: cannot write {}: {source}; stopping", self.id, file.path.display());
+                // The error is the machine's last word, once: the end goes as at
+                // the deadline, then the error is returned.
                 self.failure.get_or_insert(NetError::Log { path: file.path.clone(), source });
             }
         }

@@ -15,8 +15,9 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use serde::{Deserialize, Serialize};
 
 use crate::accept::{self, AcceptContext, Inbound};
-use crate::link::{LinkConfig, LinkEvent, PeerLink, SEND_STALL_MIN};
+use crate::link::{Connector, LinkConfig, LinkEvent};
 use crate::logs::Logs;
+use crate::send::{Outbox, SEND_STALL_MIN};
 use crate::{MissingPeer, NetError};
 
 /// How many arrived messages may wait between the reader threads and the
@@ -108,7 +109,10 @@ pub struct Bound {
 #[derive(Debug)]
 pub struct Connected {
     bound: Bound,
-    links: BTreeMap<MachineId, PeerLink>,
+    /// Writes to the peers, off the processing thread.
+    outbox: Outbox,
+    /// The peers, in order.
+    peers: Vec<MachineId>,
     /// What arrived while connecting: replayed before the first tick.
     early: VecDeque<Inbound>,
     /// When each machine of the run (this one included) had every
@@ -181,7 +185,7 @@ impl RunSummary {
 pub fn bind(config: NodeConfig) -> Result<Bound, NetError> {
     let listener =
         TcpListener::bind(config.listen).map_err(|source| NetError::Bind { address: config.listen, source })?;
-    let logs = Logs::create(config.id(), &config.logs)?;
+    let logs = Logs::create(&config.logs)?;
     bind_with_logs(config, listener, logs)
 }
 
@@ -203,8 +207,10 @@ fn bind_with_logs(config: NodeConfig, listener: TcpListener, mut logs: Logs) -> 
 /// What is known of each peer while connecting.
 #[derive(Debug, Default)]
 struct Joining {
-    /// Peers whose link (our connection to them) is up.
-    up: BTreeSet<MachineId>,
+    /// Our connections to the peers that are up, hellos exchanged.
+    up: BTreeMap<MachineId, std::net::TcpStream>,
+    /// The outbox, once every connection is up both ways.
+    outbox: Option<Outbox>,
     /// Peers whose connection to us passed its hello.
     joined: BTreeSet<MachineId>,
     /// Each machine's ready instant.
@@ -238,22 +244,30 @@ impl Bound {
         peers: &BTreeMap<MachineId, SocketAddr>,
         stop: &Receiver<StopRequest>,
     ) -> Result<Connected, NetError> {
-        let mut links = BTreeMap::new();
-        // Dropped when connecting ends, which stops every link still trying.
+        let mut connectors = BTreeMap::new();
+        let mut joining = Joining::default();
+        // Dropped when connecting ends, which stops every connector still trying.
         let (cancel, cancelled) = crossbeam_channel::bounded::<()>(0);
-        match self.try_connect(peers, stop, &cancelled, &mut links) {
-            Ok(joining) => {
-                drop(cancel);
-                Ok(Connected { bound: self, links, early: joining.early, ready_us: joining.ready_us })
-            }
-            Err(error) => {
-                drop(cancel);
-                for link in links.into_values() {
-                    link.abort();
+        let result = self.try_connect(peers, stop, &cancelled, &mut connectors, &mut joining);
+        drop(cancel);
+        for connector in connectors.into_values() {
+            connector.join();
+        }
+        match (result, joining.outbox) {
+            (Ok(()), Some(outbox)) => Ok(Connected {
+                bound: self,
+                outbox,
+                peers: peers.keys().copied().collect(),
+                early: joining.early,
+                ready_us: joining.ready_us,
+            }),
+            (result, outbox) => {
+                if let Some(outbox) = outbox {
+                    outbox.abort();
                 }
                 // Best effort: the error to report is the first one.
                 let _ = self.abandon();
-                Err(error)
+                Err(result.err().unwrap_or(NetError::Stopped))
             }
         }
     }
@@ -263,8 +277,9 @@ impl Bound {
         peers: &BTreeMap<MachineId, SocketAddr>,
         stop: &Receiver<StopRequest>,
         cancelled: &Receiver<()>,
-        links: &mut BTreeMap<MachineId, PeerLink>,
-    ) -> Result<Joining, NetError> {
+        connectors: &mut BTreeMap<MachineId, Connector>,
+        joining: &mut Joining,
+    ) -> Result<(), NetError> {
         let id = self.config.id();
         let expected: BTreeSet<MachineId> = (1..=self.config.machine.n_machines).filter(|&peer| peer != id).collect();
         let given: BTreeSet<MachineId> = peers.keys().copied().collect();
@@ -276,44 +291,36 @@ impl Bound {
         }
         let timeout_s = self.config.connect_timeout.as_secs_f64();
         let deadline = checked_after(Instant::now(), self.config.connect_timeout);
-        let frame_len = FrameCodec::new(self.config.machine.clocks, self.config.machine.n_machines).frame_len();
         let (events_tx, events) = crossbeam_channel::unbounded();
         for (&peer, &address) in peers {
-            let link_config = LinkConfig {
-                ours: self.config.hello(),
-                peer,
-                address,
-                deadline,
-                timeout_s,
-                stall_limit: self.config.stall_limit(),
-                frame_len,
-            };
-            links.insert(peer, PeerLink::spawn(link_config, events_tx.clone(), cancelled.clone())?);
+            let link_config = LinkConfig { ours: self.config.hello(), peer, address, deadline, timeout_s };
+            connectors.insert(peer, Connector::spawn(link_config, events_tx.clone(), cancelled.clone())?);
         }
         drop(events_tx);
-        let mut joining = Joining::default();
         let mut failures: BTreeMap<MachineId, String> = BTreeMap::new();
-        let all_up = |joining: &Joining| joining.up.len() == expected.len() && joining.joined.len() == expected.len();
+        let all_up = |joining: &Joining| {
+            (joining.up.len() == expected.len() || joining.outbox.is_some()) && joining.joined.len() == expected.len()
+        };
         // First every connection, both ways; then every peer's ready message.
-        while !all_up(&joining) || joining.ready_us.len() < expected.len() + 1 {
-            if all_up(&joining) && !joining.ready_us.contains_key(&id) {
+        while !all_up(joining) || joining.ready_us.len() < expected.len() + 1 {
+            if all_up(joining) && !joining.ready_us.contains_key(&id) {
                 for (&peer, address) in peers {
                     let host = address.ip().to_string();
                     self.logs.write(self.driver.connected(now_us(), peer, &host, Some(address.port())));
                 }
                 self.logs.check()?;
+                let outbox = Outbox::start(id, std::mem::take(&mut joining.up), self.config.stall_limit())?;
                 let ready_us = now_us();
                 joining.ready_us.insert(id, ready_us);
-                for link in links.values() {
-                    link.send_ready(ready_us);
-                }
+                outbox.send_ready(ready_us);
+                joining.outbox = Some(outbox);
                 continue;
             }
             let remaining = deadline.saturating_duration_since(Instant::now());
             crossbeam_channel::select! {
                 recv(events) -> event => match event {
-                    Ok(LinkEvent::Up { peer }) => {
-                        joining.up.insert(peer);
+                    Ok(LinkEvent::Up { peer, stream }) => {
+                        joining.up.insert(peer, stream);
                     }
                     Ok(LinkEvent::Failed { error: NetError::Stopped, .. }) => return Err(NetError::Stopped),
                     // An answer that is not the peer's hello will not change: give up now.
@@ -324,23 +331,23 @@ impl Bound {
                     // Every link has reported: wait for the rest until the deadline.
                     Err(_) => crossbeam_channel::select! {
                         recv(stop) -> _ => return Err(NetError::Stopped),
-                        recv(self.inbound) -> event => self.on_joining(event, &mut joining)?,
+                        recv(self.inbound) -> event => self.on_joining(event, joining)?,
                         default(remaining) => {}
                     },
                 },
-                recv(self.inbound) -> event => self.on_joining(event, &mut joining)?,
+                recv(self.inbound) -> event => self.on_joining(event, joining)?,
                 recv(stop) -> _ => return Err(NetError::Stopped),
                 default(remaining) => {}
             }
-            if Instant::now() >= deadline && (!all_up(&joining) || joining.ready_us.len() < expected.len() + 1) {
+            if Instant::now() >= deadline && (!all_up(joining) || joining.ready_us.len() < expected.len() + 1) {
+                let connected = |peer: &MachineId| joining.outbox.is_some() || joining.up.contains_key(peer);
                 let missing = expected
                     .iter()
                     .filter_map(|&peer| {
-                        let reason = if !joining.up.contains(&peer) {
-                            failures
-                                .get(&peer)
-                                .cloned()
-                                .unwrap_or_else(|| links.get(&peer).map_or_else(String::new, |link| link.last_error()))
+                        let reason = if !connected(&peer) {
+                            failures.get(&peer).cloned().unwrap_or_else(|| {
+                                connectors.get(&peer).map_or_else(String::new, Connector::last_error)
+                            })
                         } else if !joining.joined.contains(&peer) {
                             "it took our connection but did not connect back".into()
                         } else if !joining.ready_us.contains_key(&peer) {
@@ -356,7 +363,7 @@ impl Bound {
                 return Err(NetError::NotConnected { missing, timeout_s });
             }
         }
-        Ok(joining)
+        Ok(())
     }
 
     /// Takes one event from a reader thread while connecting.
@@ -482,17 +489,14 @@ impl Ticking<'_> {
         }
     }
 
-    /// Logs every peer whose link has just been declared gone.
-    fn note_gone_peers(&mut self, links: &mut BTreeMap<MachineId, PeerLink>) {
-        for link in links.values_mut() {
-            if let Some(reason) = link.newly_gone() {
-                let peer = link.peer();
-                crate::note!(
-                    "machine {}: machine {peer} is declared gone: {reason}; what is sent to it from now on is counted as unsent",
-                    self.config.id()
-                );
-                self.disconnect(peer);
-            }
+    /// Logs every peer the outbox has just declared gone.
+    fn note_gone_peers(&mut self, outbox: &mut Outbox) {
+        for (peer, reason) in outbox.newly_gone() {
+            crate::note!(
+                "machine {}: machine {peer} is declared gone: {reason}; what is sent to it from now on is counted as unsent",
+                self.config.id()
+            );
+            self.disconnect(peer);
         }
     }
 
@@ -531,9 +535,7 @@ impl Connected {
 
     /// Ends the machine before it ticked (its run was called off): writes `Stopped`.
     pub fn abandon(self) -> Result<(), NetError> {
-        for link in self.links.into_values() {
-            link.abort();
-        }
+        self.outbox.abort();
         self.bound.abandon()
     }
 
@@ -559,7 +561,7 @@ impl Connected {
     /// included, and a line cut by the failure is cut off), and the first
     /// write error is returned.
     pub fn run(self, start_us: i64, duration_us: u64, stop: &Receiver<StopRequest>) -> Result<RunSummary, NetError> {
-        let Connected { bound, mut links, early, .. } = self;
+        let Connected { bound, mut outbox, peers, early, .. } = self;
         let Bound { config, mut driver, logs, inbound, context, .. } = bound;
         let rate = driver.rate();
         let n_ticks = schedule::n_ticks(rate, duration_us);
@@ -567,7 +569,7 @@ impl Connected {
         driver.start(start_us);
         let full_deadline = checked_after(start, Duration::from_micros(duration_us));
         let mut lateness = LatenessRecorder::default();
-        let open = links.keys().copied().collect();
+        let open = peers.iter().copied().collect();
         let mut state = Ticking {
             config: &config,
             driver,
@@ -600,7 +602,7 @@ impl Connected {
                 state.logs.write(line);
             }
             state.absorb_arrived(true);
-            state.note_gone_peers(&mut links);
+            state.note_gone_peers(&mut outbox);
             let step = state.driver.tick(now_us());
             // The line goes out before the frames: a process killed in between
             // leaves a send that never arrived (which a failed run allows), never
@@ -610,13 +612,7 @@ impl Connected {
                 break;
             }
             if let Some(frame) = step.frame {
-                let bytes: Arc<[u8]> = Arc::from(frame);
-                let now = Instant::now();
-                for peer in step.recipients() {
-                    if let Some(link) = links.get(peer) {
-                        link.send_frame(now, &bytes);
-                    }
-                }
+                outbox.send_frame(Instant::now(), Arc::from(frame), step.recipients());
             }
         }
         if !state.summary.stopped_early && !state.logs.failed() {
@@ -627,12 +623,10 @@ impl Connected {
         }
         state.summary.stopped_early |= state.deadline < full_deadline || state.logs.failed();
 
-        // The end: every link writes what it holds and ends its stream, so
+        // The end: the outbox writes what it holds and ends every stream, so
         // peers see the end after our last message, and we read theirs to
         // its end, so nothing on the wire is lost.
-        for link in links.values_mut() {
-            link.close();
-        }
+        outbox.close();
         let drain_deadline = checked_after(Instant::now(), config.connect_timeout);
         state.absorb_arrived(false);
         while !state.open.is_empty() {
@@ -652,21 +646,10 @@ impl Connected {
                 }
             }
         }
-        // A link that cannot write what it holds gives up within its stall limit.
-        state.note_gone_peers(&mut links);
-        let mut unsent = BTreeMap::new();
-        for (peer, link) in std::mem::take(&mut links) {
-            let mut link = link;
-            let gone = link.newly_gone();
-            let count = link.finish();
-            if let Some(reason) = gone {
-                crate::note!("machine {}: machine {peer} is declared gone at the end: {reason}", config.id());
-                state.disconnect(peer);
-            }
-            if count > 0 {
-                unsent.insert(peer, count);
-            }
-        }
+        // A peer that cannot take what is left is given up within its stall limit.
+        outbox.finish();
+        state.note_gone_peers(&mut outbox);
+        let unsent = outbox.unsent();
         let Ticking { mut driver, mut logs, mut summary, .. } = state;
         let end = driver.end(now_us());
         summary.unprocessed = end.len() as u64 - 1;
@@ -806,7 +789,7 @@ mod tests {
         let bytes = Arc::new(Mutex::new(Vec::new()));
         let sink = FullDisk { bytes: Arc::clone(&bytes), room, recovers, failed: false };
         let path = dir.path().join("machine_1.log");
-        let logs = Logs::over(1, vec![(LogFormat::Text, path, Box::new(sink))]);
+        let logs = Logs::over(vec![(LogFormat::Text, path, Box::new(sink))]);
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let one = bind_with_logs(config(1, dir.path()), listener, logs).unwrap();
         let two = bind(config(2, dir.path())).unwrap();

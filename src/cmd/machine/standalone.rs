@@ -95,17 +95,12 @@ pub(super) fn run(args: MachineArgs) -> anyhow::Result<ExitCode> {
         .into());
     }
     let token = match (&args.token, &config.token) {
-        (Some(hex), _) => clocklab_model::wire::token_from_hex(hex)
-            .ok_or_else(|| UsageError(format!("--token {hex:?}: expected {} hexadecimal digits", 2 * TOKEN_LEN)))?,
-        (None, Some(hex)) => clocklab_model::wire::token_from_hex(hex).context("the validated token")?,
-        (None, None) => {
-            clocklab_net::note!(
-                "machine {id}: {source} has no `token`, so any program on this computer that can read it can join \
-                 this run as one of its machines; `clocklab config --init FILE` writes a configuration with a \
-                 secret token"
-            );
-            derived_token(&config)
-        }
+        (Some(hex), _) => Some(
+            clocklab_model::wire::token_from_hex(hex)
+                .ok_or_else(|| UsageError(format!("--token {hex:?}: expected {} hexadecimal digits", 2 * TOKEN_LEN)))?,
+        ),
+        (None, Some(hex)) => Some(clocklab_model::wire::token_from_hex(hex).context("the validated token")?),
+        (None, None) => None,
     };
     let mut experiment = config.experiments[0].clone();
     experiment.machines = n_machines;
@@ -145,6 +140,13 @@ pub(super) fn run(args: MachineArgs) -> anyhow::Result<ExitCode> {
             .into());
         }
     }
+    let token = token.unwrap_or_else(|| {
+        clocklab_net::note!(
+            "machine {id}: {source} has no `token`, so any program on this computer that can read it can join this \
+             run as one of its machines; `clocklab config --init FILE` writes a configuration with a secret token"
+        );
+        derived_token(&config)
+    });
     std::fs::create_dir_all(&args.out).with_context(|| format!("cannot create {}", args.out.display()))?;
     let port_of = |peer: MachineId| config.ports[peer as usize - 1];
     let mut peers = BTreeMap::new();
@@ -224,6 +226,10 @@ pub(super) fn run(args: MachineArgs) -> anyhow::Result<ExitCode> {
     let written = layout::write_machine_manifest(&args.out, &manifest);
     report_end(id, &summary, &manifest, &args.out);
     written.with_context(|| format!("cannot write {}", manifest_path.display()))?;
+    if let RunStatus::Failed { cause } = &manifest.status {
+        // The log is whole, but the run lost messages: not a success.
+        anyhow::bail!("{cause}");
+    }
     Ok(signal_exit(signal))
 }
 
