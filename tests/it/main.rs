@@ -1,11 +1,15 @@
 //! Integration tests: one binary (see ARCHITECTURE.md).
 
 mod analyze;
+mod bounds;
 mod calibrate;
 mod config_errors;
 mod driver;
+mod fake_peer;
 mod faults;
 mod machine;
+mod peers;
 mod run_real;
 mod sim;
+mod stops;
 mod util;
