@@ -5,6 +5,7 @@
 //!
 //! `cargo run --release --example check_run -- <run folder>`
 
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -14,13 +15,13 @@ use clocklab_model::schedule;
 
 fn main() -> ExitCode {
     let Some(dir) = std::env::args_os().nth(1).map(PathBuf::from) else {
-        eprintln!("usage: check_run <run folder>");
+        clocklab_net::note!("usage: check_run <run folder>");
         return ExitCode::from(2);
     };
     let run = match layout::read_run(&dir, LogFormat::Text) {
         Ok(run) => run,
         Err(error) => {
-            eprintln!("{}: {error}", dir.display());
+            clocklab_net::note!("{}: {error}", dir.display());
             return ExitCode::from(2);
         }
     };
@@ -35,7 +36,8 @@ fn main() -> ExitCode {
     let sent: u64 = report.sent.values().sum();
     let received: u64 = report.received.values().sum();
     let lines: usize = run.logs.values().map(Vec::len).sum();
-    println!(
+    let _ = writeln!(
+        std::io::stdout(),
         "{} machines, status {}: {exact} with their exact tick count; {} ticks, {lines} lines; {sent} messages sent, {received} received; {} rule(s) broken",
         manifest.machines.len(),
         manifest.status.name(),
@@ -43,7 +45,7 @@ fn main() -> ExitCode {
         report.violations.len()
     );
     for violation in report.violations.iter().take(5) {
-        println!("  {violation}");
+        let _ = writeln!(std::io::stdout(), "  {violation}");
     }
     // Tick lateness, per machine, as the manifest records it.
     let lateness: Vec<(u64, u64, u64)> = manifest
@@ -67,9 +69,15 @@ fn main() -> ExitCode {
             (values[values.len() / 2], values[values.len() - 1])
         };
         let (p50, p99, max) = (median_worst(|l| l.0), median_worst(|l| l.1), median_worst(|l| l.2));
-        println!(
+        let _ = writeln!(
+            std::io::stdout(),
             "tick lateness (median / worst over machines, us): p50 {} / {}, p99 {} / {}, max {} / {}",
-            p50.0, p50.1, p99.0, p99.1, max.0, max.1
+            p50.0,
+            p50.1,
+            p99.0,
+            p99.1,
+            max.0,
+            max.1
         );
     }
     let sound = report.is_ok() && exact == manifest.machines.len() && sent == received;

@@ -4,11 +4,12 @@
 #
 #   scripts/first-tick-spread.sh [TRIALS]
 #
-# Needs a release build (cargo build --release) and GNU date.
+# Needs a release build (cargo build --release) and GNU date; CLOCKLAB=<path>
+# runs another build (for a comparison).
 set -eu
 trials=${1:-5}
 root=$(cd "$(dirname "$0")/.." && pwd)
-clocklab="$root/target/release/clocklab"
+clocklab=${CLOCKLAB:-"$root/target/release/clocklab"}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 # Microseconds since the epoch of the first tick in a log.
@@ -22,10 +23,11 @@ for trial in $(seq 1 "$trials"); do
     base=$((20000 + (RANDOM % 20000)))
     dir="$work/$trial"
     mkdir -p "$dir"
-    printf '{"host": "127.0.0.1", "ports": [%d, %d, %d], "duration": 2, "token": "%s"}\n' \
-        "$base" $((base + 1)) $((base + 2)) "$(printf '%032x' "$trial")" > "$dir/config.json"
+    printf '{"host": "127.0.0.1", "ports": [%d, %d, %d], "duration": 2}\n' \
+        "$base" $((base + 1)) $((base + 2)) > "$dir/config.json"
     for id in 1 2 3; do
-        "$clocklab" machine "$id" --config "$dir/config.json" --out "$dir/logs" --seed "$trial" 2>/dev/null &
+        "$clocklab" machine "$id" --config "$dir/config.json" --out "$dir/logs" --seed "$trial" \
+            --token "$(printf '%032x' "$trial")" 2>/dev/null &
         sleep 0.3
     done
     wait

@@ -8,8 +8,9 @@
 pub const MACHINES_MAX: u32 = 20_000;
 
 /// The most machines a run of the real runtime may have: every machine is a
-/// process with a thread per peer for sending and another for receiving, so
-/// a run of `n` machines needs about `2 n^2` threads and `2 n^2` sockets.
+/// process with a reader thread per peer and a connection each way, so a run
+/// of `n` machines needs about `n^2` threads and `2 n^2` sockets, and `n`
+/// processes that all want a core at every tick.
 pub const REAL_MACHINES_MAX: u32 = 100;
 
 /// The most machines a run that keeps vector clocks may have: every line

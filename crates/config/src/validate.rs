@@ -24,8 +24,8 @@ impl Config {
                         format!("experiments[{idx}].machines"),
                         exp.machines.to_string(),
                         format!(
-                            "must be at most {} with the real runtime: every machine is a process with two threads \
-                             per peer (experiment `{}`; the simulator takes up to {})",
+                            "must be at most {} with the real runtime: every machine is a process with a thread \
+                             and two connections per peer (experiment `{}`; the simulator takes up to {})",
                             limits::REAL_MACHINES_MAX,
                             exp.name,
                             limits::MACHINES_MAX

@@ -37,10 +37,10 @@ pub(crate) const HELLO_TIMEOUT: Duration = Duration::from_secs(2);
 /// The fewest hello slots a machine has, however few its peers.
 const MIN_HELLO_SLOTS: usize = 32;
 
-/// The stack of a reader or sender thread: it holds a 4 KiB buffer (64 KiB
-/// for a sender's batch, on the heap) and a few small values, so a run of a
-/// hundred machines, with two threads per peer each, stays far from the
-/// memory that the default 2 MiB stacks would reserve.
+/// The stack of a reader, connector or outbox thread: it holds a 4 KiB
+/// buffer and a few small values, so a run of a hundred machines, with a
+/// reader thread per peer each, stays far from the memory that the default
+/// 2 MiB stacks would reserve.
 pub(crate) const THREAD_STACK_BYTES: usize = 256 * 1024;
 
 /// How many accepted connections of a run of `n_machines` may wait for
@@ -191,8 +191,9 @@ fn admit(context: &Arc<AcceptContext>, stream: TcpStream, inbound: &Sender<Inbou
         context.leave(ticket);
         context.refused_connections.fetch_add(1, Ordering::SeqCst);
         crate::note!(
-            "machine {id}: cannot start a thread for a new connection: {error}; the system's limit on threads or \
-             processes is reached (ulimit -u, /proc/sys/kernel/threads-max): run fewer machines at once"
+            "machine {id}: cannot start a thread for a new connection: {error}; the system's limit on threads, \
+             processes or memory is reached (ulimit -u, ulimit -v, /proc/sys/kernel/threads-max): run fewer machines \
+             at once"
         );
     }
 }

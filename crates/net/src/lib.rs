@@ -152,7 +152,7 @@ pub enum NetError {
     /// A thread could not be started: the system's limit on threads (or on
     /// processes, or memory) is reached.
     #[error(
-        "cannot start a thread for {what}; the system's limit on threads or processes is reached (ulimit -u, /proc/sys/kernel/threads-max): run fewer machines at once"
+        "cannot start a thread for {what}; the system's limit on threads, processes or memory is reached (ulimit -u, ulimit -v, /proc/sys/kernel/threads-max): run fewer machines at once"
     )]
     Thread {
         /// What the thread was for.
