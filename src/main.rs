@@ -20,6 +20,7 @@ macro_rules! say {
 
 mod cmd;
 mod orchestrate;
+mod signals;
 
 /// Scale models of asynchronous distributed systems with logical clocks.
 #[derive(Debug, Parser)]
@@ -38,7 +39,7 @@ enum Command {
     /// Analyze a results, experiment or run folder (also `clocklab analyse`).
     #[command(visible_alias = "analyse")]
     Analyze(cmd::analyze::AnalyzeArgs),
-    /// Show the configuration.
+    /// Show the configuration, check a file, or write a starter file.
     Config(cmd::config::ConfigArgs),
     /// Measure the simulator's speed on one experiment.
     Bench(cmd::bench::BenchArgs),
@@ -59,7 +60,7 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(error) => {
-            eprintln!("clocklab: error: {error:#}");
+            clocklab_net::note!("clocklab: error: {error:#}");
             ExitCode::from(cmd::exit_code(&error))
         }
     }

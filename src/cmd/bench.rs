@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use clap::Args;
-use clocklab_config::{Config, LogFormats, plan_runs};
+use clocklab_config::{Config, LogFormats, Runtime, plan_runs};
 use clocklab_sim::{CountingSink, LogFiles, SimSummary, Simulation};
 
 /// Arguments of `clocklab bench`.
@@ -49,6 +49,8 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     experiment.runs = 1;
     experiment.clocks = super::parse_clocks(&args.clocks)?;
     config.log_format = LogFormats::Text;
+    // The simulator's limits, not the real runtime's.
+    config.runtime = Runtime::Sim;
     config.validate("the command line").context("invalid benchmark settings")?;
     let out = args.logs.clone().unwrap_or_default();
     let plan = plan_runs(&config, args.seed, &out).remove(0);
@@ -94,21 +96,32 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         summary.max_in_flight,
         summary.max_queue_len
     );
-    say!(
-        "  wall {wall_s:.3} s: {:.2} million ticks/s, {:.2} million lines/s",
-        summary.ticks as f64 / wall_s / 1e6,
-        summary.lines as f64 / wall_s / 1e6
-    );
+    say!("  wall {wall_s:.3} s: {}", speed(summary, wall_s));
     // On a shared machine the wall clock also counts the time other
     // processes had the core; the thread's own CPU time does not.
     if let Some(cpu_s) = cpu_s {
-        say!(
-            "  cpu  {cpu_s:.3} s: {:.2} million ticks/s, {:.2} million lines/s",
-            summary.ticks as f64 / cpu_s / 1e6,
-            summary.lines as f64 / cpu_s / 1e6
-        );
+        say!("  cpu  {cpu_s:.3} s: {}", speed(summary, cpu_s));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The shortest time a speed is computed from: below it the clock's
+/// resolution and the start-up dominate, and a rate would mean nothing.
+const MEASURABLE_S: f64 = 0.001;
+
+/// Ticks and lines a second over `seconds`, or why there is no figure.
+fn speed(summary: SimSummary, seconds: f64) -> String {
+    if seconds < MEASURABLE_S {
+        return format!(
+            "too short to measure a speed (under {} ms); raise --duration or --machines",
+            MEASURABLE_S * 1e3
+        );
+    }
+    format!(
+        "{:.2} million ticks/s, {:.2} million lines/s",
+        summary.ticks as f64 / seconds / 1e6,
+        summary.lines as f64 / seconds / 1e6
+    )
 }
 
 /// The CPU time this thread has used, in nanoseconds (Linux only: the first

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Args;
-use clocklab_config::{RunStatus, layout, plan_runs};
+use clocklab_config::{layout, plan_runs};
 use rand::Rng;
 
 use super::UsageError;
@@ -35,6 +35,10 @@ pub struct CalibrateArgs {
     /// The folder under which a new results folder is made.
     #[arg(long, default_value = "results")]
     out: PathBuf,
+    /// Run even if the logs would be larger than 10 GB or the free space of
+    /// the output's disk.
+    #[arg(long)]
+    yes: bool,
 }
 
 /// Runs `clocklab calibrate`.
@@ -59,8 +63,14 @@ pub fn run(args: CalibrateArgs) -> anyhow::Result<ExitCode> {
     if let Some(names) = &args.clocks {
         config.experiments[0].clocks = super::parse_clocks(names)?;
     }
+    // Calibration runs the experiment in the real runtime too.
+    config.runtime = clocklab_config::Runtime::Real;
     config.validate("the command line").context("invalid configuration")?;
     let seed = args.seed.or(config.seed).unwrap_or_else(|| rand::rng().next_u64());
+    // Both runtimes write the same logs.
+    let estimate = clocklab_config::OutputEstimate::of_plans(&plan_runs(&config, seed, &args.out));
+    let both = clocklab_config::OutputEstimate { lines: 2 * estimate.lines, bytes: 2 * estimate.bytes };
+    super::check_output_size(both, &args.out, args.yes)?;
 
     let stamp = time::OffsetDateTime::now_utc()
         .format(time::macros::format_description!("[year]-[month]-[day]T[hour]-[minute]-[second]"))
@@ -71,13 +81,28 @@ pub fn run(args: CalibrateArgs) -> anyhow::Result<ExitCode> {
     say!("clocklab calibrate: {} in both runtimes, seed {seed}, results in {}", args.experiment, results_dir.display());
 
     let real_plans = plan_runs(&config, seed, &real_dir);
-    let interrupt = crate::orchestrate::Interrupt::install(&real_dir)?;
+    let interrupt = crate::signals::Interrupt::install(&results_dir)?;
     let manifests = crate::orchestrate::run_real(&real_plans, &config, usize::MAX, &real_dir, &interrupt)?;
-    if let Some(failed) = manifests.iter().find(|m| m.status != RunStatus::Ok) {
+    if let Some(signal) = interrupt.signal() {
+        clocklab_net::note!(
+            "clocklab: interrupted by {}: the calibration stopped (the real runs so far are in {})",
+            crate::signals::signal_name(signal),
+            real_dir.display()
+        );
+        return Ok(ExitCode::from(u8::try_from(128 + signal).unwrap_or(1)));
+    }
+    if let Some(failed) = manifests.iter().find(|m| !m.status.ran_to_the_end()) {
         anyhow::bail!("real run {} did not finish cleanly: {:?}", failed.run_idx, failed.status);
     }
     for plan in plan_runs(&config, seed, &sim_dir) {
-        clocklab_sim::run_plan(&plan, &config.sim).with_context(|| format!("simulating {}", plan.dir.display()))?;
+        clocklab_sim::run_plan_until(&plan, &config.sim, interrupt.stop_flag())
+            .with_context(|| format!("simulating {}", plan.dir.display()))?;
+    }
+    interrupt.enter_analysis();
+    // A report for each runtime, as `clocklab run` writes one.
+    for dir in [&real_dir, &sim_dir] {
+        let report = super::analyze::analyze_results(dir, &dir.join(layout::ANALYSIS_DIR))?;
+        say!("report: {}", report.display());
     }
 
     let agreement = tick_agreement(&real_plans, &sim_dir)?;

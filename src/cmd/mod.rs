@@ -10,7 +10,7 @@ pub mod run;
 use std::path::Path;
 
 use anyhow::Context;
-use clocklab_config::{Config, ConfigError};
+use clocklab_config::{Config, ConfigError, LogFormats, OutputEstimate, limits};
 
 /// Bad input that is the user's to fix: exits with code 2.
 #[derive(Debug, thiserror::Error)]
@@ -21,6 +21,28 @@ pub struct UsageError(pub String);
 pub fn exit_code(error: &anyhow::Error) -> u8 {
     let bad_input = error.chain().any(|cause| cause.is::<ConfigError>() || cause.is::<UsageError>());
     if bad_input { 2 } else { 1 }
+}
+
+/// The log files to write, as the command line names them.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum LogFormatArg {
+    /// `machine_<id>.log`.
+    Text,
+    /// `machine_<id>.jsonl`.
+    Jsonl,
+    /// Both.
+    Both,
+}
+
+impl LogFormatArg {
+    /// The configuration's form.
+    pub fn formats(self) -> LogFormats {
+        match self {
+            LogFormatArg::Text => LogFormats::Text,
+            LogFormatArg::Jsonl => LogFormats::Jsonl,
+            LogFormatArg::Both => LogFormats::Both,
+        }
+    }
 }
 
 /// The clock set named on the command line (`--clocks lamport,vector,hlc`).
@@ -34,5 +56,47 @@ pub fn load_config(path: Option<&Path>) -> anyhow::Result<Config> {
     match path {
         Some(path) => Config::load(path).context("invalid configuration"),
         None => Ok(Config::default()),
+    }
+}
+
+/// Refuses a run whose estimated output is above
+/// [`limits::OUTPUT_BYTES_MAX`] or the free space of the disk under `out`,
+/// unless `yes` (`--yes`): bad input, before anything is written, saying the
+/// estimate.
+pub fn check_output_size(estimate: OutputEstimate, out: &Path, yes: bool) -> anyhow::Result<()> {
+    let free = free_bytes(out);
+    let limit = free.map_or(limits::OUTPUT_BYTES_MAX, |free| free.min(limits::OUTPUT_BYTES_MAX));
+    if estimate.bytes <= limit || yes {
+        return Ok(());
+    }
+    let free = free.map_or_else(String::new, |free| format!(", {} free on the disk of {}", bytes(free), out.display()));
+    Err(UsageError(format!(
+        "this would write about {} of logs ({} lines), more than the limit of {}{free}: shorten it (duration, runs, \
+         machines, max_clock_rate), or pass --yes to run it anyway",
+        bytes(estimate.bytes),
+        estimate.lines,
+        bytes(limits::OUTPUT_BYTES_MAX),
+    ))
+    .into())
+}
+
+/// The bytes free for this user on the disk that holds `path` (or its
+/// nearest existing parent), if the system says.
+fn free_bytes(path: &Path) -> Option<u64> {
+    let existing = path.ancestors().find(|dir| dir.as_os_str().is_empty() || dir.exists())?;
+    let existing = if existing.as_os_str().is_empty() { Path::new(".") } else { existing };
+    let stat = nix::sys::statvfs::statvfs(existing).ok()?;
+    #[allow(clippy::unnecessary_cast)] // `fsblkcnt_t` and `c_ulong` are narrower than `u64` on some systems.
+    let free = (stat.blocks_available() as u64).saturating_mul(stat.fragment_size() as u64);
+    Some(free)
+}
+
+/// A size in bytes for a person: `12.3 GB`.
+pub fn bytes(n: u64) -> String {
+    let units = [(1e18, "EB"), (1e15, "PB"), (1e12, "TB"), (1e9, "GB"), (1e6, "MB")];
+    let size = n as f64;
+    match units.iter().find(|(scale, _)| size >= *scale) {
+        Some((scale, unit)) => format!("{:.1} {unit}", size / scale),
+        None => format!("{:.1} kB", size / 1e3),
     }
 }

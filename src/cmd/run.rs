@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Args;
-use clocklab_config::{Config, LogFormats, RunStatus, Runtime, layout, plan_runs};
+use clocklab_config::{Config, OutputEstimate, RunManifest, RunStatus, Runtime, layout, plan_runs};
 use rand::Rng;
 
 use super::UsageError;
@@ -25,6 +25,15 @@ pub struct RunArgs {
     /// Seconds per run, overriding the configuration.
     #[arg(long)]
     duration: Option<f64>,
+    /// Machines per run, overriding the configuration.
+    #[arg(long)]
+    machines: Option<u32>,
+    /// Rates are drawn from 1..=this, overriding the configuration.
+    #[arg(long, value_name = "R")]
+    max_clock_rate: Option<u32>,
+    /// Event draws are from 1..=this, overriding the configuration.
+    #[arg(long, value_name = "E")]
+    max_event_num: Option<u32>,
     /// How many runs go side by side (real runtime); default: all of an experiment's.
     #[arg(long)]
     jobs: Option<usize>,
@@ -39,26 +48,23 @@ pub struct RunArgs {
     runtime: Option<RuntimeArg>,
     /// Which log files to write.
     #[arg(long, value_enum)]
-    log_format: Option<LogFormatArg>,
+    log_format: Option<super::LogFormatArg>,
     /// The clocks every machine keeps, e.g. `lamport,vector,hlc` (Lamport's is always kept).
     #[arg(long, value_delimiter = ',', value_name = "CLOCKS")]
     clocks: Option<Vec<String>>,
     /// Skip the analysis at the end.
     #[arg(long)]
     no_analyze: bool,
+    /// Run even if the logs would be larger than 10 GB or the free space of
+    /// the output's disk.
+    #[arg(long)]
+    yes: bool,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 enum RuntimeArg {
     Real,
     Sim,
-}
-
-#[derive(Debug, Clone, Copy, clap::ValueEnum)]
-enum LogFormatArg {
-    Text,
-    Jsonl,
-    Both,
 }
 
 /// The configuration with the command line's overrides applied and checked.
@@ -78,12 +84,25 @@ fn resolve_config(args: &RunArgs) -> anyhow::Result<Config> {
         config.experiments.retain(|e| args.experiments.contains(&e.name));
     }
     let clocks = args.clocks.as_deref().map(super::parse_clocks).transpose()?;
+    if args.machines.is_some() {
+        // `run` picks free ports itself; the file's ports are for machines started by hand.
+        config.ports.clear();
+    }
     for experiment in &mut config.experiments {
         if let Some(runs) = args.runs {
             experiment.runs = runs;
         }
         if let Some(duration) = args.duration {
             experiment.duration = duration;
+        }
+        if let Some(machines) = args.machines {
+            experiment.machines = machines;
+        }
+        if let Some(rate) = args.max_clock_rate {
+            experiment.max_clock_rate = rate;
+        }
+        if let Some(max_event_num) = args.max_event_num {
+            experiment.max_event_num = max_event_num;
         }
         if let Some(clocks) = clocks {
             experiment.clocks = clocks;
@@ -96,11 +115,7 @@ fn resolve_config(args: &RunArgs) -> anyhow::Result<Config> {
         };
     }
     if let Some(format) = args.log_format {
-        config.log_format = match format {
-            LogFormatArg::Text => LogFormats::Text,
-            LogFormatArg::Jsonl => LogFormats::Jsonl,
-            LogFormatArg::Both => LogFormats::Both,
-        };
+        config.log_format = format.formats();
     }
     if let Some(seed) = args.seed {
         config.seed = Some(seed);
@@ -108,7 +123,19 @@ fn resolve_config(args: &RunArgs) -> anyhow::Result<Config> {
     if args.jobs == Some(0) {
         return Err(UsageError("--jobs 0: at least one run must go at a time".into()).into());
     }
-    config.validate("the command line").context("invalid configuration")?;
+    let overridden = args.runs.is_some()
+        || args.duration.is_some()
+        || args.machines.is_some()
+        || args.max_clock_rate.is_some()
+        || args.max_event_num.is_some()
+        || args.clocks.is_some()
+        || args.runtime.is_some();
+    let source = match (&args.config, overridden) {
+        (Some(path), false) => path.display().to_string(),
+        (Some(path), true) => format!("{} with the command line", path.display()),
+        (None, _) => "the command line".to_string(),
+    };
+    config.validate(&source).context("invalid configuration")?;
     Ok(config)
 }
 
@@ -116,49 +143,52 @@ fn resolve_config(args: &RunArgs) -> anyhow::Result<Config> {
 pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let config = resolve_config(&args)?;
     let suite_seed = config.seed.unwrap_or_else(|| rand::rng().next_u64());
+    // The plans are drawn before anything is written, to estimate the output.
+    let estimate = OutputEstimate::of_plans(&plan_runs(&config, suite_seed, &args.out));
+    super::check_output_size(estimate, &args.out, args.yes)?;
     let stamp = time::OffsetDateTime::now_utc()
         .format(time::macros::format_description!("[year]-[month]-[day]T[hour]-[minute]-[second]"))
         .context("formatting the results folder's name")?;
     let results_dir = layout::create_results_dir(&args.out, &stamp)
         .with_context(|| format!("cannot create a results folder under {}", args.out.display()))?;
-    std::fs::write(results_dir.join("config.toml"), config.to_toml())
-        .with_context(|| format!("cannot write {}", results_dir.join("config.toml").display()))?;
+    let config_path = results_dir.join(layout::CONFIG_FILE);
+    std::fs::write(&config_path, config.to_toml())
+        .with_context(|| format!("cannot write {}", config_path.display()))?;
     let plans = plan_runs(&config, suite_seed, &results_dir);
     // The handlers go in before the first line, so that a signal from then
     // on always stops the runs cleanly.
-    let interrupt = match config.runtime {
-        Runtime::Real => Some(crate::orchestrate::Interrupt::install(&results_dir)?),
-        Runtime::Sim => None,
-    };
-    say!("clocklab: {} runs, seed {suite_seed}, results in {}", plans.len(), results_dir.display());
+    let interrupt = crate::signals::Interrupt::install(&results_dir)?;
+    say!(
+        "clocklab: {} runs, seed {suite_seed}, results in {} (about {} of logs)",
+        plans.len(),
+        results_dir.display(),
+        super::bytes(estimate.bytes)
+    );
 
-    let manifests = match (config.runtime, &interrupt) {
-        (Runtime::Real, Some(interrupt)) => {
+    let manifests = match config.runtime {
+        Runtime::Real => {
             let jobs = args.jobs.unwrap_or(usize::MAX);
-            crate::orchestrate::run_real(&plans, &config, jobs, &results_dir, interrupt)?
+            crate::orchestrate::run_real(&plans, &config, jobs, &results_dir, &interrupt)?
         }
-        (Runtime::Real, None) => unreachable!("the real runtime always has its handlers"),
-        (Runtime::Sim, _) => plans
-            .iter()
-            .map(|plan| {
-                clocklab_sim::run_plan(plan, &config.sim).with_context(|| format!("simulating {}", plan.dir.display()))
-            })
-            .collect::<anyhow::Result<Vec<_>>>()?,
+        Runtime::Sim => {
+            let mut manifests = Vec::new();
+            for plan in &plans {
+                if interrupt.fired() {
+                    break;
+                }
+                let manifest = clocklab_sim::run_plan_until(plan, &config.sim, interrupt.stop_flag())
+                    .with_context(|| format!("simulating {}", plan.dir.display()))?;
+                manifests.push(manifest);
+            }
+            manifests
+        }
     };
 
-    let failed: Vec<String> = manifests
-        .iter()
-        .filter_map(|m| match &m.status {
-            RunStatus::Ok => None,
-            RunStatus::Failed { cause } => Some(format!("{}/run_{}: {cause}", m.experiment.name, m.run_idx)),
-            RunStatus::Interrupted => Some(format!("{}/run_{}: interrupted", m.experiment.name, m.run_idx)),
-        })
-        .collect();
-    if let Some(signal) = interrupt.as_ref().and_then(|i| i.signal()) {
+    if let Some(signal) = interrupt.signal() {
         let interrupted = manifests.iter().filter(|m| m.status == RunStatus::Interrupted).count();
-        eprintln!(
+        clocklab_net::note!(
             "clocklab: interrupted by {}: {interrupted} runs stopped early (each manifest.json says \"interrupted\"), {} finished, {} never started",
-            crate::orchestrate::signal_name(signal),
+            crate::signals::signal_name(signal),
             manifests.len() - interrupted,
             plans.len() - manifests.len()
         );
@@ -166,15 +196,34 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::from(u8::try_from(128 + signal).unwrap_or(1)));
     }
     say!("results: {}", results_dir.display());
+    for manifest in &manifests {
+        if let RunStatus::Degraded { cause, .. } = &manifest.status {
+            clocklab_net::note!("clocklab: run degraded: {}: {cause}", run_name(manifest));
+        }
+    }
     if !args.no_analyze {
-        let report = super::analyze::analyze_results(&results_dir, &results_dir.join("analysis"))?;
+        interrupt.enter_analysis();
+        let report = super::analyze::analyze_results(&results_dir, &results_dir.join(layout::ANALYSIS_DIR))?;
         say!("report: {}", report.display());
     }
+    let failed: Vec<String> = manifests
+        .iter()
+        .filter_map(|m| match &m.status {
+            RunStatus::Ok | RunStatus::Degraded { .. } => None,
+            RunStatus::Failed { cause } => Some(format!("{}: {cause}", run_name(m))),
+            RunStatus::Interrupted => Some(format!("{}: interrupted", run_name(m))),
+        })
+        .collect();
     if !failed.is_empty() {
         for line in &failed {
-            eprintln!("clocklab: run failed: {line}");
+            clocklab_net::note!("clocklab: run failed: {line}");
         }
         anyhow::bail!("{} of {} runs failed (see each run's manifest.json)", failed.len(), manifests.len());
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `experiment/run_<k>`: how the command names a run.
+fn run_name(manifest: &RunManifest) -> String {
+    format!("{}/run_{}", manifest.experiment.name, manifest.run_idx)
 }

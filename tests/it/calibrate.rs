@@ -20,6 +20,10 @@ fn calibration_pairs_every_machine_and_writes_its_comparison() {
         assert_eq!(serde_json::to_value(logs.manifest.runtime).unwrap(), runtime);
         let report = logs.check(1);
         assert!(report.is_ok(), "{runtime}: {:?}", report.violations);
+        // A report for each runtime, as `clocklab run` writes one.
+        let html = folder.join(runtime).join("analysis/report.html");
+        assert!(html.exists(), "{}", html.display());
+        assert!(stdout.contains(&format!("report: {}", html.display())), "{stdout}");
     }
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(folder.join("calibration.json")).unwrap()).unwrap();

@@ -42,7 +42,7 @@ const CASES: &[Case] = &[
         text: Some(r#"{"experiments": [{"name": "a", "max_event_num": 2}]}"#),
         names: &["key `experiments[0].max_event_num` = 2", "at least 3"],
     },
-    Case { file: "one-machine.toml", text: Some("machines = 1\n"), names: &["key `machines` = 1", "at least 2"] },
+    Case { file: "one-machine.toml", text: Some("machines = 1\n"), names: &["key `machines` = 1", "in 2..=20000"] },
     Case {
         file: "duplicate-ports.json",
         text: Some(r#"{"ports": [5001, 5002, 5001]}"#),
@@ -58,6 +58,73 @@ const CASES: &[Case] = &[
         file: "duration-negative.json",
         text: Some(r#"{"duration": -5}"#),
         names: &["key `duration` = -5", "positive"],
+    },
+    // Values that once passed validation and then crashed a run, filled a
+    // disk, never ended, or broke the results layout.
+    Case {
+        file: "duration-huge.toml",
+        text: Some("duration = 1e300\n"),
+        names: &["key `duration` = 1e300", "0.001..=31536000"],
+    },
+    Case {
+        file: "duration-overflow.toml",
+        text: Some("duration = 1e14\n"),
+        names: &["key `duration` = 1e14", "0.001..=31536000"],
+    },
+    Case {
+        file: "timeout-huge.toml",
+        text: Some("connect_timeout = 1e30\n"),
+        names: &["key `connect_timeout` = 1e30", "0.1..=3600"],
+    },
+    Case {
+        file: "timeout-tiny.toml",
+        text: Some("connect_timeout = 0.001\n"),
+        names: &["key `connect_timeout` = 0.001", "0.1..=3600"],
+    },
+    Case {
+        file: "runs-huge.toml",
+        text: Some("runs = 4294967295\n"),
+        names: &["key `runs` = 4294967295", "1..=10000"],
+    },
+    Case {
+        file: "machines-huge.toml",
+        text: Some("machines = 50000\n"),
+        names: &["key `machines` = 50000", "2..=20000"],
+    },
+    Case {
+        file: "machines-real.toml",
+        text: Some("machines = 500\nruns = 1\n"),
+        names: &["key `experiments[0].machines` = 500", "at most 100 with the real runtime"],
+    },
+    Case {
+        file: "name-analysis.toml",
+        text: Some("[[experiments]]\nname = \"analysis\"\n"),
+        names: &["key `experiments[0].name` = \"analysis\"", "reserved"],
+    },
+    Case {
+        file: "name-config.toml",
+        text: Some("[[experiments]]\nname = \"config.toml\"\n"),
+        names: &["key `experiments[0].name` = \"config.toml\"", "reserved"],
+    },
+    Case {
+        file: "name-dots.toml",
+        text: Some("[[experiments]]\nname = \"..\"\n"),
+        names: &["key `experiments[0].name` = \"..\"", "not starting with '.'"],
+    },
+    Case {
+        file: "name-twice.toml",
+        text: Some("[[experiments]]\nname = \"a\"\n[[experiments]]\nname = \"a\"\n"),
+        names: &["key `experiments[1].name` = \"a\"", "used twice"],
+    },
+    Case {
+        file: "epoch-past-9999.toml",
+        text: Some("[sim]\nepoch_us = 253402300799000000\n"),
+        names: &["key `sim.epoch_us` = 253402300799000000", "years 0 to 9999"],
+    },
+    Case {
+        file: "delay-huge.toml",
+        text: Some("[sim.network]\nkind = \"constant\"\ndelay_us = 1e18\n"),
+        names: &["key `sim.network.delay_us` = 1e18", "0..=3600000000"],
     },
 ];
 

@@ -77,6 +77,104 @@ fn three_standalone_machines_keep_every_rule() {
     assert!(report.sent.values().sum::<u64>() > 0);
     // The JSON Lines log holds the same records.
     assert_eq!(read_logs(&out, 3, LogFormat::Jsonl), logs);
+    // Each wrote its manifest beside its log: the same start instant for all
+    // three (agreed over their connections), its schedule and its counts.
+    let manifests = clocklab_config::layout::read_machine_manifests(&out);
+    assert_eq!(manifests.keys().copied().collect::<Vec<_>>(), [1, 2, 3]);
+    let started: std::collections::BTreeSet<&str> = manifests.values().map(|m| m.started_at.as_str()).collect();
+    assert_eq!(started.len(), 1, "the machines started at different instants: {started:?}");
+    for (id, manifest) in &manifests {
+        assert_eq!(manifest.status, clocklab_config::RunStatus::Ok, "machine {id}");
+        assert_eq!((manifest.n_machines, manifest.duration, manifest.rate), (3, duration_s, logged_rate(&logs[id])));
+        assert_eq!(manifest.counts.ticks, report.ticks[id]);
+        let start_us = parse_us(&manifest.started_at);
+        assert_eq!(parse_us(&manifest.deadline_at) - start_us, 3_000_000);
+        // The first tick is at the start instant or (a little) after it.
+        let first_tick = logs[id].iter().find(|r| r.event.is_tick()).unwrap();
+        assert!(first_tick.time_us >= start_us, "machine {id} ticked before the start");
+    }
+    // The analysis takes the duration from the machines' manifests, not from
+    // the logs (which include the wait for the peers): every machine made
+    // 100% of its ticks.
+    let analysis = dir.path().join("analysis");
+    let output = run_clocklab(&["analyze", out.to_str().unwrap(), "--out", analysis.to_str().unwrap()]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(analysis.join("summary.json")).unwrap()).unwrap();
+    let run = &summary["experiments"][0]["runs"][0];
+    assert_eq!(run["duration_s"], duration_s);
+    assert_eq!(run["info"]["runtime"], "real");
+    for machine in run["machines"].as_array().unwrap() {
+        assert_eq!(machine["tick_ratio"], 1.0, "{machine}");
+    }
+}
+
+/// Microseconds since the Unix epoch of an RFC 3339 instant.
+fn parse_us(text: &str) -> i64 {
+    let parsed = time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).unwrap();
+    (parsed.unix_timestamp_nanos() / 1_000) as i64
+}
+
+/// The Python reference implementation's `config_example.json`, as it is.
+const REFERENCE_CONFIG: &str = r#"{
+    "HOST": "localhost",
+    "PORTS": {
+        "1": 12345,
+        "2": 54321,
+        "3": 8080
+    },
+    "MAX_CLOCK_RATE": 6,
+    "MAX_EVENT_NUM": 10,
+    "EXPERIMENT_DURATION": 60
+}
+"#;
+
+#[test]
+fn the_reference_configuration_file_is_read_as_it_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config_example.json");
+    std::fs::write(&path, REFERENCE_CONFIG).unwrap();
+    let output = run_clocklab(&["config", "--config", path.to_str().unwrap()]);
+    let resolved = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        resolved.contains("host = \"localhost\"") && resolved.contains("12345,\n    54321,\n    8080,"),
+        "{resolved}"
+    );
+    // `run` takes it as it is (and picks free ports itself).
+    let out = dir.path().join("results");
+    let output = run_clocklab(&[
+        "run",
+        "--config",
+        path.to_str().unwrap(),
+        "--duration",
+        "1",
+        "--runs",
+        "1",
+        "--no-analyze",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    // `machine` too: the same file, with the reference's fixed ports swapped
+    // for free ones (tests never take a fixed port).
+    let ports = free_ports(3);
+    let text = REFERENCE_CONFIG
+        .replace("12345", &ports[0].to_string())
+        .replace("54321", &ports[1].to_string())
+        .replace("8080", &ports[2].to_string())
+        .replace("\"EXPERIMENT_DURATION\": 60", "\"EXPERIMENT_DURATION\": 1");
+    std::fs::write(&path, text).unwrap();
+    let logs = dir.path().join("logs");
+    let outputs = start_machines(&path, &logs, 3, &["--seed", "4"]);
+    for output in &outputs {
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    }
+    let records = read_logs(&logs, 3, LogFormat::Text);
+    assert!(
+        matches!(&records[&1][0].event, clocklab_log::Event::Initialized { host: Some(h), .. } if h == "localhost")
+    );
+    assert_sound(&records, 1.0);
 }
 
 #[test]

@@ -2,12 +2,14 @@
 //! ports, and the line-by-line checks of a run's logs.
 
 use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use clocklab_config::{RunStatus, layout};
 use clocklab_log::check::{CheckReport, Expectations, check_run};
-use clocklab_log::{LogFormat, LogReader, Record};
+use clocklab_log::{Event, LogFormat, LogReader, Record};
 use clocklab_model::ClockKinds;
 
 /// The `clocklab` binary under test.
@@ -63,7 +65,7 @@ pub const REFERENCE_REGEX: &str =
     r"(\d+)> Event: (.+?) \| System Time: ([\d-]+ [\d:]+) \| Logical Clock: (\d+) \| Queue Length: (\d+)";
 
 /// A whole clocklab text line, from the first field to the `Timestamp`.
-pub const LINE_REGEX: &str = r"^(\d+)> Event: (Initialized on \S+:\d+ with clock rate \d+|Connected to machine \d+ at \S+:\d+|Internal event|Sent message to machine \d+|Sent message to machines \d+(, \d+)+|Processed message from machine \d+ with clock \d+|Disconnected from machine \d+|Unprocessed message from machine \d+ with clock \d+|Stopped) \| System Time: \d{4}-\d\d-\d\d \d\d:\d\d:\d\d \| Logical Clock: \d+ \| Queue Length: \d+ \| Timestamp: \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$";
+pub const LINE_REGEX: &str = r"^(\d+)> Event: (Initialized on \S+:\d+ with clock rate \d+|Connected to machine \d+ at \S+:\d+|Internal event|Sent message to machine \d+|Sent message to machines \d+(, \d+)+|Processed message from machine \d+ with clock \d+|Disconnected from machine \d+|Behind schedule by \d+ us at tick \d+|Unprocessed message from machine \d+ with clock \d+|Stopped) \| System Time: \d{4}-\d\d-\d\d \d\d:\d\d:\d\d \| Logical Clock: \d+ \| Queue Length: \d+ \| Timestamp: \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$";
 
 /// Checks every line of a text log against both regexes, and its first and
 /// last lines; returns the number of lines.
@@ -176,4 +178,209 @@ pub fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
 /// Sends `signal` to `pid`.
 pub fn signal(pid: u32, signal: nix::sys::signal::Signal) {
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), signal).expect("the process exists");
+}
+
+/// Writes a standalone configuration and returns its path: `ports`, rates
+/// up to 6, `max_event_num` 10, `duration_s`, and the keys of `extra`
+/// (`, "key": value, ...`), which win.
+pub fn write_config(dir: &Path, ports: &[u16], duration_s: f64, extra: &str) -> PathBuf {
+    let path = dir.join("config.json");
+    let mut config = serde_json::json!({
+        "host": "127.0.0.1", "ports": ports, "machines": ports.len(), "max_clock_rate": 6, "max_event_num": 10,
+        "duration": duration_s,
+    });
+    let extra: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(&format!("{{{}}}", extra.trim().trim_start_matches(','))).expect("extra keys");
+    for (key, value) in extra {
+        config[key] = value;
+    }
+    std::fs::write(&path, config.to_string()).unwrap();
+    path
+}
+
+/// Starts `clocklab machine 1 <args> --config <config> --out <out>` with its
+/// output captured.
+pub fn spawn_machine(args: &[&str], config: &Path, out: &Path) -> Child {
+    clocklab()
+        .args(["machine", "1"])
+        .args(args)
+        .arg("--config")
+        .arg(config)
+        .arg("--out")
+        .arg(out)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Waits for `child` at most `timeout`, then kills it; returns its output.
+pub fn finish(child: Child, timeout: Duration) -> Output {
+    Processes(vec![child]).wait_all(timeout).pop().unwrap()
+}
+
+/// The tick events of a log.
+pub fn ticks(records: &[Record]) -> u64 {
+    records.iter().filter(|r| r.event.is_tick()).count() as u64
+}
+
+/// The drawn rate in a log's first line.
+pub fn rate_of(records: &[Record]) -> u32 {
+    match records[0].event {
+        Event::Initialized { rate, .. } => rate,
+        ref other => panic!("first record {other:?}"),
+    }
+}
+
+/// Asserts that none of `pids` is a live clocklab process.
+pub fn assert_no_orphans(pids: &[u32]) {
+    for &pid in pids {
+        // A process being reaped by init may take a moment to go.
+        wait_for(&format!("process {pid} to be gone"), Duration::from_secs(5), || !clocklab_alive(pid));
+    }
+}
+
+/// The machine pids a manifest records.
+pub fn manifest_pids(run_dir: &Path) -> Vec<u32> {
+    let text = std::fs::read_to_string(layout::manifest_path(run_dir)).unwrap();
+    let manifest: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let pids = manifest["extra"]["pids"].as_object().expect("the manifest records the pids");
+    pids.values().map(|p| p.as_u64().unwrap() as u32).collect()
+}
+
+// --- Ports and peers ------------------------------------------------------
+
+/// A `clocklab run` started in the background, its results folder found.
+pub struct BackgroundRun {
+    child: Option<Child>,
+    /// The folder under which the run makes its results folder.
+    pub out: PathBuf,
+    stdout: BufReader<std::process::ChildStdout>,
+}
+
+impl BackgroundRun {
+    /// Starts `clocklab run --no-analyze` with `args` under `out` and waits
+    /// for its first line (its signal handlers are in place by then).
+    pub fn start(out: &Path, args: &[&str]) -> BackgroundRun {
+        BackgroundRun::start_with(out, &[&["--no-analyze"], args].concat())
+    }
+
+    /// Starts `clocklab run` with `args` under `out` and waits for its first line.
+    pub fn start_with(out: &Path, args: &[&str]) -> BackgroundRun {
+        let mut child = clocklab()
+            .args(["run", "--out"])
+            .arg(out)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut first = String::new();
+        stdout.read_line(&mut first).unwrap();
+        assert!(first.starts_with("clocklab: "), "{first:?}");
+        BackgroundRun { child: Some(child), out: out.to_path_buf(), stdout }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().unwrap().id()
+    }
+
+    /// The folder of run 1 of `experiment`.
+    pub fn run_dir(&self, experiment: &str) -> PathBuf {
+        let results = std::fs::read_dir(&self.out).unwrap().next().unwrap().unwrap().path();
+        layout::run_dir(&results, experiment, 1)
+    }
+
+    /// Waits until each of the `n` machines has ticked (a line after its
+    /// `Connected` lines).
+    pub fn wait_ticking(&self, experiment: &str, n: u32) -> PathBuf {
+        let run_dir = self.run_dir(experiment);
+        wait_for("every machine to tick", Duration::from_secs(30), || {
+            (1..=n).all(|id| {
+                let text = std::fs::read_to_string(layout::log_path(&run_dir, id, LogFormat::Text)).unwrap_or_default();
+                text.lines().count() > n as usize
+            })
+        });
+        run_dir
+    }
+
+    /// Reads the command's stdout until a line starts with `prefix`.
+    pub fn wait_line(&mut self, prefix: &str) {
+        let mut line = String::new();
+        while !line.starts_with(prefix) {
+            line.clear();
+            assert!(self.stdout.read_line(&mut line).unwrap() > 0, "no line {prefix:?} before the end of stdout");
+        }
+    }
+
+    /// Waits for the command to exit; returns its exit code, stdout and stderr.
+    pub fn wait(mut self, timeout: Duration) -> (Option<i32>, String, String) {
+        let output = finish(self.child.take().unwrap(), timeout);
+        let mut rest = String::new();
+        self.stdout.read_to_string(&mut rest).unwrap();
+        (output.status.code(), rest, String::from_utf8_lossy(&output.stderr).into_owned())
+    }
+}
+
+impl Drop for BackgroundRun {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.child {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// The machine processes of a running `clocklab run`, by id.
+pub fn machine_pids(orchestrator: u32, n: u32) -> BTreeMap<u32, u32> {
+    let mut pids = BTreeMap::new();
+    wait_for("the machine processes", Duration::from_secs(10), || {
+        for (pid, cmdline) in children_of(orchestrator) {
+            let words: Vec<&str> = cmdline.split(' ').collect();
+            if let Some(idx) = words.iter().position(|w| *w == "machine") {
+                pids.insert(words[idx + 1].parse().unwrap(), pid);
+            }
+        }
+        pids.len() == n as usize
+    });
+    pids
+}
+
+/// The log check with strict accounting (sent = processed + unprocessed per
+/// pair) and any tick count: the runs it is for stopped early.
+pub fn assert_accounted(logs: &BTreeMap<u32, Vec<Record>>, what: &str) {
+    let expect = Expectations {
+        n_machines: logs.len() as u32,
+        duration_s: 1.0,
+        tick_tolerance: u64::MAX,
+        allow_loss: false,
+        clocks: ClockKinds::LAMPORT,
+    };
+    let report = check_run(logs, &expect);
+    // A machine stopped before it connected to every peer has fewer
+    // `Connected` lines; that is no fault when nothing ticked.
+    let never_ticked = logs.values().all(|records| ticks(records) == 0);
+    let violations: Vec<&String> =
+        report.violations.iter().filter(|v| !(never_ticked && v.contains("peers, expected"))).collect();
+    assert!(violations.is_empty(), "{what}: {violations:#?}");
+    assert_eq!(report.sent, report.received, "{what}");
+}
+
+/// Checks an interrupted run's folder: every log whole and ending with
+/// `Stopped`, the accounting exact, the manifest `interrupted`, no process left.
+pub fn assert_interrupted_cleanly(run_dir: &Path, n: u32, what: &str) -> RunStatus {
+    for id in 1..=n {
+        let path = layout::log_path(run_dir, id, LogFormat::Text);
+        check_text_lines(&path, id);
+    }
+    let logs = read_logs(run_dir, n, LogFormat::Text);
+    assert_accounted(&logs, what);
+    let manifest =
+        clocklab_config::RunManifest::from_json(&std::fs::read_to_string(layout::manifest_path(run_dir)).unwrap())
+            .unwrap();
+    assert_no_orphans(&manifest_pids(run_dir));
+    manifest.status
 }

@@ -1,7 +1,12 @@
 //! Where results go: `<out>/<experiment>/run_<k>/`, with `machine_<id>.log`
-//! (and `.jsonl`) and `manifest.json` in each run folder.
+//! (and `.jsonl`) and `manifest.json` in each run folder; `config.toml` and
+//! `analysis/` beside the experiments. A machine started by hand writes
+//! `machine_<id>.json` (its [`MachineManifest`]) beside its log.
 //!
-//! Only this module knows the folder layout; readers of results ask it.
+//! Only this module knows the folder layout; readers of results ask it, and
+//! experiment names are checked against it ([`check_experiment_name`]).
+//! Manifests are written atomically: a reader (or a full disk) never sees
+//! half of one.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -9,11 +14,45 @@ use std::path::{Path, PathBuf};
 use clocklab_log::LogFormat;
 use clocklab_model::MachineId;
 
+use crate::{MachineManifest, RunManifest};
+
 /// The manifest's file name in a run folder.
 pub const MANIFEST_FILE: &str = "manifest.json";
 
 /// The configuration's file name in a results folder.
 pub const CONFIG_FILE: &str = "config.toml";
+
+/// The analysis' folder in a results folder.
+pub const ANALYSIS_DIR: &str = "analysis";
+
+/// Names that a results folder holds beside its experiments, which an
+/// experiment must therefore not take.
+const RESERVED_NAMES: &[&str] = &[ANALYSIS_DIR, CONFIG_FILE, MANIFEST_FILE];
+
+/// Why `name` cannot name an experiment's folder, if it cannot: it must be
+/// letters, digits, `-`, `_` or `.`, not start with a dot (so not `.` or
+/// `..`), hold at most [`crate::limits::NAME_LEN_MAX`] bytes, and not be a
+/// name the results folder uses itself (`analysis`, `config.toml`, …) or a
+/// run folder's (`run_<k>`).
+pub fn check_experiment_name(name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err("must not be empty (it names a folder)".into());
+    }
+    if name.len() > crate::limits::NAME_LEN_MAX {
+        return Err(format!("must be at most {} bytes long (it names a folder)", crate::limits::NAME_LEN_MAX));
+    }
+    if !name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')) || name.starts_with('.') {
+        return Err("must be letters, digits, '-', '_' or '.', not starting with '.' (it names a folder)".into());
+    }
+    let lower = name.to_ascii_lowercase();
+    if RESERVED_NAMES.contains(&lower.as_str()) {
+        return Err(format!("is a name the results folder uses itself (reserved: {})", RESERVED_NAMES.join(", ")));
+    }
+    if lower.strip_prefix("run_").is_some_and(|k| !k.is_empty() && k.bytes().all(|b| b.is_ascii_digit())) {
+        return Err("looks like a run folder (run_<k>), which an experiment folder holds".into());
+    }
+    Ok(())
+}
 
 /// The folder of run `run_idx` (1-based) of `experiment` under `out`.
 pub fn run_dir(out: &Path, experiment: &str, run_idx: u32) -> PathBuf {
@@ -28,6 +67,64 @@ pub fn log_path(run_dir: &Path, id: MachineId, format: LogFormat) -> PathBuf {
 /// The manifest of the run in `run_dir`.
 pub fn manifest_path(run_dir: &Path) -> PathBuf {
     run_dir.join(MANIFEST_FILE)
+}
+
+/// Machine `id`'s manifest in `dir` (beside its log): `machine_<id>.json`.
+pub fn machine_manifest_path(dir: &Path, id: MachineId) -> PathBuf {
+    dir.join(format!("machine_{id}.json"))
+}
+
+/// Writes `manifest` as the manifest of the run in `run_dir`, atomically.
+pub fn write_manifest(run_dir: &Path, manifest: &RunManifest) -> io::Result<()> {
+    write_atomically(&manifest_path(run_dir), manifest.to_json().as_bytes())
+}
+
+/// Writes `manifest` beside machine `manifest.id`'s log in `dir`, atomically.
+pub fn write_machine_manifest(dir: &Path, manifest: &MachineManifest) -> io::Result<()> {
+    write_atomically(&machine_manifest_path(dir, manifest.id), manifest.to_json().as_bytes())
+}
+
+/// The standalone machines' manifests in `dir`, by id. A file that cannot be
+/// read or is not a machine manifest is left out (its machine is then known
+/// from its log alone), as is one whose id is not its file name's.
+pub fn read_machine_manifests(dir: &Path) -> std::collections::BTreeMap<MachineId, MachineManifest> {
+    let mut manifests = std::collections::BTreeMap::new();
+    let Ok(entries) = std::fs::read_dir(dir) else { return manifests };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(id) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("machine_"))
+            .and_then(|n| n.strip_suffix(".json"))
+            .and_then(|n| n.parse::<MachineId>().ok())
+        else {
+            continue;
+        };
+        let manifest = std::fs::read_to_string(entry.path()).ok().and_then(|t| MachineManifest::from_json(&t).ok());
+        if let Some(manifest) = manifest.filter(|m| m.id == id) {
+            manifests.insert(id, manifest);
+        }
+    }
+    manifests
+}
+
+/// Writes `bytes` to `path` so that `path` is either what it was or all of
+/// `bytes`, never a part: a temporary file beside it, synced, then renamed
+/// over it. On an error (a full disk) the temporary file is removed.
+fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    use std::io::Write as _;
+    let file_name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
+    let temporary = path.with_file_name(format!(".{file_name}.{}.tmp", std::process::id()));
+    let written = (|| {
+        let mut file = std::fs::File::create(&temporary)?;
+        file.write_all(bytes)?;
+        file.sync_data()?;
+        std::fs::rename(&temporary, path)
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_file(&temporary);
+    }
+    written
 }
 
 /// Creates a new, empty results folder `<parent>/<stamp>` (adding `-2`, `-3`,
@@ -64,7 +161,7 @@ impl RunLogs {
             n_machines: self.manifest.experiment.machines,
             duration_s: self.manifest.experiment.duration,
             tick_tolerance,
-            allow_loss: self.manifest.status != crate::RunStatus::Ok,
+            allow_loss: !self.manifest.status.ran_to_the_end(),
             clocks: self.manifest.experiment.clocks,
         }
     }
@@ -110,11 +207,50 @@ mod tests {
     }
 
     #[test]
+    fn experiment_names_are_checked_against_the_layout() {
+        for good in ["baseline", "small-rate-variation", "a.b_c", "run_x", "analysis2", "Run_1b"] {
+            assert_eq!(check_experiment_name(good), Ok(()), "{good}");
+        }
+        for (bad, reason) in [
+            ("", "must not be empty"),
+            ("..", "not starting with '.'"),
+            (".", "not starting with '.'"),
+            (".hidden", "not starting with '.'"),
+            ("a/b", "letters, digits"),
+            ("a\\b", "letters, digits"),
+            ("a b", "letters, digits"),
+            ("analysis", "reserved"),
+            ("Analysis", "reserved"),
+            ("config.toml", "reserved"),
+            ("manifest.json", "reserved"),
+            ("run_3", "run folder"),
+        ] {
+            let error = check_experiment_name(bad).unwrap_err();
+            assert!(error.contains(reason), "{bad:?}: {error}");
+        }
+        assert!(check_experiment_name(&"x".repeat(101)).unwrap_err().contains("at most 100 bytes"));
+    }
+
+    #[test]
+    fn manifests_are_replaced_whole_and_leave_nothing_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.json");
+        write_atomically(&path, b"first").unwrap();
+        write_atomically(&path, b"second").unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"second");
+        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names, ["m.json"], "no temporary file is left");
+        // A folder that does not exist: an error, and nothing written.
+        assert!(write_atomically(&dir.path().join("missing/m.json"), b"x").is_err());
+    }
+
+    #[test]
     fn layout_names() {
         let dir = run_dir(Path::new("out"), "baseline", 3);
         assert_eq!(dir, Path::new("out/baseline/run_3"));
         assert_eq!(log_path(&dir, 2, LogFormat::Text), Path::new("out/baseline/run_3/machine_2.log"));
         assert_eq!(log_path(&dir, 2, LogFormat::Jsonl), Path::new("out/baseline/run_3/machine_2.jsonl"));
         assert_eq!(manifest_path(&dir), Path::new("out/baseline/run_3/manifest.json"));
+        assert_eq!(machine_manifest_path(Path::new("logs"), 2), Path::new("logs/machine_2.json"));
     }
 }

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use clocklab_model::MachineId;
+use clocklab_model::{ClockKinds, MachineId};
 use serde::{Deserialize, Serialize};
 
 use crate::config::{Experiment, Runtime};
@@ -21,10 +21,13 @@ pub struct SeedTree {
 }
 
 /// How a run ended.
+///
+/// When several things happened, the status is the gravest: failed, then
+/// interrupted, then degraded. Every status but `failed` loses no message.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "status")]
 pub enum RunStatus {
-    /// Every machine finished and exited cleanly.
+    /// Every machine finished and exited cleanly, on its schedule.
     Ok,
     /// Something went wrong; `cause` says what.
     Failed {
@@ -33,6 +36,53 @@ pub enum RunStatus {
     },
     /// A signal (Ctrl-C) stopped the run early.
     Interrupted,
+    /// Every machine finished, but at least one fell behind its schedule by
+    /// more than one tick period: its late ticks ran back to back (none is
+    /// skipped), so the timing of those ticks is not what the rates say.
+    Degraded {
+        /// Which machine fell furthest behind, and by how much, for a person.
+        cause: String,
+        /// The worst lateness of a tick over the run, in microseconds.
+        lateness_us_max: u64,
+    },
+}
+
+impl RunStatus {
+    /// Whether every machine ticked to the deadline (`ok` or `degraded`), so
+    /// that its tick count is `ceil(rate x duration)`.
+    pub fn ran_to_the_end(&self) -> bool {
+        matches!(self, RunStatus::Ok | RunStatus::Degraded { .. })
+    }
+
+    /// `degraded` if any machine fell behind its schedule (by more than one
+    /// tick period), naming the one that fell furthest; `ok` otherwise.
+    pub fn from_behind(behind: &BTreeMap<MachineId, clocklab_driver::BehindSummary>) -> RunStatus {
+        let late: Vec<(MachineId, &clocklab_driver::BehindSummary)> =
+            behind.iter().filter(|(_, b)| b.episodes > 0).map(|(&id, b)| (id, b)).collect();
+        let Some(&(worst_id, worst)) = late.iter().max_by_key(|(id, b)| (b.lateness_us_max, std::cmp::Reverse(*id)))
+        else {
+            return RunStatus::Ok;
+        };
+        let times = if worst.episodes == 1 { "once".to_string() } else { format!("{} times", worst.episodes) };
+        let others = if late.len() > 1 { format!("; {} machines fell behind", late.len()) } else { String::new() };
+        RunStatus::Degraded {
+            cause: format!(
+                "machine {worst_id} fell behind its schedule by up to {:.1} ms ({times}; its late ticks ran back to back){others}",
+                worst.lateness_us_max as f64 / 1e3
+            ),
+            lateness_us_max: worst.lateness_us_max,
+        }
+    }
+
+    /// The status's name, as `manifest.json` writes it (`ok`, `failed`, …).
+    pub fn name(&self) -> &'static str {
+        match self {
+            RunStatus::Ok => "ok",
+            RunStatus::Failed { .. } => "failed",
+            RunStatus::Interrupted => "interrupted",
+            RunStatus::Degraded { .. } => "degraded",
+        }
+    }
 }
 
 /// One machine of a run, as it went.
@@ -104,5 +154,111 @@ impl RunManifest {
     /// Parses a manifest.
     pub fn from_json(text: &str) -> Result<RunManifest, serde_json::Error> {
         serde_json::from_str(text)
+    }
+}
+
+/// What a machine counted over its run: its summary.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MachineCounts {
+    /// Ticks run.
+    pub ticks: u64,
+    /// Messages sent (one per recipient).
+    pub sent: u64,
+    /// Messages processed by a tick.
+    pub processed: u64,
+    /// Messages logged as unprocessed at the end.
+    pub unprocessed: u64,
+    /// Messages refused because the queue was at its cap.
+    pub refused: u64,
+    /// Messages to peers declared gone that were never written to them, by peer.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub unsent: BTreeMap<MachineId, u64>,
+    /// Peers whose connection ended before the deadline.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub disconnected: Vec<MachineId>,
+    /// Connections refused (a bad hello, or too many waiting for theirs).
+    pub refused_connections: u64,
+    /// Whether ticking stopped before the deadline (a signal, a full disk).
+    pub stopped_early: bool,
+}
+
+/// `machine_<id>.json`: what a machine started by hand (`clocklab machine`)
+/// was and how it went, written beside its log so that the analysis knows
+/// its schedule (start instant and deadline) without an orchestrator.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MachineManifest {
+    /// The clocklab version that made it.
+    pub clocklab_version: String,
+    /// The machine's number.
+    pub id: MachineId,
+    /// How many machines the run has.
+    pub n_machines: u32,
+    /// The host it listened on.
+    pub host: String,
+    /// The port it listened on.
+    pub port: u16,
+    /// Its drawn clock rate, in ticks per second.
+    pub rate: u32,
+    /// Its seed (the rate is the first draw, the events follow).
+    pub seed: u64,
+    /// Rates were drawn from `1..=max_clock_rate`.
+    pub max_clock_rate: u32,
+    /// Event draws were from `1..=max_event_num`.
+    pub max_event_num: u32,
+    /// The clocks it kept, as in the configuration (`["lamport", "vector"]`).
+    #[serde(with = "crate::config::clock_names")]
+    pub clocks: ClockKinds,
+    /// Its physical clock's offset from true time at the start, in microseconds.
+    pub clock_offset_us: i64,
+    /// Its physical clock's drift, in parts per million.
+    pub clock_drift_ppm: f64,
+    /// How long it was to tick, in seconds.
+    pub duration: f64,
+    /// The instant its schedule started (tick 0; RFC 3339, UTC, microseconds),
+    /// shared by every machine of the run.
+    pub started_at: String,
+    /// The instant its schedule ended: `started_at` plus `duration`.
+    pub deadline_at: String,
+    /// When it wrote `Stopped`.
+    pub ended_at: String,
+    /// How its run went, as far as this machine saw it.
+    pub status: RunStatus,
+    /// What it counted.
+    pub counts: MachineCounts,
+    /// How late its ticks ran.
+    pub tick_lateness_us: clocklab_driver::LatenessSummary,
+}
+
+impl MachineManifest {
+    /// Pretty JSON with a final newline.
+    pub fn to_json(&self) -> String {
+        let mut text = serde_json::to_string_pretty(self).expect("a manifest always serialises");
+        text.push('\n');
+        text
+    }
+
+    /// Parses a machine manifest.
+    pub fn from_json(text: &str) -> Result<MachineManifest, serde_json::Error> {
+        serde_json::from_str(text)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clocklab_driver::BehindSummary;
+
+    #[test]
+    fn a_run_whose_machine_fell_behind_is_degraded_with_the_figure() {
+        let on_time = BehindSummary::default();
+        let late = BehindSummary { episodes: 2, lateness_us_max: 124_312 };
+        assert_eq!(RunStatus::from_behind(&BTreeMap::from([(1, on_time), (2, on_time)])), RunStatus::Ok);
+        let status = RunStatus::from_behind(&BTreeMap::from([(1, on_time), (2, late)]));
+        let cause = "machine 2 fell behind its schedule by up to 124.3 ms (2 times; its late ticks ran back to back)";
+        assert_eq!(status, RunStatus::Degraded { cause: cause.into(), lateness_us_max: 124_312 });
+        let json = serde_json::to_value(&status).unwrap();
+        assert_eq!((json["status"].as_str(), json["cause"].as_str()), (Some("degraded"), Some(cause)));
+        assert!(status.ran_to_the_end());
+        assert_eq!(status.name(), "degraded");
     }
 }

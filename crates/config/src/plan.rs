@@ -79,6 +79,52 @@ impl RunPlan {
     }
 }
 
+/// What runs will write, estimated before they start: log lines and bytes.
+///
+/// Every machine writes `Initialized`, one `Connected` per peer, exactly
+/// `ceil(rate x duration)` ticks and `Stopped`; what it leaves unprocessed at
+/// the end depends on the run and is not counted, so the estimate is a floor
+/// for runs whose queues grow.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OutputEstimate {
+    /// Log lines, over every machine and format.
+    pub lines: u64,
+    /// Bytes of logs.
+    pub bytes: u64,
+}
+
+impl OutputEstimate {
+    /// One machine of a run of `experiment` at `rate`, writing `formats`,
+    /// whose physical clock is written when `physical_clock`.
+    pub fn machine(experiment: &Experiment, rate: u32, formats: &[LogFormat], physical_clock: bool) -> OutputEstimate {
+        let duration_us = clocklab_model::schedule::duration_us(experiment.duration);
+        let lines = u64::from(experiment.machines)
+            .saturating_add(1)
+            .saturating_add(clocklab_model::schedule::n_ticks(rate, duration_us));
+        let line_bytes: u64 = formats
+            .iter()
+            .map(|&format| {
+                clocklab_log::typical_line_bytes(format, experiment.machines, experiment.clocks, physical_clock)
+            })
+            .sum();
+        OutputEstimate { lines: lines.saturating_mul(formats.len() as u64), bytes: lines.saturating_mul(line_bytes) }
+    }
+
+    /// Every machine of every plan.
+    pub fn of_plans(plans: &[RunPlan]) -> OutputEstimate {
+        let mut total = OutputEstimate::default();
+        for plan in plans {
+            for machine in &plan.machines {
+                let physical = plan.driver_params(machine).writes_physical_clock();
+                let one = OutputEstimate::machine(&plan.experiment, machine.rate, &plan.log_formats, physical);
+                total.lines = total.lines.saturating_add(one.lines);
+                total.bytes = total.bytes.saturating_add(one.bytes);
+            }
+        }
+        total
+    }
+}
+
 /// Plans every run of `config` under the results folder `out`, all seeds
 /// derived from `suite_seed`.
 pub fn plan_runs(config: &Config, suite_seed: u64, out: &Path) -> Vec<RunPlan> {
@@ -135,5 +181,30 @@ mod tests {
             }
         }
         assert_eq!(a[7].dir, Path::new("r/small-rate-variation/run_3"));
+    }
+
+    #[test]
+    fn the_output_estimate_counts_every_line_a_run_writes() {
+        let mut config = Config::default();
+        config.experiments.truncate(1);
+        config.experiments[0].runs = 2;
+        config.experiments[0].duration = 10.0;
+        let plans = plan_runs(&config, 3, Path::new("r"));
+        let estimate = OutputEstimate::of_plans(&plans);
+        // Initialized, two Connected, the ticks and Stopped, per machine.
+        let ticks: u64 = plans.iter().flat_map(|p| &p.machines).map(|m| u64::from(m.rate) * 10).sum();
+        assert_eq!(estimate.lines, 6 * 4 + ticks);
+        let per_line = estimate.bytes as f64 / estimate.lines as f64;
+        assert!((120.0..200.0).contains(&per_line), "{per_line} bytes a line");
+        // Both formats write every line twice; JSON lines are longer.
+        config.log_format = crate::LogFormats::Both;
+        let both = OutputEstimate::of_plans(&plan_runs(&config, 3, Path::new("r")));
+        assert_eq!(both.lines, 2 * estimate.lines);
+        assert!(both.bytes > 2 * estimate.bytes);
+        // A year at a million ticks a second does not overflow.
+        config.experiments[0].duration = crate::limits::DURATION_S_MAX;
+        config.experiments[0].max_clock_rate = crate::limits::MAX_CLOCK_RATE_MAX;
+        let huge = OutputEstimate::of_plans(&plan_runs(&config, 3, Path::new("r")));
+        assert!(huge.bytes > 1_000_000_000_000_000, "{huge:?}");
     }
 }

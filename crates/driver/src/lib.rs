@@ -39,6 +39,11 @@
 //! assert_eq!(end.last().unwrap().event, Event::Stopped);
 //! ```
 
+pub mod lateness;
+
+use lateness::ScheduleWatch;
+pub use lateness::{BehindSummary, LatenessRecorder, LatenessSummary};
+
 use clocklab_log::{Event, Record};
 use clocklab_model::seed::{self, ModelRng};
 use clocklab_model::wire::FrameCodec;
@@ -136,6 +141,8 @@ pub struct Driver {
     record: Record,
     frame: Vec<u8>,
     counts: DriverCounts,
+    /// Whether the ticks keep their schedule.
+    watch: ScheduleWatch,
 }
 
 impl Driver {
@@ -163,6 +170,7 @@ impl Driver {
             record,
             frame,
             counts: DriverCounts::default(),
+            watch: ScheduleWatch::new(rate),
         })
     }
 
@@ -218,6 +226,28 @@ impl Driver {
     pub fn disconnected(&mut self, now_us: i64, peer: MachineId) -> &Record {
         let queue_len = self.machine.queue_len() as u64;
         self.line(Event::Disconnected { peer }, queue_len, now_us)
+    }
+
+    /// The line for a machine that fell behind its schedule: tick `tick`
+    /// (0-based) runs `lateness_us` after its due time. Not a tick: the
+    /// clocks are as they are.
+    pub fn behind(&mut self, now_us: i64, lateness_us: u64, tick: u64) -> &Record {
+        let queue_len = self.machine.queue_len() as u64;
+        self.line(Event::Behind { lateness_us, tick }, queue_len, now_us)
+    }
+
+    /// Called before tick `tick` (0-based), which runs `lateness_us` after
+    /// its due time, at true time `now_us`: the `Behind` line to write when
+    /// the machine has just fallen behind its schedule by more than one tick
+    /// period (see [`lateness`]), `None` otherwise. The tick runs all the
+    /// same: late ticks are caught up, never skipped.
+    pub fn before_tick(&mut self, now_us: i64, tick: u64, lateness_us: u64) -> Option<&Record> {
+        if self.watch.observe(now_us, lateness_us) { Some(self.behind(now_us, lateness_us, tick)) } else { None }
+    }
+
+    /// How far behind its schedule the machine fell so far.
+    pub fn behind_summary(&self) -> BehindSummary {
+        self.watch.summary()
     }
 
     /// A message from `from` arrived at true time `now_us`.
@@ -360,6 +390,20 @@ mod tests {
         assert_eq!(one.deliver(T0, 2, Stamp::lamport(1)), Delivery::Queued);
         assert_eq!(one.deliver(T0, 2, Stamp::lamport(2)), Delivery::Refused);
         assert_eq!(one.machine().refused(), 1);
+    }
+
+    #[test]
+    fn a_machine_behind_its_schedule_says_so_once() {
+        let mut one = driver(1, ClockKinds::LAMPORT, 10);
+        let period_us = 1_000_000 / u64::from(one.rate());
+        assert!(one.before_tick(T0, 0, period_us).is_none());
+        let line = one.before_tick(T0 + 5_000_000, 7, 4_000_000).expect("four seconds late is behind").clone();
+        assert_eq!(line.event, Event::Behind { lateness_us: 4_000_000, tick: 7 });
+        assert_eq!((line.logical_clock, line.time_us), (0, T0 + 5_000_000));
+        assert!(one.before_tick(T0 + 5_000_001, 8, 3_999_000).is_none(), "the ticks it missed run back to back");
+        assert_eq!(one.behind_summary(), BehindSummary { episodes: 1, lateness_us_max: 4_000_000 });
+        // The line is not a tick: nothing is counted.
+        assert_eq!(one.counts().ticks, 0);
     }
 
     #[test]

@@ -207,7 +207,7 @@ fn check_line(state: &mut MachineState, event: &RunEvent, expect: &Expectations,
                 }
             }
         }
-        Event::Disconnected { .. } => state.clock,
+        Event::Disconnected { .. } | Event::Behind { .. } => state.clock,
         Event::Unprocessed { .. } => {
             state.in_drain = true;
             state.clock

@@ -33,9 +33,10 @@ mod time_fmt;
 mod write;
 
 pub use events::{EventId, MessageId, Pairing, RunEvent, RunEvents, SentMessage};
-pub use read::{Diagnostics, LineError, LogReader, ReadLine, TimePrecision, parse_line};
+pub use read::{Diagnostics, LineError, LogReader, MAX_LINE_BYTES, ReadLine, TimePrecision, parse_line};
 pub use record::{Event, LogFormat, Record};
-pub use write::LogWriter;
+pub use time_fmt::{FIRST_WRITABLE_US, LAST_WRITABLE_US, rfc3339_us};
+pub use write::{LogWriter, typical_line_bytes};
 
 /// The file name of machine `id`'s log in `format`.
 pub fn file_name(id: clocklab_model::MachineId, format: LogFormat) -> String {

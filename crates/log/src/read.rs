@@ -1,8 +1,10 @@
 //! Reading logs: clocklab's text and JSON Lines, and the reference
 //! implementation's text. Parsing a file never fails as a whole: a line that
-//! cannot be read is skipped and reported in [`Diagnostics`].
+//! cannot be read is skipped and reported in [`Diagnostics`]; so is a line
+//! longer than [`MAX_LINE_BYTES`], without ever holding more than that of it
+//! (a crash can leave gigabytes of NUL bytes without a newline).
 
-use std::io::BufRead;
+use std::io::{self, BufRead};
 
 use clocklab_model::HlcStamp;
 
@@ -55,6 +57,25 @@ pub enum LineError {
     /// The bytes are not UTF-8.
     #[error("not UTF-8")]
     NotUtf8,
+    /// The line is longer than [`MAX_LINE_BYTES`]; its bytes were not kept.
+    #[error("longer than {MAX_LINE_BYTES} bytes ({0} bytes)")]
+    TooLong(u64),
+}
+
+/// The longest line the reader reads, in bytes, newline excluded: a line of
+/// clocklab's is a few hundred bytes (a vector clock of 1,000 machines is
+/// under 10 KiB), so anything longer is damage, skipped and reported.
+pub const MAX_LINE_BYTES: usize = 64 * 1024;
+
+/// What one read of a line gave.
+enum LineRead {
+    /// The end of the input.
+    End,
+    /// A line in the buffer, with its newline if it had one.
+    Line,
+    /// A line longer than [`MAX_LINE_BYTES`], of this many bytes (newline
+    /// excluded), skipped; `complete` if it ended with a newline.
+    TooLong { len: u64, complete: bool },
 }
 
 /// What a reader skipped.
@@ -119,15 +140,68 @@ impl<R: BufRead> LogReader<R> {
     }
 }
 
+impl<R: BufRead> LogReader<R> {
+    /// Reads the next line into the buffer, keeping at most
+    /// [`MAX_LINE_BYTES`] of it: past that the rest of the line is consumed
+    /// and counted, never held.
+    fn read_line(&mut self) -> io::Result<LineRead> {
+        self.buf.clear();
+        let mut len = 0u64;
+        let mut too_long = false;
+        loop {
+            let available = match self.input.fill_buf() {
+                Ok(available) => available,
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+                Err(error) => return Err(error),
+            };
+            if available.is_empty() {
+                return Ok(match (len, too_long) {
+                    (0, _) => LineRead::End,
+                    (len, true) => LineRead::TooLong { len, complete: false },
+                    (_, false) => LineRead::Line,
+                });
+            }
+            let (taken, ends) = match memchr::memchr(b'\n', available) {
+                Some(idx) => (idx + 1, true),
+                None => (available.len(), false),
+            };
+            len += taken as u64;
+            if !too_long {
+                if len - u64::from(ends) > MAX_LINE_BYTES as u64 {
+                    too_long = true;
+                    self.buf.clear();
+                } else {
+                    // Grown by doubling, but never past the longest line kept.
+                    let needed = self.buf.len() + taken;
+                    if needed > self.buf.capacity() {
+                        let capacity = needed.next_power_of_two().min(MAX_LINE_BYTES + 1).max(needed);
+                        self.buf.reserve_exact(capacity - self.buf.len());
+                    }
+                    self.buf.extend_from_slice(&available[..taken]);
+                }
+            }
+            self.input.consume(taken);
+            if ends {
+                return Ok(if too_long { LineRead::TooLong { len: len - 1, complete: true } } else { LineRead::Line });
+            }
+        }
+    }
+}
+
 impl<R: BufRead> Iterator for LogReader<R> {
     type Item = ReadLine;
 
     fn next(&mut self) -> Option<ReadLine> {
         loop {
-            self.buf.clear();
-            match self.input.read_until(b'\n', &mut self.buf) {
-                Ok(0) => return None,
-                Ok(_) => {}
+            match self.read_line() {
+                Ok(LineRead::End) => return None,
+                Ok(LineRead::Line) => {}
+                Ok(LineRead::TooLong { len, complete }) => {
+                    self.line_no += 1;
+                    self.diagnostics.n_lines += 1;
+                    self.note_bad(complete, &LineError::TooLong(len));
+                    continue;
+                }
                 Err(error) => {
                     // An I/O error mid-file ends the reading; it is reported like a bad line.
                     self.line_no += 1;
@@ -242,6 +316,10 @@ impl LineParser {
             "sent" => Event::Sent { to: json.to.ok_or(missing("to"))? },
             "processed" => Event::Processed { from: json.from, clock: json.clock },
             "disconnected" => Event::Disconnected { peer: json.peer.ok_or(missing("peer"))? },
+            "behind" => Event::Behind {
+                lateness_us: json.lateness_us.ok_or(missing("lateness_us"))?,
+                tick: json.tick.ok_or(missing("tick"))?,
+            },
             "unprocessed" => Event::Unprocessed {
                 from: json.from.ok_or(missing("from"))?,
                 clock: json.clock.ok_or(missing("clock"))?,
@@ -414,6 +492,10 @@ fn parse_event(text: &str) -> Result<Event, LineError> {
     if let Some(rest) = text.strip_prefix("Disconnected from machine ") {
         return Ok(Event::Disconnected { peer: number("Event", rest)? });
     }
+    if let Some(rest) = text.strip_prefix("Behind schedule by ") {
+        let (lateness, tick) = rest.split_once(" us at tick ").ok_or_else(unknown)?;
+        return Ok(Event::Behind { lateness_us: number("Event", lateness)?, tick: number("Event", tick)? });
+    }
     if let Some(rest) = text.strip_prefix("Initialized on ") {
         let (address, rate) = rest.split_once(" with clock rate ").ok_or_else(unknown)?;
         let (host, port) = parse_address(address).ok_or_else(unknown)?;
@@ -509,6 +591,7 @@ mod tests {
             Event::Sent { to: vec![1, 3] },
             Event::Processed { from: Some(3), clock: Some(17) },
             Event::Disconnected { peer: 1 },
+            Event::Behind { lateness_us: 124_312, tick: 5_021 },
             Event::Unprocessed { from: 1, clock: 9 },
             Event::Stopped,
         ]
@@ -539,6 +622,7 @@ mod tests {
                 "2> Event: Sent message to machines 1, 3",
                 "2> Event: Processed message from machine 3 with clock 17",
                 "2> Event: Disconnected from machine 1",
+                "2> Event: Behind schedule by 124312 us at tick 5021",
                 "2> Event: Unprocessed message from machine 1 with clock 9",
                 "2> Event: Stopped",
             ]
@@ -589,6 +673,37 @@ mod tests {
         assert_eq!(diagnostics.n_skipped, 2);
         assert_eq!(diagnostics.first_skipped[0].0, 2);
         assert_eq!(diagnostics.first_skipped[1], (3, "unknown event `Teleported`".to_string()));
+        assert!(diagnostics.truncated_last_line);
+    }
+
+    /// Reads one byte at a time, and counts the most it was asked to hand
+    /// over at once: a reader that buffered a whole long line would show it
+    /// only in its own memory, so the test watches its buffer instead.
+    #[test]
+    fn lines_past_the_limit_are_skipped_without_being_held() {
+        let good = String::from_utf8(written(LogFormat::Text, &[record(Event::Internal)])).unwrap();
+        let long_line = vec![0u8; 3 * MAX_LINE_BYTES];
+        let mut bytes = good.clone().into_bytes();
+        bytes.extend_from_slice(&long_line);
+        bytes.push(b'\n');
+        bytes.extend_from_slice(good.as_bytes());
+        // A line of exactly the limit is still read (it is damaged, not too long).
+        bytes.extend_from_slice(&vec![b'x'; MAX_LINE_BYTES]);
+        bytes.push(b'\n');
+        // A cut-off last line past the limit is a cut-off line, not a skipped one.
+        bytes.extend_from_slice(&long_line);
+        let mut reader = LogReader::new(std::io::BufReader::with_capacity(1024, &bytes[..]));
+        let read: Vec<ReadLine> = reader.by_ref().collect();
+        assert_eq!(read.iter().map(|l| l.line_no).collect::<Vec<_>>(), [1, 3]);
+        assert!(reader.buf.capacity() <= MAX_LINE_BYTES + 1, "the reader held {} bytes", reader.buf.capacity());
+        let diagnostics = reader.diagnostics();
+        assert_eq!(diagnostics.n_lines, 5);
+        assert_eq!(diagnostics.n_skipped, 2);
+        assert_eq!(
+            diagnostics.first_skipped[0],
+            (2, format!("longer than 65536 bytes ({} bytes)", 3 * MAX_LINE_BYTES))
+        );
+        assert_eq!(diagnostics.first_skipped[1].0, 4);
         assert!(diagnostics.truncated_last_line);
     }
 

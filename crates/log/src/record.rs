@@ -89,6 +89,16 @@ pub enum Event {
         /// The peer.
         peer: MachineId,
     },
+    /// The machine fell behind its schedule by more than one tick period: the
+    /// tick `tick` (0-based) ran `lateness_us` after its due time. Written
+    /// once as a machine falls behind (not a tick); its late ticks still all
+    /// run, back to back.
+    Behind {
+        /// How late the tick ran, in microseconds.
+        lateness_us: u64,
+        /// The tick's index in the schedule, from 0.
+        tick: u64,
+    },
     /// At the end: a message still in the queue.
     Unprocessed {
         /// Its sender.
@@ -115,6 +125,7 @@ impl Event {
             Event::Sent { .. } => "sent",
             Event::Processed { .. } => "processed",
             Event::Disconnected { .. } => "disconnected",
+            Event::Behind { .. } => "behind",
             Event::Unprocessed { .. } => "unprocessed",
             Event::Stopped => "stopped",
         }

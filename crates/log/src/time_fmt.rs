@@ -73,3 +73,33 @@ fn put_digits(out: &mut [u8], mut value: u32) {
         value /= 10;
     }
 }
+
+/// The first instant the log format can write: 0000-01-01T00:00:00Z, in
+/// microseconds since the Unix epoch.
+pub const FIRST_WRITABLE_US: i64 = -62_167_219_200_000_000;
+
+/// The last instant the log format can write: 9999-12-31T23:59:59.999999Z.
+/// Past it a four-digit year has no room.
+pub const LAST_WRITABLE_US: i64 = 253_402_300_799_999_999;
+
+/// An instant as RFC 3339 in UTC with microseconds, as the log's `Timestamp`
+/// writes it (`2026-11-24T04:43:13.482913Z`). Instants outside
+/// [`FIRST_WRITABLE_US`]`..=`[`LAST_WRITABLE_US`] have no such form; callers
+/// keep to the calendar (the configuration refuses runs that would leave it).
+pub fn rfc3339_us(time_us: i64) -> String {
+    let mut out = Vec::with_capacity(27);
+    SecondCache::default().push_timestamp(&mut out, time_us);
+    String::from_utf8(out).expect("digits and separators are ASCII")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_calendar_ends_are_written_as_they_are() {
+        assert_eq!(rfc3339_us(FIRST_WRITABLE_US), "0000-01-01T00:00:00.000000Z");
+        assert_eq!(rfc3339_us(LAST_WRITABLE_US), "9999-12-31T23:59:59.999999Z");
+        assert_eq!(rfc3339_us(1_795_495_393_482_913), "2026-11-24T04:43:13.482913Z");
+    }
+}

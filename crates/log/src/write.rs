@@ -2,6 +2,7 @@
 
 use std::io::{self, Write};
 
+use clocklab_model::ClockKinds;
 use serde::Serialize;
 
 use crate::record::{Event, LogFormat, Record};
@@ -114,6 +115,23 @@ impl<W: Write> LogWriter<W> {
     }
 }
 
+/// About how many bytes one line of a run takes in `format`, newline
+/// included: a typical tick line (a send to two machines, a seven-digit
+/// clock, a queue of 10) of the last machine of `n_machines`, carrying every
+/// clock the run keeps. For estimates of a run's size before it starts.
+pub fn typical_line_bytes(format: LogFormat, n_machines: u32, clocks: ClockKinds, physical_clock: bool) -> u64 {
+    const CLOCK: u64 = 1_234_567;
+    const TIME_US: i64 = 1_795_495_393_482_913;
+    let n = n_machines.max(2);
+    let mut record = Record::new(n, Event::Sent { to: vec![n - 1, n] }, CLOCK, 10, TIME_US);
+    record.vector_clock = clocks.vector.then(|| vec![CLOCK; n as usize]);
+    record.hlc = clocks.hlc.then_some(clocklab_model::HlcStamp { l_us: TIME_US, c: 3 });
+    record.physical_clock_us = physical_clock.then_some(TIME_US);
+    let mut bytes = Vec::new();
+    LogWriter::new(&mut bytes, format).write(&record).expect("a Vec takes every line");
+    bytes.len() as u64
+}
+
 /// Appends the `Event:` text of `event`.
 fn push_event_text(line: &mut Vec<u8>, event: &Event) {
     let mut num = itoa::Buffer::new();
@@ -159,6 +177,12 @@ fn push_event_text(line: &mut Vec<u8>, event: &Event) {
             line.extend_from_slice(b"Disconnected from machine ");
             line.extend_from_slice(num.format(*peer).as_bytes());
         }
+        Event::Behind { lateness_us, tick } => {
+            line.extend_from_slice(b"Behind schedule by ");
+            line.extend_from_slice(num.format(*lateness_us).as_bytes());
+            line.extend_from_slice(b" us at tick ");
+            line.extend_from_slice(num.format(*tick).as_bytes());
+        }
         Event::Unprocessed { from, clock } => {
             line.extend_from_slice(b"Unprocessed message from machine ");
             line.extend_from_slice(num.format(*from).as_bytes());
@@ -199,6 +223,10 @@ pub(crate) struct JsonLine {
     pub(crate) from: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) clock: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) lateness_us: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) tick: Option<u64>,
     pub(crate) system_time: String,
     pub(crate) logical_clock: u64,
     pub(crate) queue_length: u64,
@@ -255,6 +283,10 @@ impl JsonLine {
                 json.clock = *clock;
             }
             Event::Disconnected { peer } => json.peer = Some(*peer),
+            Event::Behind { lateness_us, tick } => {
+                json.lateness_us = Some(*lateness_us);
+                json.tick = Some(*tick);
+            }
             Event::Unprocessed { from, clock } => {
                 json.from = Some(*from);
                 json.clock = Some(*clock);

@@ -1,7 +1,7 @@
 //! What travels on a connection: one hello each way when it opens, then
 //! frames, one per message.
 //!
-//! **Hello** (protocol version 2, 31 bytes): magic `CLKL`, the version
+//! **Hello** (protocol version 3, 31 bytes): magic `CLKL`, the version
 //! (`u16`), the sender's machine id (`u32`), the run's 16-byte token, the
 //! clocks the run keeps (one byte: bit 0 vector, bit 1 HLC; Lamport is always
 //! kept) and the run's number of machines (`u32`); integers big-endian. The
@@ -9,6 +9,12 @@
 //! own and answers with its own, which the connector checks in turn. Both
 //! ends must agree on version, token, clocks and number of machines, or the
 //! connection is closed before any of its bytes reaches a queue.
+//!
+//! **Ready.** After the hellos, the connector sends once, before any frame,
+//! the instant its machine had every connection of the run up: 8 bytes, a
+//! big-endian `i64` of microseconds since the Unix epoch ([`encode_ready`]).
+//! Machines started by hand start at the latest of these instants plus a
+//! lead, so that all of them start together without an orchestrator.
 //!
 //! **Frame.** With Lamport's clock alone, a message is exactly the sender's
 //! Lamport clock as a 4-byte unsigned integer in network byte order
@@ -38,8 +44,12 @@ use crate::hlc::HlcStamp;
 /// Lamport's clock alone.
 pub const CLOCK_FRAME_LEN: usize = 4;
 
-/// The protocol version this build speaks.
-pub const PROTOCOL_VERSION: u16 = 2;
+/// The protocol version this build speaks (3: the ready message after the
+/// hello; 2: the hello names the clocks and the number of machines).
+pub const PROTOCOL_VERSION: u16 = 3;
+
+/// Bytes of the ready message that follows the hello on a connection.
+pub const READY_LEN: usize = 8;
 
 /// The first bytes of every hello.
 pub const HELLO_MAGIC: [u8; 4] = *b"CLKL";
@@ -53,6 +63,34 @@ pub const HELLO_HEADER_LEN: usize = 4 + 2;
 
 /// Bytes in a hello: magic, version, machine id, token, clocks, machines.
 pub const HELLO_LEN: usize = HELLO_HEADER_LEN + 4 + TOKEN_LEN + 1 + 4;
+
+/// The ready message: the instant the connector's machine had every
+/// connection up, in microseconds since the Unix epoch.
+pub fn encode_ready(at_us: i64) -> [u8; READY_LEN] {
+    at_us.to_be_bytes()
+}
+
+/// Decodes a ready message.
+pub fn decode_ready(bytes: [u8; READY_LEN]) -> i64 {
+    i64::from_be_bytes(bytes)
+}
+
+/// A run token as 32 lowercase hexadecimal digits.
+pub fn token_to_hex(token: &[u8; TOKEN_LEN]) -> String {
+    token.iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
+/// A run token from 32 hexadecimal digits (either case); `None` for anything else.
+pub fn token_from_hex(hex: &str) -> Option<[u8; TOKEN_LEN]> {
+    if hex.len() != 2 * TOKEN_LEN || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    let mut token = [0u8; TOKEN_LEN];
+    for (idx, byte) in token.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&hex[2 * idx..2 * idx + 2], 16).ok()?;
+    }
+    Some(token)
+}
 
 /// A clock as it goes on the wire, and whether it had to saturate.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -410,13 +448,29 @@ mod tests {
     }
 
     #[test]
-    fn a_version_1_peer_is_told_by_its_header() {
+    fn a_peer_of_an_older_version_is_told_by_its_header() {
         let mut header = [0u8; HELLO_HEADER_LEN];
         header[..4].copy_from_slice(&HELLO_MAGIC);
-        header[5] = 1;
-        assert_eq!(Hello::check_header(&header), Err(HelloError::Version { got: 1, expected: 2 }));
-        header[5] = 2;
+        for old in [1, 2] {
+            header[5] = old;
+            let got = u16::from(old);
+            assert_eq!(Hello::check_header(&header), Err(HelloError::Version { got, expected: 3 }));
+        }
+        header[5] = 3;
         assert_eq!(Hello::check_header(&header), Ok(()));
+    }
+
+    #[test]
+    fn ready_and_tokens_round_trip() {
+        let at_us = 1_795_495_393_482_913;
+        assert_eq!(encode_ready(at_us), [0x00, 0x06, 0x60, 0xfe, 0x59, 0x1f, 0xd8, 0xa1]);
+        assert_eq!(decode_ready(encode_ready(at_us)), at_us);
+        let token = [0xab; TOKEN_LEN];
+        assert_eq!(token_to_hex(&token), "ab".repeat(16));
+        assert_eq!(token_from_hex(&"AB".repeat(16)), Some(token));
+        for bad in ["", "ab", &"zz".repeat(16), &"ab".repeat(17), &"+a".repeat(16)] {
+            assert_eq!(token_from_hex(bad), None, "{bad:?}");
+        }
     }
 
     fn any_kinds() -> impl Strategy<Value = ClockKinds> {

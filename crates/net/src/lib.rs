@@ -8,14 +8,22 @@
 //! [`Connected::run`] it from a start instant that every machine of the run
 //! shares. The modules:
 //!
-//! - `link`: the hello on each connection, the acceptor and one reader thread
-//!   per accepted connection, which push [`Inbound`] events into one bounded
-//!   channel.
+//! - `accept`: the receiving side: the acceptor, hello slots shared fairly
+//!   under a flood of connections, and one reader thread per accepted
+//!   connection, which push [`Inbound`] events into one bounded channel.
+//! - `link`: one short-lived thread per peer that connects to it (retrying
+//!   until the connect timeout) and hands the connection over.
+//! - `send`: the outbox, one thread that writes the frames the processing
+//!   thread queues for each peer, each at its due instant, on non-blocking
+//!   connections; a peer that stops reading is declared gone and what it did
+//!   not get is counted.
+//! - `hello`: reading a hello within a deadline, for both sides.
+//! - `logs`: the log files, written a whole line at a time.
 //! - `node`: the processing thread, the only owner of the `Machine` and the
-//!   only writer of the log: the absolute tick schedule, and the end (stop
-//!   sending, read every peer to the end of its stream, log what is left as
-//!   `Unprocessed`, then `Stopped`).
-//! - [`lateness`]: how late ticks ran, as percentiles.
+//!   only writer of the log: the start agreed with the peers, the absolute
+//!   tick schedule (late ticks caught up, a machine that falls behind says
+//!   so), and the end (stop sending, read every peer to the end of its
+//!   stream, log what is left as `Unprocessed`, then `Stopped`).
 //!
 //! ```
 //! use std::collections::BTreeMap;
@@ -52,18 +60,72 @@
 //! assert_eq!(b.sent, a.processed + a.unprocessed);
 //! ```
 
-pub mod lateness;
+/// Writes one line on stderr, like `eprintln!`, except that a closed or full
+/// stderr is not a panic: a machine's stderr is for a person (or the
+/// orchestrator, which may have died), and its log matters more. The line is
+/// formatted whole and written with one `write`, so lines of several threads
+/// never interleave.
+#[macro_export]
+macro_rules! note {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let mut line = format!($($arg)*);
+        line.push('\n');
+        let _ = std::io::stderr().write_all(line.as_bytes());
+    }};
+}
+
+mod accept;
+mod hello;
 mod link;
+mod logs;
 mod node;
+mod send;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clocklab_model::{MachineId, ParamsError};
 
-pub use lateness::LatenessSummary;
-pub use link::Inbound;
-pub use node::{Bound, Connected, DEFAULT_QUEUE_CAP, NodeConfig, RunSummary, StopRequest, bind, never_stop, now_us};
+pub use accept::Inbound;
+pub use clocklab_driver::LatenessSummary;
+pub use node::{
+    Bound, Connected, DEFAULT_QUEUE_CAP, NodeConfig, RunSummary, START_LEAD_US, StopRequest, bind, longest_end,
+    never_stop, now_us,
+};
+
+/// A peer that was not connected by the connect deadline, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MissingPeer {
+    /// The peer.
+    pub peer: MachineId,
+    /// Its address.
+    pub address: SocketAddr,
+    /// What was missing, for a person.
+    pub reason: String,
+}
+
+/// "machines 2 and 3" (or "machine 2").
+fn machine_list(ids: &[MachineId]) -> String {
+    let names: Vec<String> = ids.iter().map(u32::to_string).collect();
+    match names.as_slice() {
+        [] => "no machine".into(),
+        [one] => format!("machine {one}"),
+        [rest @ .., last] => format!("machines {} and {last}", rest.join(", ")),
+    }
+}
+
+/// The message of [`NetError::NotConnected`].
+fn describe_missing(missing: &[MissingPeer], timeout_s: f64) -> String {
+    let ids: Vec<MachineId> = missing.iter().map(|m| m.peer).collect();
+    let details: Vec<String> =
+        missing.iter().map(|m| format!("machine {} at {}: {}", m.peer, m.address, m.reason)).collect();
+    format!(
+        "{} did not connect within the connect timeout of {timeout_s} s (`connect_timeout`, or --connect-timeout): {}",
+        machine_list(&ids),
+        details.join("; ")
+    )
+}
 
 /// Why a machine could not run.
 #[derive(Debug, thiserror::Error)]
@@ -87,6 +149,17 @@ pub enum NetError {
         /// Why.
         source: std::io::Error,
     },
+    /// A thread could not be started: the system's limit on threads (or on
+    /// processes, or memory) is reached.
+    #[error(
+        "cannot start a thread for {what}; the system's limit on threads, processes or memory is reached (ulimit -u, ulimit -v, /proc/sys/kernel/threads-max): run fewer machines at once"
+    )]
+    Thread {
+        /// What the thread was for.
+        what: String,
+        /// Why.
+        source: std::io::Error,
+    },
     /// The peers given are not the run's other machines.
     #[error("peers {given:?} given, expected machines {expected:?}")]
     Peers {
@@ -95,7 +168,7 @@ pub enum NetError {
         /// The machines given.
         given: Vec<MachineId>,
     },
-    /// A peer did not accept a connection in time.
+    /// A peer did not accept a connection in time (one link's error).
     #[error(
         "machine {peer} at {address} did not answer within the connect timeout of {timeout_s} s (last error: {last_error})"
     )]
@@ -109,7 +182,7 @@ pub enum NetError {
         /// The last attempt's error.
         last_error: String,
     },
-    /// A peer's hello exchange failed.
+    /// A peer answered with a hello that is not its run's.
     #[error("machine {peer} at {address} refused the connection: {reason}")]
     HelloRefused {
         /// The peer.
@@ -119,13 +192,22 @@ pub enum NetError {
         /// Why.
         reason: String,
     },
-    /// Some peers did not connect back in time.
-    #[error("machines {missing:?} did not connect within {timeout_s} s")]
-    PeersSilent {
-        /// The peers that did not connect.
-        missing: Vec<MachineId>,
+    /// Some peers were not connected both ways, or not ready, by the connect
+    /// deadline: every one is named, with what was missing.
+    #[error("{}", describe_missing(missing, *timeout_s))]
+    NotConnected {
+        /// The peers, in order.
+        missing: Vec<MissingPeer>,
         /// The connect timeout, in seconds.
         timeout_s: f64,
+    },
+    /// A peer's connection to this machine ended before the run started.
+    #[error("machine {peer} went away before the run started: {reason}")]
+    PeerLeft {
+        /// The peer.
+        peer: MachineId,
+        /// How its connection ended.
+        reason: String,
     },
     /// A stop request came before every peer was connected; the log ends
     /// with `Stopped`.

@@ -1,318 +1,207 @@
-//! Connections between machines: the hello on each side, and the reader
-//! threads that turn arriving bytes into [`Inbound`] events.
-//!
-//! Each machine opens one outgoing connection per peer and uses it only for
-//! sending; the connections it accepts are only for receiving. The connector
-//! speaks first (its [`Hello`]); the acceptor checks it and answers with its
-//! own, which the connector checks. A connection whose hello is wrong is
-//! closed and reported on stderr; nothing it sent reaches the queue.
+//! Connecting to a peer: one short-lived thread per peer that connects
+//! (retrying until the connect deadline, also when the peer closes or resets
+//! the connection during the hello), exchanges hellos, and hands the stream
+//! over for sending (see `send`). Peers are connected to at once, so a
+//! timeout can name every peer that is missing.
 
-use std::collections::BTreeSet;
-use std::io::{self, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::io::{self, Write};
+use std::net::{SocketAddr, TcpStream};
 use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use clocklab_model::wire::{FrameCodec, FrameDecoder, HELLO_HEADER_LEN, HELLO_LEN, Hello};
-use clocklab_model::{MachineId, Stamp};
-use crossbeam_channel::{Receiver, Sender};
+use clocklab_model::MachineId;
+use clocklab_model::wire::{Hello, HelloError};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 
 use crate::NetError;
-use crate::node::{StopRequest, Wake, wait_until};
+use crate::accept::THREAD_STACK_BYTES;
+use crate::hello::read_hello;
 
 /// The first wait between two connection attempts while a peer is not up yet;
 /// each failed attempt doubles it, up to [`CONNECT_RETRY_MAX`].
 const CONNECT_RETRY: Duration = Duration::from_millis(20);
 
-/// The longest wait between two connection attempts.
-const CONNECT_RETRY_MAX: Duration = Duration::from_millis(500);
+/// The longest wait between two connection attempts. Machines started by
+/// hand no longer depend on it to start together (they agree on a start
+/// instant), so it only bounds how soon a late peer is found.
+const CONNECT_RETRY_MAX: Duration = Duration::from_millis(250);
 
 /// The longest a single connection attempt may block, so that a stop request
 /// is noticed even when the peer's address swallows packets.
 const CONNECT_ATTEMPT_MAX: Duration = Duration::from_secs(1);
 
-/// How long an accepted connection has, in all, to deliver its whole hello.
-/// A per-read timeout would not do: a sender dripping one byte at a time
-/// would keep a reader thread forever.
-pub(crate) const HELLO_TIMEOUT: Duration = Duration::from_secs(2);
+/// The kernel's send buffer of a connection to a peer (Linux doubles it for
+/// its bookkeeping). Without a limit it grows to megabytes, where frames sit
+/// that a peer that stops reading would never get and that no count could
+/// name; with it, what a peer has not taken waits in the sender's queue,
+/// where it is counted. On loopback 64 KiB carries millions of frames a second.
+const SEND_BUFFER_BYTES: usize = 64 * 1024;
 
-/// How many accepted connections may be waiting for their hello at once.
-/// Beyond it new connections are closed at once: a flood of connections costs
-/// at most this many threads, and the peers of the run need only a few.
-pub(crate) const MAX_PENDING_HELLOS: usize = 32;
-
-/// What the reader threads tell the processing thread.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Inbound {
-    /// A peer's connection passed its hello.
-    Joined {
-        /// The peer.
-        from: MachineId,
-    },
-    /// A frame arrived.
-    Message {
-        /// The sender.
-        from: MachineId,
-        /// The clocks it carried.
-        stamp: Stamp,
-    },
-    /// A peer's connection ended (end of stream or an error).
-    Closed {
-        /// The peer.
-        from: MachineId,
-        /// What went wrong, if it did not end cleanly.
-        error: Option<String>,
-    },
+/// Everything a connector needs.
+#[derive(Clone, Debug)]
+pub(crate) struct LinkConfig {
+    /// This machine's hello.
+    pub(crate) ours: Hello,
+    /// The peer.
+    pub(crate) peer: MachineId,
+    /// Its address.
+    pub(crate) address: SocketAddr,
+    /// When connecting gives up.
+    pub(crate) deadline: Instant,
+    /// The connect timeout in seconds, for messages.
+    pub(crate) timeout_s: f64,
 }
 
-/// What the acceptor needs to judge a hello.
+/// What a connector tells the processing thread.
 #[derive(Debug)]
-pub(crate) struct AcceptContext {
-    /// This machine's hello: what a peer's must match, and the answer.
-    pub(crate) hello: Hello,
-    /// The run's frames.
-    pub(crate) codec: FrameCodec,
-    pub(crate) hello_timeout: Duration,
-    /// Peers whose connection passed its hello: a second one is refused.
-    pub(crate) joined: Mutex<BTreeSet<MachineId>>,
-    /// Accepted connections whose hello has not been judged yet.
-    pub(crate) pending_hellos: AtomicUsize,
-    /// Connections refused so far (bad hello, or too many waiting).
-    pub(crate) refused_connections: AtomicUsize,
-    /// Of those, the ones refused because too many were waiting.
-    pub(crate) refused_busy: AtomicUsize,
+pub(crate) enum LinkEvent {
+    /// The connection is up, hellos exchanged: the stream to send on.
+    Up {
+        /// The peer.
+        peer: MachineId,
+        /// The connection.
+        stream: TcpStream,
+    },
+    /// The connector gave up (its deadline passed, or the peer is not of the run).
+    Failed {
+        /// The peer.
+        peer: MachineId,
+        /// Why.
+        error: NetError,
+    },
 }
 
-/// Counts a connection waiting for its hello for as long as it lives.
-struct PendingHello<'a>(&'a AtomicUsize);
+/// The processing thread's handle on one peer's connector.
+#[derive(Debug)]
+pub(crate) struct Connector {
+    thread: Option<JoinHandle<()>>,
+    /// Why the last attempt failed, while the connector tries.
+    last_error: Arc<Mutex<String>>,
+}
 
-impl Drop for PendingHello<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
+impl Connector {
+    /// Starts connecting to the peer of `config` on a thread of its own; it
+    /// reports on `events`. A message on `cancel`, or its senders gone, stops it.
+    pub(crate) fn spawn(
+        config: LinkConfig,
+        events: Sender<LinkEvent>,
+        cancel: Receiver<()>,
+    ) -> Result<Connector, NetError> {
+        let peer = config.peer;
+        let last_error = Arc::new(Mutex::new(String::new()));
+        let shared = Arc::clone(&last_error);
+        let thread = std::thread::Builder::new()
+            .name(format!("machine-{}-connect-{peer}", config.ours.machine))
+            .stack_size(THREAD_STACK_BYTES)
+            .spawn(move || {
+                let event = match connect_peer(&config, &shared, &cancel) {
+                    Ok(stream) => LinkEvent::Up { peer, stream },
+                    Err(error) => LinkEvent::Failed { peer, error },
+                };
+                let _ = events.send(event);
+            })
+            .map_err(|source| NetError::Thread { what: format!("the connection to machine {peer}"), source })?;
+        Ok(Connector { thread: Some(thread), last_error })
     }
-}
 
-/// Accepts connections for the life of the process, one thread each.
-pub(crate) fn spawn_acceptor(listener: TcpListener, context: Arc<AcceptContext>, inbound: Sender<Inbound>) {
-    let id = context.hello.machine;
-    std::thread::Builder::new()
-        .name(format!("machine-{id}-accept"))
-        .spawn(move || {
-            for stream in listener.incoming() {
-                match stream {
-                    Ok(stream) => {
-                        if context.pending_hellos.fetch_add(1, Ordering::SeqCst) >= MAX_PENDING_HELLOS {
-                            context.pending_hellos.fetch_sub(1, Ordering::SeqCst);
-                            refuse(&context, &stream, Refusal::Busy);
-                            continue;
-                        }
-                        let context = Arc::clone(&context);
-                        let inbound = inbound.clone();
-                        let spawned = std::thread::Builder::new()
-                            .name(format!("machine-{id}-reader"))
-                            .spawn(move || serve_connection(stream, &context, &inbound));
-                        if let Err(error) = spawned {
-                            eprintln!("machine {id}: cannot start a reader thread: {error}");
-                        }
-                    }
-                    // A failed accept (a peer that reset before we took it, or
-                    // no file descriptors left) concerns that connection only.
-                    Err(error) => {
-                        eprintln!("machine {id}: accept failed: {error}");
-                        std::thread::sleep(CONNECT_RETRY);
-                    }
-                }
-            }
-        })
-        .expect("the acceptor thread starts");
-}
+    /// Why the last attempt to connect failed.
+    pub(crate) fn last_error(&self) -> String {
+        let error = self.last_error.lock().expect("the connector's last error is never poisoned").clone();
+        if error.is_empty() { "it did not answer in time".into() } else { format!("it did not answer ({error})") }
+    }
 
-/// Checks an accepted connection's hello, answers it, then reads clock
-/// frames until the peer closes.
-fn serve_connection(mut stream: TcpStream, context: &AcceptContext, inbound: &Sender<Inbound>) {
-    let pending = PendingHello(&context.pending_hellos);
-    let from = match accept_hello(&mut stream, context) {
-        Ok(from) => from,
-        Err(reason) => {
-            refuse(context, &stream, Refusal::Hello(&reason));
-            return;
+    /// Waits for the thread to end (after its report, or a cancel).
+    pub(crate) fn join(mut self) {
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
         }
-    };
-    drop(pending);
-    if inbound.send(Inbound::Joined { from }).is_err() {
-        return;
-    }
-    let mut decoder = FrameDecoder::new(context.codec);
-    let mut buffer = [0u8; 4096];
-    let error = loop {
-        match stream.read(&mut buffer) {
-            Ok(0) => break None,
-            Ok(n) => {
-                let mut gone = false;
-                decoder.feed(&buffer[..n], |stamp| gone |= inbound.send(Inbound::Message { from, stamp }).is_err());
-                if gone {
-                    // The processing thread has finished: nobody reads any more.
-                    return;
-                }
-            }
-            Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
-            Err(error) => break Some(error.to_string()),
-        }
-    };
-    let error = error.or_else(|| {
-        (decoder.pending() > 0).then(|| format!("the stream ended inside a frame ({} bytes)", decoder.pending()))
-    });
-    let _ = inbound.send(Inbound::Closed { from, error });
-}
-
-/// Why a connection was refused.
-enum Refusal<'a> {
-    /// Too many connections were waiting for their hello.
-    Busy,
-    /// Its hello was missing or wrong; says how.
-    Hello(&'a str),
-}
-
-/// Reports a refused connection on stderr and counts it; the caller drops
-/// the stream, which closes it.
-///
-/// A flood of connections must not flood stderr too: of each kind, the first
-/// ones are reported, then every power of two; the total is in the run's
-/// summary.
-fn refuse(context: &AcceptContext, stream: &TcpStream, refusal: Refusal<'_>) {
-    let address = stream.peer_addr().map_or_else(|_| "an unknown address".to_string(), |a| a.to_string());
-    let total = context.refused_connections.fetch_add(1, Ordering::SeqCst) + 1;
-    let (reason, of_kind) = match refusal {
-        Refusal::Busy => (
-            "too many connections are waiting for their hello",
-            context.refused_busy.fetch_add(1, Ordering::SeqCst) + 1,
-        ),
-        Refusal::Hello(reason) => (reason, total - context.refused_busy.load(Ordering::SeqCst)),
-    };
-    if of_kind <= 10 || of_kind.is_power_of_two() {
-        eprintln!(
-            "machine {}: refused a connection from {address}: {reason} ({total} refused so far)",
-            context.hello.machine
-        );
     }
 }
 
-/// Fills `bytes[filled..until]` before `deadline`, however the sender splits
-/// them; errors count the bytes of all of `bytes` (a whole hello).
-fn read_exact_by(
-    stream: &mut TcpStream,
-    bytes: &mut [u8],
-    mut filled: usize,
-    until: usize,
-    deadline: Instant,
-) -> io::Result<()> {
-    let total = bytes.len();
-    let late = |filled: usize| io::Error::new(io::ErrorKind::TimedOut, format!("{filled} of {total} bytes in time"));
-    while filled < until {
+/// Whether a hello exchange that failed is worth trying again: a connection
+/// that closed, reset or went quiet during the hello (a busy machine closes
+/// connections it has no slot for; a machine still starting may not answer
+/// at once). An answer that is not the peer's hello is final.
+fn worth_retrying(error: &io::Error) -> bool {
+    !matches!(error.kind(), io::ErrorKind::InvalidData | io::ErrorKind::InvalidInput)
+}
+
+/// Connects to the peer, retrying with a growing pause while it is not up
+/// or closes the connection during the hello, until the deadline or
+/// `cancel`; exchanges hellos and returns the stream for sending.
+fn connect_peer(config: &LinkConfig, last: &Mutex<String>, cancel: &Receiver<()>) -> Result<TcpStream, NetError> {
+    let LinkConfig { ours, peer, address, deadline, timeout_s } = *config;
+    let mut pause = CONNECT_RETRY;
+    let mut last_error = String::from("no attempt finished in time");
+    loop {
         let remaining = deadline.saturating_duration_since(Instant::now());
         if remaining.is_zero() {
-            return Err(late(filled));
+            return Err(NetError::ConnectTimeout { peer, address, timeout_s, last_error });
         }
-        stream.set_read_timeout(Some(remaining))?;
-        match stream.read(&mut bytes[filled..until]) {
-            Ok(0) => {
-                let message = format!("the connection closed after {filled} of {total} bytes");
-                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, message));
+        match attempt(&ours, peer, address, deadline, remaining.min(CONNECT_ATTEMPT_MAX)) {
+            Ok(stream) => return Ok(stream),
+            Err(Attempt::Final(reason)) => return Err(NetError::HelloRefused { peer, address, reason }),
+            Err(Attempt::Again(error)) => {
+                last.lock().expect("the connector's last error is never poisoned").clone_from(&error);
+                last_error = error;
             }
-            Ok(n) => filled += n,
-            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
-            Err(error) if matches!(error.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
-                return Err(late(filled));
-            }
-            Err(error) => return Err(error),
         }
-    }
-    Ok(())
-}
-
-/// Reads a hello before `deadline`: its header first, so that a peer of
-/// another protocol version is told at once, then the rest.
-fn read_hello(
-    stream: &mut TcpStream,
-    deadline: Instant,
-) -> io::Result<Result<Hello, clocklab_model::wire::HelloError>> {
-    let mut bytes = [0u8; HELLO_LEN];
-    read_exact_by(stream, &mut bytes, 0, HELLO_HEADER_LEN, deadline)?;
-    let header: &[u8; HELLO_HEADER_LEN] = bytes[..HELLO_HEADER_LEN].try_into().expect("the header's length");
-    if let Err(error) = Hello::check_header(header) {
-        return Ok(Err(error));
-    }
-    read_exact_by(stream, &mut bytes, HELLO_HEADER_LEN, HELLO_LEN, deadline)?;
-    Ok(Hello::decode(&bytes))
-}
-
-/// Reads and checks the connector's hello and answers it; returns the peer.
-fn accept_hello(stream: &mut TcpStream, context: &AcceptContext) -> Result<MachineId, String> {
-    let deadline = Instant::now() + context.hello_timeout;
-    let hello = read_hello(stream, deadline)
-        .map_err(|e| match e.kind() {
-            io::ErrorKind::UnexpectedEof => format!("no whole hello: {e}"),
-            _ => format!("no hello within {} s ({e})", context.hello_timeout.as_secs_f64()),
-        })?
-        .map_err(|e| e.to_string())?;
-    let ours = &context.hello;
-    let (id, n_machines) = (ours.machine, ours.n_machines);
-    hello.check(ours, |peer| peer != id && (1..=n_machines).contains(&peer)).map_err(|e| e.to_string())?;
-    {
-        let mut joined = context.joined.lock().expect("the joined set is never poisoned");
-        if !joined.insert(hello.machine) {
-            return Err(format!("machine {} is already connected", hello.machine));
+        // Sleep, but never past the deadline: the last attempt is made at it.
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        match cancel.recv_timeout(pause.min(remaining)) {
+            Err(RecvTimeoutError::Timeout) => {}
+            Ok(()) | Err(RecvTimeoutError::Disconnected) => return Err(NetError::Stopped),
         }
+        pause = (pause * 2).min(CONNECT_RETRY_MAX);
     }
-    stream.write_all(&ours.encode()).map_err(|e| format!("cannot answer the hello ({e})"))?;
-    stream.set_read_timeout(None).map_err(|e| e.to_string())?;
-    Ok(hello.machine)
 }
 
-/// Connects to `peer` at `address`, retrying with a growing pause while it
-/// is not up, until `deadline` or a stop request; exchanges hellos and
-/// returns the stream for sending.
-pub(crate) fn connect_peer(
+/// Why one connection attempt failed.
+enum Attempt {
+    /// Try again (the peer is not up, or closed the connection).
+    Again(String),
+    /// The peer answered with a hello that does not match: not a machine of
+    /// this run.
+    Final(String),
+}
+
+/// One connection attempt and hello exchange.
+fn attempt(
     ours: &Hello,
     peer: MachineId,
     address: SocketAddr,
     deadline: Instant,
-    timeout_s: f64,
-    stop: &Receiver<StopRequest>,
-) -> Result<TcpStream, NetError> {
-    let timeout = |last_error: String| NetError::ConnectTimeout { peer, address, timeout_s, last_error };
-    let mut pause = CONNECT_RETRY;
-    let mut stream = loop {
-        let remaining = deadline.saturating_duration_since(Instant::now());
-        if remaining.is_zero() {
-            return Err(timeout("no attempt finished in time".into()));
+    connect_within: Duration,
+) -> Result<TcpStream, Attempt> {
+    let mut stream = TcpStream::connect_timeout(&address, connect_within).map_err(|e| Attempt::Again(e.to_string()))?;
+    stream.set_nodelay(true).map_err(|e| Attempt::Again(e.to_string()))?;
+    // Best effort: a system that refuses keeps its own size.
+    let _ = nix::sys::socket::setsockopt(&stream, nix::sys::socket::sockopt::SndBuf, &SEND_BUFFER_BYTES);
+    stream.write_all(&ours.encode()).map_err(|e| Attempt::Again(format!("cannot send the hello ({e})")))?;
+    // An answer takes a moment even from a busy machine; waiting longer than
+    // the hello timeout of the acceptor would only wait for a closed slot.
+    let answer_by = deadline.min(Instant::now() + crate::accept::HELLO_TIMEOUT);
+    let hello = match read_hello(&mut stream, answer_by) {
+        Ok(hello) => hello,
+        Err(error) if worth_retrying(&error) => {
+            return Err(Attempt::Again(format!(
+                "it closed the connection during the hello ({error}): it refuses a hello of another run (another \
+                 token, clocks or number of machines), and closes connections it has no room for"
+            )));
         }
-        match TcpStream::connect_timeout(&address, remaining.min(CONNECT_ATTEMPT_MAX)) {
-            Ok(stream) => break stream,
-            Err(error) => {
-                if Instant::now() + pause >= deadline {
-                    return Err(timeout(error.to_string()));
-                }
-                if wait_until(Instant::now() + pause, stop) == Wake::Stop {
-                    return Err(NetError::Stopped);
-                }
-                pause = (pause * 2).min(CONNECT_RETRY_MAX);
-            }
-        }
+        Err(error) => return Err(Attempt::Final(error.to_string())),
     };
-    let refused = |reason: String| NetError::HelloRefused { peer, address, reason };
-    let remaining = deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(1));
-    stream.set_nodelay(true).map_err(|e| refused(e.to_string()))?;
-    stream.write_all(&ours.encode()).map_err(|e| refused(format!("cannot send the hello: {e}")))?;
-    let hello = read_hello(&mut stream, Instant::now() + remaining)
-        .map_err(|e| {
-            refused(format!(
-                "no answer to the hello ({e}); is it a machine of another run, with another token or other clocks?"
-            ))
-        })?
-        .map_err(|e| refused(e.to_string()))?;
-    hello.check(ours, |answered| answered == peer).map_err(|e| refused(e.to_string()))?;
-    stream.set_read_timeout(None).map_err(|e| refused(e.to_string()))?;
+    let check = hello.and_then(|hello| hello.check(ours, |answered| answered == peer));
+    match check {
+        Ok(()) => {}
+        Err(HelloError::Version { got, expected }) => {
+            return Err(Attempt::Final(format!(
+                "it speaks protocol version {got}, this build {expected}: every machine needs the same clocklab"
+            )));
+        }
+        Err(error) => return Err(Attempt::Final(error.to_string())),
+    }
+    stream.set_read_timeout(None).map_err(|e| Attempt::Again(e.to_string()))?;
     Ok(stream)
 }

@@ -1,34 +1,43 @@
-//! One machine's life: bind, connect, tick on the absolute schedule, drain.
+//! One machine's life: bind, connect (and agree on a start), tick on the
+//! absolute schedule, drain.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
-use std::fs::{File, OpenOptions};
-use std::io::{self, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
-use std::sync::atomic::AtomicUsize;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use clocklab_driver::{Driver, DriverParams};
-use clocklab_log::{LogFormat, LogWriter, Record};
+use clocklab_driver::{BehindSummary, Driver, DriverParams, LatenessRecorder, LatenessSummary};
+use clocklab_log::LogFormat;
 use clocklab_model::wire::{FrameCodec, Hello, TOKEN_LEN};
 use clocklab_model::{Delivery, MachineId, schedule};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use serde::{Deserialize, Serialize};
 
-use crate::NetError;
-use crate::lateness::{LatenessRecorder, LatenessSummary};
-use crate::link::{self, AcceptContext, Inbound};
+use crate::accept::{self, AcceptContext, Inbound};
+use crate::link::{Connector, LinkConfig, LinkEvent};
+use crate::logs::Logs;
+use crate::send::{Outbox, SEND_STALL_MIN};
+use crate::{MissingPeer, NetError};
 
 /// How many arrived messages may wait between the reader threads and the
 /// processing thread. When it is full the readers block, and TCP's flow
 /// control slows the sender down instead of this process growing without end.
 const INBOUND_CAPACITY: usize = 1 << 16;
 
+/// How often a machine waiting for its next tick moves what has arrived into
+/// its queue, so that the channel from the readers does not fill (and hold up
+/// its peers) while a slow machine waits a second between ticks.
+const ABSORB_INTERVAL: Duration = Duration::from_millis(50);
+
 /// How many messages a machine's queue holds before it refuses (and counts)
 /// new ones: far more than any sound run queues, few enough that a peer
 /// flooding the machine cannot exhaust its memory.
 pub const DEFAULT_QUEUE_CAP: usize = 1_000_000;
+
+/// How far after the last machine was ready machines started by hand start:
+/// enough for every machine's ready message to reach every peer.
+pub const START_LEAD_US: i64 = 100_000;
 
 /// A request to stop ticking before the deadline.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -53,12 +62,14 @@ pub struct NodeConfig {
     /// The run's token: only connections that present it are accepted.
     pub token: [u8; TOKEN_LEN],
     /// How long to wait for every peer to be connected, and at the end for
-    /// every peer to finish sending.
+    /// every peer to finish sending; also how long a peer may stay
+    /// unwritable before it is declared gone (at least 2 s).
     pub connect_timeout: Duration,
     /// A peer whose connection ends cleanly less than this before the
     /// deadline stopped on schedule, not early: it is not logged as
     /// `Disconnected`. Zero when a start barrier gives every machine the same
-    /// deadline; machines started by hand start a few milliseconds apart.
+    /// deadline; machines started by hand agree on their start instant, but
+    /// their clocks may differ a little if they run on different computers.
     pub end_grace: Duration,
     /// The log files to write, one per format. They must not exist yet.
     pub logs: Vec<(LogFormat, PathBuf)>,
@@ -73,6 +84,11 @@ impl NodeConfig {
     /// This machine's hello, which its peers' hellos must match.
     pub fn hello(&self) -> Hello {
         Hello::new(self.machine.id, self.token, self.machine.clocks, self.machine.n_machines)
+    }
+
+    /// How long a write to a peer may block before the peer is declared gone.
+    fn stall_limit(&self) -> Duration {
+        self.connect_timeout.max(SEND_STALL_MIN)
     }
 }
 
@@ -89,13 +105,19 @@ pub struct Bound {
     context: Arc<AcceptContext>,
 }
 
-/// A machine with every connection up, ready to tick.
+/// A machine with every connection up and every peer ready, ready to tick.
 #[derive(Debug)]
 pub struct Connected {
     bound: Bound,
-    outgoing: BTreeMap<MachineId, TcpStream>,
+    /// Writes to the peers, off the processing thread.
+    outbox: Outbox,
+    /// The peers, in order.
+    peers: Vec<MachineId>,
     /// What arrived while connecting: replayed before the first tick.
     early: VecDeque<Inbound>,
+    /// When each machine of the run (this one included) had every
+    /// connection up, in microseconds since the Unix epoch.
+    ready_us: BTreeMap<MachineId, i64>,
 }
 
 /// What a finished machine reports.
@@ -111,18 +133,24 @@ pub struct RunSummary {
     pub unprocessed: u64,
     /// Whether a stop signal ended ticking before the deadline.
     pub stopped_early: bool,
-    /// Peers whose connection ended before the deadline.
+    /// Peers logged `Disconnected`: gone before the deadline, or declared
+    /// gone because they stopped reading.
     pub disconnected: Vec<MachineId>,
-    /// Sends that could not be written (the peer was gone).
-    pub send_errors: u64,
+    /// Messages logged as sent that were never written whole to their peer,
+    /// by peer (only peers declared gone have any).
+    #[serde(default)]
+    pub unsent: BTreeMap<MachineId, u64>,
     /// Messages refused because the queue was at its cap.
     #[serde(default)]
     pub refused: u64,
-    /// Connections refused (a bad hello, or too many waiting for theirs).
+    /// Connections refused (a bad hello, evicted, or no thread for them).
     #[serde(default)]
     pub refused_connections: u64,
     /// How late the ticks ran.
     pub lateness: LatenessSummary,
+    /// How far behind its schedule the machine fell.
+    #[serde(default)]
+    pub behind: BehindSummary,
 }
 
 impl RunSummary {
@@ -135,11 +163,17 @@ impl RunSummary {
             unprocessed: 0,
             stopped_early: true,
             disconnected: Vec::new(),
-            send_errors: 0,
+            unsent: BTreeMap::new(),
             refused: 0,
             refused_connections: 0,
             lateness: LatenessSummary::default(),
+            behind: BehindSummary::default(),
         }
+    }
+
+    /// Messages never written to their peer, over every peer.
+    pub fn unsent_total(&self) -> u64 {
+        self.unsent.values().sum()
     }
 }
 
@@ -151,7 +185,7 @@ impl RunSummary {
 pub fn bind(config: NodeConfig) -> Result<Bound, NetError> {
     let listener =
         TcpListener::bind(config.listen).map_err(|source| NetError::Bind { address: config.listen, source })?;
-    let logs = Logs::create(config.id(), &config.logs)?;
+    let logs = Logs::create(&config.logs)?;
     bind_with_logs(config, listener, logs)
 }
 
@@ -160,20 +194,29 @@ fn bind_with_logs(config: NodeConfig, listener: TcpListener, mut logs: Logs) -> 
     let mut driver = Driver::new(config.machine, now_us()).map_err(NetError::Params)?;
     let address = listener.local_addr().map_err(|source| NetError::Bind { address: config.listen, source })?;
     let (sender, inbound) = crossbeam_channel::bounded(INBOUND_CAPACITY);
-    let context = AcceptContext {
-        hello: config.hello(),
-        codec: FrameCodec::new(config.machine.clocks, config.machine.n_machines),
-        hello_timeout: link::HELLO_TIMEOUT.min(config.connect_timeout),
-        joined: Mutex::new(BTreeSet::new()),
-        pending_hellos: AtomicUsize::new(0),
-        refused_connections: AtomicUsize::new(0),
-        refused_busy: AtomicUsize::new(0),
-    };
-    let context = Arc::new(context);
-    link::spawn_acceptor(listener, Arc::clone(&context), sender);
+    let codec = FrameCodec::new(config.machine.clocks, config.machine.n_machines);
+    let context =
+        Arc::new(AcceptContext::new(config.hello(), codec, accept::HELLO_TIMEOUT.min(config.connect_timeout)));
+    accept::spawn_acceptor(listener, Arc::clone(&context), sender)
+        .map_err(|source| NetError::Thread { what: "accepting connections".into(), source })?;
     logs.write(driver.initialized(now_us(), &config.host, Some(address.port())));
     logs.check()?;
     Ok(Bound { config, driver, address, logs, inbound, context })
+}
+
+/// What is known of each peer while connecting.
+#[derive(Debug, Default)]
+struct Joining {
+    /// Our connections to the peers that are up, hellos exchanged.
+    up: BTreeMap<MachineId, std::net::TcpStream>,
+    /// The outbox, once every connection is up both ways.
+    outbox: Option<Outbox>,
+    /// Peers whose connection to us passed its hello.
+    joined: BTreeSet<MachineId>,
+    /// Each machine's ready instant.
+    ready_us: BTreeMap<MachineId, i64>,
+    /// What arrived early: replayed before the first tick.
+    early: VecDeque<Inbound>,
 }
 
 impl Bound {
@@ -187,23 +230,44 @@ impl Bound {
         self.driver.rate()
     }
 
-    /// Connects to every peer (retrying while they come up) and waits until
-    /// every peer has connected back, within the connect timeout; then writes
-    /// one `Connected` line per peer.
+    /// Connects to every peer (each in its own thread, retrying while the
+    /// peer is not up or closes the connection during the hello) and waits
+    /// until every peer has connected back, within the connect timeout; then
+    /// writes one `Connected` line per peer, tells every peer it is ready,
+    /// and waits for every peer's ready message, within the same timeout.
     ///
     /// Any message on `stop`, or its senders all gone, abandons the attempt
-    /// ([`NetError::Stopped`]). On every error the log ends with `Stopped`.
+    /// ([`NetError::Stopped`]). On every error the log ends with `Stopped`,
+    /// and a timeout names every peer that is missing, and why.
     pub fn connect(
         mut self,
         peers: &BTreeMap<MachineId, SocketAddr>,
         stop: &Receiver<StopRequest>,
     ) -> Result<Connected, NetError> {
-        match self.try_connect(peers, stop) {
-            Ok((outgoing, early)) => Ok(Connected { bound: self, outgoing, early }),
-            Err(error) => {
+        let mut connectors = BTreeMap::new();
+        let mut joining = Joining::default();
+        // Dropped when connecting ends, which stops every connector still trying.
+        let (cancel, cancelled) = crossbeam_channel::bounded::<()>(0);
+        let result = self.try_connect(peers, stop, &cancelled, &mut connectors, &mut joining);
+        drop(cancel);
+        for connector in connectors.into_values() {
+            connector.join();
+        }
+        match (result, joining.outbox) {
+            (Ok(()), Some(outbox)) => Ok(Connected {
+                bound: self,
+                outbox,
+                peers: peers.keys().copied().collect(),
+                early: joining.early,
+                ready_us: joining.ready_us,
+            }),
+            (result, outbox) => {
+                if let Some(outbox) = outbox {
+                    outbox.abort();
+                }
                 // Best effort: the error to report is the first one.
                 let _ = self.abandon();
-                Err(error)
+                Err(result.err().unwrap_or(NetError::Stopped))
             }
         }
     }
@@ -212,7 +276,10 @@ impl Bound {
         &mut self,
         peers: &BTreeMap<MachineId, SocketAddr>,
         stop: &Receiver<StopRequest>,
-    ) -> Result<(BTreeMap<MachineId, TcpStream>, VecDeque<Inbound>), NetError> {
+        cancelled: &Receiver<()>,
+        connectors: &mut BTreeMap<MachineId, Connector>,
+        joining: &mut Joining,
+    ) -> Result<(), NetError> {
         let id = self.config.id();
         let expected: BTreeSet<MachineId> = (1..=self.config.machine.n_machines).filter(|&peer| peer != id).collect();
         let given: BTreeSet<MachineId> = peers.keys().copied().collect();
@@ -223,36 +290,105 @@ impl Bound {
             });
         }
         let timeout_s = self.config.connect_timeout.as_secs_f64();
-        let deadline = Instant::now() + self.config.connect_timeout;
-        let mut outgoing = BTreeMap::new();
+        let deadline = checked_after(Instant::now(), self.config.connect_timeout);
+        let (events_tx, events) = crossbeam_channel::unbounded();
         for (&peer, &address) in peers {
-            let stream = link::connect_peer(&self.config.hello(), peer, address, deadline, timeout_s, stop)?;
-            outgoing.insert(peer, stream);
+            let link_config = LinkConfig { ours: self.config.hello(), peer, address, deadline, timeout_s };
+            connectors.insert(peer, Connector::spawn(link_config, events_tx.clone(), cancelled.clone())?);
         }
-        let mut missing = expected;
-        let mut early = VecDeque::new();
-        while !missing.is_empty() {
+        drop(events_tx);
+        let mut failures: BTreeMap<MachineId, String> = BTreeMap::new();
+        let all_up = |joining: &Joining| {
+            (joining.up.len() == expected.len() || joining.outbox.is_some()) && joining.joined.len() == expected.len()
+        };
+        // First every connection, both ways; then every peer's ready message.
+        while !all_up(joining) || joining.ready_us.len() < expected.len() + 1 {
+            if all_up(joining) && !joining.ready_us.contains_key(&id) {
+                for (&peer, address) in peers {
+                    let host = address.ip().to_string();
+                    self.logs.write(self.driver.connected(now_us(), peer, &host, Some(address.port())));
+                }
+                self.logs.check()?;
+                let outbox = Outbox::start(id, std::mem::take(&mut joining.up), self.config.stall_limit())?;
+                let ready_us = now_us();
+                joining.ready_us.insert(id, ready_us);
+                outbox.send_ready(ready_us);
+                joining.outbox = Some(outbox);
+                continue;
+            }
             let remaining = deadline.saturating_duration_since(Instant::now());
             crossbeam_channel::select! {
-                recv(self.inbound) -> event => match event {
-                    Ok(Inbound::Joined { from }) => {
-                        missing.remove(&from);
+                recv(events) -> event => match event {
+                    Ok(LinkEvent::Up { peer, stream }) => {
+                        joining.up.insert(peer, stream);
                     }
-                    Ok(other) => early.push_back(other),
-                    Err(_) => unreachable!("the acceptor keeps a sender for the life of the process"),
+                    Ok(LinkEvent::Failed { error: NetError::Stopped, .. }) => return Err(NetError::Stopped),
+                    // An answer that is not the peer's hello will not change: give up now.
+                    Ok(LinkEvent::Failed { error: error @ NetError::HelloRefused { .. }, .. }) => return Err(error),
+                    Ok(LinkEvent::Failed { peer, error }) => {
+                        failures.insert(peer, error.to_string());
+                    }
+                    // Every link has reported: wait for the rest until the deadline.
+                    Err(_) => crossbeam_channel::select! {
+                        recv(stop) -> _ => return Err(NetError::Stopped),
+                        recv(self.inbound) -> event => self.on_joining(event, joining)?,
+                        default(remaining) => {}
+                    },
                 },
+                recv(self.inbound) -> event => self.on_joining(event, joining)?,
                 recv(stop) -> _ => return Err(NetError::Stopped),
-                default(remaining) => {
-                    return Err(NetError::PeersSilent { missing: missing.into_iter().collect(), timeout_s });
-                }
+                default(remaining) => {}
+            }
+            if Instant::now() >= deadline && (!all_up(joining) || joining.ready_us.len() < expected.len() + 1) {
+                let connected = |peer: &MachineId| joining.outbox.is_some() || joining.up.contains_key(peer);
+                let missing = expected
+                    .iter()
+                    .filter_map(|&peer| {
+                        let reason = if !connected(&peer) {
+                            failures.get(&peer).cloned().unwrap_or_else(|| {
+                                connectors.get(&peer).map_or_else(String::new, Connector::last_error)
+                            })
+                        } else if !joining.joined.contains(&peer) {
+                            "it took our connection but did not connect back".into()
+                        } else if !joining.ready_us.contains_key(&peer) {
+                            "connected both ways, but it never said it was ready (it is still waiting for \
+                             another machine)"
+                                .into()
+                        } else {
+                            return None;
+                        };
+                        Some(MissingPeer { peer, address: peers[&peer], reason })
+                    })
+                    .collect();
+                return Err(NetError::NotConnected { missing, timeout_s });
             }
         }
-        for (&peer, address) in peers {
-            let host = address.ip().to_string();
-            self.logs.write(self.driver.connected(now_us(), peer, &host, Some(address.port())));
+        Ok(())
+    }
+
+    /// Takes one event from a reader thread while connecting.
+    fn on_joining(
+        &mut self,
+        event: Result<Inbound, crossbeam_channel::RecvError>,
+        joining: &mut Joining,
+    ) -> Result<(), NetError> {
+        match event {
+            Ok(Inbound::Joined { from }) => {
+                joining.joined.insert(from);
+            }
+            Ok(Inbound::Ready { from, at_us }) => {
+                joining.ready_us.insert(from, at_us);
+            }
+            Ok(Inbound::Closed { from, error }) if !joining.ready_us.contains_key(&from) => {
+                return Err(NetError::PeerLeft {
+                    peer: from,
+                    reason: error.unwrap_or_else(|| "its connection to this machine ended".into()),
+                });
+            }
+            Ok(other) => joining.early.push_back(other),
+            Err(_) => unreachable!("the acceptor keeps a sender for the life of the process"),
         }
-        self.logs.check()?;
-        Ok((outgoing, early))
+        Ok(())
     }
 
     /// Ends the machine before it ticked (its run was called off): writes `Stopped`.
@@ -291,19 +427,6 @@ pub(crate) fn wait_until(due: Instant, stop: &Receiver<StopRequest>) -> Wake {
     }
 }
 
-/// Waits until `due` or the (possibly moved) `deadline`, whichever is first;
-/// a stop request for an instant moves `deadline` earlier. Returns whether to
-/// stop at once.
-fn wait_tick(due: Instant, deadline: &mut Instant, stop: &Receiver<StopRequest>) -> bool {
-    loop {
-        match wait_until(due.min(*deadline), stop) {
-            Wake::Due => return false,
-            Wake::Stop => return true,
-            Wake::StopAt(at) => *deadline = (*deadline).min(at),
-        }
-    }
-}
-
 /// The state of a ticking machine that the end needs too.
 struct Ticking<'a> {
     config: &'a NodeConfig,
@@ -314,6 +437,7 @@ struct Ticking<'a> {
     open: BTreeSet<MachineId>,
     /// When ticking ends (moved earlier by a stop request for an instant).
     deadline: Instant,
+    inbound: Receiver<Inbound>,
 }
 
 impl Ticking<'_> {
@@ -326,7 +450,7 @@ impl Ticking<'_> {
                 if self.driver.deliver(now_us(), from, stamp) == Delivery::Refused
                     && self.driver.machine().refused() == 1
                 {
-                    eprintln!(
+                    crate::note!(
                         "machine {}: the queue is full ({} messages): refusing messages from machine {from}; the total is reported at the end",
                         self.config.id(),
                         self.config.machine.queue_cap
@@ -338,13 +462,58 @@ impl Ticking<'_> {
                 let early_end = Instant::now() + self.config.end_grace < self.deadline;
                 if ticking && (early_end || error.is_some()) {
                     if let Some(error) = error {
-                        eprintln!("machine {}: connection from machine {from} failed: {error}", self.config.id());
+                        crate::note!("machine {}: connection from machine {from} failed: {error}", self.config.id());
                     }
-                    self.summary.disconnected.push(from);
-                    self.logs.write(self.driver.disconnected(now_us(), from));
+                    self.disconnect(from);
                 }
             }
-            Inbound::Joined { .. } => {}
+            Inbound::Joined { .. } | Inbound::Ready { .. } => {}
+        }
+    }
+
+    /// Logs `Disconnected from machine <peer>`, once per peer.
+    fn disconnect(&mut self, peer: MachineId) {
+        if !self.summary.disconnected.contains(&peer) {
+            self.summary.disconnected.push(peer);
+            self.logs.write(self.driver.disconnected(now_us(), peer));
+        }
+    }
+
+    /// Moves what the reader threads have delivered into the queue: only
+    /// what is there now, so that a peer flooding the channel cannot keep
+    /// this thread from its schedule.
+    fn absorb_arrived(&mut self, ticking: bool) {
+        for _ in 0..self.inbound.len() {
+            let Ok(event) = self.inbound.try_recv() else { break };
+            self.absorb(event, ticking);
+        }
+    }
+
+    /// Logs every peer the outbox has just declared gone.
+    fn note_gone_peers(&mut self, outbox: &mut Outbox) {
+        for (peer, reason) in outbox.newly_gone() {
+            crate::note!(
+                "machine {}: machine {peer} is declared gone: {reason}; what is sent to it from now on is counted as unsent",
+                self.config.id()
+            );
+            self.disconnect(peer);
+        }
+    }
+
+    /// Waits until `due` or the (possibly moved) deadline, whichever is
+    /// first, moving what arrives into the queue every [`ABSORB_INTERVAL`];
+    /// a stop request for an instant moves the deadline earlier. Returns
+    /// whether to stop at once.
+    fn wait_tick(&mut self, due: Instant, stop: &Receiver<StopRequest>) -> bool {
+        loop {
+            let until = due.min(self.deadline);
+            let slice_end = until.min(Instant::now() + ABSORB_INTERVAL);
+            match wait_until(slice_end, stop) {
+                Wake::Due if slice_end >= until => return false,
+                Wake::Due => self.absorb_arrived(true),
+                Wake::Stop => return true,
+                Wake::StopAt(at) => self.deadline = self.deadline.min(at),
+            }
         }
     }
 }
@@ -355,8 +524,18 @@ impl Connected {
         self.bound.rate()
     }
 
+    /// The start instant machines started by hand agree on: the latest of
+    /// every machine's ready instant, plus [`START_LEAD_US`]. Every machine of
+    /// the run computes the same from the same ready messages, so they start
+    /// together without an orchestrator (on one computer, or on computers
+    /// whose clocks agree).
+    pub fn agreed_start_us(&self) -> i64 {
+        self.ready_us.values().copied().max().unwrap_or_else(now_us).saturating_add(START_LEAD_US)
+    }
+
     /// Ends the machine before it ticked (its run was called off): writes `Stopped`.
     pub fn abandon(self) -> Result<(), NetError> {
+        self.outbox.abort();
         self.bound.abandon()
     }
 
@@ -365,6 +544,13 @@ impl Connected {
     /// `start + k / rate`; then stops sending, reads every peer's connection
     /// to its end, logs what is left in the queue as `Unprocessed`, and
     /// writes `Stopped`.
+    ///
+    /// Every tick of the schedule runs: a tick that is late runs as soon as
+    /// it can, and one more than a tick period late writes a `Behind` line
+    /// first (see `clocklab_driver::lateness`). Frames go to each peer's link
+    /// and are written off this thread; a peer that stops reading is
+    /// declared gone (`Disconnected`), and what is sent to it is counted in
+    /// [`RunSummary::unsent`].
     ///
     /// A stop request ends ticking early: [`StopRequest::Now`] (or `stop`'s
     /// senders all gone) at once, [`StopRequest::At`] at that instant. The end
@@ -375,15 +561,15 @@ impl Connected {
     /// included, and a line cut by the failure is cut off), and the first
     /// write error is returned.
     pub fn run(self, start_us: i64, duration_us: u64, stop: &Receiver<StopRequest>) -> Result<RunSummary, NetError> {
-        let Connected { bound, mut outgoing, early } = self;
+        let Connected { bound, mut outbox, peers, early, .. } = self;
         let Bound { config, mut driver, logs, inbound, context, .. } = bound;
         let rate = driver.rate();
         let n_ticks = schedule::n_ticks(rate, duration_us);
         let start = instant_of(start_us);
         driver.start(start_us);
-        let full_deadline = start + Duration::from_micros(duration_us);
-        let mut lateness = LatenessRecorder::with_capacity(usize::try_from(n_ticks).unwrap_or(0).min(1 << 24));
-        let open = outgoing.keys().copied().collect();
+        let full_deadline = checked_after(start, Duration::from_micros(duration_us));
+        let mut lateness = LatenessRecorder::default();
+        let open = peers.iter().copied().collect();
         let mut state = Ticking {
             config: &config,
             driver,
@@ -391,30 +577,32 @@ impl Connected {
             summary: RunSummary { stopped_early: false, ..RunSummary::not_started() },
             open,
             deadline: full_deadline,
+            inbound,
         };
         for event in early {
             state.absorb(event, true);
         }
 
         for k in 0..n_ticks {
-            let due = start + Duration::from_micros(schedule::tick_offset_us(k, rate));
+            let due = checked_after(start, Duration::from_micros(schedule::tick_offset_us(k, rate)));
             if state.logs.failed() || due >= state.deadline {
                 break;
             }
-            if wait_tick(due, &mut state.deadline, stop) {
+            if state.wait_tick(due, stop) {
                 state.summary.stopped_early = true;
                 break;
             }
             if due >= state.deadline {
                 break;
             }
-            lateness.record(Instant::now().saturating_duration_since(due));
-            // Only what is there now: a peer flooding the channel must not
-            // keep this thread from its schedule.
-            for _ in 0..inbound.len() {
-                let Ok(event) = inbound.try_recv() else { break };
-                state.absorb(event, true);
+            let late = Instant::now().saturating_duration_since(due);
+            lateness.record(late);
+            let late_us = u64::try_from(late.as_micros()).unwrap_or(u64::MAX);
+            if let Some(line) = state.driver.before_tick(now_us(), k, late_us) {
+                state.logs.write(line);
             }
+            state.absorb_arrived(true);
+            state.note_gone_peers(&mut outbox);
             let step = state.driver.tick(now_us());
             // The line goes out before the frames: a process killed in between
             // leaves a send that never arrived (which a failed run allows), never
@@ -424,51 +612,44 @@ impl Connected {
                 break;
             }
             if let Some(frame) = step.frame {
-                for &peer in step.recipients() {
-                    let Some(stream) = outgoing.get_mut(&peer) else { continue };
-                    if let Err(error) = stream.write_all(frame) {
-                        state.summary.send_errors += 1;
-                        eprintln!("machine {}: cannot send to machine {peer}: {error}", config.id());
-                        outgoing.remove(&peer);
-                    }
-                }
+                outbox.send_frame(Instant::now(), Arc::from(frame), step.recipients());
             }
         }
-        if !state.summary.stopped_early && !state.logs.failed() && wait_tick(state.deadline, &mut state.deadline, stop)
-        {
-            state.summary.stopped_early = true;
+        if !state.summary.stopped_early && !state.logs.failed() {
+            let deadline = state.deadline;
+            if state.wait_tick(deadline, stop) {
+                state.summary.stopped_early = true;
+            }
         }
         state.summary.stopped_early |= state.deadline < full_deadline || state.logs.failed();
 
-        // The end: peers see the end of our stream after our last message,
-        // and we read theirs to its end, so nothing on the wire is lost.
-        for stream in outgoing.values() {
-            let _ = stream.shutdown(Shutdown::Write);
-        }
-        drop(outgoing);
-        let drain_deadline = Instant::now() + config.connect_timeout;
-        while let Ok(event) = inbound.try_recv() {
-            state.absorb(event, false);
-        }
+        // The end: the outbox writes what it holds and ends every stream, so
+        // peers see the end after our last message, and we read theirs to
+        // its end, so nothing on the wire is lost.
+        outbox.close();
+        let drain_deadline = checked_after(Instant::now(), config.connect_timeout);
+        state.absorb_arrived(false);
         while !state.open.is_empty() {
-            match inbound.recv_deadline(drain_deadline) {
+            match state.inbound.recv_deadline(drain_deadline) {
                 Ok(event) => state.absorb(event, false),
                 Err(_) => {
-                    eprintln!(
+                    crate::note!(
                         "machine {}: machines {:?} did not finish sending within {} s; their connections are abandoned",
                         config.id(),
                         state.open,
                         config.connect_timeout.as_secs_f64()
                     );
-                    let open = std::mem::take(&mut state.open);
-                    for peer in open {
-                        state.summary.disconnected.push(peer);
-                        state.logs.write(state.driver.disconnected(now_us(), peer));
+                    for peer in std::mem::take(&mut state.open) {
+                        state.disconnect(peer);
                     }
                     break;
                 }
             }
         }
+        // A peer that cannot take what is left is given up within its stall limit.
+        outbox.finish();
+        state.note_gone_peers(&mut outbox);
+        let unsent = outbox.unsent();
         let Ticking { mut driver, mut logs, mut summary, .. } = state;
         let end = driver.end(now_us());
         summary.unprocessed = end.len() as u64 - 1;
@@ -477,12 +658,22 @@ impl Connected {
         (summary.ticks, summary.sent, summary.processed) = (counts.ticks, counts.sent, counts.processed);
         summary.refused = driver.machine().refused();
         summary.lateness = lateness.summary();
+        summary.behind = driver.behind_summary();
+        summary.unsent = unsent;
         if summary.refused > 0 {
-            eprintln!(
+            crate::note!(
                 "machine {}: refused {} messages because the queue was full (queue_cap {})",
                 config.id(),
                 summary.refused,
                 config.machine.queue_cap
+            );
+        }
+        if summary.unsent_total() > 0 {
+            crate::note!(
+                "machine {}: {} messages logged as sent were never written to their peer (by peer: {:?})",
+                config.id(),
+                summary.unsent_total(),
+                summary.unsent
             );
         }
         summary.refused_connections = context.refused_connections.load(std::sync::atomic::Ordering::SeqCst) as u64;
@@ -491,13 +682,25 @@ impl Connected {
     }
 }
 
+/// The longest a machine's end can take after its deadline, with
+/// `connect_timeout`: the wait for its peers' streams to end, then the wait
+/// for its links to write what they hold (each within its stall limit).
+pub fn longest_end(connect_timeout: Duration) -> Duration {
+    connect_timeout.saturating_add(connect_timeout.max(SEND_STALL_MIN))
+}
+
+/// `at + after`, or as far as an `Instant` goes.
+fn checked_after(at: Instant, after: Duration) -> Instant {
+    at.checked_add(after).or_else(|| at.checked_add(Duration::from_secs(1 << 32))).unwrap_or(at)
+}
+
 /// The monotonic instant of a wall-clock time in microseconds since the Unix
 /// epoch. Waits use the monotonic clock, so a wall-clock step during a run
 /// moves no tick.
 fn instant_of(time_us: i64) -> Instant {
     let (now, now_us) = (Instant::now(), now_us());
     let offset = Duration::from_micros(time_us.abs_diff(now_us));
-    if time_us >= now_us { now + offset } else { now.checked_sub(offset).unwrap_or(now) }
+    if time_us >= now_us { checked_after(now, offset) } else { now.checked_sub(offset).unwrap_or(now) }
 }
 
 /// Now, in microseconds since the Unix epoch.
@@ -505,164 +708,6 @@ pub fn now_us() -> i64 {
     match SystemTime::now().duration_since(SystemTime::UNIX_EPOCH) {
         Ok(since) => i64::try_from(since.as_micros()).unwrap_or(i64::MAX),
         Err(before) => -i64::try_from(before.duration().as_micros()).unwrap_or(i64::MAX),
-    }
-}
-
-/// Where log lines go: a file, or (in tests) a writer that fails on demand.
-pub(crate) trait Sink: Write + Send + std::fmt::Debug {
-    /// Cuts the sink back to its first `len` bytes.
-    fn truncate(&mut self, len: u64) -> io::Result<()>;
-}
-
-impl Sink for File {
-    fn truncate(&mut self, len: u64) -> io::Result<()> {
-        // The file is opened for appending, so later lines go after the cut.
-        self.set_len(len)
-    }
-}
-
-/// A sink that counts the bytes it took, to know where the last whole line ends.
-#[derive(Debug)]
-struct Counted {
-    sink: Box<dyn Sink>,
-    len: u64,
-}
-
-impl Write for Counted {
-    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
-        let n = self.sink.write(bytes)?;
-        self.len += n as u64;
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.sink.flush()
-    }
-}
-
-/// One log file.
-#[derive(Debug)]
-struct LogFile {
-    path: PathBuf,
-    writer: LogWriter<Counted>,
-    /// A write failed: no more lines go here, except a last try at `Stopped`.
-    failed: bool,
-    /// The logical clock of the last line written whole.
-    last_clock: u64,
-}
-
-impl LogFile {
-    /// Writes one line; a line cut by a failure is cut off, so that the file
-    /// holds only whole lines.
-    fn write(&mut self, record: &Record) -> io::Result<()> {
-        let before = self.writer.get_mut().len;
-        let result = self.writer.write(record);
-        if result.is_ok() {
-            self.last_clock = record.logical_clock;
-        } else {
-            let counted = self.writer.get_mut();
-            if counted.len > before && counted.sink.truncate(before).is_ok() {
-                counted.len = before;
-            }
-        }
-        result
-    }
-}
-
-/// A machine's log files: one writer per format over an unbuffered file, so
-/// that each line is one `write` and a killed process leaves whole lines.
-///
-/// A write error does not end the machine on the spot: the file is marked
-/// failed, the error is kept, and the machine stops ticking and ends as at the
-/// deadline, so its peers still get every message and what was written stays
-/// readable.
-#[derive(Debug)]
-struct Logs {
-    id: MachineId,
-    files: Vec<LogFile>,
-    /// The first write error.
-    failure: Option<NetError>,
-}
-
-impl Logs {
-    fn create(id: MachineId, files: &[(LogFormat, PathBuf)]) -> Result<Logs, NetError> {
-        let mut sinks: Vec<(LogFormat, PathBuf, Box<dyn Sink>)> = Vec::new();
-        for (format, path) in files {
-            let file = OpenOptions::new()
-                .append(true)
-                .create_new(true)
-                .open(path)
-                .map_err(|source| NetError::Log { path: path.clone(), source })?;
-            sinks.push((*format, path.clone(), Box::new(file)));
-        }
-        Ok(Logs::over(id, sinks))
-    }
-
-    fn over(id: MachineId, sinks: Vec<(LogFormat, PathBuf, Box<dyn Sink>)>) -> Logs {
-        let files = sinks
-            .into_iter()
-            .map(|(format, path, sink)| LogFile {
-                path,
-                writer: LogWriter::new(Counted { sink, len: 0 }, format),
-                failed: false,
-                last_clock: 0,
-            })
-            .collect();
-        Logs { id, files, failure: None }
-    }
-
-    /// Writes one line to every file that has not failed; returns whether
-    /// every file took it.
-    fn write(&mut self, record: &Record) -> bool {
-        for file in &mut self.files {
-            if file.failed {
-                continue;
-            }
-            if let Err(source) = file.write(record) {
-                file.failed = true;
-                eprintln!("machine {}: cannot write {}: {source}; stopping", self.id, file.path.display());
-                self.failure.get_or_insert(NetError::Log { path: file.path.clone(), source });
-            }
-        }
-        self.failure.is_none()
-    }
-
-    /// Writes the end of the log (the driver's `Unprocessed` lines and its
-    /// `Stopped`): the lines to every file that has not failed, and `Stopped`
-    /// to every file, those that failed before included (the cause, such as a
-    /// full disk, may have passed). A failed file's `Stopped` carries the
-    /// Lamport clock of its last whole line: the lines it lost are lost, but
-    /// what it holds stays consistent.
-    fn write_end(&mut self, end: &[Record]) {
-        let Some((stopped, unprocessed)) = end.split_last() else { return };
-        for record in unprocessed {
-            self.write(record);
-        }
-        for file in &mut self.files {
-            let mut record = stopped.clone();
-            if file.failed {
-                record.logical_clock = file.last_clock;
-            }
-            if let Err(source) = file.write(&record)
-                && !file.failed
-            {
-                file.failed = true;
-                self.failure.get_or_insert(NetError::Log { path: file.path.clone(), source });
-            }
-        }
-    }
-
-    /// Whether a write has failed.
-    fn failed(&self) -> bool {
-        self.failure.is_some()
-    }
-
-    /// The first write error, if any, taken out.
-    fn check(&mut self) -> Result<(), NetError> {
-        match self.failure.take() {
-            Some(error) => Err(error),
-            None => Ok(()),
-        }
     }
 }
 
@@ -674,8 +719,12 @@ pub fn never_stop() -> (Sender<StopRequest>, Receiver<StopRequest>) {
 
 #[cfg(test)]
 mod tests {
+    use std::io::{self, Write};
+    use std::sync::Mutex;
+
     use super::*;
-    use clocklab_log::Event;
+    use crate::logs::Sink;
+    use clocklab_log::{Event, Record};
 
     /// A sink that takes `room` bytes, then cuts the line it is given and
     /// fails as a full disk does; with `recovers`, it takes everything again
@@ -740,7 +789,7 @@ mod tests {
         let bytes = Arc::new(Mutex::new(Vec::new()));
         let sink = FullDisk { bytes: Arc::clone(&bytes), room, recovers, failed: false };
         let path = dir.path().join("machine_1.log");
-        let logs = Logs::over(1, vec![(LogFormat::Text, path, Box::new(sink))]);
+        let logs = Logs::over(vec![(LogFormat::Text, path, Box::new(sink))]);
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let one = bind_with_logs(config(1, dir.path()), listener, logs).unwrap();
         let two = bind(config(2, dir.path())).unwrap();

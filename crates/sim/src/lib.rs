@@ -39,6 +39,7 @@
 
 use std::collections::BTreeMap;
 use std::io;
+use std::sync::atomic::AtomicBool;
 
 use clocklab_config::{MachineOutcome, RunManifest, RunPlan, RunStatus, Runtime, SimSettings, layout};
 
@@ -48,6 +49,7 @@ pub mod sink;
 
 pub use network::Network;
 pub use sim::{SimError, SimSummary, Simulation, virtual_port};
+
 pub use sink::{CountingSink, LogFiles, Sink};
 
 /// Simulates one planned run: creates `plan.dir`, writes each machine's logs
@@ -57,16 +59,23 @@ pub use sink::{CountingSink, LogFiles, Sink};
 /// An impossible plan (one that [`Simulation::new`] rejects) is an
 /// `InvalidInput` error, and nothing is written.
 pub fn run_plan(plan: &RunPlan, settings: &SimSettings) -> io::Result<RunManifest> {
+    run_plan_until(plan, settings, &AtomicBool::new(false))
+}
+
+/// [`run_plan`], stopping early when `stop` is set (see
+/// [`Simulation::run_until`]); the manifest of a stopped run says
+/// `interrupted`.
+pub fn run_plan_until(plan: &RunPlan, settings: &SimSettings, stop: &AtomicBool) -> io::Result<RunManifest> {
     let simulation =
         Simulation::new(plan, settings).map_err(|error| io::Error::new(io::ErrorKind::InvalidInput, error))?;
     std::fs::create_dir_all(&plan.dir)?;
     let mut files = LogFiles::create(&plan.dir, plan.experiment.machines, &plan.log_formats)?;
-    let summary = simulation.run(&mut files)?;
+    let summary = simulation.run_until(&mut files, stop)?;
     drop(files);
     let manifest = manifest(plan, settings, &summary);
-    let path = layout::manifest_path(&plan.dir);
-    std::fs::write(&path, manifest.to_json())
-        .map_err(|error| io::Error::new(error.kind(), format!("{}: {error}", path.display())))?;
+    layout::write_manifest(&plan.dir, &manifest).map_err(|error| {
+        io::Error::new(error.kind(), format!("{}: {error}", layout::manifest_path(&plan.dir).display()))
+    })?;
     Ok(manifest)
 }
 
@@ -110,6 +119,9 @@ pub fn manifest(plan: &RunPlan, settings: &SimSettings, summary: &SimSummary) ->
             totals[key] = value.into();
         }
     }
+    if let Some(stopped_at_us) = summary.stopped_at_us {
+        totals["stopped_at_us"] = stopped_at_us.into();
+    }
     extra.insert("totals".to_string(), totals);
     RunManifest {
         clocklab_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -118,19 +130,9 @@ pub fn manifest(plan: &RunPlan, settings: &SimSettings, summary: &SimSummary) ->
         run_idx: plan.run_idx,
         seeds: plan.seed_tree(),
         machines,
-        started_at: timestamp(settings.epoch_us),
-        ended_at: timestamp(settings.epoch_us.saturating_add_unsigned(summary.end_us)),
-        status: RunStatus::Ok,
+        started_at: clocklab_log::rfc3339_us(settings.epoch_us),
+        ended_at: clocklab_log::rfc3339_us(settings.epoch_us.saturating_add_unsigned(summary.end_us)),
+        status: if summary.stopped_at_us.is_some() { RunStatus::Interrupted } else { RunStatus::Ok },
         extra,
     }
-}
-
-/// RFC 3339 in UTC with microseconds, as the logs' `Timestamp`.
-fn timestamp(time_us: i64) -> String {
-    let format =
-        time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z");
-    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(time_us) * 1000)
-        .ok()
-        .and_then(|datetime| datetime.format(&format).ok())
-        .unwrap_or_else(|| format!("{time_us} us after the Unix epoch"))
 }

@@ -38,9 +38,10 @@ impl Network {
                 min_us - (1.0 - u).ln() * (mean_us - min_us)
             }
         };
-        // The configuration rejects negative and non-finite parameters; the
-        // clamp keeps a hand-built distribution from wrapping around.
-        delay_us.round().clamp(0.0, u64::MAX as f64) as u64
+        // The configuration rejects negative and non-finite parameters and
+        // checks the calendar against the longest delay; the clamp keeps a
+        // hand-built distribution from wrapping around or going past it.
+        delay_us.min(self.delay.max_delay_us()).round().clamp(0.0, u64::MAX as f64) as u64
     }
 }
 

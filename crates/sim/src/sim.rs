@@ -4,6 +4,7 @@
 use std::cmp::Ordering;
 use std::collections::{BinaryHeap, VecDeque};
 use std::io;
+use std::sync::atomic::{self, AtomicBool};
 
 use clocklab_config::{RunPlan, SimSettings};
 use clocklab_driver::Driver;
@@ -13,6 +14,11 @@ use clocklab_model::{Delivery, MachineId, ParamsError, Stamp, schedule};
 
 use crate::network::Network;
 use crate::sink::Sink;
+
+/// How many events the loop runs between two looks at the stop flag: often
+/// enough that a stop request is seen within milliseconds, rarely enough to
+/// cost nothing.
+const STOP_POLL_EVENTS: u64 = 4_096;
 
 /// Machine `id` listens on virtual port `BASE_PORT + id`.
 pub const BASE_PORT: u16 = 10_000;
@@ -77,6 +83,9 @@ pub struct SimSummary {
     pub max_queue_len: u64,
     /// When the last machine stopped, in microseconds after the start.
     pub end_us: u64,
+    /// A stop request ended ticking at this instant (microseconds after the
+    /// start), before the deadline.
+    pub stopped_at_us: Option<u64>,
 }
 
 /// One machine of the simulation with its schedule.
@@ -288,6 +297,16 @@ impl Simulation {
     /// `Unprocessed`, then `Stopped`) at the later of the deadline and the
     /// last arrival at that machine.
     pub fn run<S: Sink + ?Sized>(self, sink: &mut S) -> io::Result<SimSummary> {
+        self.run_until(sink, &AtomicBool::new(false))
+    }
+
+    /// [`Simulation::run`], stopping early when `stop` is set (a signal to
+    /// `clocklab run`): from the virtual instant the loop sees it, no machine
+    /// ticks again; messages on the wire still arrive, and every log ends as
+    /// at the deadline (`Unprocessed` lines, then `Stopped`), so the run loses
+    /// nothing and its logs hold whole lines. A run that is not stopped is
+    /// the same, byte for byte, whatever `stop` is.
+    pub fn run_until<S: Sink + ?Sized>(self, sink: &mut S, stop: &AtomicBool) -> io::Result<SimSummary> {
         let Simulation { mut machines, mut wire, codec, host, epoch_us, duration_us } = self;
         let mut summary = SimSummary::default();
         let n_machines = machines.len() as u32;
@@ -308,8 +327,16 @@ impl Simulation {
             }
         }
 
+        let mut n_events = 0u64;
         while let Some(pending) = wire.heap.pop() {
             let now_us = pending.time_us();
+            n_events += 1;
+            if summary.stopped_at_us.is_none()
+                && n_events % STOP_POLL_EVENTS == 0
+                && stop.load(atomic::Ordering::Relaxed)
+            {
+                summary.stopped_at_us = Some(now_us);
+            }
             match pending.payload {
                 Payload::Delivery { from, to } => {
                     let stamp = wire.arrived(from, to);
@@ -319,6 +346,8 @@ impl Simulation {
                     }
                     sim.last_arrival_us = now_us;
                 }
+                // Events come in time order, so every tick from the stop on is dropped.
+                Payload::Tick { .. } if summary.stopped_at_us.is_some() => {}
                 Payload::Tick { id } => {
                     let sim = &mut machines[id as usize - 1];
                     let step = sim.driver.tick(at(now_us));
@@ -342,8 +371,14 @@ impl Simulation {
 
         for (idx, sim) in machines.iter_mut().enumerate() {
             let id = idx as MachineId + 1;
-            assert_eq!(sim.next_tick, sim.n_ticks, "machine {id} made every tick of its schedule");
-            let end_us = duration_us.max(sim.last_arrival_us);
+            let deadline_us = match summary.stopped_at_us {
+                Some(stopped_at_us) => stopped_at_us,
+                None => {
+                    assert_eq!(sim.next_tick, sim.n_ticks, "machine {id} made every tick of its schedule");
+                    duration_us
+                }
+            };
+            let end_us = deadline_us.max(sim.last_arrival_us);
             summary.end_us = summary.end_us.max(end_us);
             for record in sim.driver.end(at(end_us)) {
                 summary.unprocessed += u64::from(matches!(record.event, clocklab_log::Event::Unprocessed { .. }));
@@ -451,6 +486,46 @@ mod tests {
         assert!(stopped.iter().all(|r| r.time_us == SimSettings::DEFAULT_EPOCH_US + 2_500_000));
         assert_eq!(summary.end_us, 2_500_000);
         assert_eq!(summary.ticks, 6, "ceil(1 x 2.5) ticks each");
+    }
+
+    #[test]
+    fn a_stop_request_ends_ticking_and_loses_nothing() {
+        let mut plan = always_sending_pair(3_600.0);
+        plan.experiment.max_clock_rate = 1;
+        let settings = SimSettings { network: DelayDistribution::Constant { delay_us: 5.0 }, ..SimSettings::default() };
+        let (full, _) = simulate(&plan, 5.0);
+        let mut sink = VecSink::default();
+        let stop = AtomicBool::new(true);
+        let summary = Simulation::new(&plan, &settings).unwrap().run_until(&mut sink, &stop).unwrap();
+        let stopped_at_us = summary.stopped_at_us.expect("the stop was seen");
+        assert!(summary.ticks < full.ticks && summary.ticks > 0, "{summary:?}");
+        // Whole logs: the end of each, and every message sent is received.
+        let logs: std::collections::BTreeMap<MachineId, Vec<Record>> =
+            [1, 2].map(|id| (id, sink.0.iter().filter(|r| r.machine == id).cloned().collect())).into();
+        for records in logs.values() {
+            assert_eq!(records.last().unwrap().event, Event::Stopped);
+            assert!(
+                records
+                    .iter()
+                    .filter(|r| r.event.is_tick())
+                    .all(|r| r.time_us < settings.epoch_us + stopped_at_us as i64)
+            );
+        }
+        let expect = clocklab_log::check::Expectations {
+            n_machines: 2,
+            duration_s: 3_600.0,
+            tick_tolerance: u64::MAX,
+            allow_loss: false,
+            clocks: clocklab_model::ClockKinds::LAMPORT,
+        };
+        let report = clocklab_log::check::check_run(&logs, &expect);
+        assert!(report.is_ok(), "{:?}", report.violations);
+        assert_eq!(report.sent, report.received);
+        // Not set, the flag changes nothing.
+        let mut again = VecSink::default();
+        let unstopped =
+            Simulation::new(&plan, &settings).unwrap().run_until(&mut again, &AtomicBool::new(false)).unwrap();
+        assert_eq!(unstopped, full);
     }
 
     #[test]

@@ -258,7 +258,7 @@ impl MachineAcc {
                 self.stopped = true;
                 self.stop_queue = Some(record.queue_length);
             }
-            Event::Connected { .. } | Event::Disconnected { .. } => {}
+            Event::Connected { .. } | Event::Disconnected { .. } | Event::Behind { .. } => {}
         }
     }
 

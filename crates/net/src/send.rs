@@ -1,0 +1,454 @@
+//! The sending side of a machine: the outbox, one thread that writes what
+//! the processing thread queues for each peer, so that the processing thread
+//! never writes to a socket and a peer that stops reading never holds up a
+//! tick.
+//!
+//! **Queues.** Every peer has a queue of (due instant, frame), written in
+//! order, each frame at its due instant or later, many frames to a write.
+//! Today a frame is due when it is made; a network fault (latency, a
+//! partition) will hold frames at the sender by giving them a later instant,
+//! and the queue keeps them in the order they were sent, as a TCP connection
+//! does. The connections are non-blocking: a peer whose socket is full waits
+//! (the thread polls for it) while the others are written.
+//!
+//! **A peer that stops reading.** A queue holds at most [`SEND_QUEUE_MAX`]
+//! frames, and a peer may take nothing for at most the stall limit
+//! (`connect_timeout`, at least [`SEND_STALL_MIN`]). When either gives, the
+//! peer is declared gone: its connection is closed, the processing thread
+//! logs `Disconnected from machine <j>`, and every frame it did not get (the
+//! one cut, those queued, every later send to it) is counted as unsent, per
+//! peer. So every message a machine logs as sent is received by its peer
+//! (`Processed` or `Unprocessed`), or counted unsent by the sender, or lost
+//! with the kernel's buffers of a peer that died (a failed run).
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::io::{self, IoSlice, Read, Write};
+use std::net::{Shutdown, TcpStream};
+use std::os::fd::AsFd;
+use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use clocklab_model::MachineId;
+use clocklab_model::wire;
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
+use nix::poll::{PollFd, PollFlags, PollTimeout};
+
+use crate::NetError;
+use crate::accept::THREAD_STACK_BYTES;
+
+/// The most frames the outbox holds for one peer. A peer that reads keeps its
+/// queue near empty; a full queue means the peer has stopped reading long
+/// enough for its socket buffers to fill, and it is declared gone. 2^18 frames
+/// are a quarter of a second of sends at a million ticks a second.
+pub(crate) const SEND_QUEUE_MAX: usize = 1 << 18;
+
+/// The shortest time a peer may take nothing before it is declared gone,
+/// whatever `connect_timeout` says: a busy computer may not run a peer's
+/// reader for a second or more.
+pub(crate) const SEND_STALL_MIN: Duration = Duration::from_secs(2);
+
+/// The most frames one write carries.
+const FRAMES_PER_WRITE: usize = 512;
+
+/// The longest the outbox sleeps in a poll without looking at its queue.
+const POLL_MAX: Duration = Duration::from_millis(100);
+
+/// What the processing thread hands the outbox.
+#[derive(Debug)]
+enum Outgoing {
+    /// The ready message, to every peer: every connection of this machine
+    /// was up at this instant (microseconds since the Unix epoch).
+    Ready(i64),
+    /// A frame to `to`, to be written at `due` or later.
+    Frame {
+        /// When it may leave.
+        due: Instant,
+        /// Its bytes, shared by every recipient.
+        bytes: Arc<[u8]>,
+        /// Its recipients.
+        to: Vec<MachineId>,
+    },
+}
+
+/// What the outbox tells the processing thread about one peer.
+#[derive(Debug, Default)]
+struct PeerShared {
+    /// The peer was declared gone.
+    gone: AtomicBool,
+    /// Why, for a person.
+    reason: Mutex<Option<String>>,
+    /// Frames never written whole to it.
+    unsent: AtomicU64,
+}
+
+/// The processing thread's handle on the outbox.
+#[derive(Debug)]
+pub(crate) struct Outbox {
+    items: Option<Sender<Outgoing>>,
+    /// Written to wake the thread out of a poll.
+    wake: UnixStream,
+    /// The thread is in a poll (or about to be): a new item must wake it.
+    polling: Arc<AtomicBool>,
+    /// The thread must stop at once, writing nothing more.
+    aborting: Arc<AtomicBool>,
+    peers: BTreeMap<MachineId, Arc<PeerShared>>,
+    /// Peers whose being gone the processing thread has heard of.
+    reported: BTreeSet<MachineId>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Outbox {
+    /// Starts the outbox of machine `machine` over the connections to its
+    /// peers; a peer that takes nothing for `stall_limit` is declared gone.
+    pub(crate) fn start(
+        machine: MachineId,
+        streams: BTreeMap<MachineId, TcpStream>,
+        stall_limit: Duration,
+    ) -> Result<Outbox, NetError> {
+        let socket = |source| NetError::Thread { what: "sending (its connections)".into(), source };
+        let (wake, woken) = UnixStream::pair().map_err(socket)?;
+        wake.set_nonblocking(true).map_err(socket)?;
+        woken.set_nonblocking(true).map_err(socket)?;
+        let mut peers = BTreeMap::new();
+        let mut outs = Vec::new();
+        for (peer, stream) in streams {
+            stream.set_nonblocking(true).map_err(socket)?;
+            let shared = Arc::new(PeerShared::default());
+            peers.insert(peer, Arc::clone(&shared));
+            outs.push(PeerOut { peer, stream, queue: VecDeque::new(), offset: 0, blocked_since: None, shared });
+        }
+        let (items, taken) = crossbeam_channel::unbounded();
+        let polling = Arc::new(AtomicBool::new(false));
+        let aborting = Arc::new(AtomicBool::new(false));
+        let mut thread = SendThread {
+            peers: outs,
+            items: taken,
+            woken,
+            polling: Arc::clone(&polling),
+            aborting: Arc::clone(&aborting),
+            stall_limit,
+        };
+        let thread = std::thread::Builder::new()
+            .name(format!("machine-{machine}-send"))
+            .stack_size(THREAD_STACK_BYTES)
+            .spawn(move || thread.run())
+            .map_err(|source| NetError::Thread { what: "sending".into(), source })?;
+        Ok(Outbox {
+            items: Some(items),
+            wake,
+            polling,
+            aborting,
+            peers,
+            reported: BTreeSet::new(),
+            thread: Some(thread),
+        })
+    }
+
+    fn push(&self, item: Outgoing) {
+        if let Some(items) = &self.items {
+            let _ = items.send(item);
+            self.wake_up();
+        }
+    }
+
+    /// Wakes the thread if it is in a poll; never blocks (a wake already
+    /// pending is enough).
+    fn wake_up(&self) {
+        if self.polling.load(Ordering::SeqCst) {
+            let _ = (&self.wake).write(&[1]);
+        }
+    }
+
+    /// Queues the ready message for every peer.
+    pub(crate) fn send_ready(&self, at_us: i64) {
+        self.push(Outgoing::Ready(at_us));
+    }
+
+    /// Queues a frame for `to`, to leave at `due`.
+    pub(crate) fn send_frame(&self, due: Instant, bytes: Arc<[u8]>, to: &[MachineId]) {
+        self.push(Outgoing::Frame { due, bytes, to: to.to_vec() });
+    }
+
+    /// The peers declared gone since the last call, with why.
+    pub(crate) fn newly_gone(&mut self) -> Vec<(MachineId, String)> {
+        let mut gone = Vec::new();
+        for (&peer, shared) in &self.peers {
+            if shared.gone.load(Ordering::SeqCst) && self.reported.insert(peer) {
+                let reason = shared.reason.lock().expect("a peer's reason is never poisoned").clone();
+                gone.push((peer, reason.unwrap_or_else(|| "its connection failed".into())));
+            }
+        }
+        gone
+    }
+
+    /// Closes the queues: the thread writes what they hold (each peer within
+    /// its stall limit), ends every stream, so that each peer sees the end
+    /// after the last frame, and exits.
+    pub(crate) fn close(&mut self) {
+        self.items = None;
+        self.wake_up();
+    }
+
+    /// Closes the queues and waits for the thread to finish (each peer it
+    /// still writes to within its stall limit).
+    pub(crate) fn finish(&mut self) {
+        self.close();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+
+    /// By peer, the frames that were never written whole so far.
+    pub(crate) fn unsent(&self) -> BTreeMap<MachineId, u64> {
+        self.peers
+            .iter()
+            .map(|(&peer, shared)| (peer, shared.unsent.load(Ordering::SeqCst)))
+            .filter(|&(_, unsent)| unsent > 0)
+            .collect()
+    }
+
+    /// Stops the thread at once, writing nothing more (a run called off
+    /// before it ticked): every connection is closed.
+    pub(crate) fn abort(mut self) {
+        self.aborting.store(true, Ordering::SeqCst);
+        self.polling.store(true, Ordering::SeqCst);
+        self.close();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// One frame (or the ready message) waiting for a peer.
+#[derive(Debug)]
+struct Queued {
+    due: Instant,
+    bytes: Arc<[u8]>,
+    /// A frame (counted as unsent if it never goes), not the ready message.
+    counts: bool,
+}
+
+/// One peer, as the outbox thread sees it.
+#[derive(Debug)]
+struct PeerOut {
+    peer: MachineId,
+    stream: TcpStream,
+    queue: VecDeque<Queued>,
+    /// Bytes of the front of the queue already written.
+    offset: usize,
+    /// Since when the peer's socket has been full with frames waiting.
+    blocked_since: Option<Instant>,
+    shared: Arc<PeerShared>,
+}
+
+/// What a round of writes to a peer did.
+enum Wrote {
+    /// Everything due is written.
+    All,
+    /// The socket is full: more is due.
+    Blocked,
+    /// The connection failed.
+    Failed(io::Error),
+}
+
+impl PeerOut {
+    fn gone(&self) -> bool {
+        self.shared.gone.load(Ordering::SeqCst)
+    }
+
+    /// Whether a frame is due by `now`.
+    fn has_due(&self, now: Instant) -> bool {
+        !self.gone() && self.queue.front().is_some_and(|queued| queued.due <= now)
+    }
+
+    /// Writes what is due by `now`, many frames to a write, until the socket
+    /// is full or nothing is due.
+    fn write_due(&mut self, now: Instant) -> Wrote {
+        let mut progress = false;
+        loop {
+            let slices: Vec<IoSlice<'_>> = self
+                .queue
+                .iter()
+                .take_while(|queued| queued.due <= now)
+                .take(FRAMES_PER_WRITE)
+                .enumerate()
+                .map(|(idx, queued)| IoSlice::new(if idx == 0 { &queued.bytes[self.offset..] } else { &queued.bytes }))
+                .collect();
+            if slices.is_empty() {
+                if progress {
+                    self.blocked_since = None;
+                }
+                return Wrote::All;
+            }
+            match self.stream.write_vectored(&slices) {
+                Ok(0) => return Wrote::Failed(io::Error::new(io::ErrorKind::WriteZero, "the connection took nothing")),
+                Ok(mut written) => {
+                    progress = true;
+                    while written > 0 {
+                        let front = self.queue.front().expect("written bytes come from the queue");
+                        let rest = front.bytes.len() - self.offset;
+                        if written >= rest {
+                            written -= rest;
+                            self.queue.pop_front();
+                            self.offset = 0;
+                        } else {
+                            self.offset += written;
+                            written = 0;
+                        }
+                    }
+                }
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
+                    if progress {
+                        self.blocked_since = None;
+                    }
+                    self.blocked_since.get_or_insert(now);
+                    return Wrote::Blocked;
+                }
+                Err(error) => return Wrote::Failed(error),
+            }
+        }
+    }
+
+    /// Declares the peer gone: counts every frame it did not get (the one
+    /// cut included), closes the connection.
+    fn declare_gone(&mut self, reason: String) {
+        let unsent = self.queue.iter().filter(|queued| queued.counts).count() as u64;
+        self.shared.unsent.fetch_add(unsent, Ordering::SeqCst);
+        self.queue.clear();
+        self.offset = 0;
+        let _ = self.stream.shutdown(Shutdown::Both);
+        *self.shared.reason.lock().expect("a peer's reason is never poisoned") = Some(reason);
+        self.shared.gone.store(true, Ordering::SeqCst);
+    }
+}
+
+/// The outbox thread.
+struct SendThread {
+    peers: Vec<PeerOut>,
+    items: Receiver<Outgoing>,
+    woken: UnixStream,
+    polling: Arc<AtomicBool>,
+    aborting: Arc<AtomicBool>,
+    stall_limit: Duration,
+}
+
+impl SendThread {
+    /// Puts an item in the queues of its recipients; a frame for a peer that
+    /// is gone is counted as unsent.
+    fn take(&mut self, item: Outgoing) {
+        let now = Instant::now();
+        let (due, bytes, to, counts): (Instant, Arc<[u8]>, Option<Vec<MachineId>>, bool) = match item {
+            Outgoing::Ready(at_us) => (now, Arc::from(&wire::encode_ready(at_us)[..]), None, false),
+            Outgoing::Frame { due, bytes, to } => (due, bytes, Some(to), true),
+        };
+        for peer in &mut self.peers {
+            if to.as_ref().is_some_and(|to| !to.contains(&peer.peer)) {
+                continue;
+            }
+            if peer.gone() {
+                peer.shared.unsent.fetch_add(u64::from(counts), Ordering::SeqCst);
+            } else {
+                peer.queue.push_back(Queued { due, bytes: Arc::clone(&bytes), counts });
+            }
+        }
+    }
+
+    /// Takes every item waiting; returns false once the queues are closed.
+    fn take_waiting(&mut self) -> bool {
+        loop {
+            match self.items.try_recv() {
+                Ok(item) => self.take(item),
+                Err(TryRecvError::Empty) => return true,
+                Err(TryRecvError::Disconnected) => return false,
+            }
+        }
+    }
+
+    fn run(&mut self) {
+        let mut open = true;
+        loop {
+            if self.aborting.load(Ordering::SeqCst) {
+                return;
+            }
+            // Once the queues are closed everything left is due: the end.
+            let now = if open { Instant::now() } else { Instant::now() + Duration::from_secs(1 << 32) };
+            if !self.peers.iter().any(|peer| peer.has_due(now)) {
+                if !open {
+                    break;
+                }
+                let next_due =
+                    self.peers.iter().filter(|peer| !peer.gone()).filter_map(|p| p.queue.front()).map(|q| q.due).min();
+                let item = match next_due {
+                    Some(due) => self.items.recv_deadline(due),
+                    None => self.items.recv().map_err(|_| RecvTimeoutError::Disconnected),
+                };
+                match item {
+                    Ok(item) => self.take(item),
+                    Err(RecvTimeoutError::Timeout) => {}
+                    Err(RecvTimeoutError::Disconnected) => open = false,
+                }
+            }
+            open &= self.take_waiting();
+            let now_written = if open { Instant::now() } else { Instant::now() + Duration::from_secs(1 << 32) };
+            let stall_limit = self.stall_limit;
+            let mut blocked = Vec::new();
+            for (idx, peer) in self.peers.iter_mut().enumerate() {
+                if !peer.has_due(now_written) {
+                    continue;
+                }
+                match peer.write_due(now_written) {
+                    Wrote::All => {}
+                    Wrote::Blocked => blocked.push(idx),
+                    Wrote::Failed(error) => peer.declare_gone(format!("cannot send to it ({error})")),
+                }
+                let stalled = peer.blocked_since.is_some_and(|since| since.elapsed() >= stall_limit);
+                if peer.queue.len() > SEND_QUEUE_MAX {
+                    peer.declare_gone(format!(
+                        "it read nothing while {SEND_QUEUE_MAX} messages waited for it (its connection is unwritable)"
+                    ));
+                } else if stalled {
+                    peer.declare_gone(format!(
+                        "it took nothing for {} s (its connection is unwritable)",
+                        stall_limit.as_secs_f64()
+                    ));
+                }
+            }
+            blocked.retain(|&idx| !self.peers[idx].gone());
+            if !blocked.is_empty() {
+                self.wait_writable(&blocked);
+            }
+        }
+        // The end: every peer sees the end of the stream after the last frame.
+        for peer in &self.peers {
+            if !peer.gone() {
+                let _ = peer.stream.shutdown(Shutdown::Write);
+            }
+        }
+    }
+
+    /// Waits until a blocked peer can take more, a new item comes, or a
+    /// stall limit runs out.
+    fn wait_writable(&mut self, blocked: &[usize]) {
+        self.polling.store(true, Ordering::SeqCst);
+        if self.items.is_empty() && !self.aborting.load(Ordering::SeqCst) {
+            let until_stall = blocked
+                .iter()
+                .filter_map(|&idx| self.peers[idx].blocked_since)
+                .map(|since| self.stall_limit.saturating_sub(since.elapsed()))
+                .min()
+                .unwrap_or(POLL_MAX);
+            let timeout_ms = u16::try_from(until_stall.min(POLL_MAX).as_millis() + 1).unwrap_or(u16::MAX);
+            let mut fds: Vec<PollFd<'_>> =
+                blocked.iter().map(|&idx| PollFd::new(self.peers[idx].stream.as_fd(), PollFlags::POLLOUT)).collect();
+            fds.push(PollFd::new(self.woken.as_fd(), PollFlags::POLLIN));
+            let _ = nix::poll::poll(&mut fds, PollTimeout::from(timeout_ms));
+        }
+        self.polling.store(false, Ordering::SeqCst);
+        let mut drained = [0u8; 64];
+        while matches!((&self.woken).read(&mut drained), Ok(n) if n > 0) {}
+    }
+}

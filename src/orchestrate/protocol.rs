@@ -1,0 +1,95 @@
+//! The control protocol between `clocklab run` and its machines: one JSON
+//! object per line, over the machine's stdin and stdout.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clocklab_log::LogFormat;
+use clocklab_model::MachineId;
+use clocklab_net::RunSummary;
+use serde::{Deserialize, Serialize};
+
+/// What the orchestrator tells a machine, one JSON line each.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ToMachine {
+    /// Everything the machine needs.
+    Launch(Launch),
+    /// Every machine's address, by id.
+    Peers(BTreeMap<MachineId, SocketAddr>),
+    /// Start ticking at this instant, in microseconds since the Unix epoch.
+    Start(i64),
+    /// Stop ticking at this instant (at once if not ticking yet).
+    Stop(i64),
+}
+
+/// The settings of one orchestrated machine.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Launch {
+    /// How many machines the run has.
+    pub n_machines: u32,
+    /// Rates are drawn from `1..=max_clock_rate`.
+    pub max_clock_rate: u32,
+    /// Event draws are from `1..=max_event_num`.
+    pub max_event_num: u32,
+    /// The machine's seed.
+    pub seed: u64,
+    /// The clocks the run keeps (`lamport`, `vector`, `hlc`).
+    #[serde(default)]
+    pub clocks: Vec<String>,
+    /// The machine's physical clock's offset at the start, in microseconds.
+    #[serde(default)]
+    pub clock_offset_us: i64,
+    /// The machine's physical clock's drift, in parts per million.
+    #[serde(default)]
+    pub clock_drift_ppm: f64,
+    /// The host to listen on.
+    pub host: String,
+    /// The run token, in hexadecimal.
+    pub token_hex: String,
+    /// The connect (and drain) timeout, in seconds.
+    pub connect_timeout_s: f64,
+    /// How many messages the queue holds before refusing new ones.
+    #[serde(default = "default_queue_cap")]
+    pub queue_cap: usize,
+    /// How long to tick, in microseconds.
+    pub duration_us: u64,
+    /// The log files to write.
+    pub logs: Vec<(LogFormat, PathBuf)>,
+}
+
+/// What a machine tells the orchestrator, one JSON line each.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FromMachine {
+    /// It listens on `port` and drew `rate`.
+    Bound {
+        /// The port the system picked.
+        port: u16,
+        /// The drawn clock rate.
+        rate: u32,
+    },
+    /// Every connection is up.
+    Ready,
+    /// It got SIGINT or SIGTERM and is stopping.
+    Signalled {
+        /// The signal's name.
+        signal: String,
+    },
+    /// It has written `Stopped`.
+    Done(RunSummary),
+}
+
+fn default_queue_cap() -> usize {
+    clocklab_net::DEFAULT_QUEUE_CAP
+}
+
+/// Sends one control line.
+pub fn send_line<W: Write, T: Serialize>(out: &mut W, message: &T) -> std::io::Result<()> {
+    let mut line = serde_json::to_vec(message).map_err(std::io::Error::other)?;
+    line.push(b'\n');
+    out.write_all(&line)?;
+    out.flush()
+}
