@@ -130,6 +130,7 @@ fn generate_run(run_dir: &Path, spec: &RunSpec) -> BTreeMap<u32, Truth> {
             seed: None,
             clocks: ClockKinds::LAMPORT,
             physical_clock: Default::default(),
+            faults: Vec::new(),
         },
         run_idx,
         seeds: SeedTree {

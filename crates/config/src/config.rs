@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use clocklab_faults::FaultSpec;
 use clocklab_log::LogFormat;
 use clocklab_model::ClockKinds;
 use serde::{Deserialize, Serialize};
@@ -194,6 +195,9 @@ pub struct Experiment {
     /// How far the machines' physical clocks stray from true time.
     #[serde(default, skip_serializing_if = "PhysicalClockSettings::is_perfect")]
     pub physical_clock: PhysicalClockSettings,
+    /// The faults every run of it goes through (see `clocklab_faults`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub faults: Vec<FaultSpec>,
 }
 
 /// A whole configuration, resolved and checked.
@@ -325,6 +329,7 @@ impl Default for Config {
             seed: None,
             clocks: ClockKinds::LAMPORT,
             physical_clock: PhysicalClockSettings::default(),
+            faults: Vec::new(),
         };
         Config {
             host: "127.0.0.1".to_string(),

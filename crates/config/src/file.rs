@@ -4,6 +4,7 @@
 
 use std::path::Path;
 
+use clocklab_faults::FaultSpec;
 use clocklab_model::ClockKinds;
 use serde::{Deserialize, Deserializer};
 
@@ -39,6 +40,7 @@ struct ConfigFile {
     #[serde(default, with = "optional_clock_names")]
     clocks: Option<ClockKinds>,
     physical_clock: Option<PhysicalClockSettings>,
+    faults: Option<Vec<FaultSpec>>,
     experiments: Option<Vec<ExperimentFile>>,
 }
 
@@ -141,6 +143,7 @@ pub(crate) struct ExperimentFile {
     #[serde(default, with = "optional_clock_names")]
     clocks: Option<ClockKinds>,
     physical_clock: Option<PhysicalClockSettings>,
+    faults: Option<Vec<FaultSpec>>,
 }
 
 /// A value that breaks a rule: the key (its last part, or a path below the
@@ -185,6 +188,7 @@ impl ConfigFile {
             seed: None,
             clocks: self.clocks,
             physical_clock: self.physical_clock,
+            faults: self.faults.clone(),
         }
     }
 }
@@ -200,7 +204,49 @@ const EXPERIMENT_FIELDS: &[Field] = &[
     Field::leaf("seed"),
     Field::leaf("clocks"),
     Field { name: "physical_clock", aliases: &[], schema: Schema::Table(PHYSICAL_CLOCK_FIELDS) },
+    Field { name: "faults", aliases: &[], schema: FAULTS },
 ];
+
+/// The keys of a `delay` of a latency fault, by `kind`.
+const FAULT_DELAY_VARIANTS: &[(&str, &[Field])] = &[
+    ("constant", &[Field::leaf("ms")]),
+    ("uniform", &[Field::leaf("min_ms"), Field::leaf("max_ms")]),
+    ("exponential", &[Field::leaf("mean_ms")]),
+];
+
+/// The keys of each kind of fault (see `clocklab_faults::spec`).
+const FAULT_VARIANTS: &[(&str, &[Field])] = &[
+    (
+        "latency",
+        &[
+            Field::leaf("start"),
+            Field::leaf("end"),
+            Field::leaf("links"),
+            Field {
+                name: "delay",
+                aliases: &[],
+                schema: Schema::Tagged { tag: "kind", variants: FAULT_DELAY_VARIANTS },
+            },
+        ],
+    ),
+    ("loss", &[Field::leaf("start"), Field::leaf("end"), Field::leaf("links"), Field::leaf("probability")]),
+    (
+        "partition",
+        &[
+            Field::leaf("start"),
+            Field::leaf("end"),
+            Field::leaf("groups"),
+            Field::leaf("direction"),
+            Field::leaf("mode"),
+        ],
+    ),
+    ("crash", &[Field::leaf("machine"), Field::leaf("start"), Field::leaf("end"), Field::leaf("restart_clock")]),
+    ("pause", &[Field::leaf("machine"), Field::leaf("start"), Field::leaf("end")]),
+    ("clock", &[Field::leaf("machine"), Field::leaf("start"), Field::leaf("step_ms"), Field::leaf("drift_ppm")]),
+];
+
+/// A list of faults.
+pub(crate) const FAULTS: Schema = Schema::ArrayOf(&Schema::Tagged { tag: "kind", variants: FAULT_VARIANTS });
 
 /// The keys of `physical_clock`.
 pub(crate) const PHYSICAL_CLOCK_FIELDS: &[Field] = &[Field::leaf("offset_ms_max"), Field::leaf("drift_ppm_max")];
@@ -237,6 +283,7 @@ pub(crate) const FILE_SCHEMA: Schema = Schema::Table(&[
     Field { name: "duration", aliases: &["DURATION", "EXPERIMENT_DURATION"], schema: Schema::Any },
     Field::leaf("clocks"),
     Field { name: "physical_clock", aliases: &[], schema: Schema::Table(PHYSICAL_CLOCK_FIELDS) },
+    Field { name: "faults", aliases: &[], schema: FAULTS },
     Field { name: "experiments", aliases: &[], schema: Schema::ArrayOf(&Schema::Table(EXPERIMENT_FIELDS)) },
 ]);
 
@@ -326,6 +373,7 @@ impl From<&Experiment> for ExperimentFile {
             seed: exp.seed,
             clocks: Some(exp.clocks),
             physical_clock: Some(exp.physical_clock),
+            faults: Some(exp.faults.clone()),
         }
     }
 }
@@ -370,6 +418,7 @@ impl Config {
             seed: exp.seed,
             clocks: exp.clocks.or(defaults.clocks).unwrap_or(fallback.clocks),
             physical_clock: exp.physical_clock.or(defaults.physical_clock).unwrap_or(fallback.physical_clock),
+            faults: exp.faults.clone().or_else(|| defaults.faults.clone()).unwrap_or_else(|| fallback.faults.clone()),
         };
         let baseline = &builtin.experiments[0];
         let experiments = match &file.experiments {
@@ -476,6 +525,38 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn faults_are_read_checked_and_named() {
+        let config = load(
+            "c.toml",
+            "duration = 30\n[[faults]]\nkind = \"partition\"\nstart = 5\nend = 10\ngroups = [[1], [2, 3]]\n\
+             [[experiments]]\nname = \"a\"\n[[experiments]]\nname = \"b\"\n[[experiments.faults]]\n\
+             kind = \"latency\"\ndelay = { kind = \"constant\", ms = 5 }\n",
+        )
+        .unwrap();
+        assert_eq!(config.experiments[0].faults.len(), 1, "top-level faults are every experiment's default");
+        assert_eq!(config.experiments[1].faults[0].kind(), "latency");
+        assert_eq!(load("c.toml", &config.to_toml()).unwrap(), config, "faults round-trip");
+        let cases = [
+            (
+                "[[faults]]\nkind = \"pause\"\nmachine = 7\nstart = 1\nend = 2\n",
+                "key `experiments[0].faults[0].machine` = 7: is not a machine of the run (1..=3) (a pause fault of experiment `experiment`)",
+            ),
+            (
+                "[[faults]]\nkind = \"loss\"\nprobabilty = 0.5\n",
+                "unknown key `faults[0].probabilty` (did you mean `probability`?)",
+            ),
+            (
+                "[[faults]]\nkind = \"latency\"\ndelay = { kind = \"uniform\", min = 1 }\n",
+                "unknown key `faults[0].delay.min` (did you mean `min_ms`?)",
+            ),
+        ];
+        for (text, want) in cases {
+            let message = load("c.toml", text).unwrap_err().to_string();
+            assert!(message.contains(want), "{text}: {message}");
+        }
+    }
+
+    #[test]
     fn unknown_keys_are_named_with_their_path_and_the_nearest_key() {
         let cases = [
             (
@@ -510,7 +591,7 @@ pub(crate) mod tests {
                 "colour = 1",
                 "c.toml: unknown key `colour` (expected one of `host`, `ports`, `runtime`, `log_format`, `seed`, \
                  `token`, `connect_timeout`, `queue_cap`, `sim`, `machines`, `max_clock_rate`, `max_event_num`, \
-                 `runs`, `duration`, `clocks`, `physical_clock`, `experiments`)",
+                 `runs`, `duration`, `clocks`, `physical_clock`, `faults`, `experiments`)",
             ),
         ];
         for (name, text, want) in cases {

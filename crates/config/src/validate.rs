@@ -140,6 +140,13 @@ impl Config {
                     ),
                 );
             }
+            if let Err(error) = clocklab_faults::validate(&exp.faults, exp.machines, exp.duration) {
+                return fail(
+                    &key(&format!("faults[{}].{}", error.index, error.key)),
+                    error.value,
+                    format!("{} (a {} fault of experiment `{}`)", error.reason, error.kind, exp.name),
+                );
+            }
             self.check_calendar(source, idx)?;
         }
         Ok(())

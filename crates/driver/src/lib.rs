@@ -39,8 +39,10 @@
 //! assert_eq!(end.last().unwrap().event, Event::Stopped);
 //! ```
 
-pub mod lateness;
+mod faults;
+mod lateness;
 
+pub use faults::ClockSnapshot;
 use lateness::ScheduleWatch;
 pub use lateness::{BehindSummary, LatenessRecorder, LatenessSummary};
 

@@ -12,7 +12,9 @@
 //! names one message (past the 32-bit wire limit, or after a restart with a
 //! fresh clock, several sends can share a triple; they pair in order, as a
 //! TCP connection delivers them). `Processed` and `Unprocessed` lines are
-//! receives. A receive whose send is in no log is reported as
+//! receives; a `Lost` line (the sender's account of a message the fault
+//! plan lost) pairs with the send it follows. A receive whose send is in no
+//! log is reported as
 //! [`Pairing::Unmatched`]; the reference implementation's `Processed
 //! message` names no sender and is [`Pairing::Unnamed`]. After the last
 //! event, [`RunEvents::unmatched_sends`] lists the messages no log received.
@@ -179,6 +181,15 @@ impl<I: Iterator<Item = ReadLine>> RunEvents<I> {
         self.n_unpairable_sends
     }
 
+    /// The oldest message sent under `key` and not received yet.
+    fn take_pending(&mut self, key: MessageKey) -> Option<SentMessage> {
+        let sent = self.pending.get_mut(&key).and_then(VecDeque::pop_front);
+        if self.pending.get(&key).is_some_and(VecDeque::is_empty) {
+            self.pending.remove(&key);
+        }
+        sent
+    }
+
     /// The key of a receive, if the line is one that names its sender.
     fn receive_key(machine: MachineId, record: &Record) -> Option<MessageKey> {
         match record.event {
@@ -262,6 +273,15 @@ impl<I: Iterator<Item = ReadLine>> Iterator for RunEvents<I> {
                     debug_assert!(self.pending.len() <= before);
                 }
                 Pairing::Unnamed
+            }
+            Event::Lost { to, clock } => {
+                // The sender's own account of a message the fault plan lost:
+                // it pairs with the send it follows.
+                let key = (machine, *to, on_the_wire(*clock));
+                match self.take_pending(key) {
+                    Some(sent) => Pairing::Paired(Box::new(sent)),
+                    None => Pairing::Unmatched,
+                }
             }
             _ => match Self::receive_key(machine, &record) {
                 Some(key) => match self.pending.get_mut(&key).and_then(VecDeque::pop_front) {

@@ -324,6 +324,17 @@ impl LineParser {
                 from: json.from.ok_or(missing("from"))?,
                 clock: json.clock.ok_or(missing("clock"))?,
             },
+            "lost" => Event::Lost { to: json.peer.ok_or(missing("peer"))?, clock: json.clock.ok_or(missing("clock"))? },
+            "crashed" => Event::Crashed,
+            "restarted" => Event::Restarted {
+                host: json.host,
+                port: json.port,
+                rate: json.rate.ok_or(missing("rate"))?,
+                recovered: json.recovered.ok_or(missing("recovered"))?,
+            },
+            "clock_changed" => {
+                Event::ClockChanged { step_us: json.step_us.ok_or(missing("step_us"))?, drift_ppb: json.drift_ppb }
+            }
             "stopped" => Event::Stopped,
             other => return Err(LineError::UnknownEvent(other.to_string())),
         };
@@ -492,6 +503,46 @@ fn parse_event(text: &str) -> Result<Event, LineError> {
     if let Some(rest) = text.strip_prefix("Disconnected from machine ") {
         return Ok(Event::Disconnected { peer: number("Event", rest)? });
     }
+    if text == "Crashed" {
+        return Ok(Event::Crashed);
+    }
+    if let Some(rest) = text.strip_prefix("Lost message to machine ") {
+        let (to, clock) = rest.split_once(" with clock ").ok_or_else(unknown)?;
+        return Ok(Event::Lost { to: number("Event", to)?, clock: number("Event", clock)? });
+    }
+    if let Some(rest) = text.strip_prefix("Restarted on ") {
+        let (rest, recovered) = if let Some(rest) = rest.strip_suffix(" and a recovered clock") {
+            (rest, true)
+        } else {
+            (rest.strip_suffix(" and a fresh clock").ok_or_else(unknown)?, false)
+        };
+        let (address, rate) = rest.split_once(" with clock rate ").ok_or_else(unknown)?;
+        let (host, port) = parse_address(address).ok_or_else(unknown)?;
+        return Ok(Event::Restarted { host, port, rate: number("Event", rate)?, recovered });
+    }
+    if let Some(rest) = text.strip_prefix("Physical clock ") {
+        let (step, drift) = match rest.split_once(" and ") {
+            Some((step, drift)) => (Some(step), Some(drift)),
+            None if rest.starts_with("stepped by ") => (Some(rest), None),
+            None => (None, Some(rest)),
+        };
+        let step_us = match step {
+            Some(step) => {
+                let us = step.strip_prefix("stepped by ").and_then(|s| s.strip_suffix(" us")).ok_or_else(unknown)?;
+                number("Event", us)?
+            }
+            None => 0,
+        };
+        let drift_ppb = match drift {
+            Some(drift) => {
+                let ppm =
+                    drift.strip_prefix("drift set to ").and_then(|d| d.strip_suffix(" ppm")).ok_or_else(unknown)?;
+                Some(parse_ppm_as_ppb(ppm).ok_or_else(unknown)?)
+            }
+            None => None,
+        };
+        return Ok(Event::ClockChanged { step_us, drift_ppb });
+    }
     if let Some(rest) = text.strip_prefix("Behind schedule by ") {
         let (lateness, tick) = rest.split_once(" us at tick ").ok_or_else(unknown)?;
         return Ok(Event::Behind { lateness_us: number("Event", lateness)?, tick: number("Event", tick)? });
@@ -514,6 +565,22 @@ fn parse_event(text: &str) -> Result<Event, LineError> {
         return Ok(Event::Connected { peer: number("Event", peer)?, host, port });
     }
     Err(unknown())
+}
+
+/// `12.5` (parts per million, at most three decimals) as parts per billion.
+fn parse_ppm_as_ppb(text: &str) -> Option<i64> {
+    let (negative, digits) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, text),
+    };
+    let (whole, fraction) = digits.split_once('.').unwrap_or((digits, ""));
+    if fraction.len() > 3 || !fraction.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let whole: i64 = whole.parse().ok()?;
+    let fraction: i64 = if fraction.is_empty() { 0 } else { format!("{fraction:0<3}").parse().ok()? };
+    let ppb = whole.checked_mul(1_000)?.checked_add(fraction)?;
+    Some(if negative { -ppb } else { ppb })
 }
 
 /// ` from machine <j> with clock <c>`.
@@ -592,6 +659,13 @@ mod tests {
             Event::Processed { from: Some(3), clock: Some(17) },
             Event::Disconnected { peer: 1 },
             Event::Behind { lateness_us: 124_312, tick: 5_021 },
+            Event::Lost { to: 3, clock: 41 },
+            Event::Crashed,
+            Event::Restarted { host: Some("127.0.0.1".into()), port: Some(5002), rate: 4, recovered: false },
+            Event::Restarted { host: Some("127.0.0.1".into()), port: Some(5002), rate: 4, recovered: true },
+            Event::ClockChanged { step_us: -500_000, drift_ppb: None },
+            Event::ClockChanged { step_us: 0, drift_ppb: Some(12_500) },
+            Event::ClockChanged { step_us: 250, drift_ppb: Some(-200_000) },
             Event::Unprocessed { from: 1, clock: 9 },
             Event::Stopped,
         ]
@@ -623,6 +697,13 @@ mod tests {
                 "2> Event: Processed message from machine 3 with clock 17",
                 "2> Event: Disconnected from machine 1",
                 "2> Event: Behind schedule by 124312 us at tick 5021",
+                "2> Event: Lost message to machine 3 with clock 41",
+                "2> Event: Crashed",
+                "2> Event: Restarted on 127.0.0.1:5002 with clock rate 4 and a fresh clock",
+                "2> Event: Restarted on 127.0.0.1:5002 with clock rate 4 and a recovered clock",
+                "2> Event: Physical clock stepped by -500000 us",
+                "2> Event: Physical clock drift set to 12.5 ppm",
+                "2> Event: Physical clock stepped by 250 us and drift set to -200 ppm",
                 "2> Event: Unprocessed message from machine 1 with clock 9",
                 "2> Event: Stopped",
             ]

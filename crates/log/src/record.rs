@@ -99,6 +99,36 @@ pub enum Event {
         /// The tick's index in the schedule, from 0.
         tick: u64,
     },
+    /// A message the fault plan lost at the sender (a `loss` fault, or a
+    /// partition in `drop` mode), written right after its `Sent` line.
+    Lost {
+        /// Its receiver.
+        to: MachineId,
+        /// The clock it carried.
+        clock: u64,
+    },
+    /// The machine crashed: its queue, and what was on the wire to it, are
+    /// gone with it. The incarnation's last line.
+    Crashed,
+    /// A new incarnation of the machine after a crash: the first line after
+    /// `Crashed`, then `Connected` lines as after `Initialized`.
+    Restarted {
+        /// The listening host.
+        host: Option<String>,
+        /// The listening port.
+        port: Option<u16>,
+        /// The clock rate (the same as the first incarnation's).
+        rate: u32,
+        /// Whether its clocks came back as they were (else they start from 0).
+        recovered: bool,
+    },
+    /// The machine's physical clock was stepped, or took a new drift (a clock fault).
+    ClockChanged {
+        /// The step, in microseconds (0 for none).
+        step_us: i64,
+        /// The new drift, in parts per billion, if it changed.
+        drift_ppb: Option<i64>,
+    },
     /// At the end: a message still in the queue.
     Unprocessed {
         /// Its sender.
@@ -126,6 +156,10 @@ impl Event {
             Event::Processed { .. } => "processed",
             Event::Disconnected { .. } => "disconnected",
             Event::Behind { .. } => "behind",
+            Event::Lost { .. } => "lost",
+            Event::Crashed => "crashed",
+            Event::Restarted { .. } => "restarted",
+            Event::ClockChanged { .. } => "clock_changed",
             Event::Unprocessed { .. } => "unprocessed",
             Event::Stopped => "stopped",
         }

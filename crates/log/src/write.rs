@@ -183,6 +183,36 @@ fn push_event_text(line: &mut Vec<u8>, event: &Event) {
             line.extend_from_slice(b" us at tick ");
             line.extend_from_slice(num.format(*tick).as_bytes());
         }
+        Event::Lost { to, clock } => {
+            line.extend_from_slice(b"Lost message to machine ");
+            line.extend_from_slice(num.format(*to).as_bytes());
+            line.extend_from_slice(b" with clock ");
+            line.extend_from_slice(num.format(*clock).as_bytes());
+        }
+        Event::Crashed => line.extend_from_slice(b"Crashed"),
+        Event::Restarted { host, port, rate, recovered } => {
+            line.extend_from_slice(b"Restarted on ");
+            push_address(line, host.as_deref(), *port);
+            line.extend_from_slice(b" with clock rate ");
+            line.extend_from_slice(num.format(*rate).as_bytes());
+            line.extend_from_slice(if *recovered { b" and a recovered clock" } else { b" and a fresh clock" });
+        }
+        Event::ClockChanged { step_us, drift_ppb } => {
+            line.extend_from_slice(b"Physical clock ");
+            if *step_us != 0 || drift_ppb.is_none() {
+                line.extend_from_slice(b"stepped by ");
+                line.extend_from_slice(num.format(*step_us).as_bytes());
+                line.extend_from_slice(b" us");
+                if drift_ppb.is_some() {
+                    line.extend_from_slice(b" and ");
+                }
+            }
+            if let Some(ppb) = drift_ppb {
+                line.extend_from_slice(b"drift set to ");
+                line.extend_from_slice(ppm_text(*ppb).as_bytes());
+                line.extend_from_slice(b" ppm");
+            }
+        }
         Event::Unprocessed { from, clock } => {
             line.extend_from_slice(b"Unprocessed message from machine ");
             line.extend_from_slice(num.format(*from).as_bytes());
@@ -190,6 +220,17 @@ fn push_event_text(line: &mut Vec<u8>, event: &Event) {
             line.extend_from_slice(num.format(*clock).as_bytes());
         }
         Event::Stopped => line.extend_from_slice(b"Stopped"),
+    }
+}
+
+/// Parts per billion as parts per million, with the decimals it needs: `200`, `12.5`, `-0.001`.
+pub(crate) fn ppm_text(ppb: i64) -> String {
+    let sign = if ppb < 0 { "-" } else { "" };
+    let (whole, fraction) = (ppb.unsigned_abs() / 1_000, ppb.unsigned_abs() % 1_000);
+    if fraction == 0 {
+        format!("{sign}{whole}")
+    } else {
+        format!("{sign}{whole}.{}", format!("{fraction:03}").trim_end_matches('0'))
     }
 }
 
@@ -234,6 +275,12 @@ pub(crate) struct JsonLine {
     pub(crate) timestamp: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) time_us: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) recovered: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) step_us: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) drift_ppb: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) vector_clock: Option<Vec<u64>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -290,6 +337,21 @@ impl JsonLine {
             Event::Unprocessed { from, clock } => {
                 json.from = Some(*from);
                 json.clock = Some(*clock);
+            }
+            Event::Lost { to, clock } => {
+                json.peer = Some(*to);
+                json.clock = Some(*clock);
+            }
+            Event::Crashed => {}
+            Event::Restarted { host, port, rate, recovered } => {
+                json.host = host.clone();
+                json.port = *port;
+                json.rate = Some(*rate);
+                json.recovered = Some(*recovered);
+            }
+            Event::ClockChanged { step_us, drift_ppb } => {
+                json.step_us = Some(*step_us);
+                json.drift_ppb = *drift_ppb;
             }
         }
         json

@@ -114,6 +114,28 @@ impl ClockSet {
         }
     }
 
+    /// Clocks of `kinds` for machine `machine_idx` of `n_machines` holding
+    /// these values (a machine that recovered its clocks after a crash); a
+    /// kept clock without a value starts fresh.
+    pub fn restored(
+        kinds: ClockKinds,
+        machine_idx: usize,
+        n_machines: usize,
+        lamport: u64,
+        vector: Option<&[u64]>,
+        hlc: Option<HlcStamp>,
+    ) -> ClockSet {
+        let mut clocks = ClockSet::new(kinds, machine_idx, n_machines);
+        clocks.lamport = LamportClock::starting_at(lamport);
+        if let (Some(clock), Some(values)) = (&mut clocks.vector, vector) {
+            *clock = VectorClock::from_values(machine_idx, values);
+        }
+        if let (Some(clock), Some(value)) = (&mut clocks.hlc, hlc) {
+            *clock = HybridClock::at(value);
+        }
+        clocks
+    }
+
     /// Lamport's clock alone.
     pub fn lamport_only() -> ClockSet {
         ClockSet { lamport: LamportClock::default(), vector: None, hlc: None }

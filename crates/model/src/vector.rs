@@ -37,6 +37,16 @@ impl VectorClock {
         VectorClock { own: machine_idx, values: vec![0; n_machines] }
     }
 
+    /// A clock of machine `machine_idx` holding `values` (one per machine).
+    ///
+    /// # Panics
+    ///
+    /// If `machine_idx` is not an index of `values`.
+    pub fn from_values(machine_idx: usize, values: &[u64]) -> VectorClock {
+        assert!(machine_idx < values.len(), "machine index {machine_idx} is outside 0..{}", values.len());
+        VectorClock { own: machine_idx, values: values.to_vec() }
+    }
+
     /// The components, machine 1 first.
     pub fn values(&self) -> &[u64] {
         &self.values

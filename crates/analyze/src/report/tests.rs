@@ -58,6 +58,9 @@ fn machine(id: u32, rate: u32, fastest: u32, received: u64) -> MachineSummary {
         messages_sent: rest * 3 / 10,
         messages_processed: processed,
         messages_unprocessed: received - processed,
+        messages_lost: 0,
+        crashes: 0,
+        clock_resets: Vec::new(),
         hlc: None,
         problems: Vec::new(),
     }
@@ -82,6 +85,7 @@ fn settings(max_clock_rate: u32, max_event_num: u32) -> Experiment {
         seed: None,
         clocks: ClockKinds::LAMPORT,
         physical_clock: Default::default(),
+        faults: Vec::new(),
     }
 }
 

@@ -94,6 +94,7 @@ fn from_machine_manifests(run_dir: &Path) -> Option<RunManifest> {
             seed: None,
             clocks: first.clocks,
             physical_clock: Default::default(),
+            faults: Vec::new(),
         },
         run_idx: 1,
         seeds: clocklab_config::SeedTree {

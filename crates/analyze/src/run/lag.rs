@@ -25,7 +25,7 @@ fn leader(accs: &[MachineAcc], at_us: i64) -> Option<(u64, u32)> {
 
 /// Whether a machine's clock counts at `at_us`.
 fn counts(acc: &MachineAcc, at_us: i64) -> bool {
-    !acc.unsound && !acc.finished && acc.first_tick_us.is_some_and(|first| first <= at_us)
+    !acc.unsound && !acc.finished && !acc.down && acc.first_tick_us.is_some_and(|first| first <= at_us)
 }
 
 /// A machine's lag now, in ticks.

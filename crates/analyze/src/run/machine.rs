@@ -131,6 +131,16 @@ pub struct MachineSummary {
     /// Messages left unprocessed at the end: the `Unprocessed` lines, or for
     /// logs without them (the reference's) the queue length on `Stopped`.
     pub messages_unprocessed: u64,
+    /// Messages the fault plan lost at this machine, as sender (its `Lost` lines).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub messages_lost: u64,
+    /// Times it crashed.
+    #[serde(skip_serializing_if = "is_zero_u32")]
+    pub crashes: u32,
+    /// Times a restart put its Lamport clock back (a fresh restart): how far
+    /// back each time. Lamport's clock only rises while a machine lives.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub clock_resets: Vec<u64>,
     /// Its HLC against its physical clock, when the run kept one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hlc: Option<HlcStats>,
@@ -164,6 +174,11 @@ pub(crate) struct MachineAcc {
     pub(crate) finished: bool,
     /// A line broke a rule: its clock no longer counts for the leader.
     pub(crate) unsound: bool,
+    /// It crashed and has not restarted: its clock does not count.
+    pub(crate) down: bool,
+    crashes: u32,
+    lost: u64,
+    clock_resets: Vec<u64>,
     pub(crate) problems: Vec<String>,
     pub(crate) records: u64,
     stop_queue: Option<u64>,
@@ -254,6 +269,21 @@ impl MachineAcc {
                 }
             }
             Event::Unprocessed { .. } => self.unprocessed_lines += 1,
+            Event::Lost { .. } => self.lost += 1,
+            Event::Crashed => {
+                self.down = true;
+                self.crashes += 1;
+            }
+            Event::Restarted { rate, .. } => {
+                self.down = false;
+                self.rate = Some(*rate);
+                if record.logical_clock < self.clock {
+                    self.clock_resets.push(self.clock - record.logical_clock);
+                }
+                self.clock = record.logical_clock;
+                self.last_tick_sent_clock = None;
+            }
+            Event::ClockChanged { .. } => {}
             Event::Stopped => {
                 self.stopped = true;
                 self.stop_queue = Some(record.queue_length);
@@ -307,7 +337,10 @@ impl MachineAcc {
         let mean_ticks = if self.alive_us > 0.0 { self.lag_weighted_us / self.alive_us } else { 0.0 };
         let mut problems = self.problems.clone();
         if !self.stopped {
-            problems.push("the log ends without Stopped (the machine died or its log was cut)".to_string());
+            // A machine that crashed for good (a fault of the plan) ends with `Crashed`.
+            if !self.down {
+                problems.push("the log ends without Stopped (the machine died or its log was cut)".to_string());
+            }
         }
         MachineSummary {
             id: self.id,
@@ -346,6 +379,9 @@ impl MachineAcc {
             messages_sent: self.messages_sent,
             messages_processed: self.mix.processed,
             messages_unprocessed: unprocessed,
+            messages_lost: self.lost,
+            crashes: self.crashes,
+            clock_resets: self.clock_resets.clone(),
             hlc: self.hlc_offset_max_us.map(|offset_max_us| HlcStats {
                 offset_max_us,
                 offset_mean_us: self.hlc_offset_sum_us / self.hlc_ticks.max(1) as f64,
@@ -354,4 +390,12 @@ impl MachineAcc {
             problems,
         }
     }
+}
+
+fn is_zero(value: &u64) -> bool {
+    *value == 0
+}
+
+fn is_zero_u32(value: &u32) -> bool {
+    *value == 0
 }
