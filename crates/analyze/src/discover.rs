@@ -97,54 +97,16 @@ fn sorted_subfolders(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
 
 /// `dir` as a run, if it holds machine logs.
 fn run_dir(dir: &Path) -> std::io::Result<Option<RunDir>> {
-    // (preference, path): a lower preference wins, so `.log` beats `.jsonl`.
-    let mut found: BTreeMap<u32, (u8, PathBuf)> = BTreeMap::new();
-    for entry in std::fs::read_dir(dir)? {
-        let Ok(entry) = entry else { continue };
-        let path = entry.path();
-        if !path.is_file() {
-            continue;
-        }
-        let Some(name) = path.file_name().and_then(|n| n.to_str()) else { continue };
-        let Some((id, preference)) = log_file_id(name) else { continue };
-        match found.get(&id) {
-            Some((existing, _)) if *existing <= preference => {}
-            _ => {
-                found.insert(id, (preference, path));
-            }
-        }
-    }
-    if found.is_empty() {
+    let logs = clocklab_config::layout::find_logs(dir)?;
+    if logs.is_empty() {
         return Ok(None);
     }
-    Ok(Some(RunDir {
-        name: folder_name(dir),
-        path: dir.to_path_buf(),
-        logs: found.into_iter().map(|(id, (_, path))| (id, path)).collect(),
-    }))
-}
-
-/// The machine id a log file's name carries, and how much it is preferred.
-fn log_file_id(name: &str) -> Option<(u32, u8)> {
-    let (stem, preference) =
-        if let Some(stem) = name.strip_suffix(".log") { (stem, 0) } else { (name.strip_suffix(".jsonl")?, 1) };
-    let id = stem.strip_prefix("machine_").or_else(|| (preference == 0).then(|| stem.strip_prefix("process_"))?)?;
-    Some((id.parse().ok()?, preference))
+    Ok(Some(RunDir { name: folder_name(dir), path: dir.to_path_buf(), logs }))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn log_file_names() {
-        assert_eq!(log_file_id("machine_2.log"), Some((2, 0)));
-        assert_eq!(log_file_id("machine_12.jsonl"), Some((12, 1)));
-        assert_eq!(log_file_id("process_3.log"), Some((3, 0)));
-        assert_eq!(log_file_id("process_3.jsonl"), None);
-        assert_eq!(log_file_id("manifest.json"), None);
-        assert_eq!(log_file_id("machine_x.log"), None);
-    }
 
     #[test]
     fn finds_runs_at_every_level_and_prefers_text() {

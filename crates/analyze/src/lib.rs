@@ -22,7 +22,7 @@
 //! for id in [1, 2] {
 //!     let file = std::fs::File::create(run.join(format!("machine_{id}.log"))).unwrap();
 //!     let mut log = LogWriter::new(file, LogFormat::Text);
-//!     let line = |event, logical_clock, time_us| Record { machine: id, event, logical_clock, queue_length: 0, time_us };
+//!     let line = |event, logical_clock, time_us| Record::new(id, event, logical_clock, 0, time_us);
 //!     log.write(&line(Event::Initialized { host: None, port: Some(5000), rate: id }, 0, 0)).unwrap();
 //!     log.write(&line(Event::Internal, 1, 500_000)).unwrap();
 //!     log.write(&line(Event::Internal, 2, 1_000_000)).unwrap();

@@ -22,7 +22,7 @@ use std::io::BufReader;
 use std::path::{Path, PathBuf};
 
 use clocklab_config::RunManifest;
-use clocklab_log::{Event, LogReader, ReadLine, TimePrecision};
+use clocklab_log::{Event, LogReader, ReadLine, TickCounter, TimePrecision};
 use serde::Serialize;
 
 use crate::discover::RunDir;
@@ -183,7 +183,7 @@ struct MachineAcc {
     clock: u64,
     stopped: bool,
     stop_queue: Option<u64>,
-    last_tick_sent_clock: Option<u64>,
+    tick_counter: TickCounter,
     ticks: u64,
     jumps: Histogram,
     queue: Histogram,
@@ -211,13 +211,10 @@ impl MachineAcc {
             Event::Internal | Event::Sent { .. } | Event::Processed { .. } => {
                 if let Event::Sent { to } = &record.event {
                     self.messages_sent += to.len() as u64;
-                    if self.last_tick_sent_clock == Some(record.logical_clock) {
-                        // The second line of a double send: the same tick.
-                        return;
-                    }
-                    self.last_tick_sent_clock = Some(record.logical_clock);
-                } else {
-                    self.last_tick_sent_clock = None;
+                }
+                if self.tick_counter.continues_tick(record) {
+                    // The second line of a double send: the same tick.
+                    return;
                 }
                 match record.event {
                     Event::Internal => self.mix.internal += 1,

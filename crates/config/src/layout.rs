@@ -1,8 +1,10 @@
 //! Where results go: `<out>/<experiment>/run_<k>/`, with `machine_<id>.log`
-//! (and `.jsonl`) and `manifest.json` in each run folder.
+//! (and `.jsonl`) and `manifest.json` in each run folder. A run folder of the
+//! reference implementation holds `process_<id>.log` instead.
 //!
 //! Only this module knows the folder layout; readers of results ask it.
 
+use std::collections::BTreeMap;
 use std::io;
 use std::path::{Path, PathBuf};
 
@@ -25,6 +27,35 @@ pub fn log_path(run_dir: &Path, id: MachineId, format: LogFormat) -> PathBuf {
 /// The manifest of the run in `run_dir`.
 pub fn manifest_path(run_dir: &Path) -> PathBuf {
     run_dir.join(MANIFEST_FILE)
+}
+
+/// The machine logs in a run folder, by machine id: `machine_<id>.log`,
+/// `machine_<id>.jsonl` or the reference's `process_<id>.log`; when a
+/// machine has both, the text log is preferred. Empty if `dir` holds none.
+pub fn find_logs(dir: &Path) -> io::Result<BTreeMap<MachineId, PathBuf>> {
+    // (preference, path): a lower preference wins, so `.log` beats `.jsonl`.
+    let mut found: BTreeMap<MachineId, (u8, PathBuf)> = BTreeMap::new();
+    for entry in std::fs::read_dir(dir)? {
+        let Ok(entry) = entry else { continue };
+        let path = entry.path();
+        if !path.is_file() {
+            continue;
+        }
+        let Some(name) = path.file_name().and_then(|n| n.to_str()) else { continue };
+        let Some((id, preference)) = log_file_id(name) else { continue };
+        if found.get(&id).is_none_or(|(existing, _)| preference < *existing) {
+            found.insert(id, (preference, path));
+        }
+    }
+    Ok(found.into_iter().map(|(id, (_, path))| (id, path)).collect())
+}
+
+/// The machine id a log file's name carries, and how much it is preferred.
+fn log_file_id(name: &str) -> Option<(MachineId, u8)> {
+    let (stem, preference) =
+        if let Some(stem) = name.strip_suffix(".log") { (stem, 0) } else { (name.strip_suffix(".jsonl")?, 1) };
+    let id = stem.strip_prefix("machine_").or_else(|| (preference == 0).then(|| stem.strip_prefix("process_"))?)?;
+    Some((id.parse().ok()?, preference))
 }
 
 /// Creates a new, empty results folder `<parent>/<stamp>` (adding `-2`, `-3`,
@@ -104,6 +135,28 @@ mod tests {
         assert_ne!(first, second);
         assert!(second.ends_with("2026-11-24T04-43-13-2"));
         assert!(first.join("keep").exists());
+    }
+
+    #[test]
+    fn log_file_names() {
+        assert_eq!(log_file_id("machine_2.log"), Some((2, 0)));
+        assert_eq!(log_file_id("machine_12.jsonl"), Some((12, 1)));
+        assert_eq!(log_file_id("process_3.log"), Some((3, 0)));
+        assert_eq!(log_file_id("process_3.jsonl"), None);
+        assert_eq!(log_file_id("manifest.json"), None);
+        assert_eq!(log_file_id("machine_x.log"), None);
+    }
+
+    #[test]
+    fn finds_the_logs_of_a_run_and_prefers_text() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in ["machine_1.log", "machine_1.jsonl", "machine_2.jsonl", "manifest.json", "notes.txt"] {
+            std::fs::write(dir.path().join(name), "").unwrap();
+        }
+        let logs = find_logs(dir.path()).unwrap();
+        assert_eq!(logs.keys().copied().collect::<Vec<_>>(), [1, 2]);
+        assert!(logs[&1].ends_with("machine_1.log"));
+        assert!(logs[&2].ends_with("machine_2.jsonl"));
     }
 
     #[test]

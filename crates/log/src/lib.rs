@@ -34,7 +34,7 @@ mod write;
 
 pub use events::{EventId, MessageId, Pairing, RunEvent, RunEvents, SentMessage};
 pub use read::{Diagnostics, LineError, LogReader, ReadLine, TimePrecision, parse_line};
-pub use record::{Event, LogFormat, Record};
+pub use record::{Event, LogFormat, Record, TickCounter};
 pub use write::LogWriter;
 
 /// The file name of machine `id`'s log in `format`.
