@@ -43,6 +43,8 @@ enum Command {
     Bench(cmd::bench::BenchArgs),
     /// Run one experiment in both runtimes with the same seed and compare them.
     Calibrate(cmd::calibrate::CalibrateArgs),
+    /// Check every clock in the logs against happens-before (exit 1 on a violation).
+    Check(cmd::check::CheckArgs),
 }
 
 fn main() -> ExitCode {
@@ -54,6 +56,7 @@ fn main() -> ExitCode {
         Command::Config(args) => cmd::config::run(args),
         Command::Bench(args) => cmd::bench::run(args),
         Command::Calibrate(args) => cmd::calibrate::run(args),
+        Command::Check(args) => cmd::check::run(args),
     };
     match result {
         Ok(code) => code,

@@ -22,8 +22,13 @@
 //! assert_eq!(vectors, [vec![1, 0], vec![1, 1]]);
 //! ```
 
+pub mod check;
 pub mod concurrency;
+pub mod graph;
 pub mod replay;
+pub mod source;
 
 pub use concurrency::{Concurrency, PairCounts};
+pub use graph::{BuildOptions, Cone, EventRef, Kind, RunGraph};
 pub use replay::VectorReplay;
+pub use source::{RunSource, SourceError};
