@@ -45,6 +45,8 @@ enum Command {
     Calibrate(cmd::calibrate::CalibrateArgs),
     /// Check every clock in the logs against happens-before (exit 1 on a violation).
     Check(cmd::check::CheckArgs),
+    /// Draw a run's space-time diagram: an SVG of a window, or the interactive page.
+    Diagram(cmd::diagram::DiagramArgs),
 }
 
 fn main() -> ExitCode {
@@ -57,6 +59,7 @@ fn main() -> ExitCode {
         Command::Bench(args) => cmd::bench::run(args),
         Command::Calibrate(args) => cmd::calibrate::run(args),
         Command::Check(args) => cmd::check::run(args),
+        Command::Diagram(args) => cmd::diagram::run(args),
     };
     match result {
         Ok(code) => code,

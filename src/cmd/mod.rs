@@ -5,6 +5,7 @@ pub mod bench;
 pub mod calibrate;
 pub mod check;
 pub mod config;
+pub mod diagram;
 pub mod machine;
 pub mod run;
 

@@ -48,7 +48,7 @@ pub struct Outputs {
     pub files: Vec<PathBuf>,
 }
 
-fn safe_name(name: &str) -> String {
+pub(crate) fn safe_name(name: &str) -> String {
     name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect()
 }
 
@@ -239,8 +239,10 @@ pub fn write_outputs(summary: &Summary, out: &Path) -> Result<Outputs, AnalyzeEr
         files.push(svg_path);
         files.push(png_path);
     }
+    let diagrams = crate::diagrams::write_diagrams(summary, out)?;
+    files.extend(diagrams.iter().map(|d| d.path.clone()));
     let report = out.join("report.html");
-    std::fs::write(&report, render_html(summary, &embedded)).map_err(io(&report))?;
+    std::fs::write(&report, render_html(summary, &embedded, &diagrams)).map_err(io(&report))?;
     files.push(report.clone());
     Ok(Outputs { report, files })
 }
@@ -416,7 +418,11 @@ fn sentences(summary: &Summary, section: Section) -> Vec<String> {
     out
 }
 
-fn render_html(summary: &Summary, figures: &[(Section, String, String)]) -> String {
+fn render_html(
+    summary: &Summary,
+    figures: &[(Section, String, String)],
+    diagrams: &[crate::diagrams::DiagramLink],
+) -> String {
     let mut h = String::new();
     h.push_str(
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>clocklab analysis</title>\n<style>\n\
@@ -469,6 +475,7 @@ fn render_html(summary: &Summary, figures: &[(Section, String, String)]) -> Stri
         }
         h.push_str("</div>\n");
     }
+    crate::diagrams::render_links(&mut h, diagrams, escape);
     if !summary.diagnostics.is_empty() {
         h.push_str(
             "<h2>Log problems</h2>\n<p>These lines were skipped or ignored; none stopped the analysis.</p>\n<ul>\n",

@@ -24,6 +24,7 @@
 
 pub mod check;
 pub mod concurrency;
+pub mod diagram;
 pub mod graph;
 pub mod replay;
 pub mod source;

@@ -136,7 +136,7 @@ impl RunSource {
 
     /// Each machine's log as raw lines (without newlines), in file order,
     /// for a caller that copies them: see [`RunSource::read_lines`] for a few.
-    pub fn raw_lines(&self, id: MachineId) -> Result<impl Iterator<Item = Vec<u8>>, SourceError> {
+    pub fn raw_lines(&self, id: MachineId) -> Result<impl Iterator<Item = Vec<u8>> + use<>, SourceError> {
         let path = self.logs.get(&id).cloned().unwrap_or_default();
         let file = File::open(&path).map_err(|source| SourceError::Io { path, source })?;
         Ok(BufReader::with_capacity(1 << 16, file).split(b'\n').map_while(Result::ok).map(|mut line| {
@@ -145,6 +145,48 @@ impl RunSource {
             }
             line
         }))
+    }
+}
+
+/// One machine's raw lines and the number of the next one.
+type RawStream = (Box<dyn Iterator<Item = Vec<u8>>>, u64);
+
+/// Every machine's log as raw lines, for a caller that wants the text of
+/// events in a run's order (in which each machine's line numbers only rise).
+pub struct RawLines {
+    /// Per machine: its lines and the number of the next one.
+    streams: BTreeMap<MachineId, RawStream>,
+}
+
+impl std::fmt::Debug for RawLines {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RawLines").field("machines", &self.streams.keys().collect::<Vec<_>>()).finish()
+    }
+}
+
+impl RawLines {
+    /// Opens every log of `source`.
+    pub fn open(source: &RunSource) -> Result<RawLines, SourceError> {
+        let mut streams: BTreeMap<MachineId, RawStream> = BTreeMap::new();
+        for &id in source.logs.keys() {
+            streams.insert(id, (Box::new(source.raw_lines(id)?), 1));
+        }
+        Ok(RawLines { streams })
+    }
+
+    /// Line `line_no` of machine `id`'s log, if it is at or after the last
+    /// line asked for (lines before it are gone).
+    pub fn line(&mut self, id: MachineId, line_no: u64) -> Option<Vec<u8>> {
+        let (lines, next) = self.streams.get_mut(&id)?;
+        while *next < line_no {
+            lines.next()?;
+            *next += 1;
+        }
+        if *next != line_no {
+            return None;
+        }
+        *next += 1;
+        lines.next()
     }
 }
 

@@ -1,0 +1,84 @@
+//! The space-time diagram of every run (drawn by `clocklab-causal`), and the
+//! report's list of them.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use crate::AnalyzeError;
+use crate::report::safe_name;
+use crate::summary::Summary;
+
+/// One run's diagram.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DiagramLink {
+    /// The experiment.
+    pub experiment: String,
+    /// The run folder's name.
+    pub run: String,
+    /// The page.
+    pub path: PathBuf,
+    /// The page, relative to the analysis folder (for links).
+    pub href: String,
+    /// Events drawn.
+    pub n_events: u64,
+}
+
+/// Writes `<out>/diagrams/<experiment>/<run>.html` for every run, runs in
+/// parallel as in the analysis.
+pub fn write_diagrams(summary: &Summary, out: &Path) -> Result<Vec<DiagramLink>, AnalyzeError> {
+    let jobs: Vec<(&str, &crate::run::RunSummary)> =
+        summary.experiments.iter().flat_map(|e| e.runs.iter().map(move |r| (e.name.as_str(), r))).collect();
+    let results: Mutex<Vec<Option<Result<DiagramLink, AnalyzeError>>>> =
+        Mutex::new((0..jobs.len()).map(|_| None).collect());
+    let next = AtomicUsize::new(0);
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(jobs.len()).max(1);
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| {
+                loop {
+                    let idx = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(&(experiment, run)) = jobs.get(idx) else { break };
+                    let link = write_one(experiment, &run.name, &run.path, out);
+                    results.lock().expect("no thread panics while holding the lock")[idx] = Some(link);
+                }
+            });
+        }
+    });
+    results.into_inner().expect("no thread panicked").into_iter().map(|r| r.expect("every run was drawn")).collect()
+}
+
+fn write_one(experiment: &str, run: &str, run_dir: &Path, out: &Path) -> Result<DiagramLink, AnalyzeError> {
+    let href = format!("diagrams/{}/{}.html", safe_name(experiment), safe_name(run));
+    let path = out.join(&href);
+    let failed = |message: String| AnalyzeError::Io { path: path.clone(), source: std::io::Error::other(message) };
+    let source = clocklab_causal::RunSource::open(run_dir).map_err(|error| failed(error.to_string()))?;
+    let summary =
+        clocklab_causal::diagram::write_run_diagram(&source, &path).map_err(|error| failed(error.to_string()))?;
+    Ok(DiagramLink { experiment: experiment.to_string(), run: run.to_string(), path, href, n_events: summary.n_events })
+}
+
+/// The report's section: one line per experiment, a link per run.
+pub fn render_links(h: &mut String, links: &[DiagramLink], escape: fn(&str) -> String) {
+    if links.is_empty() {
+        return;
+    }
+    h.push_str(
+        "<h2 id=\"diagrams\">Space-time diagrams</h2>\n<p>One page per run: every event on its machine's line, every \
+         message as an arrow. Click an event to see its causal past and future.</p>\n<ul>\n",
+    );
+    let mut experiments: Vec<&str> = links.iter().map(|l| l.experiment.as_str()).collect();
+    experiments.dedup();
+    for experiment in experiments {
+        let _ = write!(h, "<li>{}: ", escape(experiment));
+        let runs: Vec<String> = links
+            .iter()
+            .filter(|l| l.experiment == experiment)
+            .map(|l| format!("<a href=\"{}\">{}</a> ({} events)", escape(&l.href), escape(&l.run), l.n_events))
+            .collect();
+        h.push_str(&runs.join(" · "));
+        h.push_str("</li>\n");
+    }
+    h.push_str("</ul>\n");
+}
