@@ -47,6 +47,8 @@ enum Command {
     Check(cmd::check::CheckArgs),
     /// Draw a run's space-time diagram: an SVG of a window, or the interactive page.
     Diagram(cmd::diagram::DiagramArgs),
+    /// Write runs for other tools: ShiViz, Perfetto, CSV, JSON Lines, the reference's analyzer.
+    Export(cmd::export::ExportArgs),
 }
 
 fn main() -> ExitCode {
@@ -60,6 +62,7 @@ fn main() -> ExitCode {
         Command::Calibrate(args) => cmd::calibrate::run(args),
         Command::Check(args) => cmd::check::run(args),
         Command::Diagram(args) => cmd::diagram::run(args),
+        Command::Export(args) => cmd::export::run(args),
     };
     match result {
         Ok(code) => code,

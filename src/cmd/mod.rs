@@ -6,6 +6,7 @@ pub mod calibrate;
 pub mod check;
 pub mod config;
 pub mod diagram;
+pub mod export;
 pub mod machine;
 pub mod run;
 

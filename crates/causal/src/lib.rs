@@ -25,6 +25,7 @@
 pub mod check;
 pub mod concurrency;
 pub mod diagram;
+pub mod export;
 pub mod graph;
 pub mod replay;
 pub mod source;
