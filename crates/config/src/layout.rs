@@ -24,6 +24,12 @@ pub fn log_path(run_dir: &Path, id: MachineId, format: LogFormat) -> PathBuf {
     run_dir.join(clocklab_log::file_name(id, format))
 }
 
+/// Machine `id`'s log in a run folder laid out as the reference
+/// implementation's (`process_<id>.log`).
+pub fn reference_log_path(run_dir: &Path, id: MachineId) -> PathBuf {
+    run_dir.join(format!("process_{id}.log"))
+}
+
 /// The manifest of the run in `run_dir`.
 pub fn manifest_path(run_dir: &Path) -> PathBuf {
     run_dir.join(MANIFEST_FILE)

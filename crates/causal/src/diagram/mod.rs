@@ -211,6 +211,31 @@ mod tests {
     }
 
     #[test]
+    fn a_page_loads_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let line = |id: u32, event: &str, clock: u64| {
+            format!(
+                "{id}> Event: {event} | System Time: 2026-01-01 00:00:01 | Logical Clock: {clock} | Queue Length: 0 | Timestamp: 2026-01-01T00:00:01.000000Z\n"
+            )
+        };
+        std::fs::write(
+            dir.path().join("machine_1.log"),
+            line(1, "Sent message to machine 2", 1) + &line(1, "Stopped", 1),
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("machine_2.log"), line(2, "Processed message from machine 1 with clock 1", 2))
+            .unwrap();
+        let source = RunSource::open(dir.path()).unwrap();
+        let graph = source.graph(BuildOptions::default()).unwrap();
+        let page = render_page(&source, &graph).unwrap();
+        assert!(page.contains("\"n_events\":3"), "the run is in the page");
+        // No address to load anything from: no URL, no external script or style.
+        for needle in ["http:", "https:", "//cdn", "src=", "<link", "import("] {
+            assert!(!page.contains(needle), "the page contains {needle}");
+        }
+    }
+
+    #[test]
     fn the_page_has_a_marker_for_each_part() {
         for marker in ["@@CSS@@", "@@META@@", "@@DRAW@@", "@@DETAILS@@", "@@JS@@"] {
             assert_eq!(PAGE.matches(marker).count(), 1, "{marker}");

@@ -48,7 +48,7 @@ pub fn write(sources: &[RunSource], out: &Path) -> Result<ExportSummary, ExportE
         std::fs::create_dir_all(&dir).map_err(write_err(&dir))?;
         for (&id, path) in &source.logs {
             let file = File::open(path).map_err(|error| SourceError::Io { path: path.clone(), source: error })?;
-            let target = dir.join(format!("process_{id}.log"));
+            let target = clocklab_config::layout::reference_log_path(&dir, id);
             let mut writer =
                 LogWriter::new(BufWriter::new(File::create(&target).map_err(write_err(&target))?), LogFormat::Text);
             for line in LogReader::new(BufReader::new(file)) {
