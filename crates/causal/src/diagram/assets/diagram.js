@@ -576,16 +576,28 @@
       all.push(counts);
     }
     const scale = (n) => n === 0 ? 0 : Math.max(1.5, h * Math.sqrt(n / max));
-    const dim = selection ? 0.35 : 1;
+    const c = selection;
     for (let j = 0; j < M; j++) {
       const y = yOf(j);
-      for (let c = 0; c < columns; c++) {
-        const [internal, sent, processed, total] = all[j][c];
+      let g = ranges[j][0];
+      for (let col = 0; col < columns; col++) {
+        const [internal, sent, processed, total] = all[j][col];
+        const from = g;
+        g += total;
         if (total === 0) continue;
-        const height = scale(total), px = GUTTER + c * bin;
+        const height = scale(total), px = GUTTER + col * bin;
         let top = y - height / 2;
-        const parts = [[processed, COLORS.processed], [sent, COLORS.sent], [internal, "#8a8a8a"], [total - internal - sent - processed, "#bbb"]];
-        ctx.globalAlpha = dim;
+        // With a selection the bars show the cone: how many of the column's
+        // events are in the past, concurrent, in the future; else the mix.
+        let parts;
+        if (c) {
+          const pastEnd = base[j] + c.past[j], futureStart = base[j] + c.future[j];
+          const past = Math.max(0, Math.min(g, pastEnd) - from);
+          const future = Math.max(0, g - Math.max(from, futureStart));
+          parts = [[past, COLORS.past], [total - past - future, "#cfcfcf"], [future, COLORS.future]];
+        } else {
+          parts = [[processed, COLORS.processed], [sent, COLORS.sent], [internal, "#8a8a8a"], [total - internal - sent - processed, "#bbb"]];
+        }
         for (const [n, color] of parts) {
           if (n === 0) continue;
           const part = height * n / total;
@@ -593,7 +605,6 @@
           ctx.fillRect(px, top, bin, part);
           top += part;
         }
-        ctx.globalAlpha = 1;
       }
     }
     return max;
@@ -639,10 +650,9 @@
       ctx.fillStyle = "#555";
       ctx.fillText(formatAxis(v, ticks.step), px, TOP - 16);
     }
-    ctx.textAlign = "right";
-    ctx.fillStyle = "#777";
-    ctx.fillText(view.axis === "time" ? "true time since the start →" : "each machine's Lamport clock →", W - RIGHT, H - BOTTOM / 2);
     ctx.textAlign = "left";
+    ctx.fillStyle = "#777";
+    ctx.fillText(view.axis === "time" ? "true time →" : "Lamport clock →", 8, TOP - 16);
     for (const fault of meta.faults || []) {
       const a = sx(fault.from_us - meta.origin_us), b = sx(fault.to_us - meta.origin_us);
       if (view.axis !== "time" || b < GUTTER || a > W) continue;
@@ -726,7 +736,6 @@
         ctx.globalAlpha = 1;
       }
       drawDensity(ranges);
-      drawConeBands();
       status = visible.toLocaleString("en") + " events in view, drawn as density (bar height: events per pixel); " +
         (total > list.length ? list.length + " of " + total.toLocaleString("en") + " messages drawn" : total + " messages") +
         ": zoom in to see every event";
@@ -784,9 +793,9 @@
     $("sel").hidden = false;
     $("sel-id").textContent = eventName(g);
     $("sel-kind").textContent = KIND_NAMES[kind[g]] + (isTick[g] ? " (a tick)" : "") + " · machine " + meta.machines[j].id;
-    $("past-size").textContent = String(c.pastSize);
-    $("future-size").textContent = String(c.futureSize);
-    $("concurrent-size").textContent = String(c.concurrent);
+    $("past-size").textContent = c.pastSize.toLocaleString("en");
+    $("future-size").textContent = c.futureSize.toLocaleString("en");
+    $("concurrent-size").textContent = c.concurrent.toLocaleString("en");
     body.dataset.selected = eventName(g);
     body.dataset.past = String(c.pastSize);
     body.dataset.future = String(c.futureSize);
@@ -895,10 +904,17 @@
 
   // ---- input -------------------------------------------------------------
 
+  // Zooms around a point of the canvas; from the keyboard or the buttons,
+  // around the selection when it is in view, else around the middle.
   function zoom(factor, aroundPx) {
-    const at = unsx(aroundPx == null ? GUTTER + plotW() / 2 : aroundPx);
+    let at = unsx(aroundPx == null ? GUTTER + plotW() / 2 : aroundPx);
+    if (aroundPx == null && selection) {
+      const x = xs()[selection.g];
+      if (x >= view.x0 && x <= view.x1) at = x;
+    }
     const [lo, hi] = extent();
-    const minSpan = view.axis === "time" ? 2 : 2;
+    // At most 2 µs (or 2 Lamport ticks) across; at least the whole run, four times over.
+    const minSpan = 2;
     const maxSpan = (hi - lo) * 4;
     let span = (view.x1 - view.x0) * factor;
     span = Math.min(Math.max(span, minSpan), maxSpan);
@@ -1010,10 +1026,10 @@
     const n = (v) => Number(v).toLocaleString("en");
     $("title").textContent = "Space-time diagram: " + meta.title;
     document.title = meta.title + " · clocklab diagram";
-    $("n-events").textContent = String(N);
-    $("n-ticks").textContent = String(meta.n_ticks);
+    $("n-events").textContent = n(N);
+    $("n-ticks").textContent = n(meta.n_ticks);
     $("n-machines").textContent = String(M);
-    $("n-messages").textContent = String(K);
+    $("n-messages").textContent = n(K);
     const m = meta.messages, parts = [];
     if (m.processed) parts.push(n(m.processed) + " processed");
     if (m.unprocessed) parts.push(n(m.unprocessed) + " left unprocessed");
