@@ -95,6 +95,35 @@ fn every_diagram_page_loads_reports_its_counts_and_honours_a_selection() {
         assert!(page.text_of("sel-none").contains("There is no event m9e1"), "{}", page.text_of("sel-none"));
         assert!(page.problems().is_empty(), "{run}: {:?}", page.problems());
     }
+    // A long run: its detail comes in several chunks per machine, each
+    // decoded alone; the panel shows each event's own line and vector.
+    let out = root.path().join("long");
+    let args = ["run", "--runtime", "sim", "--clocks", "lamport,vector,hlc", "--seed", "8", "--experiment", "baseline"];
+    let extra = ["--runs", "1", "--duration", "3000", "--no-analyze", "--out", out.to_str().unwrap()];
+    let output = run_clocklab(&[&args[..], &extra[..]].concat());
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let run_dir = std::fs::read_dir(&out).unwrap().next().unwrap().unwrap().path().join("baseline/run_1");
+    let html = root.path().join("long.html");
+    let output = run_clocklab(&["diagram", run_dir.to_str().unwrap(), "--html", html.to_str().unwrap()]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let graph = RunSource::open(&run_dir).unwrap().graph(BuildOptions { replay: true }).unwrap();
+    let longest = (0..graph.machines.len()).max_by_key(|&m| graph.machines[m].rows.len()).unwrap() as u32;
+    let n = graph.machines[longest as usize].rows.len() as u32;
+    assert!(n > 3 * 4096, "the run is long enough for several chunks: {n}");
+    let page = chromium.open(&file_url(&html));
+    wait_ready(&page);
+    for pos in [4095, 4096, 9000, n - 1] {
+        let at = EventRef { machine: longest, pos };
+        assert_selection(&page, &graph, at);
+        let vector: Vec<String> = graph.vector(at).unwrap().iter().map(u64::to_string).collect();
+        let table = page.text_of("clock-table");
+        assert!(
+            table.contains(&format!("vector clock (log)[{}]", vector.join(", "))),
+            "{}: {table}",
+            graph.event_id(at)
+        );
+    }
+    assert!(page.problems().is_empty(), "{:?}", page.problems());
 }
 
 #[test]

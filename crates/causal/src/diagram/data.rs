@@ -1,45 +1,58 @@
-//! The diagram's data: a JSON header and two compressed binary blobs.
+//! The diagram's data, written in one streaming pass over a run's events:
+//! memory holds the compressed output and, per machine, one chunk of lines
+//! being filled, never a whole log.
 //!
-//! Events are numbered machine by machine (machine 1's events, then machine
-//! 2's, …): the page's global index of event `m<id>e<k>` is the sum of the
-//! earlier machines' counts plus `k - 1`. Integer columns are written as
-//! LEB128 varints, signed ones zigzag-encoded, and most as the difference
-//! from the value before, so that zlib shrinks them to a few bits each.
+//! Everything is zlib streams (the browser's `DecompressionStream("deflate")`
+//! reads them natively) in base64, one `<script type="application/octet-stream">`
+//! element each. Integer columns are LEB128 varints, signed ones
+//! zigzag-encoded, most as the difference from the value before, so that
+//! zlib shrinks them to a few bits each. Events are addressed by (machine
+//! position, position on the machine), both from 0.
 //!
-//! - **draw** (decoded when the page opens): per event its kind byte (bit 7
-//!   set on the second line of a reference double send), its true time in
-//!   microseconds since the origin, its Lamport clock; then per message its
-//!   send, recipient, receive and status.
-//! - **detail**, in chunks of [`DETAIL_CHUNK`] events, each decoded when an
-//!   event of it is first selected: per event its line number, the length
-//!   of its line, queue length, vector clock (sparse changes), HLC and
-//!   physical clock; then the events' log lines.
-//!
-//! Each is a zlib stream, which the browser's `DecompressionStream("deflate")`
-//! reads natively.
+//! - `draw-<j>`, per machine (decoded when the page opens): per event its
+//!   kind byte (bit 7 set on the second line of a reference double send),
+//!   its true time (µs, from [`Meta::time_base_us`]) and its Lamport clock,
+//!   as differences from the machine's previous event.
+//! - `messages` (decoded when the page opens): per message, in the order of
+//!   their sends, the sender's position, the send's position on it and the
+//!   recipient's position (the number of machines if it has no log).
+//! - `receives`: per received message, in the order of the receives, the
+//!   message's number (its place in `messages`), the receiver's position, the
+//!   receive's position on it and its status (0 processed, 1 unprocessed).
+//!   A message never received is lost (2), or unknown (3) when its receiver's
+//!   log names no senders (listed in [`Meta::unnamed_receivers`]).
+//! - `detail-<j>-<k>`, per machine and chunk of [`DETAIL_CHUNK`] of its events
+//!   (decoded when one of them is first selected): per event its line
+//!   number, the length of its line, queue length, vector clock (the
+//!   components that changed since the previous event of the chunk), HLC
+//!   and physical clock; then the events' log lines.
 
-use std::io::Write as _;
+use std::io::Write;
 
 use flate2::Compression;
 use flate2::write::ZlibEncoder;
 use serde::Serialize;
 
-use crate::graph::{Link, MessageStatus, RunGraph};
+/// Events per detail chunk: a selection decodes one chunk, and the writer
+/// holds at most one chunk per machine.
+pub const DETAIL_CHUNK: usize = 4_096;
 
-/// The header the page reads first (the `meta` JSON).
-#[derive(Clone, Debug, Serialize)]
+/// The header the page reads (the `meta` JSON), written after the data.
+#[derive(Clone, Debug, Default, Serialize)]
 pub struct Meta {
     /// The data format's version.
     pub version: u32,
     /// `experiment / run_<k>`.
     pub title: String,
-    /// `real`, `sim`, or `unknown` without a manifest.
+    /// `real`, `sim`, or empty without a manifest.
     pub runtime: String,
     /// The suite seed, from the manifest.
     pub seed: Option<u64>,
     /// The origin of the time axis, microseconds since the Unix epoch: the
     /// run's start (manifest), else its first tick.
     pub origin_us: i64,
+    /// What the `draw` times count from, microseconds since the Unix epoch.
+    pub time_base_us: i64,
     /// Whether times are whole seconds (the reference's logs).
     pub whole_seconds: bool,
     /// The machines, in order.
@@ -50,16 +63,16 @@ pub struct Meta {
     pub n_ticks: u64,
     /// Messages, one per recipient of a send.
     pub n_messages: u64,
-    /// Messages by status: processed, unprocessed, lost, unknown.
+    /// Messages received (the `receives` records).
+    pub n_receives: u64,
+    /// Messages by status.
     pub messages: MetaMessages,
+    /// Positions of the machines whose logs name no senders.
+    pub unnamed_receivers: Vec<usize>,
     /// Components of the logged vector clocks (0: none kept).
     pub vector_width: usize,
     /// Events per detail chunk.
     pub detail_chunk: usize,
-    /// Whether the lines carry an HLC.
-    pub hlc: bool,
-    /// Whether the lines carry a physical clock.
-    pub physical: bool,
     /// Shaded windows (faults), if any: none are recorded yet.
     pub faults: Vec<FaultWindow>,
     /// Things a reader of the diagram should know (one sentence each).
@@ -103,22 +116,13 @@ pub struct FaultWindow {
     pub label: String,
 }
 
-/// The status byte of a message in the data.
-pub fn status_code(status: MessageStatus) -> u64 {
-    match status {
-        MessageStatus::Processed => 0,
-        MessageStatus::Unprocessed => 1,
-        MessageStatus::Lost => 2,
-        MessageStatus::Unknown => 3,
-    }
-}
-
 /// A growing varint stream.
 #[derive(Debug, Default)]
-struct Varints(Vec<u8>);
+pub struct Varints(pub Vec<u8>);
 
 impl Varints {
-    fn unsigned(&mut self, mut value: u64) {
+    /// Appends an unsigned value.
+    pub fn unsigned(&mut self, mut value: u64) {
         // JavaScript numbers are exact to 2^53: larger values are clamped
         // (no log comes near: a Lamport clock that large takes centuries).
         value = value.min((1 << 53) - 1);
@@ -133,188 +137,146 @@ impl Varints {
         }
     }
 
-    fn signed(&mut self, value: i64) {
+    /// Appends a signed value, zigzag-encoded.
+    pub fn signed(&mut self, value: i64) {
         let clamped = value.clamp(-(1 << 52), (1 << 52) - 1);
         self.unsigned(((clamped << 1) ^ (clamped >> 63)) as u64);
     }
 }
 
-/// The global index of each machine's first event.
-pub fn machine_offsets(graph: &RunGraph) -> Vec<u64> {
-    let mut offsets = Vec::with_capacity(graph.machines.len());
-    let mut next = 0u64;
-    for machine in &graph.machines {
-        offsets.push(next);
-        next += machine.rows.len() as u64;
+/// A zlib stream being written into memory.
+#[derive(Debug)]
+pub struct Deflated(ZlibEncoder<Vec<u8>>);
+
+impl Default for Deflated {
+    fn default() -> Deflated {
+        // Level 6 (zlib's default) shrinks these columns almost as well as 9
+        // at a third of the time.
+        Deflated(ZlibEncoder::new(Vec::new(), Compression::new(6)))
     }
-    offsets
 }
 
-/// The draw blob, uncompressed.
-pub fn draw_bytes(graph: &RunGraph, origin_us: i64) -> Vec<u8> {
-    let n_events = graph.n_events() as usize;
-    let mut kinds = Vec::with_capacity(n_events);
-    let mut times = Varints::default();
-    let mut lamports = Varints::default();
-    let (mut last_time, mut last_lamport) = (0i64, 0i64);
-    for machine in &graph.machines {
-        // The page finds events by binary search, so each machine's times
-        // and clocks must not go back: a damaged log's are held level.
-        let (mut floor_time, mut floor_lamport) = (i64::MIN, 0u64);
-        for row in &machine.rows {
-            kinds.push(row.kind as u8 | if row.kind.is_tick() && !row.tick { 0x80 } else { 0 });
-            let time = (row.time_us - origin_us).max(floor_time);
-            floor_time = time;
-            times.signed(time - last_time);
-            last_time = time;
-            let lamport = row.lamport.max(floor_lamport);
-            floor_lamport = lamport;
-            let lamport = lamport.min((1 << 52) - 1) as i64;
-            lamports.signed(lamport - last_lamport);
-            last_lamport = lamport;
-        }
+impl Deflated {
+    /// Compresses `bytes` on.
+    pub fn push(&mut self, bytes: &[u8]) {
+        self.0.write_all(bytes).expect("writing to memory cannot fail");
     }
-    let offsets = machine_offsets(graph);
-    let global = |at: crate::EventRef| offsets[at.machine as usize] + u64::from(at.pos);
-    let mut messages = Varints::default();
-    let mut last_send = 0i64;
-    for message in &graph.messages {
-        let send = global(message.send) as i64;
-        messages.signed(send - last_send);
-        last_send = send;
-        let to = graph.machine_idx(message.to).unwrap_or(graph.machines.len());
-        messages.unsigned(to as u64);
-        messages.unsigned(message.receive.map_or(0, |at| global(at) + 1));
-        messages.unsigned(status_code(message.status));
+
+    /// The compressed stream.
+    pub fn finish(self) -> Vec<u8> {
+        self.0.finish().expect("writing to memory cannot fail")
     }
-    let mut out = kinds;
-    out.extend(times.0);
-    out.extend(lamports.0);
-    out.extend(messages.0);
-    out
 }
 
-/// How many events a detail chunk holds: a selection decodes one chunk,
-/// so it stays quick however long the run.
-pub const DETAIL_CHUNK: usize = 16_384;
-
-/// The lines of every event, in the page's order: the bytes, and where each
-/// event's line ends (`ends[g]` is one past its last byte).
-#[derive(Clone, Debug, Default)]
-pub struct EventLines {
-    /// The lines, one after the other.
-    pub bytes: Vec<u8>,
-    /// Where each ends.
-    pub ends: Vec<usize>,
-}
-
-/// The detail chunks, uncompressed: for events `k * DETAIL_CHUNK` on, their
-/// columns, then their lines. Differences start afresh in each chunk (and at
-/// each machine's first event in it), so a chunk decodes alone.
-pub fn detail_chunks(graph: &RunGraph, lines: &EventLines) -> Vec<Vec<u8>> {
-    // Each event's place, in the page's order.
-    let events: Vec<crate::EventRef> = graph
-        .machines
-        .iter()
-        .enumerate()
-        .flat_map(|(machine, m)| {
-            (0..m.rows.len()).map(move |pos| crate::EventRef { machine: machine as u32, pos: pos as u32 })
-        })
-        .collect();
-    let mut chunks = Vec::new();
-    for (chunk_idx, chunk) in events.chunks(DETAIL_CHUNK).enumerate() {
-        let first = chunk_idx * DETAIL_CHUNK;
-        let mut out = Varints::default();
-        let mut last = 0i64;
-        for &at in chunk {
-            let line_no = graph.row(at).line_no as i64;
-            out.signed(line_no - last);
-            last = line_no;
-        }
-        for (offset, _) in chunk.iter().enumerate() {
-            let g = first + offset;
-            let start = if g == 0 { 0 } else { lines.ends[g - 1] };
-            out.unsigned((lines.ends[g] - start) as u64);
-        }
-        for &at in chunk {
-            out.unsigned(graph.row(at).queue_length);
-        }
-        if graph.width > 0 {
-            // Per event: how many components changed since the previous
-            // event of its machine in this chunk, then each as (component,
-            // difference).
-            let mut previous: Option<(u32, &[u64])> = None;
-            for &at in chunk {
-                let vector = graph.vector(at).expect("a run with vectors has one on every line");
-                let before = match previous {
-                    Some((machine, before)) if machine == at.machine => before,
-                    _ => &[][..],
-                };
-                let value = |k: usize| before.get(k).copied().unwrap_or(0);
-                let changed: Vec<usize> = (0..graph.width).filter(|&k| vector[k] != value(k)).collect();
-                out.unsigned(changed.len() as u64);
-                for k in changed {
-                    out.unsigned(k as u64);
-                    out.signed(vector[k] as i64 - value(k) as i64);
-                }
-                previous = Some((at.machine, vector));
-            }
-        }
-        let mut last = 0i64;
-        for &at in chunk {
-            match graph.hlc(at) {
-                Some(hlc) => {
-                    out.unsigned(1 + hlc.c);
-                    out.signed(hlc.l_us - last);
-                    last = hlc.l_us;
-                }
-                None => out.unsigned(0),
-            }
-        }
-        let mut last = 0i64;
-        for &at in chunk {
-            match graph.physical_us(at) {
-                Some(pt) => {
-                    out.unsigned(1);
-                    out.signed(pt - last);
-                    last = pt;
-                }
-                None => out.unsigned(0),
-            }
-        }
-        let start = if first == 0 { 0 } else { lines.ends[first - 1] };
-        let end = lines.ends[first + chunk.len() - 1];
-        let mut bytes = out.0;
-        bytes.extend_from_slice(&lines.bytes[start..end]);
-        chunks.push(bytes);
-    }
-    chunks
-}
-
-/// zlib-compresses `bytes`.
+/// `bytes` zlib-compressed at once.
 pub fn compress(bytes: &[u8]) -> Vec<u8> {
-    // Level 6 (zlib's default) shrinks these columns almost as well as 9
-    // at a third of the time.
-    let mut encoder = ZlibEncoder::new(Vec::with_capacity(bytes.len() / 4), Compression::new(6));
-    encoder.write_all(bytes).expect("writing to memory cannot fail");
-    encoder.finish().expect("writing to memory cannot fail")
+    let mut stream = Deflated::default();
+    stream.push(bytes);
+    stream.finish()
 }
 
-/// The messages' counts in the header's form.
-pub fn message_counts(graph: &RunGraph) -> MetaMessages {
-    let counts = graph.message_counts();
-    let get = |status| counts.get(&status).copied().unwrap_or(0);
-    MetaMessages {
-        processed: get(MessageStatus::Processed),
-        unprocessed: get(MessageStatus::Unprocessed),
-        lost: get(MessageStatus::Lost),
-        unknown: get(MessageStatus::Unknown),
+/// Writes one data element: `<script type="application/octet-stream" id=…>`
+/// with `compressed` in base64.
+pub fn write_element(out: &mut impl Write, id: &str, compressed: &[u8]) -> std::io::Result<()> {
+    write!(out, "<script type=\"application/octet-stream\" id=\"{id}\">")?;
+    {
+        let mut encoder = base64::write::EncoderWriter::new(&mut *out, &base64::engine::general_purpose::STANDARD);
+        encoder.write_all(compressed)?;
+        encoder.finish()?;
     }
+    out.write_all(b"</script>\n")
 }
 
-/// Whether any receive of the run names no sender.
-pub fn has_unnamed_receives(graph: &RunGraph) -> bool {
-    graph.machines.iter().flat_map(|m| &m.rows).any(|row| row.link == Link::Unnamed)
+/// One detail chunk of one machine, being filled.
+#[derive(Debug, Default)]
+pub struct DetailChunk {
+    /// Events in it so far.
+    pub len: usize,
+    line_nos: Varints,
+    line_lengths: Varints,
+    queues: Varints,
+    vectors: Varints,
+    hlc: Varints,
+    physical: Varints,
+    text: Vec<u8>,
+    last_line_no: i64,
+    last_vector: Vec<u64>,
+    last_hlc_us: i64,
+    last_physical_us: i64,
+}
+
+/// What the detail of one event is made of.
+#[derive(Debug)]
+pub struct EventDetail<'a> {
+    /// Its line number.
+    pub line_no: u64,
+    /// Its line.
+    pub line: &'a [u8],
+    /// Its queue length.
+    pub queue_length: u64,
+    /// Its vector clock, when the run keeps them (`width` components; a line
+    /// without one is given zeros).
+    pub vector: Option<&'a [u64]>,
+    /// Its HLC.
+    pub hlc: Option<clocklab_model::HlcStamp>,
+    /// Its physical clock.
+    pub physical_us: Option<i64>,
+}
+
+impl DetailChunk {
+    /// Adds one event.
+    pub fn push(&mut self, event: &EventDetail, width: usize) {
+        self.len += 1;
+        self.line_nos.signed(event.line_no as i64 - self.last_line_no);
+        self.last_line_no = event.line_no as i64;
+        self.line_lengths.unsigned(event.line.len() as u64);
+        self.text.extend_from_slice(event.line);
+        self.queues.unsigned(event.queue_length);
+        if width > 0 {
+            self.last_vector.resize(width, 0);
+            let zeros = vec![0; width];
+            let vector = event.vector.filter(|v| v.len() == width).unwrap_or(&zeros);
+            let changed: Vec<usize> = (0..width).filter(|&k| vector[k] != self.last_vector[k]).collect();
+            self.vectors.unsigned(changed.len() as u64);
+            for k in changed {
+                self.vectors.unsigned(k as u64);
+                self.vectors.signed(vector[k] as i64 - self.last_vector[k] as i64);
+            }
+            self.last_vector.copy_from_slice(vector);
+        }
+        match event.hlc {
+            Some(hlc) => {
+                self.hlc.unsigned(1 + hlc.c);
+                self.hlc.signed(hlc.l_us - self.last_hlc_us);
+                self.last_hlc_us = hlc.l_us;
+            }
+            None => self.hlc.unsigned(0),
+        }
+        match event.physical_us {
+            Some(pt) => {
+                self.physical.unsigned(1);
+                self.physical.signed(pt - self.last_physical_us);
+                self.last_physical_us = pt;
+            }
+            None => self.physical.unsigned(0),
+        }
+    }
+
+    /// The chunk, compressed; it starts afresh.
+    pub fn take_compressed(&mut self, width: usize) -> Vec<u8> {
+        let chunk = std::mem::take(self);
+        let mut stream = Deflated::default();
+        for part in [&chunk.line_nos, &chunk.line_lengths, &chunk.queues] {
+            stream.push(&part.0);
+        }
+        if width > 0 {
+            stream.push(&chunk.vectors.0);
+        }
+        stream.push(&chunk.hlc.0);
+        stream.push(&chunk.physical.0);
+        stream.push(&chunk.text);
+        stream.finish()
+    }
 }
 
 #[cfg(test)]

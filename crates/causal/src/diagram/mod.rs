@@ -14,12 +14,15 @@
 pub mod data;
 pub mod svg;
 
+use std::collections::BTreeMap;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use base64::Engine as _;
+use clocklab_log::{Diagnostics, Event, MessageId, Pairing, TickCounter};
+use clocklab_model::MachineId;
 
-use crate::graph::{BuildOptions, RunGraph};
-use crate::source::{RunSource, SourceError};
+use crate::graph::{Kind, RunGraph};
+use crate::source::{RawLines, RunSource, SourceError};
 
 const PAGE: &str = include_str!("assets/page.html");
 const SCRIPT: &str = include_str!("assets/diagram.js");
@@ -57,131 +60,233 @@ pub struct DiagramSummary {
 /// The instant the diagram's time axis starts from: the run's start from
 /// its manifest, else its first tick, else its first line.
 pub fn origin_us(source: &RunSource, graph: &RunGraph) -> i64 {
-    let started = source.manifest.as_ref().and_then(|m| {
-        time::OffsetDateTime::parse(&m.started_at, &time::format_description::well_known::Rfc3339)
-            .ok()
-            .map(|t| (t.unix_timestamp_nanos() / 1000) as i64)
-    });
     let rows = || graph.machines.iter().flat_map(|m| &m.rows);
-    started
+    manifest_start_us(source)
         .or_else(|| rows().filter(|row| row.tick).map(|row| row.time_us).min())
         .or_else(|| rows().map(|row| row.time_us).min())
         .unwrap_or(0)
 }
 
-/// Writes the interactive diagram of the run in `source` to `out`.
-pub fn write_run_diagram(source: &RunSource, out: &Path) -> Result<DiagramSummary, DiagramError> {
-    let graph = source.graph(BuildOptions::default())?;
-    let html = render_page(source, &graph)?;
-    if let Some(parent) = out.parent() {
-        std::fs::create_dir_all(parent).map_err(|source| DiagramError::Write { path: parent.to_path_buf(), source })?;
-    }
-    std::fs::write(out, &html).map_err(|source| DiagramError::Write { path: out.to_path_buf(), source })?;
-    Ok(DiagramSummary {
-        path: out.to_path_buf(),
-        n_events: graph.n_events(),
-        n_messages: graph.messages.len() as u64,
-        bytes: html.len() as u64,
+/// The run's start, from its manifest.
+fn manifest_start_us(source: &RunSource) -> Option<i64> {
+    source.manifest.as_ref().and_then(|m| {
+        time::OffsetDateTime::parse(&m.started_at, &time::format_description::well_known::Rfc3339)
+            .ok()
+            .map(|t| (t.unix_timestamp_nanos() / 1000) as i64)
     })
 }
 
-/// The page of a run whose graph is built.
-pub fn render_page(source: &RunSource, graph: &RunGraph) -> Result<String, SourceError> {
-    let origin = origin_us(source, graph);
-    let meta = header(source, graph, origin);
-    let mut lines = data::EventLines::default();
-    for machine in &graph.machines {
-        // The lines of the events, in order: the log's lines minus those the
-        // reader skipped.
-        let mut wanted = machine.rows.iter().map(|row| row.line_no).peekable();
-        for (idx, line) in source.raw_lines(machine.id)?.enumerate() {
-            let Some(&want) = wanted.peek() else { break };
-            if idx as u64 + 1 == want {
-                lines.bytes.extend_from_slice(&line);
-                lines.ends.push(lines.bytes.len());
-                wanted.next();
-            }
-        }
-        // A line that vanished between the two reads is left empty, so that
-        // the page's line k stays event k's.
-        for _ in wanted {
-            lines.ends.push(lines.bytes.len());
-        }
+/// Writes the interactive diagram of the run in `source` to `out`.
+pub fn write_run_diagram(source: &RunSource, out: &Path) -> Result<DiagramSummary, DiagramError> {
+    let failed = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| DiagramError::Write { path: path.clone(), source }
+    };
+    if let Some(parent) = out.parent() {
+        std::fs::create_dir_all(parent).map_err(failed(parent))?;
     }
-    let base64 = base64::engine::general_purpose::STANDARD;
-    let draw = base64.encode(data::compress(&data::draw_bytes(graph, origin)));
-    let chunks = data::detail_chunks(graph, &lines);
-    drop(lines);
-    let compressed = compress_all(chunks);
-    let mut detail = String::new();
-    for (idx, chunk) in compressed.iter().enumerate() {
-        detail.push_str(&format!("<script type=\"application/octet-stream\" id=\"detail-{idx}\">"));
-        detail.push_str(&base64.encode(chunk));
-        detail.push_str("</script>\n");
-    }
-    // `<` never appears raw inside the script element, so no text can close it.
-    let meta = serde_json::to_string(&meta).expect("a header always serialises").replace('<', "\\u003c");
-    Ok(fill(
-        PAGE,
-        &[("@@CSS@@", STYLE), ("@@META@@", &meta), ("@@DRAW@@", &draw), ("@@DETAILS@@", &detail), ("@@JS@@", SCRIPT)],
-    ))
+    let file = std::fs::File::create(out).map_err(failed(out))?;
+    let mut writer = std::io::BufWriter::with_capacity(1 << 16, file);
+    let (n_events, n_messages) = match write_page(source, &mut writer) {
+        Ok(counts) => counts,
+        Err(PageError::Source(error)) => return Err(error.into()),
+        Err(PageError::Write(error)) => return Err(failed(out)(error)),
+    };
+    writer.flush().map_err(failed(out))?;
+    let bytes = std::fs::metadata(out).map_err(failed(out))?.len();
+    Ok(DiagramSummary { path: out.to_path_buf(), n_events, n_messages, bytes })
 }
 
-fn header(source: &RunSource, graph: &RunGraph, origin_us: i64) -> data::Meta {
+/// Why a page could not be written.
+#[derive(Debug)]
+pub enum PageError {
+    /// The run could not be read.
+    Source(SourceError),
+    /// The page could not be written.
+    Write(std::io::Error),
+}
+
+impl From<SourceError> for PageError {
+    fn from(error: SourceError) -> PageError {
+        PageError::Source(error)
+    }
+}
+
+impl From<std::io::Error> for PageError {
+    fn from(error: std::io::Error) -> PageError {
+        PageError::Write(error)
+    }
+}
+
+/// One machine's part of the page, as its events stream by.
+#[derive(Debug, Default)]
+struct MachineStream {
+    id: MachineId,
+    rate: Option<u32>,
+    n_events: u64,
+    draw: data::Deflated,
+    last_time: i64,
+    last_lamport: i64,
+    ticks: TickCounter,
+    chunk: data::DetailChunk,
+    n_chunks: usize,
+}
+
+/// Writes the page of the run in `source` to `out`, in one pass over its
+/// events; returns the numbers of events and messages.
+pub fn write_page(source: &RunSource, out: &mut impl Write) -> Result<(u64, u64), PageError> {
+    let (before_data, after_data) = PAGE.split_once("@@DATA@@").expect("the page has a data marker");
+    out.write_all(fill(before_data, &[("@@CSS@@", STYLE)]).as_bytes())?;
+    let (mut events, skipped) = source.events()?;
+    let mut raw = RawLines::open(source)?;
+    let ids: Vec<MachineId> = events.machines().collect();
+    let index_of = |id: MachineId| ids.binary_search(&id).ok();
+    let mut machines: Vec<MachineStream> = ids.iter().map(|&id| MachineStream { id, ..Default::default() }).collect();
+    let mut meta =
+        data::Meta { version: 2, detail_chunk: data::DETAIL_CHUNK, whole_seconds: true, ..Default::default() };
+    let (mut messages, mut receives) = (data::Deflated::default(), data::Deflated::default());
+    // Messages sent and not yet received, by name: their number in `messages`.
+    let mut pending: BTreeMap<MessageId, u64> = BTreeMap::new();
+    let mut unnamed: Vec<MachineId> = Vec::new();
+    let mut width: Option<usize> = None;
+    let mut first_tick_us = None;
+    let mut record = data::Varints::default();
+    for event in events.by_ref() {
+        let j = index_of(event.id.machine).expect("events come from the run's machines");
+        let pos = event.id.index - 1;
+        let line = &event.record;
+        // The first line decides whether the run keeps vector clocks.
+        let width = *width.get_or_insert_with(|| line.vector_clock.as_ref().map_or(0, Vec::len));
+        if meta.n_events == 0 {
+            meta.time_base_us = line.time_us;
+        }
+        meta.n_events += 1;
+        meta.whole_seconds &= line.time_us % 1_000_000 == 0;
+        let machine = &mut machines[j];
+        machine.n_events += 1;
+        if let Event::Initialized { rate, .. } = line.event {
+            machine.rate.get_or_insert(rate);
+        }
+        // The draw columns: kind, time and clock as differences. The page
+        // finds events by binary search, so a damaged log's times and
+        // clocks are held level rather than let go back.
+        let tick = line.event.is_tick() && !machine.ticks.continues_tick(line);
+        meta.n_ticks += u64::from(tick);
+        if tick {
+            first_tick_us.get_or_insert(line.time_us);
+        }
+        let kind = Kind::of(&line.event) as u8 | if line.event.is_tick() && !tick { 0x80 } else { 0 };
+        let time = (line.time_us - meta.time_base_us).max(machine.last_time);
+        let lamport = (line.logical_clock.min((1 << 52) - 1) as i64).max(machine.last_lamport);
+        record.0.clear();
+        record.0.push(kind);
+        record.signed(time - machine.last_time);
+        record.signed(lamport - machine.last_lamport);
+        machine.draw.push(&record.0);
+        (machine.last_time, machine.last_lamport) = (time, lamport);
+        // The detail: the line and every clock it carries.
+        let text = raw.line(event.id.machine, event.line_no).unwrap_or_default();
+        let detail = data::EventDetail {
+            line_no: event.line_no,
+            line: &text,
+            queue_length: line.queue_length,
+            vector: line.vector_clock.as_deref(),
+            hlc: line.hlc,
+            physical_us: line.physical_clock_us,
+        };
+        machine.chunk.push(&detail, width);
+        if machine.chunk.len == data::DETAIL_CHUNK {
+            let id = format!("detail-{j}-{}", machine.n_chunks);
+            data::write_element(out, &id, &machine.chunk.take_compressed(width))?;
+            machine.n_chunks += 1;
+        }
+        // Messages: numbered at their send, tied to their receive.
+        match (&line.event, &event.pairing) {
+            (Event::Sent { to }, _) => {
+                for &peer in to {
+                    record.0.clear();
+                    record.unsigned(j as u64);
+                    record.unsigned(pos);
+                    record.unsigned(index_of(peer).unwrap_or(ids.len()) as u64);
+                    messages.push(&record.0);
+                    if !unnamed.contains(&peer) {
+                        pending.insert(MessageId { send: event.id, to: peer }, meta.n_messages);
+                    }
+                    meta.n_messages += 1;
+                }
+            }
+            (Event::Processed { .. } | Event::Unprocessed { .. }, Pairing::Paired(sent)) => {
+                if let Some(number) = pending.remove(&sent.id) {
+                    let processed = matches!(line.event, Event::Processed { .. });
+                    record.0.clear();
+                    record.unsigned(number);
+                    record.unsigned(j as u64);
+                    record.unsigned(pos);
+                    record.unsigned(u64::from(!processed));
+                    receives.push(&record.0);
+                    meta.n_receives += 1;
+                    if processed {
+                        meta.messages.processed += 1;
+                    } else {
+                        meta.messages.unprocessed += 1;
+                    }
+                }
+            }
+            (_, Pairing::Unnamed) if !unnamed.contains(&event.id.machine) => {
+                // Messages to this machine can never pair: stop keeping them.
+                unnamed.push(event.id.machine);
+                pending.retain(|message, _| message.to != event.id.machine);
+            }
+            _ => {}
+        }
+    }
+    meta.messages.lost = pending.len() as u64;
+    meta.messages.unknown = meta.n_messages - meta.messages.processed - meta.messages.unprocessed - meta.messages.lost;
+    meta.vector_width = width.unwrap_or(0);
+    for (j, machine) in machines.iter_mut().enumerate() {
+        if machine.chunk.len > 0 {
+            let id = format!("detail-{j}-{}", machine.n_chunks);
+            data::write_element(out, &id, &machine.chunk.take_compressed(meta.vector_width))?;
+        }
+    }
+    for (j, machine) in machines.iter_mut().enumerate() {
+        data::write_element(out, &format!("draw-{j}"), &std::mem::take(&mut machine.draw).finish())?;
+    }
+    data::write_element(out, "messages", &messages.finish())?;
+    data::write_element(out, "receives", &receives.finish())?;
+    meta.origin_us = manifest_start_us(source).or(first_tick_us).unwrap_or(meta.time_base_us);
+    meta.machines =
+        machines.iter().map(|m| data::MetaMachine { id: m.id, rate: m.rate, n_events: m.n_events }).collect();
+    meta.unnamed_receivers = unnamed.iter().filter_map(|&id| index_of(id)).collect();
+    describe(source, &mut meta, &skipped.get(), !unnamed.is_empty());
+    // `<` never appears raw inside the script element, so no text can close it.
+    let json = serde_json::to_string(&meta).expect("a header always serialises").replace('<', "\\u003c");
+    writeln!(out, "<script type=\"application/json\" id=\"meta\">{json}</script>")?;
+    out.write_all(fill(after_data, &[("@@JS@@", SCRIPT)]).as_bytes())?;
+    Ok((meta.n_events, meta.n_messages))
+}
+
+/// The header's words: title, runtime, seed, notes.
+fn describe(source: &RunSource, meta: &mut data::Meta, skipped: &BTreeMap<MachineId, Diagnostics>, unnamed: bool) {
     let manifest = source.manifest.as_ref();
-    let mut notes = Vec::new();
-    if data::has_unnamed_receives(graph) {
-        notes.push(
+    meta.title = source.label.replace('/', " / ");
+    meta.runtime = manifest
+        .and_then(|m| serde_json::to_value(m.runtime).ok())
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default();
+    meta.seed = manifest.map(|m| m.seeds.suite);
+    meta.whole_seconds &= manifest.is_none();
+    if unnamed {
+        meta.notes.push(
             "Its Processed lines name no sender (the reference implementation's logs), so no message can be paired \
              with its receive: no arrows, and cones follow program order only."
                 .to_string(),
         );
     }
-    let skipped: u64 = graph.diagnostics.values().map(|d| d.n_skipped).sum();
-    if skipped > 0 {
-        notes.push(format!("{skipped} lines could not be read and are not drawn."));
+    let n_skipped: u64 = skipped.values().map(|d| d.n_skipped).sum();
+    if n_skipped > 0 {
+        meta.notes.push(format!("{n_skipped} lines could not be read and are not drawn."));
     }
-    let whole_seconds =
-        manifest.is_none() && graph.machines.iter().flat_map(|m| &m.rows).all(|row| row.time_us % 1_000_000 == 0);
-    data::Meta {
-        version: 1,
-        title: source.label.replace('/', " / "),
-        runtime: manifest
-            .and_then(|m| serde_json::to_value(m.runtime).ok())
-            .and_then(|v| v.as_str().map(str::to_string))
-            .unwrap_or_default(),
-        seed: manifest.map(|m| m.seeds.suite),
-        origin_us,
-        whole_seconds,
-        machines: graph
-            .machines
-            .iter()
-            .map(|m| data::MetaMachine { id: m.id, rate: m.rate, n_events: m.rows.len() as u64 })
-            .collect(),
-        n_events: graph.n_events(),
-        n_ticks: graph.n_ticks(),
-        n_messages: graph.messages.len() as u64,
-        messages: data::message_counts(graph),
-        vector_width: graph.width,
-        detail_chunk: data::DETAIL_CHUNK,
-        hlc: graph.machines.iter().any(|m| !m.hlc.is_empty()),
-        physical: graph.machines.iter().any(|m| !m.physical_us.is_empty()),
-        faults: Vec::new(),
-        notes,
-    }
-}
-
-/// Compresses the chunks, on as many threads as the machine has cores.
-fn compress_all(chunks: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, chunks.len().max(1));
-    let per_thread = chunks.len().div_ceil(threads).max(1);
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = chunks
-            .chunks(per_thread)
-            .map(|group| scope.spawn(move || group.iter().map(|chunk| data::compress(chunk)).collect::<Vec<_>>()))
-            .collect();
-        handles.into_iter().flat_map(|handle| handle.join().expect("compression does not panic")).collect()
-    })
 }
 
 /// `template` with each marker replaced by its text; the texts themselves
@@ -226,8 +331,9 @@ mod tests {
         std::fs::write(dir.path().join("machine_2.log"), line(2, "Processed message from machine 1 with clock 1", 2))
             .unwrap();
         let source = RunSource::open(dir.path()).unwrap();
-        let graph = source.graph(BuildOptions::default()).unwrap();
-        let page = render_page(&source, &graph).unwrap();
+        let mut page = Vec::new();
+        write_page(&source, &mut page).unwrap();
+        let page = String::from_utf8(page).unwrap();
         assert!(page.contains("\"n_events\":3"), "the run is in the page");
         // No address to load anything from: no URL, no external script or style.
         for needle in ["http:", "https:", "//cdn", "src=", "<link", "import("] {
@@ -237,7 +343,7 @@ mod tests {
 
     #[test]
     fn the_page_has_a_marker_for_each_part() {
-        for marker in ["@@CSS@@", "@@META@@", "@@DRAW@@", "@@DETAILS@@", "@@JS@@"] {
+        for marker in ["@@CSS@@", "@@DATA@@", "@@JS@@"] {
             assert_eq!(PAGE.matches(marker).count(), 1, "{marker}");
         }
         assert!(!SCRIPT.contains("</script"), "the script cannot close its own element");

@@ -65,7 +65,7 @@ pub fn write(sources: &[RunSource], out: &mut dyn Write, what: &str) -> Result<E
                 .notes
                 .push(format!("{label}: the run kept no vector clocks; they were replayed from happens-before"));
         }
-        if crate::diagram::data::has_unnamed_receives(&graph) {
+        if graph.machines.iter().flat_map(|m| &m.rows).any(|row| row.link == crate::graph::Link::Unnamed) {
             summary.notes.push(format!(
                 "{label}: its receives name no sender (the reference's logs), so ShiViz shows no messages"
             ));

@@ -2,17 +2,17 @@
 // messages as arrows, and the causal cone of a selected event.
 //
 // The data (see crates/causal/src/diagram/data.rs) is zlib streams in
-// base64: "draw" (kinds, times, Lamport clocks, messages), decoded before
-// the first drawing, and "detail-<k>" chunks (line numbers, queue lengths,
-// vector and hybrid clocks, the log lines), each decoded when one of its
-// events is first selected. Events are
+// base64: "draw-<machine>" (kinds, times, Lamport clocks), "messages" and
+// "receives", decoded before the first drawing, and "detail-<machine>-<k>"
+// chunks (line numbers, queue lengths, vector and hybrid clocks, the log
+// lines), each decoded when one of its events is first selected. Events are
 // numbered machine by machine: global index = base[machine] + position.
 (function () {
   "use strict";
 
   const KIND_NAMES = ["initialized", "connected", "internal", "send", "processed", "disconnected", "unprocessed", "stopped"];
   const K_INTERNAL = 2, K_SENT = 3, K_PROCESSED = 4, K_UNPROCESSED = 6, K_STOPPED = 7;
-  const STATUS_PROCESSED = 0, STATUS_UNPROCESSED = 1, STATUS_LOST = 2;
+  const STATUS_PROCESSED = 0, STATUS_UNPROCESSED = 1, STATUS_LOST = 2, STATUS_UNKNOWN = 3;
   const STATUS_NAMES = ["processed", "left unprocessed at the end", "never received", "not traceable (the receiver's log names no senders)"];
   // Below this many events in view every event is drawn; above it, density.
   const DETAIL_MAX = 20000;
@@ -82,25 +82,36 @@
   // Cumulative counts for the density view and the vector of a cone.
   let cumInternal, cumSent, cumProcessed, cumTick;
 
-  function decodeDraw(bytes) {
-    const r = new Reader(bytes);
-    const raw = r.bytes(N);
-    for (let g = 0; g < N; g++) {
-      const k = raw[g] & 127;
-      kind[g] = k;
-      isTick[g] = (k === K_INTERNAL || k === K_SENT || k === K_PROCESSED) && !(raw[g] & 128) ? 1 : 0;
+  // The draw columns of every machine, then the messages and their receives.
+  async function decodeDraw() {
+    const offset = meta.time_base_us - meta.origin_us;
+    for (let j = 0; j < M; j++) {
+      const r = new Reader(await inflate("draw-" + j));
+      let t = 0, l = 0;
+      for (let g = base[j]; g < base[j + 1]; g++) {
+        const raw = r.b[r.p++];
+        const k = raw & 127;
+        kind[g] = k;
+        isTick[g] = (k === K_INTERNAL || k === K_SENT || k === K_PROCESSED) && !(raw & 128) ? 1 : 0;
+        t += r.i();
+        time[g] = t + offset;
+        l += r.i();
+        lam[g] = l;
+      }
     }
-    let t = 0;
-    for (let g = 0; g < N; g++) { t += r.i(); time[g] = t; }
-    let l = 0;
-    for (let g = 0; g < N; g++) { l += r.i(); lam[g] = l; }
-    let s = 0;
+    const messages = new Reader(await inflate("messages"));
     for (let k = 0; k < K; k++) {
-      s += r.i();
-      mSend[k] = s;
-      mTo[k] = r.u();
-      mRecv[k] = r.u() - 1;
-      mStatus[k] = r.u();
+      const j = messages.u();
+      mSend[k] = base[j] + messages.u();
+      mTo[k] = messages.u();
+      mRecv[k] = -1;
+      mStatus[k] = meta.unnamed_receivers.includes(mTo[k]) ? STATUS_UNKNOWN : STATUS_LOST;
+    }
+    const receives = new Reader(await inflate("receives"));
+    for (let i = 0; i < meta.n_receives; i++) {
+      const k = receives.u(), j = receives.u();
+      mRecv[k] = base[j] + receives.u();
+      mStatus[k] = receives.u();
     }
     cumInternal = new Uint32Array(N + 1);
     cumSent = new Uint32Array(N + 1);
@@ -115,18 +126,17 @@
     }
   }
 
-  // The detail of events, in chunks of meta.detail_chunk: a chunk is
-  // decoded when one of its events is first selected.
+  // The detail of events, in chunks of meta.detail_chunk events of one
+  // machine: a chunk is decoded when one of its events is first selected.
   const chunks = new Map();
   function loadDetail(g) {
-    const idx = Math.floor(g / meta.detail_chunk);
-    if (!chunks.has(idx)) chunks.set(idx, inflate("detail-" + idx).then((bytes) => decodeChunk(idx, bytes)));
-    return chunks.get(idx);
+    const j = machineOf(g), k = Math.floor((g - base[j]) / meta.detail_chunk);
+    const id = "detail-" + j + "-" + k;
+    if (!chunks.has(id)) chunks.set(id, inflate(id).then((bytes) => decodeChunk(base[j] + k * meta.detail_chunk, Math.min(meta.detail_chunk, base[j + 1] - base[j] - k * meta.detail_chunk), bytes)));
+    return chunks.get(id);
   }
 
-  function decodeChunk(idx, bytes) {
-    const first = idx * meta.detail_chunk;
-    const n = Math.min(meta.detail_chunk, N - first);
+  function decodeChunk(first, n, bytes) {
     const r = new Reader(bytes);
     const lineNo = new Float64Array(n);
     let line = 0;
@@ -138,12 +148,9 @@
     const width = meta.vector_width;
     const vectors = width > 0 ? new Float64Array(n * width) : null;
     if (vectors) {
+      // Each event lists the components that changed since the one before it.
       for (let i = 0; i < n; i++) {
-        const g = first + i;
-        // Changes are from the previous event of the machine in this chunk.
-        if (i > 0 && machineOf(g - 1) === machineOf(g)) {
-          for (let k = 0; k < width; k++) vectors[i * width + k] = vectors[(i - 1) * width + k];
-        }
+        if (i > 0) for (let k = 0; k < width; k++) vectors[i * width + k] = vectors[(i - 1) * width + k];
         const changed = r.u();
         for (let c = 0; c < changed; c++) { const k = r.u(); vectors[i * width + k] += r.i(); }
       }
@@ -449,6 +456,8 @@
   function rowOfMachineIndex(t) { return t < M ? t : -1; }
 
   function drawArrow(k, x, heads, color, width) {
+    // A message whose receiver names no senders has no known end.
+    if (mStatus[k] === STATUS_UNKNOWN) return;
     const s = mSend[k];
     const js = machineOf(s);
     const jr = rowOfMachineIndex(mTo[k]);
@@ -648,7 +657,9 @@
       ctx.lineWidth = 1;
       ctx.beginPath(); ctx.moveTo(px, TOP - 6); ctx.lineTo(px, H - BOTTOM + 4); ctx.stroke();
       ctx.fillStyle = "#555";
-      ctx.fillText(formatAxis(v, ticks.step), px, TOP - 16);
+      const label = formatAxis(v, ticks.step);
+      // Labels that would run into the axis caption on the left are left out.
+      if (px - ctx.measureText(label).width / 2 > 84) ctx.fillText(label, px, TOP - 16);
     }
     ctx.textAlign = "left";
     ctx.fillStyle = "#777";
@@ -1044,7 +1055,7 @@
 
   const ready = (async () => {
     describeCounts();
-    decodeDraw(await inflate("draw-data"));
+    await decodeDraw();
     for (let j = 0; j < M; j++) {
       for (let g = base[j + 1] - 1; g >= base[j]; g--) { if (kind[g] === K_STOPPED) { stoppedOf[j] = g; break; } }
     }
