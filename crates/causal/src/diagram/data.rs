@@ -145,34 +145,46 @@ impl Varints {
 }
 
 /// A zlib stream being written into memory.
+///
+/// Small writes are gathered first: the encoder works per call, and a call
+/// per event costs more than the compression itself.
 #[derive(Debug)]
-pub struct Deflated(ZlibEncoder<Vec<u8>>);
+pub struct Deflated {
+    encoder: ZlibEncoder<Vec<u8>>,
+    staged: Vec<u8>,
+}
+
+/// How many bytes are gathered before they go to the encoder.
+const STAGED_BYTES: usize = 1 << 16;
 
 impl Default for Deflated {
     fn default() -> Deflated {
-        // Level 6 (zlib's default) shrinks these columns almost as well as 9
-        // at a third of the time.
-        Deflated(ZlibEncoder::new(Vec::new(), Compression::new(6)))
+        // Level 6 (zlib's default) shrinks the columns the first drawing
+        // decodes almost as well as 9 at a third of the time.
+        Deflated::with_level(6)
     }
 }
 
 impl Deflated {
+    /// A stream at zlib's `level` (0 to 9).
+    pub fn with_level(level: u32) -> Deflated {
+        Deflated { encoder: ZlibEncoder::new(Vec::new(), Compression::new(level)), staged: Vec::new() }
+    }
+
     /// Compresses `bytes` on.
     pub fn push(&mut self, bytes: &[u8]) {
-        self.0.write_all(bytes).expect("writing to memory cannot fail");
+        self.staged.extend_from_slice(bytes);
+        if self.staged.len() >= STAGED_BYTES {
+            self.encoder.write_all(&self.staged).expect("writing to memory cannot fail");
+            self.staged.clear();
+        }
     }
 
     /// The compressed stream.
-    pub fn finish(self) -> Vec<u8> {
-        self.0.finish().expect("writing to memory cannot fail")
+    pub fn finish(mut self) -> Vec<u8> {
+        self.encoder.write_all(&self.staged).expect("writing to memory cannot fail");
+        self.encoder.finish().expect("writing to memory cannot fail")
     }
-}
-
-/// `bytes` zlib-compressed at once.
-pub fn compress(bytes: &[u8]) -> Vec<u8> {
-    let mut stream = Deflated::default();
-    stream.push(bytes);
-    stream.finish()
 }
 
 /// Writes one data element: `<script type="application/octet-stream" id=…>`
@@ -262,21 +274,30 @@ impl DetailChunk {
         }
     }
 
-    /// The chunk, compressed; it starts afresh.
-    pub fn take_compressed(&mut self, width: usize) -> Vec<u8> {
+    /// The chunk's bytes, uncompressed; it starts afresh.
+    pub fn take_bytes(&mut self, width: usize) -> Vec<u8> {
         let chunk = std::mem::take(self);
-        let mut stream = Deflated::default();
+        let mut bytes = Vec::with_capacity(chunk.text.len() + chunk.line_nos.0.len() * 8);
         for part in [&chunk.line_nos, &chunk.line_lengths, &chunk.queues] {
-            stream.push(&part.0);
+            bytes.extend_from_slice(&part.0);
         }
         if width > 0 {
-            stream.push(&chunk.vectors.0);
+            bytes.extend_from_slice(&chunk.vectors.0);
         }
-        stream.push(&chunk.hlc.0);
-        stream.push(&chunk.physical.0);
-        stream.push(&chunk.text);
-        stream.finish()
+        bytes.extend_from_slice(&chunk.hlc.0);
+        bytes.extend_from_slice(&chunk.physical.0);
+        bytes.extend_from_slice(&chunk.text);
+        bytes
     }
+}
+
+/// A detail chunk's bytes compressed. Level 3: chunks are mostly log text,
+/// decoded one at a time on a click, and level 6 made a 1,000,000-event page
+/// 9% smaller for 60% more writing time (3.7 s against 2.3 s).
+pub fn compress_detail(bytes: &[u8]) -> Vec<u8> {
+    let mut stream = Deflated::with_level(3);
+    stream.push(bytes);
+    stream.finish()
 }
 
 #[cfg(test)]

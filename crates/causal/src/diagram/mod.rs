@@ -135,6 +135,32 @@ struct MachineStream {
 /// Writes the page of the run in `source` to `out`, in one pass over its
 /// events; returns the numbers of events and messages.
 pub fn write_page(source: &RunSource, out: &mut impl Write) -> Result<(u64, u64), PageError> {
+    // Detail chunks are compressed on a second thread while this one reads
+    // the logs; at most a few wait in between.
+    std::thread::scope(|scope| {
+        let (to_compress, chunks_in) = std::sync::mpsc::sync_channel::<(String, Vec<u8>)>(4);
+        let (compressed_out, compressed) = std::sync::mpsc::channel::<(String, Vec<u8>)>();
+        scope.spawn(move || {
+            for (id, bytes) in chunks_in {
+                if compressed_out.send((id, data::compress_detail(&bytes))).is_err() {
+                    break;
+                }
+            }
+        });
+        write_page_with(source, out, &to_compress, &compressed).inspect_err(|_| drop(to_compress))
+    })
+}
+
+/// [`write_page`], with the chunk compressor's two ends.
+fn write_page_with(
+    source: &RunSource,
+    out: &mut impl Write,
+    to_compress: &std::sync::mpsc::SyncSender<(String, Vec<u8>)>,
+    compressed: &std::sync::mpsc::Receiver<(String, Vec<u8>)>,
+) -> Result<(u64, u64), PageError> {
+    let hung_up = || PageError::Write(std::io::Error::other("the compressing thread stopped"));
+    // Chunks written so far (they come back from the compressor in any order).
+    let mut written = 0usize;
     let (before_data, after_data) = PAGE.split_once("@@DATA@@").expect("the page has a data marker");
     out.write_all(fill(before_data, &[("@@CSS@@", STYLE)]).as_bytes())?;
     let (mut events, skipped) = source.events()?;
@@ -197,8 +223,12 @@ pub fn write_page(source: &RunSource, out: &mut impl Write) -> Result<(u64, u64)
         machine.chunk.push(&detail, width);
         if machine.chunk.len == data::DETAIL_CHUNK {
             let id = format!("detail-{j}-{}", machine.n_chunks);
-            data::write_element(out, &id, &machine.chunk.take_compressed(width))?;
+            to_compress.send((id, machine.chunk.take_bytes(width))).map_err(|_| hung_up())?;
             machine.n_chunks += 1;
+            while let Ok((id, bytes)) = compressed.try_recv() {
+                data::write_element(out, &id, &bytes)?;
+                written += 1;
+            }
         }
         // Messages: numbered at their send, tied to their receive.
         match (&line.event, &event.pairing) {
@@ -246,8 +276,16 @@ pub fn write_page(source: &RunSource, out: &mut impl Write) -> Result<(u64, u64)
     for (j, machine) in machines.iter_mut().enumerate() {
         if machine.chunk.len > 0 {
             let id = format!("detail-{j}-{}", machine.n_chunks);
-            data::write_element(out, &id, &machine.chunk.take_compressed(meta.vector_width))?;
+            to_compress.send((id, machine.chunk.take_bytes(meta.vector_width))).map_err(|_| hung_up())?;
+            machine.n_chunks += 1;
         }
+    }
+    let n_chunks: usize = machines.iter().map(|m| m.n_chunks).sum();
+    while written < n_chunks {
+        // Everything sent is compressed and comes back, in some order.
+        let (id, bytes) = compressed.recv().map_err(|_| hung_up())?;
+        data::write_element(out, &id, &bytes)?;
+        written += 1;
     }
     for (j, machine) in machines.iter_mut().enumerate() {
         data::write_element(out, &format!("draw-{j}"), &std::mem::take(&mut machine.draw).finish())?;
