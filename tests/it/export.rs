@@ -128,6 +128,33 @@ fn shiviz_vectors_are_clocklabs_whether_logged_or_replayed() {
 }
 
 #[test]
+fn a_logged_vector_that_breaks_shivizs_rules_is_refused() {
+    let root = tempfile::tempdir().unwrap();
+    let results = simulated(root.path(), "lamport,vector,hlc");
+    let log = results.join("both/run_2/machine_2.log");
+    let text = std::fs::read_to_string(&log).unwrap();
+    // Machine 2's first tick claims its second own event.
+    let line = text.lines().find(|l| l.contains("Internal event") || l.contains("Sent message")).unwrap();
+    let vector = line.split("Vector Clock: ").nth(1).unwrap().split(']').next().unwrap().to_string() + "]";
+    let mut values: Vec<u64> = vector.trim_matches(['[', ']']).split(", ").map(|v| v.parse().unwrap()).collect();
+    values[1] += 1;
+    let skipped = format!("[{}]", values.iter().map(u64::to_string).collect::<Vec<_>>().join(", "));
+    std::fs::write(&log, text.replacen(&format!("Vector Clock: {vector}"), &format!("Vector Clock: {skipped}"), 1))
+        .unwrap();
+    let output = run_clocklab(&[
+        "export",
+        results.to_str().unwrap(),
+        "--format",
+        "shiviz",
+        "--out",
+        root.path().join("x").to_str().unwrap(),
+    ]);
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("both/run_2: m2e") && stderr.contains("ShiViz needs the own component"), "{stderr}");
+}
+
+#[test]
 fn shiviz_opens_the_export_with_every_host_and_event() {
     let shiviz = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/tools/shiviz/index.html");
     if !shiviz.is_file() {

@@ -258,3 +258,16 @@ fn the_reference_logs_are_checked_as_far_as_they_go() {
         result.violations
     );
 }
+
+#[test]
+fn an_unreadable_line_is_a_violation_with_its_line_number() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = planted_run(root.path());
+    let log = dir.join("machine_3.log");
+    edit_line(&log, 5, |_| "3> Event: something clocklab never writes | System Time: x".to_string());
+    let result = check(&dir);
+    let unread = result.violations.iter().find(|v| v.check == Check::Lines).expect("a lines violation");
+    assert!(unread.message.contains("machine 3's line 5 cannot be read"), "{}", unread.message);
+    assert_eq!((unread.sites[0].line_no, unread.sites[0].id), (5, None));
+    assert!(unread.sites[0].line.contains("something clocklab never writes"));
+}
