@@ -83,7 +83,8 @@ fn print_report(checks: &[RunCheck], show: usize) {
                 .filter(|t| t.violations > 0)
                 .map(|t| format!("{} {}", t.check.name(), group(t.violations)))
                 .collect();
-            format!("{} violations ({})", group(check.n_violations), by.join(", "))
+            let noun = if check.n_violations == 1 { "violation" } else { "violations" };
+            format!("{} {noun} ({})", group(check.n_violations), by.join(", "))
         };
         say!(
             "{}: {verdict}: {} events, {} ticks, {}",
@@ -125,10 +126,18 @@ fn print_report(checks: &[RunCheck], show: usize) {
     }
     let events: u64 = checks.iter().map(|c| c.n_events).sum();
     let failed = checks.iter().filter(|c| !c.is_ok()).count();
+    let runs = if checks.len() == 1 { "1 run".to_string() } else { format!("{} runs", checks.len()) };
     say!("");
-    if total == 0 {
-        say!("all holds: {} runs, {} events", checks.len(), group(events));
+    if total > 0 {
+        let violations = if total == 1 { "1 violation".to_string() } else { format!("{} violations", group(total)) };
+        if checks.len() == 1 {
+            say!("{violations} in the run");
+        } else {
+            say!("{violations} in {failed} of {runs}");
+        }
+    } else if checks.iter().any(|c| !c.not_checked.is_empty()) {
+        say!("all that could be checked holds ({runs}, {} events); see \"not checked\" above", group(events));
     } else {
-        say!("{} violations in {failed} of {} runs", group(total), checks.len());
+        say!("all holds: {runs}, {} events", group(events));
     }
 }

@@ -89,8 +89,11 @@ fn report(summary: &ExportSummary, out: Option<&PathBuf>) {
         eprintln!("clocklab export: {note}");
     }
     let target = out.map_or("standard output".to_string(), |p| p.display().to_string());
+    let count = |n: u64, one: &str, many: &str| if n == 1 { format!("1 {one}") } else { format!("{n} {many}") };
     eprintln!(
-        "clocklab export: {} runs, {} events, {} messages to {target}",
-        summary.runs, summary.events, summary.messages
+        "clocklab export: {}, {}, {} to {target}",
+        count(summary.runs, "run", "runs"),
+        count(summary.events, "event", "events"),
+        count(summary.messages, "message", "messages")
     );
 }

@@ -346,12 +346,14 @@ fn check_pairing(
             group(unknown)
         ));
     }
+    let unnamed_part = if unnamed > 0 { format!(" ({} more name no sender)", group(unnamed)) } else { String::new() };
     tallies.push(Tally {
         check: Check::Pairing,
         covered: format!(
-            "{} receives paired, {} messages accounted for",
+            "{} receives paired{unnamed_part}; {} of {} messages accounted for",
             group(receives),
-            group(graph.messages.len() as u64 - unknown)
+            group(graph.messages.len() as u64 - unknown),
+            group(graph.messages.len() as u64)
         ),
         violations: findings.count(Check::Pairing),
     });
