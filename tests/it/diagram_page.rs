@@ -259,3 +259,22 @@ fn a_static_svg_draws_every_event_of_its_window() {
         assert_eq!(output.status.code(), Some(2), "{from}..{to}");
     }
 }
+
+#[test]
+fn a_run_that_cannot_be_read_has_no_diagram_and_the_analysis_goes_on() {
+    let root = tempfile::tempdir().unwrap();
+    let out = root.path().join("results");
+    let args =
+        ["run", "--runtime", "sim", "--experiment", "baseline", "--runs", "2", "--duration", "5", "--no-analyze"];
+    let output = run_clocklab(&[&args[..], &["--out", out.to_str().unwrap()]].concat());
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let results = std::fs::read_dir(&out).unwrap().next().unwrap().unwrap().path();
+    std::fs::write(results.join("baseline/run_2/manifest.json"), "{ broken").unwrap();
+    let output = run_clocklab(&["analyze", results.to_str().unwrap()]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let report = std::fs::read_to_string(results.join("analysis/report.html")).unwrap();
+    assert!(report.contains("href=\"diagrams/baseline/run_1.html\""));
+    assert!(report.contains("run_2 (no diagram: "), "the report says why run_2 has no diagram");
+    assert!(results.join("analysis/diagrams/baseline/run_1.html").is_file());
+    assert!(!results.join("analysis/diagrams/baseline/run_2.html").exists());
+}

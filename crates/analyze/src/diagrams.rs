@@ -23,6 +23,9 @@ pub struct DiagramLink {
     pub href: String,
     /// Events drawn.
     pub n_events: u64,
+    /// Why the run has no diagram (its folder could not be read as a run:
+    /// damaged input does not stop the analysis).
+    pub problem: Option<String>,
 }
 
 /// Writes `<out>/diagrams/<experiment>/<run>.html` for every run, runs in
@@ -52,11 +55,27 @@ pub fn write_diagrams(summary: &Summary, out: &Path) -> Result<Vec<DiagramLink>,
 fn write_one(experiment: &str, run: &str, run_dir: &Path, out: &Path) -> Result<DiagramLink, AnalyzeError> {
     let href = format!("diagrams/{}/{}.html", safe_name(experiment), safe_name(run));
     let path = out.join(&href);
-    let failed = |message: String| AnalyzeError::Io { path: path.clone(), source: std::io::Error::other(message) };
-    let source = clocklab_causal::RunSource::open(run_dir).map_err(|error| failed(error.to_string()))?;
-    let summary =
-        clocklab_causal::diagram::write_run_diagram(&source, &path).map_err(|error| failed(error.to_string()))?;
-    Ok(DiagramLink { experiment: experiment.to_string(), run: run.to_string(), path, href, n_events: summary.n_events })
+    let link = |n_events, problem| DiagramLink {
+        experiment: experiment.to_string(),
+        run: run.to_string(),
+        path: path.clone(),
+        href: href.clone(),
+        n_events,
+        problem,
+    };
+    // A run folder that cannot be read as a run has no diagram, and says
+    // why; only failing to write stops the analysis.
+    let source = match clocklab_causal::RunSource::open(run_dir) {
+        Ok(source) => source,
+        Err(error) => return Ok(link(0, Some(error.to_string()))),
+    };
+    match clocklab_causal::diagram::write_run_diagram(&source, &path) {
+        Ok(summary) => Ok(link(summary.n_events, None)),
+        Err(clocklab_causal::diagram::DiagramError::Source(error)) if error.is_bad_input() => {
+            Ok(link(0, Some(error.to_string())))
+        }
+        Err(error) => Err(AnalyzeError::Io { path: path.clone(), source: std::io::Error::other(error.to_string()) }),
+    }
 }
 
 /// The report's section: one line per experiment, a link per run.
@@ -75,7 +94,10 @@ pub fn render_links(h: &mut String, links: &[DiagramLink], escape: fn(&str) -> S
         let runs: Vec<String> = links
             .iter()
             .filter(|l| l.experiment == experiment)
-            .map(|l| format!("<a href=\"{}\">{}</a> ({} events)", escape(&l.href), escape(&l.run), l.n_events))
+            .map(|l| match &l.problem {
+                None => format!("<a href=\"{}\">{}</a> ({} events)", escape(&l.href), escape(&l.run), l.n_events),
+                Some(problem) => format!("{} (no diagram: {})", escape(&l.run), escape(problem)),
+            })
             .collect();
         h.push_str(&runs.join(" · "));
         h.push_str("</li>\n");

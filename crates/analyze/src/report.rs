@@ -240,7 +240,7 @@ pub fn write_outputs(summary: &Summary, out: &Path) -> Result<Outputs, AnalyzeEr
         files.push(png_path);
     }
     let diagrams = crate::diagrams::write_diagrams(summary, out)?;
-    files.extend(diagrams.iter().map(|d| d.path.clone()));
+    files.extend(diagrams.iter().filter(|d| d.problem.is_none()).map(|d| d.path.clone()));
     let report = out.join("report.html");
     std::fs::write(&report, render_html(summary, &embedded, &diagrams)).map_err(io(&report))?;
     files.push(report.clone());
