@@ -168,6 +168,41 @@ impl Page {
         self.tab.click_point(Point { x, y }).expect("a click");
     }
 
+    /// Sends one mouse event at a point of the viewport: `"mousePressed"`,
+    /// `"mouseMoved"`, `"mouseReleased"` (left button) or `"mouseWheel"`
+    /// (scrolling by `delta_y`).
+    pub fn mouse(&self, kind: &str, x: f64, y: f64, delta_y: f64) {
+        use headless_chrome::protocol::cdp::Input::{DispatchMouseEvent, DispatchMouseEventTypeOption, MouseButton};
+        let (event_type, button) = match kind {
+            "mousePressed" => (DispatchMouseEventTypeOption::MousePressed, Some(MouseButton::Left)),
+            "mouseMoved" => (DispatchMouseEventTypeOption::MouseMoved, Some(MouseButton::Left)),
+            "mouseReleased" => (DispatchMouseEventTypeOption::MouseReleased, Some(MouseButton::Left)),
+            "mouseWheel" => (DispatchMouseEventTypeOption::MouseWheel, None),
+            other => panic!("no mouse event {other}"),
+        };
+        let wheel = kind == "mouseWheel";
+        self.tab
+            .call_method(DispatchMouseEvent {
+                Type: event_type,
+                x,
+                y,
+                button,
+                click_count: if wheel { None } else { Some(1) },
+                modifiers: None,
+                timestamp: None,
+                buttons: if kind == "mouseMoved" { Some(1) } else { None },
+                force: None,
+                tangential_pressure: None,
+                tilt_x: None,
+                tilt_y: None,
+                twist: None,
+                delta_x: wheel.then_some(0.0),
+                delta_y: wheel.then_some(delta_y),
+                pointer_Type: None,
+            })
+            .expect("a mouse event");
+    }
+
     /// Presses a key, as a keyboard does.
     pub fn press(&self, key: &str) {
         self.tab.press_key(key).expect("a key press");

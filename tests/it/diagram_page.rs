@@ -160,6 +160,26 @@ fn clicking_an_event_selects_it_and_keys_move_and_switch_the_view() {
     let next = EventRef { machine: target.machine, pos: target.pos + 1 };
     page.wait_until(&format!("document.body.dataset.selected === '{}'", graph.event_id(next)), Duration::from_secs(10));
     assert_cone(&page, &graph, next);
+    // The wheel zooms in around the pointer; a drag pans and selects nothing.
+    let before = page.eval("clocklabDiagram.view()");
+    let span = |view: &serde_json::Value| view["x1"].as_f64().unwrap() - view["x0"].as_f64().unwrap();
+    page.mouse("mouseWheel", 500.0, 300.0, -400.0);
+    page.wait_until(
+        &format!("clocklabDiagram.view().x1 - clocklabDiagram.view().x0 < {}", span(&before) * 0.8),
+        Duration::from_secs(10),
+    );
+    let zoomed = page.eval("clocklabDiagram.view()");
+    page.mouse("mousePressed", 400.0, 300.0, 0.0);
+    page.mouse("mouseMoved", 500.0, 300.0, 0.0);
+    page.mouse("mouseMoved", 600.0, 300.0, 0.0);
+    page.mouse("mouseReleased", 600.0, 300.0, 0.0);
+    page.wait_until(
+        &format!("clocklabDiagram.view().x0 < {}", zoomed["x0"].as_f64().unwrap()),
+        Duration::from_secs(10),
+    );
+    let dragged = page.eval("clocklabDiagram.view()");
+    assert!((span(&dragged) - span(&zoomed)).abs() < 1e-6 * span(&zoomed), "a drag keeps the zoom");
+    assert_eq!(page.body_data("selected"), Some(graph.event_id(next).to_string()), "a drag selects nothing");
     page.press("l");
     page.wait_until("clocklabDiagram.view().axis === 'lamport'", Duration::from_secs(10));
     page.press("0");
