@@ -17,8 +17,9 @@ use clocklab_causal::RunSource;
 use clocklab_config::{Config, SimSettings, plan_runs};
 use clocklab_model::ClockKinds;
 
+// The browser helper of the integration tests, shared rather than copied.
 #[path = "../tests/it/browser.rs"]
-#[allow(dead_code)]
+#[allow(dead_code)] // The bench uses only part of what the tests use.
 mod browser;
 
 const TABS: usize = 5;
