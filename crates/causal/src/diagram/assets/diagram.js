@@ -1048,7 +1048,7 @@
     if (m.unknown) parts.push(n(m.unknown) + " whose receipt the logs do not show");
     $("n-messages-detail").textContent = (parts.length ? " (" + parts.join(", ") + ")" : "") +
       (meta.runtime ? "; " + meta.runtime + " runtime" : "") + (meta.seed != null ? ", seed " + meta.seed : "") +
-      (meta.notes.length ? ". " + meta.notes.join(" ") : "");
+      (meta.notes.length ? ". " + meta.notes.join(" ").replace(/\.$/, "") : "");
     body.dataset.events = String(N);
     body.dataset.messages = String(K);
   }
