@@ -45,6 +45,12 @@ enum Command {
     Bench(cmd::bench::BenchArgs),
     /// Run one experiment in both runtimes with the same seed and compare them.
     Calibrate(cmd::calibrate::CalibrateArgs),
+    /// Check every clock in the logs against happens-before (exit 1 on a violation).
+    Check(cmd::check::CheckArgs),
+    /// Draw a run's space-time diagram: an SVG of a window, or the interactive page.
+    Diagram(cmd::diagram::DiagramArgs),
+    /// Write runs for other tools: ShiViz, Perfetto, CSV, JSON Lines, the reference's analyzer.
+    Export(cmd::export::ExportArgs),
 }
 
 fn main() -> ExitCode {
@@ -56,6 +62,9 @@ fn main() -> ExitCode {
         Command::Config(args) => cmd::config::run(args),
         Command::Bench(args) => cmd::bench::run(args),
         Command::Calibrate(args) => cmd::calibrate::run(args),
+        Command::Check(args) => cmd::check::run(args),
+        Command::Diagram(args) => cmd::diagram::run(args),
+        Command::Export(args) => cmd::export::run(args),
     };
     match result {
         Ok(code) => code,

@@ -15,12 +15,17 @@ pub struct AnalyzeArgs {
     /// Where to write the analysis (default: `<DIR>/analysis`).
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Leave out the space-time diagrams (`analysis/diagrams/`): the
+    /// analysis of a very long run is then faster.
+    #[arg(long)]
+    no_diagrams: bool,
 }
 
 /// Runs `clocklab analyze`.
 pub fn run(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
     let out = args.out.unwrap_or_else(|| args.dir.join("analysis"));
-    let report = analyze_results(&args.dir, &out)?;
+    let options = clocklab_analyze::report::OutputOptions { no_diagrams: args.no_diagrams };
+    let report = analyze_results_with(&args.dir, &out, &options)?;
     // A closed pipe (`| head`) is not a failure: the files are written.
     let _ = writeln!(std::io::stdout(), "report: {}", report.display());
     Ok(ExitCode::SUCCESS)
@@ -28,6 +33,15 @@ pub fn run(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
 
 /// Analyses `dir` into `out`, prints the summary table; returns the report's path.
 pub fn analyze_results(dir: &Path, out: &Path) -> anyhow::Result<PathBuf> {
+    analyze_results_with(dir, out, &clocklab_analyze::report::OutputOptions::default())
+}
+
+/// [`analyze_results`], leaving out what `options` say.
+fn analyze_results_with(
+    dir: &Path,
+    out: &Path,
+    options: &clocklab_analyze::report::OutputOptions,
+) -> anyhow::Result<PathBuf> {
     let summary = clocklab_analyze::analyze(dir).map_err(|error| match error {
         // A folder without logs is the user's to fix.
         clocklab_analyze::AnalyzeError::NoLogs(_) | clocklab_analyze::AnalyzeError::NotAFolder(_) => {
@@ -37,7 +51,7 @@ pub fn analyze_results(dir: &Path, out: &Path) -> anyhow::Result<PathBuf> {
     })?;
     // The table is for a person; a closed pipe must not stop the files being written.
     let _ = std::io::stdout().write_all(clocklab_analyze::render_table(&summary).as_bytes());
-    let outputs = clocklab_analyze::write_outputs(&summary, out)
+    let outputs = clocklab_analyze::report::write_outputs_with(&summary, out, options)
         .with_context(|| format!("writing the analysis to {}", out.display()))?;
     Ok(outputs.report)
 }

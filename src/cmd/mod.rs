@@ -3,7 +3,10 @@
 pub mod analyze;
 pub mod bench;
 pub mod calibrate;
+pub mod check;
 pub mod config;
+pub mod diagram;
+pub mod export;
 pub mod machine;
 pub mod run;
 

@@ -2,9 +2,13 @@
 
 mod analyze;
 mod bounds;
+mod browser;
 mod calibrate;
+mod check;
 mod config_errors;
+mod diagram_page;
 mod driver;
+mod export;
 mod fake_peer;
 mod faults;
 mod machine;

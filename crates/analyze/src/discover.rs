@@ -123,83 +123,16 @@ fn sorted_subfolders(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
 
 /// `dir` as a run, if it holds machine logs.
 fn run_dir(dir: &Path) -> std::io::Result<Option<RunDir>> {
-    // (preference, path): a lower preference wins, so the canonical name
-    // beats a padded one and `.log` beats `.jsonl`.
-    let mut found: BTreeMap<u32, (u8, PathBuf)> = BTreeMap::new();
-    let mut ignored = Vec::new();
-    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)?.filter_map(Result::ok).map(|e| e.path()).collect();
-    entries.sort();
-    for path in entries {
-        if !path.is_file() {
-            continue;
-        }
-        let Some(name) = path.file_name().and_then(|n| n.to_str()) else { continue };
-        let Some((id, preference)) = log_file_id(name) else { continue };
-        match found.get(&id) {
-            Some((existing, _)) if *existing <= preference => {
-                ignored.push((path, format!("machine {id} has another log")))
-            }
-            _ => {
-                if let Some((_, replaced)) = found.insert(id, (preference, path)) {
-                    ignored.push((replaced, format!("machine {id} has another log")));
-                }
-            }
-        }
-    }
-    if found.is_empty() {
+    let found = clocklab_config::layout::find_logs_reporting(dir)?;
+    if found.logs.is_empty() {
         return Ok(None);
     }
-    // Only a `.log`/`.jsonl` pair of the same name is expected: say which file a
-    // padded or otherwise odd name lost to.
-    for (path, why) in &mut ignored {
-        if let Some((id, _)) = path.file_name().and_then(|n| n.to_str()).and_then(log_file_id)
-            && let Some((_, used)) = found.get(&id)
-        {
-            *why = format!("machine {id}'s log is {}", used.display());
-        }
-    }
-    ignored.retain(|(path, _)| !is_other_format_of(path, &found));
-    Ok(Some(RunDir {
-        name: folder_name(dir),
-        path: dir.to_path_buf(),
-        logs: found.into_iter().map(|(id, (_, path))| (id, path)).collect(),
-        ignored,
-    }))
-}
-
-/// Whether `path` is the other format of a log that is used (`machine_2.jsonl`
-/// beside `machine_2.log`): expected, not worth a word.
-fn is_other_format_of(path: &Path, found: &BTreeMap<u32, (u8, PathBuf)>) -> bool {
-    let Some((id, _)) = path.file_name().and_then(|n| n.to_str()).and_then(log_file_id) else { return false };
-    found.get(&id).is_some_and(|(_, used)| used.with_extension("") == path.with_extension(""))
-}
-
-/// The machine id a log file's name carries, and how much it is preferred:
-/// the canonical `.log` first, then `.jsonl`, then a name whose number is
-/// written another way (`machine_01.log`).
-fn log_file_id(name: &str) -> Option<(u32, u8)> {
-    let (stem, format) =
-        if let Some(stem) = name.strip_suffix(".log") { (stem, 0) } else { (name.strip_suffix(".jsonl")?, 1) };
-    let number = stem.strip_prefix("machine_").or_else(|| (format == 0).then(|| stem.strip_prefix("process_"))?)?;
-    let id: u32 = number.parse().ok()?;
-    let canonical = id.to_string() == number;
-    Some((id, if canonical { format } else { 2 + format }))
+    Ok(Some(RunDir { name: folder_name(dir), path: dir.to_path_buf(), logs: found.logs, ignored: found.ignored }))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn log_file_names() {
-        assert_eq!(log_file_id("machine_2.log"), Some((2, 0)));
-        assert_eq!(log_file_id("machine_12.jsonl"), Some((12, 1)));
-        assert_eq!(log_file_id("process_3.log"), Some((3, 0)));
-        assert_eq!(log_file_id("process_3.jsonl"), None);
-        assert_eq!(log_file_id("manifest.json"), None);
-        assert_eq!(log_file_id("machine_x.log"), None);
-        assert_eq!(log_file_id("machine_01.log"), Some((1, 2)), "a padded name loses to the canonical one");
-    }
 
     #[test]
     fn finds_runs_at_every_level_and_prefers_text() {

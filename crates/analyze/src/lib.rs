@@ -34,6 +34,7 @@
 //! ```
 
 pub mod compare;
+pub mod diagrams;
 pub mod discover;
 pub mod figures;
 #[doc(hidden)]

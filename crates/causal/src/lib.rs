@@ -22,8 +22,15 @@
 //! assert_eq!(vectors, [vec![1, 0], vec![1, 1]]);
 //! ```
 
+pub mod check;
 pub mod concurrency;
+pub mod diagram;
+pub mod export;
+pub mod graph;
 pub mod replay;
+pub mod source;
 
 pub use concurrency::{Concurrency, PairCounts};
+pub use graph::{BuildOptions, Cone, EventRef, Kind, MessageStatus, RunGraph};
 pub use replay::VectorReplay;
+pub use source::{RunSource, SourceError};

@@ -1,13 +1,15 @@
 //! Where results go: `<out>/<experiment>/run_<k>/`, with `machine_<id>.log`
 //! (and `.jsonl`) and `manifest.json` in each run folder; `config.toml` and
 //! `analysis/` beside the experiments. A machine started by hand writes
-//! `machine_<id>.json` (its [`MachineManifest`]) beside its log.
+//! `machine_<id>.json` (its [`MachineManifest`]) beside its log. A run folder
+//! of the reference implementation holds `process_<id>.log` instead.
 //!
 //! Only this module knows the folder layout; readers of results ask it, and
 //! experiment names are checked against it ([`check_experiment_name`]).
 //! Manifests are written atomically: a reader (or a full disk) never sees
 //! half of one.
 
+use std::collections::BTreeMap;
 use std::io;
 use std::path::{Path, PathBuf};
 
@@ -62,6 +64,12 @@ pub fn run_dir(out: &Path, experiment: &str, run_idx: u32) -> PathBuf {
 /// Machine `id`'s log in `run_dir`.
 pub fn log_path(run_dir: &Path, id: MachineId, format: LogFormat) -> PathBuf {
     run_dir.join(clocklab_log::file_name(id, format))
+}
+
+/// Machine `id`'s log in a run folder laid out as the reference
+/// implementation's (`process_<id>.log`).
+pub fn reference_log_path(run_dir: &Path, id: MachineId) -> PathBuf {
+    run_dir.join(format!("process_{id}.log"))
 }
 
 /// The manifest of the run in `run_dir`.
@@ -125,6 +133,75 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
         let _ = std::fs::remove_file(&temporary);
     }
     written
+}
+
+/// The machine logs in a run folder, by machine id: `machine_<id>.log`,
+/// `machine_<id>.jsonl` or the reference's `process_<id>.log`; when a
+/// machine has both, the text log is preferred. Empty if `dir` holds none.
+pub fn find_logs(dir: &Path) -> io::Result<BTreeMap<MachineId, PathBuf>> {
+    Ok(find_logs_reporting(dir)?.logs)
+}
+
+/// The logs of a run folder, and the files that look like logs and were not used.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FoundLogs {
+    /// The machine logs, by machine id.
+    pub logs: BTreeMap<MachineId, PathBuf>,
+    /// Files that look like logs and were left out, and why.
+    pub ignored: Vec<(PathBuf, String)>,
+}
+
+/// [`find_logs`], saying which files it left out: a log whose name is not
+/// the canonical `machine_<id>` (`machine_01.log`) loses to the canonical
+/// one; `machine_<id>.jsonl` beside `machine_<id>.log` is expected and not
+/// reported.
+pub fn find_logs_reporting(dir: &Path) -> io::Result<FoundLogs> {
+    // (preference, path): a lower preference wins, so the canonical name
+    // beats a padded one and `.log` beats `.jsonl`.
+    let mut found: BTreeMap<MachineId, (u8, PathBuf)> = BTreeMap::new();
+    let mut ignored = Vec::new();
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)?.filter_map(Result::ok).map(|e| e.path()).collect();
+    entries.sort();
+    for path in entries {
+        if !path.is_file() {
+            continue;
+        }
+        let Some(name) = path.file_name().and_then(|n| n.to_str()) else { continue };
+        let Some((id, preference)) = log_file_id(name) else { continue };
+        match found.get(&id) {
+            Some((existing, _)) if *existing <= preference => ignored.push(path),
+            _ => {
+                if let Some((_, replaced)) = found.insert(id, (preference, path)) {
+                    ignored.push(replaced);
+                }
+            }
+        }
+    }
+    let is_other_format = |path: &Path, used: &Path| used.with_extension("") == path.with_extension("");
+    let ignored = ignored
+        .into_iter()
+        .filter_map(|path| {
+            let (id, _) = path.file_name().and_then(|n| n.to_str()).and_then(log_file_id)?;
+            let (_, used) = found.get(&id)?;
+            (!is_other_format(&path, used)).then(|| {
+                let why = format!("machine {id}'s log is {}", used.display());
+                (path, why)
+            })
+        })
+        .collect();
+    Ok(FoundLogs { logs: found.into_iter().map(|(id, (_, path))| (id, path)).collect(), ignored })
+}
+
+/// The machine id a log file's name carries, and how much it is preferred:
+/// the canonical `.log` first, then `.jsonl`, then a name whose number is
+/// written another way (`machine_01.log`).
+fn log_file_id(name: &str) -> Option<(MachineId, u8)> {
+    let (stem, format) =
+        if let Some(stem) = name.strip_suffix(".log") { (stem, 0) } else { (name.strip_suffix(".jsonl")?, 1) };
+    let number = stem.strip_prefix("machine_").or_else(|| (format == 0).then(|| stem.strip_prefix("process_"))?)?;
+    let id: MachineId = number.parse().ok()?;
+    let canonical = id.to_string() == number;
+    Some((id, if canonical { format } else { 2 + format }))
 }
 
 /// Creates a new, empty results folder `<parent>/<stamp>` (adding `-2`, `-3`,
@@ -204,6 +281,29 @@ mod tests {
         assert_ne!(first, second);
         assert!(second.ends_with("2026-11-24T04-43-13-2"));
         assert!(first.join("keep").exists());
+    }
+
+    #[test]
+    fn log_file_names() {
+        assert_eq!(log_file_id("machine_2.log"), Some((2, 0)));
+        assert_eq!(log_file_id("machine_12.jsonl"), Some((12, 1)));
+        assert_eq!(log_file_id("process_3.log"), Some((3, 0)));
+        assert_eq!(log_file_id("process_3.jsonl"), None);
+        assert_eq!(log_file_id("manifest.json"), None);
+        assert_eq!(log_file_id("machine_x.log"), None);
+        assert_eq!(log_file_id("machine_01.log"), Some((1, 2)), "a padded name loses to the canonical one");
+    }
+
+    #[test]
+    fn finds_the_logs_of_a_run_and_prefers_text() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in ["machine_1.log", "machine_1.jsonl", "machine_2.jsonl", "manifest.json", "notes.txt"] {
+            std::fs::write(dir.path().join(name), "").unwrap();
+        }
+        let logs = find_logs(dir.path()).unwrap();
+        assert_eq!(logs.keys().copied().collect::<Vec<_>>(), [1, 2]);
+        assert!(logs[&1].ends_with("machine_1.log"));
+        assert!(logs[&2].ends_with("machine_2.jsonl"));
     }
 
     #[test]

@@ -27,14 +27,16 @@ pub mod check;
 pub mod events;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod incarnations;
 mod read;
 mod record;
 mod time_fmt;
 mod write;
 
 pub use events::{EventId, MessageId, Pairing, RunEvent, RunEvents, SentMessage};
+pub use incarnations::{Incarnations, crash_took};
 pub use read::{Diagnostics, LineError, LogReader, MAX_LINE_BYTES, ReadLine, TimePrecision, parse_line};
-pub use record::{Event, LogFormat, Record};
+pub use record::{Event, LogFormat, Record, TickCounter};
 pub use time_fmt::{FIRST_WRITABLE_US, LAST_WRITABLE_US, rfc3339_us};
 pub use write::{LogWriter, typical_line_bytes};
 

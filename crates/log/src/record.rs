@@ -166,6 +166,39 @@ impl Event {
     }
 }
 
+/// Tells the ticks of one machine's log apart from the second lines of the
+/// reference implementation's double sends.
+///
+/// The reference logs a tick that sends to two machines as two `Sent` lines
+/// with the same clock; clocklab logs it as one line (`Sent message to
+/// machines 2, 3`), and its clock rises on every tick, so two `Sent` lines
+/// in a row with the same clock are always one tick. Feed it a machine's
+/// lines in order.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TickCounter {
+    /// The clock of the last tick, if it was a send.
+    last_send_clock: Option<u64>,
+}
+
+impl TickCounter {
+    /// Whether `record` continues the tick before it (the second line of a
+    /// double send); `false` for any other line, tick or not.
+    pub fn continues_tick(&mut self, record: &Record) -> bool {
+        match record.event {
+            Event::Sent { .. } if self.last_send_clock == Some(record.logical_clock) => true,
+            Event::Sent { .. } => {
+                self.last_send_clock = Some(record.logical_clock);
+                false
+            }
+            Event::Internal | Event::Processed { .. } => {
+                self.last_send_clock = None;
+                false
+            }
+            _ => false,
+        }
+    }
+}
+
 /// The two forms of a log.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -183,5 +216,27 @@ impl LogFormat {
             LogFormat::Text => "log",
             LogFormat::Jsonl => "jsonl",
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_double_send_on_two_lines_is_one_tick() {
+        let sent = |to, clock| Record::new(1, Event::Sent { to: vec![to] }, clock, 0, 0);
+        let mut counter = TickCounter::default();
+        let lines = [
+            sent(2, 1),
+            sent(3, 1),
+            sent(2, 2),
+            Record::new(1, Event::Internal, 3, 0, 0),
+            sent(3, 4),
+            Record::new(1, Event::Stopped, 4, 0, 0),
+            sent(2, 4),
+        ];
+        let continued: Vec<bool> = lines.iter().map(|line| counter.continues_tick(line)).collect();
+        assert_eq!(continued, [false, true, false, false, false, false, true]);
     }
 }

@@ -25,6 +25,7 @@ use crate::summary::{ExperimentSummary, Summary};
 use crate::tables;
 
 pub use plots::NamedFigure;
+pub(crate) use plots::safe_name;
 
 /// The files written.
 #[derive(Debug)]
@@ -85,7 +86,12 @@ const TEMPLATE: &str = include_str!("../../templates/report.html");
 const STYLESHEET: &str = include_str!("../../templates/report.css");
 
 /// The report's page and its notes as text, with the figures drawn as SVG.
-fn build(summary: &Summary, figures: &[(NamedFigure, String)], omitted: Vec<String>) -> view::Page {
+fn build(
+    summary: &Summary,
+    figures: &[(NamedFigure, String)],
+    omitted: Vec<String>,
+    diagrams: &[crate::diagrams::DiagramLink],
+) -> view::Page {
     let figure_view = |(figure, svg): &(NamedFigure, String)| view::FigureView {
         name: figure.name.clone(),
         title: figure.figure.title.clone(),
@@ -100,13 +106,20 @@ fn build(summary: &Summary, figures: &[(NamedFigure, String)], omitted: Vec<Stri
         })
         .collect();
     let run_figures = figures.iter().filter(|(f, _)| f.section == "runs").map(figure_view).collect();
-    view::page(summary, notes, run_figures, omitted)
+    let mut page = view::page(summary, notes, run_figures, omitted);
+    for link in diagrams {
+        match page.diagrams.last_mut() {
+            Some((experiment, links)) if *experiment == link.experiment => links.push(link.clone()),
+            _ => page.diagrams.push((link.experiment.clone(), vec![link.clone()])),
+        }
+    }
+    page
 }
 
 /// The report's text: what was run, and each question with its answer and
 /// predictions, without figures.
 pub fn notes_text(summary: &Summary) -> String {
-    let page = build(summary, &[], Vec::new());
+    let page = build(summary, &[], Vec::new(), &[]);
     view::notes_text(&page.header, &page.notes)
 }
 
@@ -131,8 +144,22 @@ fn render_html(page: &view::Page) -> String {
         .expect("the report's template renders every page")
 }
 
-/// Writes every output into `out`; returns the report's path and the files.
+/// Writes every output into `out`, the space-time diagrams of the runs
+/// included; returns the report's path and the files.
 pub fn write_outputs(summary: &Summary, out: &Path) -> Result<Outputs, AnalyzeError> {
+    write_outputs_with(summary, out, &OutputOptions::default())
+}
+
+/// What [`write_outputs_with`] leaves out.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OutputOptions {
+    /// No space-time diagrams (they are most of the time a large run's
+    /// analysis takes).
+    pub no_diagrams: bool,
+}
+
+/// [`write_outputs`], with `options`.
+pub fn write_outputs_with(summary: &Summary, out: &Path, options: &OutputOptions) -> Result<Outputs, AnalyzeError> {
     let io = |path: &Path| {
         let path = path.to_path_buf();
         move |source| AnalyzeError::Io { path, source }
@@ -166,7 +193,9 @@ pub fn write_outputs(summary: &Summary, out: &Path) -> Result<Outputs, AnalyzeEr
         files.push(png_path);
         drawn.push((figure, svg));
     }
-    let page = build(summary, &drawn, omitted);
+    let diagrams = if options.no_diagrams { Vec::new() } else { crate::diagrams::write_diagrams(summary, out)? };
+    files.extend(diagrams.iter().filter(|d| d.problem.is_none()).map(|d| d.path.clone()));
+    let page = build(summary, &drawn, omitted, &diagrams);
     let text = out.join("report.txt");
     std::fs::write(&text, view::notes_text(&page.header, &page.notes)).map_err(io(&text))?;
     files.push(text);

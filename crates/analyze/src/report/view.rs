@@ -49,6 +49,8 @@ pub struct Page {
     pub n_problems: usize,
     /// What was left out of the figures to keep the report bounded.
     pub omitted: Vec<String>,
+    /// Each run's space-time diagram, experiment by experiment.
+    pub diagrams: Vec<(String, Vec<crate::diagrams::DiagramLink>)>,
 }
 
 /// The top of the report: what was run, and how every run went.
@@ -294,6 +296,7 @@ pub fn page(summary: &Summary, notes: Vec<NoteView>, run_figures: Vec<FigureView
         problems,
         n_problems,
         omitted,
+        diagrams: Vec::new(),
     }
 }
 

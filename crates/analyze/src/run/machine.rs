@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use clocklab_log::{Event, RunEvent};
+use clocklab_log::{Event, RunEvent, TickCounter};
 use serde::Serialize;
 
 use crate::stats::{Histogram, Series, Slope, Trend};
@@ -182,7 +182,7 @@ pub(crate) struct MachineAcc {
     pub(crate) problems: Vec<String>,
     pub(crate) records: u64,
     stop_queue: Option<u64>,
-    last_tick_sent_clock: Option<u64>,
+    tick_counter: TickCounter,
     pub(crate) ticks: u64,
     jumps: Histogram,
     queue: Histogram,
@@ -234,13 +234,10 @@ impl MachineAcc {
             Event::Internal | Event::Sent { .. } | Event::Processed { .. } => {
                 if let Event::Sent { to } = &record.event {
                     self.messages_sent += to.len() as u64;
-                    if self.last_tick_sent_clock == Some(record.logical_clock) {
-                        // The second line of a double send (the reference's): the same tick.
-                        return;
-                    }
-                    self.last_tick_sent_clock = Some(record.logical_clock);
-                } else {
-                    self.last_tick_sent_clock = None;
+                }
+                if self.tick_counter.continues_tick(record) {
+                    // The second line of a double send (the reference's): the same tick.
+                    return;
                 }
                 self.check_clock_rule(event);
                 match record.event {
@@ -281,7 +278,7 @@ impl MachineAcc {
                     self.clock_resets.push(self.clock - record.logical_clock);
                 }
                 self.clock = record.logical_clock;
-                self.last_tick_sent_clock = None;
+                self.tick_counter = TickCounter::default();
             }
             Event::ClockChanged { .. } => {}
             Event::Stopped => {

@@ -7,6 +7,7 @@ use clocklab_model::{HlcStamp, MachineId};
 use super::clocks::{check_hlc, check_vector};
 use super::{CheckReport, Expectations};
 use crate::events::{Pairing, RunEvent};
+use crate::incarnations::{Change, Incarnations};
 use crate::record::Event;
 
 /// One machine's state as its lines go by.
@@ -21,15 +22,11 @@ pub(super) struct MachineState {
     pub(super) records: u64,
     /// The peers the current incarnation connected to.
     pub(super) connected: Vec<MachineId>,
-    /// Peers this machine saw go away and not come back yet.
-    disconnected: Vec<MachineId>,
-    /// When this machine connected again to a peer that had gone (a reconnection), per peer.
-    reconnected: BTreeMap<MachineId, Vec<i64>>,
+    /// Its crashes, restarts and reconnections.
+    pub(super) incarnations: Incarnations,
     pub(super) stopped: bool,
     /// The current incarnation ended with `Crashed`.
     pub(super) crashed: bool,
-    /// Each crash: when, and when the next incarnation started.
-    crashes: Vec<(i64, Option<i64>)>,
     first_tick_us: Option<i64>,
     pub(super) last_time: i64,
     in_drain: bool,
@@ -45,12 +42,11 @@ impl MachineState {
         MachineState { last_time: i64::MIN, ..MachineState::default() }
     }
 
-    /// How long the machine was down over the run, in microseconds: from each
-    /// crash to its restart, and from a crash without restart to the end of
-    /// the run (the run starting at the first tick).
+    /// How long the machine was down over the run, in microseconds (see
+    /// [`Incarnations::down_us`]; the run starting at the first tick).
     pub(super) fn down_us(&self, expect: &Expectations) -> i64 {
         let end_us = self.first_tick_us.map(|first| first + (expect.duration_s * 1e6) as i64);
-        self.crashes.iter().map(|&(crash, restart)| (restart.or(end_us).unwrap_or(crash) - crash).max(0)).sum()
+        self.incarnations.down_us(end_us)
     }
 
     /// The ticks expected at `rate` with `full` ticks in the whole run, and
@@ -58,28 +54,8 @@ impl MachineState {
     /// give or take one per crash.
     pub(super) fn expected_ticks(&self, rate: u32, full: u64, expect: &Expectations) -> (u64, u64) {
         let missed = (f64::from(rate) * self.down_us(expect) as f64 / 1e6).round() as u64;
-        (full.saturating_sub(missed), expect.tick_tolerance.saturating_add(self.crashes.len() as u64))
-    }
-
-    /// When this machine connected again to `peer` after it had gone.
-    pub(super) fn reconnections(&self, peer: MachineId) -> &[i64] {
-        self.reconnected.get(&peer).map_or(&[], Vec::as_slice)
-    }
-
-    /// Whether a crash of this machine took a message sent to it at
-    /// `sent_us`: it crashed after the send, before the sender connected to
-    /// its next incarnation (`reconnections`: when the sender did).
-    pub(super) fn crash_took(&self, sent_us: i64, reconnections: &[i64]) -> bool {
-        self.crashes.iter().any(|&(crash, _)| {
-            let reconnected = reconnections.iter().copied().find(|&at| at >= crash).unwrap_or(i64::MAX);
-            sent_us < reconnected
-        })
-    }
-
-    /// Whether this machine crashed after `sent_us`: what it sent then and no
-    /// one received was still in its process.
-    pub(super) fn crashed_after(&self, sent_us: i64) -> bool {
-        self.crashes.iter().any(|&(crash, _)| sent_us <= crash)
+        let n_crashes = self.incarnations.crashes().len() as u64;
+        (full.saturating_sub(missed), expect.tick_tolerance.saturating_add(n_crashes))
     }
 }
 
@@ -106,6 +82,7 @@ pub(super) fn check_line(state: &mut MachineState, event: &RunEvent, expect: &Ex
     if state.records == 1 && !matches!(record.event, Event::Initialized { .. }) {
         v("the first line is not Initialized".into());
     }
+    let change = state.incarnations.observe(record);
     let received = match &event.pairing {
         Pairing::Paired(sent) => Some(sent),
         _ => None,
@@ -129,9 +106,6 @@ pub(super) fn check_line(state: &mut MachineState, event: &RunEvent, expect: &Ex
             state.incarnation_ticks = 0;
             state.in_drain = false;
             state.connected.clear();
-            if let Some(last) = state.crashes.last_mut() {
-                last.1 = Some(record.time_us);
-            }
             if *recovered {
                 if record.logical_clock < state.clock {
                     v(format!(
@@ -148,11 +122,8 @@ pub(super) fn check_line(state: &mut MachineState, event: &RunEvent, expect: &Ex
             }
         }
         Event::Connected { peer, .. } => {
-            if let Some(idx) = state.disconnected.iter().position(|p| p == peer) {
-                // A reconnection to a peer that had gone (it crashed and came back).
-                state.disconnected.swap_remove(idx);
-                state.reconnected.entry(*peer).or_default().push(record.time_us);
-            } else {
+            // A reconnection to a peer that had gone (it crashed and came back) is expected.
+            if change != Change::Reconnected {
                 if *peer == id || *peer == 0 || *peer > expect.n_machines || state.connected.contains(peer) {
                     v(format!("Connected to unexpected machine {peer}"));
                 }
@@ -186,12 +157,7 @@ pub(super) fn check_line(state: &mut MachineState, event: &RunEvent, expect: &Ex
                 }
             }
         }
-        Event::Disconnected { peer } => {
-            if !state.disconnected.contains(peer) {
-                state.disconnected.push(*peer);
-            }
-            state.clock
-        }
+        Event::Disconnected { .. } => state.clock,
         Event::Lost { to, clock } => {
             if received.is_none() {
                 v(format!("a lost message to machine {to} with clock {clock} that this machine never sent"));
@@ -201,7 +167,6 @@ pub(super) fn check_line(state: &mut MachineState, event: &RunEvent, expect: &Ex
         }
         Event::Crashed => {
             state.crashed = true;
-            state.crashes.push((record.time_us, None));
             state.clock
         }
         Event::Behind { .. } | Event::ClockChanged { .. } => state.clock,

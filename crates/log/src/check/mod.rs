@@ -35,6 +35,7 @@ use std::collections::BTreeMap;
 use clocklab_model::{ClockKinds, MachineId};
 
 use crate::events::{RunEvents, lines_of};
+use crate::incarnations::crash_took;
 use crate::read::ReadLine;
 use crate::record::Record;
 use line::MachineState;
@@ -141,12 +142,8 @@ fn account<I: Iterator<Item = ReadLine>>(
     let mut never_arrived: BTreeMap<(MachineId, MachineId), Vec<u64>> = BTreeMap::new();
     for sent in events.unmatched_sends() {
         let (from, to) = (sent.id.send.machine, sent.id.to);
-        let receiver_crashed = machines.get(&to).is_some_and(|state| {
-            let reconnected = machines.get(&from).map_or(&[][..], |s| s.reconnections(to));
-            state.crash_took(sent.time_us, reconnected)
-        });
-        let sender_crashed = machines.get(&from).is_some_and(|state| state.crashed_after(sent.time_us));
-        if receiver_crashed || sender_crashed {
+        let incarnations = |id| machines.get(&id).map(|state: &MachineState| &state.incarnations);
+        if crash_took(incarnations(from), incarnations(to), to, sent.time_us) {
             *report.crash_lost.entry((from, to)).or_default() += 1;
         } else {
             never_arrived.entry((from, to)).or_default().push(sent.id.send.index);

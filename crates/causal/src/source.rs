@@ -1,0 +1,233 @@
+//! A run folder as the causal tools read it: its machine logs (clocklab's or
+//! the reference's) and its `manifest.json` when it has one.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+use clocklab_config::{RunManifest, layout};
+use clocklab_log::{Diagnostics, LogReader, ReadLine, RunEvents};
+use clocklab_model::MachineId;
+
+use crate::graph::{BuildOptions, RunGraph};
+
+/// Why a run folder cannot be read.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    /// The path is not a folder.
+    #[error("{0} is not a folder")]
+    NotAFolder(PathBuf),
+    /// The folder holds no machine logs.
+    #[error("no logs in {0} (expected machine_<id>.log, machine_<id>.jsonl or process_<id>.log)")]
+    NoLogs(PathBuf),
+    /// The manifest is there but does not parse.
+    #[error("{path}: {message}")]
+    BadManifest {
+        /// The manifest's path.
+        path: PathBuf,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// A file could not be read.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file or folder.
+        path: PathBuf,
+        /// What the system said.
+        source: std::io::Error,
+    },
+}
+
+impl SourceError {
+    /// Whether the error is the user's input (a wrong path, a damaged
+    /// manifest) rather than the system failing.
+    pub fn is_bad_input(&self) -> bool {
+        !matches!(self, SourceError::Io { .. })
+    }
+}
+
+/// One run folder: its logs by machine id, and its manifest.
+#[derive(Clone, Debug)]
+pub struct RunSource {
+    /// The folder.
+    pub path: PathBuf,
+    /// `experiment/run_<k>`, for people.
+    pub label: String,
+    /// Each machine's log file.
+    pub logs: BTreeMap<MachineId, PathBuf>,
+    /// The manifest, if the folder has one (the reference's runs have none).
+    pub manifest: Option<RunManifest>,
+}
+
+impl RunSource {
+    /// Opens the run folder `dir`.
+    pub fn open(dir: &Path) -> Result<RunSource, SourceError> {
+        if !dir.is_dir() {
+            return Err(SourceError::NotAFolder(dir.to_path_buf()));
+        }
+        let logs = layout::find_logs(dir).map_err(|source| SourceError::Io { path: dir.to_path_buf(), source })?;
+        if logs.is_empty() {
+            return Err(SourceError::NoLogs(dir.to_path_buf()));
+        }
+        let manifest_path = layout::manifest_path(dir);
+        let manifest = match std::fs::read_to_string(&manifest_path) {
+            Ok(text) => Some(RunManifest::from_json(&text).map_err(|error| SourceError::BadManifest {
+                path: manifest_path.clone(),
+                message: format!("not a clocklab manifest: {error}"),
+            })?),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => None,
+            Err(source) => return Err(SourceError::Io { path: manifest_path, source }),
+        };
+        let run_name = folder_name(dir);
+        let experiment = match &manifest {
+            Some(manifest) => manifest.experiment.name.clone(),
+            None => dir
+                .canonicalize()
+                .ok()
+                .and_then(|path| path.parent().and_then(Path::file_name).map(|n| n.to_string_lossy().into_owned()))
+                .unwrap_or_else(|| "experiment".into()),
+        };
+        Ok(RunSource { path: dir.to_path_buf(), label: format!("{experiment}/{run_name}"), logs, manifest })
+    }
+
+    /// The run's events, merged in time order with each receive paired, and
+    /// a handle that holds what each reader skipped once it is exhausted.
+    pub fn events(&self) -> Result<(RunEvents<LogLines>, SkippedLines), SourceError> {
+        let skipped = SkippedLines::default();
+        let mut streams = Vec::new();
+        for (&id, path) in &self.logs {
+            let file = File::open(path).map_err(|source| SourceError::Io { path: path.clone(), source })?;
+            let reader = LogReader::new(BufReader::with_capacity(1 << 16, file));
+            streams.push((id, LogLines { machine: id, reader, skipped: skipped.clone() }));
+        }
+        Ok((RunEvents::new(streams), skipped))
+    }
+
+    /// The run's happens-before graph, with what the readers skipped.
+    pub fn graph(&self, options: BuildOptions) -> Result<RunGraph, SourceError> {
+        let (events, skipped) = self.events()?;
+        let mut graph = RunGraph::build(events, options);
+        graph.diagnostics = skipped.get();
+        Ok(graph)
+    }
+
+    /// The text of the given lines (1-based numbers) of machine `id`'s log,
+    /// without their newlines; a line that cannot be read is left out.
+    pub fn read_lines(&self, id: MachineId, line_nos: &[u64]) -> BTreeMap<u64, String> {
+        let mut wanted: Vec<u64> = line_nos.to_vec();
+        wanted.sort_unstable();
+        wanted.dedup();
+        let mut out = BTreeMap::new();
+        let Some(file) = self.logs.get(&id).and_then(|path| File::open(path).ok()) else { return out };
+        let mut next = wanted.iter().peekable();
+        for (idx, line) in BufReader::new(file).split(b'\n').enumerate() {
+            let Some(&&want) = next.peek() else { break };
+            let Ok(line) = line else { break };
+            if idx as u64 + 1 == want {
+                out.insert(want, String::from_utf8_lossy(&line).trim_end_matches('\r').to_string());
+                next.next();
+            }
+        }
+        out
+    }
+
+    /// Each machine's log as raw lines (without newlines), in file order,
+    /// for a caller that copies them: see [`RunSource::read_lines`] for a few.
+    pub fn raw_lines(&self, id: MachineId) -> Result<impl Iterator<Item = Vec<u8>> + use<>, SourceError> {
+        let path = self.logs.get(&id).cloned().unwrap_or_default();
+        let file = File::open(&path).map_err(|source| SourceError::Io { path, source })?;
+        Ok(BufReader::with_capacity(1 << 16, file).split(b'\n').map_while(Result::ok).map(|mut line| {
+            if line.last() == Some(&b'\r') {
+                line.pop();
+            }
+            line
+        }))
+    }
+}
+
+/// One machine's raw lines and the number of the next one.
+type RawStream = (Box<dyn Iterator<Item = Vec<u8>>>, u64);
+
+/// Every machine's log as raw lines, for a caller that wants the text of
+/// events in a run's order (in which each machine's line numbers only rise).
+pub struct RawLines {
+    /// Per machine: its lines and the number of the next one.
+    streams: BTreeMap<MachineId, RawStream>,
+}
+
+impl std::fmt::Debug for RawLines {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RawLines").field("machines", &self.streams.keys().collect::<Vec<_>>()).finish()
+    }
+}
+
+impl RawLines {
+    /// Opens every log of `source`.
+    pub fn open(source: &RunSource) -> Result<RawLines, SourceError> {
+        let mut streams: BTreeMap<MachineId, RawStream> = BTreeMap::new();
+        for &id in source.logs.keys() {
+            streams.insert(id, (Box::new(source.raw_lines(id)?), 1));
+        }
+        Ok(RawLines { streams })
+    }
+
+    /// Line `line_no` of machine `id`'s log, if it is at or after the last
+    /// line asked for (lines before it are gone).
+    pub fn line(&mut self, id: MachineId, line_no: u64) -> Option<Vec<u8>> {
+        let (lines, next) = self.streams.get_mut(&id)?;
+        while *next < line_no {
+            lines.next()?;
+            *next += 1;
+        }
+        if *next != line_no {
+            return None;
+        }
+        *next += 1;
+        lines.next()
+    }
+}
+
+fn folder_name(dir: &Path) -> String {
+    dir.canonicalize()
+        .ok()
+        .as_deref()
+        .unwrap_or(dir)
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "run".into())
+}
+
+/// What the readers of a run skipped, per machine (filled in as each reader
+/// reaches the end of its log).
+#[derive(Clone, Debug, Default)]
+pub struct SkippedLines(Rc<RefCell<BTreeMap<MachineId, Diagnostics>>>);
+
+impl SkippedLines {
+    /// The diagnostics so far, per machine.
+    pub fn get(&self) -> BTreeMap<MachineId, Diagnostics> {
+        self.0.borrow().clone()
+    }
+}
+
+/// One machine's log, line by line, for [`RunEvents`].
+#[derive(Debug)]
+pub struct LogLines {
+    machine: MachineId,
+    reader: LogReader<BufReader<File>>,
+    skipped: SkippedLines,
+}
+
+impl Iterator for LogLines {
+    type Item = ReadLine;
+
+    fn next(&mut self) -> Option<ReadLine> {
+        let line = self.reader.next();
+        if line.is_none() {
+            self.skipped.0.borrow_mut().insert(self.machine, self.reader.diagnostics().clone());
+        }
+        line
+    }
+}

@@ -1,0 +1,79 @@
+//! `clocklab check` as a user runs it: 0 when every clock holds (simulated
+//! and real runs), 1 with the two events and their lines on a violation, 2
+//! on bad input.
+
+use std::path::{Path, PathBuf};
+
+use crate::util::run_clocklab;
+
+fn results_of(out: &Path) -> PathBuf {
+    std::fs::read_dir(out).unwrap().next().unwrap().unwrap().path()
+}
+
+fn run(args: &[&str], out: &Path) -> PathBuf {
+    let output = run_clocklab(&[args, &["--out", out.to_str().unwrap(), "--no-analyze"]].concat());
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    results_of(out)
+}
+
+#[test]
+fn real_runs_with_every_clock_pass_the_check() {
+    let root = tempfile::tempdir().unwrap();
+    let args = ["run", "--runtime", "real", "--clocks", "lamport,vector,hlc", "--experiment", "baseline"];
+    let results = run(
+        &[&args[..], &["--experiment", "both", "--runs", "2", "--duration", "2", "--seed", "4"]].concat(),
+        root.path(),
+    );
+    let output = run_clocklab(&["check", results.to_str().unwrap()]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("all holds: 4 runs"), "{stdout}");
+    assert_eq!(stdout.matches("checked: lines, pairing, lamport, vector, hlc").count(), 4, "{stdout}");
+}
+
+#[test]
+fn a_violation_exits_1_and_shows_both_events_with_their_lines() {
+    let root = tempfile::tempdir().unwrap();
+    let args = ["run", "--runtime", "sim", "--clocks", "lamport,vector,hlc", "--experiment", "baseline", "--runs", "1"];
+    let results = run(&[&args[..], &["--duration", "10", "--seed", "3"]].concat(), root.path());
+    let run_dir = results.join("baseline/run_1");
+    let output = run_clocklab(&["check", run_dir.to_str().unwrap()]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{stdout}");
+    for check in ["lines", "pairing", "lamport", "vector", "hlc"] {
+        assert!(stdout.contains(&format!("  {check:<8} ok: ")), "{check}: {stdout}");
+    }
+    // Machine 2's first processed message gets the clock its sender had.
+    let log = run_dir.join("machine_2.log");
+    let text = std::fs::read_to_string(&log).unwrap();
+    let line = text.lines().find(|l| l.contains("Processed message from machine")).unwrap();
+    let carried = line.split("with clock ").nth(1).unwrap().split(' ').next().unwrap();
+    let clock = line.split("Logical Clock: ").nth(1).unwrap().split(' ').next().unwrap();
+    let broken = line.replace(&format!("Logical Clock: {clock} |"), &format!("Logical Clock: {carried} |"));
+    std::fs::write(&log, text.replace(line, &broken)).unwrap();
+    let output = run_clocklab(&["check", run_dir.to_str().unwrap()]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains(&format!("but Lamport clock {carried} is not below {carried}")), "{stdout}");
+    assert!(stdout.contains(&broken), "the changed line is shown: {stdout}");
+    assert!(stdout.contains("Sent message to machine"), "the send is shown: {stdout}");
+    assert!(stdout.lines().last().unwrap().ends_with("in the run"), "{stdout}");
+}
+
+#[test]
+fn bad_input_exits_2() {
+    let root = tempfile::tempdir().unwrap();
+    let output = run_clocklab(&["check", root.path().join("missing").to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("is not a folder"));
+    let output = run_clocklab(&["check", root.path().to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("no logs found"));
+    let run_dir = root.path().join("x/run_1");
+    std::fs::create_dir_all(&run_dir).unwrap();
+    std::fs::write(run_dir.join("machine_1.log"), "").unwrap();
+    std::fs::write(run_dir.join("manifest.json"), "{ not json").unwrap();
+    let output = run_clocklab(&["check", run_dir.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("manifest.json: not a clocklab manifest"));
+}
