@@ -14,8 +14,16 @@ use super::UsageError;
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// A configuration file (JSON or TOML); without one, the built-in suite.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "suite")]
     config: Option<PathBuf>,
+    /// A built-in suite: `classic` (the exercise's four experiments, the
+    /// default) or `faults` (one experiment per kind of fault).
+    #[arg(long, value_enum)]
+    suite: Option<SuiteArg>,
+    /// A file of faults (`[[faults]]` entries, JSON or TOML) that every
+    /// experiment goes through, in place of its own.
+    #[arg(long, value_name = "FILE")]
+    faults: Option<PathBuf>,
     /// Run only this experiment (repeat to run several).
     #[arg(long = "experiment", value_name = "NAME")]
     experiments: Vec<String>,
@@ -61,6 +69,12 @@ pub struct RunArgs {
     yes: bool,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum SuiteArg {
+    Classic,
+    Faults,
+}
+
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 enum RuntimeArg {
     Real,
@@ -69,7 +83,16 @@ enum RuntimeArg {
 
 /// The configuration with the command line's overrides applied and checked.
 fn resolve_config(args: &RunArgs) -> anyhow::Result<Config> {
-    let mut config = super::load_config(args.config.as_deref())?;
+    let mut config = match args.suite {
+        Some(SuiteArg::Faults) => Config::faults_suite(),
+        Some(SuiteArg::Classic) | None => super::load_config(args.config.as_deref())?,
+    };
+    if let Some(path) = &args.faults {
+        let faults = clocklab_config::load_faults(path).context("invalid faults")?;
+        for experiment in &mut config.experiments {
+            experiment.faults.clone_from(&faults);
+        }
+    }
     if !args.experiments.is_empty() {
         for name in &args.experiments {
             if config.experiment(name).is_none() {
@@ -130,11 +153,14 @@ fn resolve_config(args: &RunArgs) -> anyhow::Result<Config> {
         || args.max_event_num.is_some()
         || args.clocks.is_some()
         || args.runtime.is_some();
-    let source = match (&args.config, overridden) {
+    let mut source = match (&args.config, overridden) {
         (Some(path), false) => path.display().to_string(),
         (Some(path), true) => format!("{} with the command line", path.display()),
         (None, _) => "the command line".to_string(),
     };
+    if let Some(path) = &args.faults {
+        source = format!("{source} and the faults of {}", path.display());
+    }
     config.validate(&source).context("invalid configuration")?;
     Ok(config)
 }

@@ -37,6 +37,7 @@
 //! its record), [`manifest`] (the record as `manifest.json`), [`progress`]
 //! (the progress bar); this file is the worker pool that runs the plans.
 
+mod faults;
 mod manifest;
 mod process;
 mod progress;

@@ -18,9 +18,20 @@ use crate::signals::Interrupt;
 /// How many lines of a machine's stderr are kept for the failure cause.
 const STDERR_LINES: usize = 20;
 
+/// Which process a report comes from: a machine, and its incarnation (0
+/// for the first process, one more after each restart the fault plan makes).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Who {
+    pub(super) id: MachineId,
+    pub(super) incarnation: u32,
+}
+
 /// One machine process of a run, as the orchestrator sees it.
 pub(super) struct MachineProcess {
     pub(super) id: MachineId,
+    pub(super) incarnation: u32,
+    /// The fault plan crashed it (a kill that is no failure).
+    pub(super) crashed: bool,
     pub(super) child: Child,
     pub(super) stdin: Option<ChildStdin>,
     pub(super) status: Option<ExitStatus>,
@@ -52,6 +63,12 @@ impl MachineProcess {
             self.status = Some(status);
         }
         Ok(status)
+    }
+
+    /// Sends the process a stop or continue signal (a pause the fault plan makes).
+    pub(super) fn signal(&self, signal: nix::sys::signal::Signal) -> anyhow::Result<()> {
+        let pid = nix::unistd::Pid::from_raw(i32::try_from(self.child.id()).context("a process id fits an i32")?);
+        nix::sys::signal::kill(pid, signal).with_context(|| format!("machine {}: cannot send it {signal}", self.id))
     }
 
     /// Kills and reaps the process.
@@ -111,10 +128,11 @@ pub(super) fn describe(status: ExitStatus) -> String {
 /// reaches only the orchestrator, which alone decides how the run stops.
 pub(super) fn spawn_machine(
     exe: &Path,
-    id: MachineId,
-    reports: &Sender<(MachineId, Report)>,
+    who: Who,
+    reports: &Sender<(Who, Report)>,
     interrupt: &Arc<Interrupt>,
 ) -> anyhow::Result<MachineProcess> {
+    let id = who.id;
     // The pid is registered before the second signal could miss it.
     let mut children = interrupt.children.lock().expect("the children lock is never poisoned");
     let mut child = Command::new(exe)
@@ -140,11 +158,11 @@ pub(super) fn spawn_machine(
                 Ok(message) => Report::Said(message),
                 Err(_) => Report::Garbled(line),
             };
-            if reports.send((id, report)).is_err() {
+            if reports.send((who, report)).is_err() {
                 return;
             }
         }
-        let _ = reports.send((id, Report::Closed));
+        let _ = reports.send((who, Report::Closed));
     });
     let lines = Arc::new(Mutex::new(Vec::new()));
     let kept = Arc::clone(&lines);
@@ -158,5 +176,14 @@ pub(super) fn spawn_machine(
             kept.push(line);
         }
     });
-    Ok(MachineProcess { id, child, stdin, status: None, stderr: lines, interrupt: Arc::clone(interrupt) })
+    Ok(MachineProcess {
+        id,
+        incarnation: who.incarnation,
+        crashed: false,
+        child,
+        stdin,
+        status: None,
+        stderr: lines,
+        interrupt: Arc::clone(interrupt),
+    })
 }

@@ -6,9 +6,10 @@ use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use clocklab_faults::FaultSpec;
 use clocklab_log::LogFormat;
 use clocklab_model::MachineId;
-use clocklab_net::RunSummary;
+use clocklab_net::{RestartSpec, RunSummary};
 use serde::{Deserialize, Serialize};
 
 /// What the orchestrator tells a machine, one JSON line each.
@@ -16,13 +17,21 @@ use serde::{Deserialize, Serialize};
 #[serde(rename_all = "snake_case")]
 pub enum ToMachine {
     /// Everything the machine needs.
-    Launch(Launch),
+    Launch(Box<Launch>),
     /// Every machine's address, by id.
     Peers(BTreeMap<MachineId, SocketAddr>),
     /// Start ticking at this instant, in microseconds since the Unix epoch.
     Start(i64),
     /// Stop ticking at this instant (at once if not ticking yet).
     Stop(i64),
+    /// A peer restarted after a crash (the fault plan's): connect to its
+    /// new incarnation.
+    Rejoin {
+        /// The peer.
+        peer: MachineId,
+        /// Where its new incarnation listens.
+        address: SocketAddr,
+    },
 }
 
 /// The settings of one orchestrated machine.
@@ -58,6 +67,15 @@ pub struct Launch {
     pub duration_us: u64,
     /// The log files to write.
     pub logs: Vec<(LogFormat, PathBuf)>,
+    /// The run's fault plan, which every machine applies.
+    #[serde(default)]
+    pub faults: Vec<FaultSpec>,
+    /// The run's seed: the fault plan's draws come from it.
+    #[serde(default)]
+    pub run_seed: u64,
+    /// This process restarts the machine after a crash: how.
+    #[serde(default)]
+    pub restart: Option<RestartSpec>,
 }
 
 /// What a machine tells the orchestrator, one JSON line each.

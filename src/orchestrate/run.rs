@@ -15,7 +15,8 @@ use clocklab_net::{RunSummary, now_us};
 use crossbeam_channel::Receiver;
 use rand::Rng;
 
-use super::process::{Children, Report, describe, spawn_machine};
+use super::faults::{Action, Addresses, Schedule, write_crash_line};
+use super::process::{Children, Report, Who, describe, spawn_machine};
 use super::progress::Progress;
 use super::protocol::{FromMachine, Launch, ToMachine};
 use crate::signals::Interrupt;
@@ -84,6 +85,10 @@ pub(super) fn run_one(
     // lost, and counted: the run is not sound.
     for (id, summary) in &record.summaries {
         for (peer, unsent) in &summary.unsent {
+            if crashes(plan, *peer) {
+                // Sent to a machine the fault plan crashed: the crash took them.
+                continue;
+            }
             record.failures.push(format!(
                 "machine {id} declared machine {peer} gone (it stopped reading): {unsent} messages to it were never sent"
             ));
@@ -98,12 +103,20 @@ pub(super) fn run_one(
     super::manifest::build(plan, &record, status, spawned_us, ended_us)
 }
 
+/// Whether the fault plan crashes machine `id` in `plan`'s run.
+fn crashes(plan: &RunPlan, id: MachineId) -> bool {
+    plan.experiment
+        .faults
+        .iter()
+        .any(|f| matches!(f, clocklab_faults::FaultSpec::Crash { machine, .. } if *machine == id))
+}
+
 /// Waits until every machine in `pending` has said what `accept` takes, or
 /// `deadline`; a machine whose stdout closes first has failed. A signal (to
 /// `clocklab run`, or one a machine reports) ends the wait.
 #[allow(clippy::too_many_arguments)] // One call site per phase; a struct would only rename them.
 fn collect(
-    reports: &Receiver<(MachineId, Report)>,
+    reports: &Receiver<(Who, Report)>,
     children: &Children,
     record: &mut RunRecord,
     interrupt: &Interrupt,
@@ -113,7 +126,7 @@ fn collect(
     mut accept: impl FnMut(&mut RunRecord, MachineId, FromMachine) -> anyhow::Result<bool>,
 ) -> Result<(), Halt> {
     while !pending.is_empty() {
-        let (id, report) = crossbeam_channel::select! {
+        let (Who { id, .. }, report) = crossbeam_channel::select! {
             recv(reports) -> report => report.map_err(|_| anyhow!("every machine's output closed"))?,
             recv(interrupt.first) -> _ => return Err(Halt::Interrupted(interrupt.cause())),
             default(deadline.saturating_duration_since(Instant::now())) => {
@@ -143,6 +156,116 @@ fn collect(
     Ok(())
 }
 
+/// What a run that started knows.
+struct Started {
+    /// When the machines' ticking ends.
+    deadline: Instant,
+    /// The run's start instant, microseconds since the Unix epoch.
+    start_us: i64,
+    /// Where each machine listens.
+    addresses: Addresses,
+    /// The run's token (a restarted machine presents it too).
+    token: [u8; TOKEN_LEN],
+}
+
+/// The run's processes while they tick: the machines' faults applied as
+/// planned, restarted machines taken through bind, connect and start.
+struct Ticking<'a> {
+    exe: &'a Path,
+    plan: &'a RunPlan,
+    config: &'a Config,
+    interrupt: &'a Arc<Interrupt>,
+    report_tx: crossbeam_channel::Sender<(Who, Report)>,
+    started: Started,
+    schedule: Schedule,
+    /// Machines stopped by a pause, not continued yet.
+    paused: BTreeSet<MachineId>,
+}
+
+impl Ticking<'_> {
+    /// Takes the actions of the fault plan that are due.
+    fn act(&mut self, children: &mut Children, record: &mut RunRecord, pending: &mut Vec<Who>) -> anyhow::Result<()> {
+        for (at_us, id, action) in self.schedule.take_due() {
+            let Some(process) = children.0.iter_mut().rev().find(|p| p.id == id) else { continue };
+            match action {
+                Action::Crash => {
+                    if process.status.is_some() {
+                        continue;
+                    }
+                    process.kill();
+                    process.crashed = true;
+                    self.paused.remove(&id);
+                    pending.retain(|who| who.id != id);
+                    let machine = self.plan.machines.iter().find(|m| m.id == id).expect("the plan's machine");
+                    write_crash_line(self.plan, machine, self.started.start_us, now_us())?;
+                }
+                Action::Restart(clock) => {
+                    let who = Who { id, incarnation: process.incarnation + 1 };
+                    let mut restarted = spawn_machine(self.exe, who, &self.report_tx, self.interrupt)?;
+                    let machine = self.plan.machines.iter().find(|m| m.id == id).expect("the plan's machine");
+                    let restart = self.schedule.restart_spec(at_us, clock);
+                    let settings = launch(self.plan, self.config, machine, &self.started.token, Some(restart));
+                    restarted.send(&ToMachine::Launch(Box::new(settings)))?;
+                    record.pids.insert(id, restarted.child.id());
+                    children.0.push(restarted);
+                    pending.push(who);
+                }
+                Action::Pause | Action::Resume => {
+                    if process.status.is_some() {
+                        continue;
+                    }
+                    let signal = Schedule::signal_of(action).expect("a pause or a resume is a signal");
+                    process.signal(signal)?;
+                    if action == Action::Pause {
+                        self.paused.insert(id);
+                    } else {
+                        self.paused.remove(&id);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Takes a restarted machine's report of its port or its connections:
+    /// its peers are told to connect to it, then it is told the start.
+    fn restarted(
+        &mut self,
+        children: &mut Children,
+        record: &mut RunRecord,
+        who: Who,
+        message: FromMachine,
+    ) -> anyhow::Result<()> {
+        let Some(process) = children.0.iter_mut().find(|p| p.id == who.id && p.incarnation == who.incarnation) else {
+            return Ok(());
+        };
+        match message {
+            FromMachine::Bound { port, .. } => {
+                record.ports.insert(who.id, port);
+                let address = resolve(&self.plan.host, port)?;
+                self.started.addresses.insert(who.id, address);
+                process.send(&ToMachine::Peers(self.started.addresses.clone()))?;
+                for peer in children.0.iter_mut().filter(|p| p.id != who.id && p.status.is_none()) {
+                    // A peer that has exited needs not hear it.
+                    let _ = peer.send(&ToMachine::Rejoin { peer: who.id, address });
+                }
+            }
+            FromMachine::Ready => process.send(&ToMachine::Start(self.started.start_us))?,
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Lets every paused machine go on (a run that stops must end whole).
+    fn resume_all(&mut self, children: &Children) {
+        for id in std::mem::take(&mut self.paused) {
+            if let Some(process) = children.0.iter().rev().find(|p| p.id == id && p.status.is_none()) {
+                let _ = process.signal(nix::sys::signal::Signal::SIGCONT);
+            }
+        }
+    }
+}
+
 /// Spawns the run's machines and takes them through bind, connect, start and
 /// the end; fills `record` as it goes.
 fn drive(
@@ -159,15 +282,23 @@ fn drive(
     let (report_tx, reports) = crossbeam_channel::unbounded();
     let mut children = Children(Vec::new());
     for machine in &plan.machines {
-        let process = spawn_machine(exe, machine.id, &report_tx, interrupt)?;
+        let process = spawn_machine(exe, Who { id: machine.id, incarnation: 0 }, &report_tx, interrupt)?;
         record.pids.insert(machine.id, process.child.id());
         children.0.push(process);
     }
-    drop(report_tx);
 
+    let mut ticking = None;
     let end_deadline = match start(plan, config, progress, idx, interrupt, &reports, &mut children, record) {
-        Ok(deadline) => after(after(deadline, clocklab_net::longest_end(connect_timeout)), Duration::from_secs(5)),
+        Ok(started) => {
+            let deadline =
+                after(after(started.deadline, clocklab_net::longest_end(connect_timeout)), Duration::from_secs(5));
+            let schedule = Schedule::new(plan, started.start_us);
+            ticking =
+                Some(Ticking { exe, plan, config, interrupt, report_tx, started, schedule, paused: BTreeSet::new() });
+            deadline
+        }
         Err(halt) => {
+            drop(report_tx);
             match halt {
                 Halt::Interrupted(cause) => {
                     record.interrupted = Some(cause);
@@ -185,36 +316,57 @@ fn drive(
     // From here on a machine that fails does not stop the others: they run to
     // the deadline and log its disconnection, and the run is marked failed. A
     // signal stops them all at one instant.
-    let mut pending: Vec<MachineId> =
-        plan.machines.iter().map(|m| m.id).filter(|id| !record.closed.contains(id)).collect();
+    let mut pending: Vec<Who> = plan
+        .machines
+        .iter()
+        .map(|m| Who { id: m.id, incarnation: 0 })
+        .filter(|who| !record.closed.contains(&who.id))
+        .collect();
     let mut stopping = record.interrupted.is_some() || !record.failures.is_empty();
     while !pending.is_empty() {
         let mut halt = None;
+        let next_action = ticking.as_ref().filter(|_| !stopping).and_then(|t| t.schedule.next_due());
+        let wake = next_action.map_or(end_deadline, |at| at.min(end_deadline));
         crossbeam_channel::select! {
             recv(reports) -> report => match report {
-                Ok((id, Report::Said(FromMachine::Done(summary)))) => {
-                    record.summaries.insert(id, summary);
-                    pending.retain(|&p| p != id);
+                Ok((who, Report::Said(FromMachine::Done(summary)))) => {
+                    record.summaries.insert(who.id, summary);
+                    pending.retain(|&p| p != who);
                 }
-                Ok((id, Report::Said(FromMachine::Signalled { signal }))) => {
-                    halt = Some(format!("machine {id} got {signal}"));
+                Ok((who, Report::Said(FromMachine::Signalled { signal }))) => {
+                    halt = Some(format!("machine {} got {signal}", who.id));
                 }
-                // After a start called off, a machine may still report the
-                // step it was on before it takes the stop.
-                Ok((_, Report::Said(FromMachine::Bound { .. } | FromMachine::Ready))) => {}
-                Ok((id, Report::Garbled(line))) => {
-                    record.failures.push(format!("machine {id} said something unexpected: {line:?}"));
+                Ok((who, Report::Said(message @ (FromMachine::Bound { .. } | FromMachine::Ready)))) => {
+                    // A restarted machine coming up; after a start called off,
+                    // a machine may still report the step it was on.
+                    if who.incarnation > 0 && !stopping && let Some(ticking) = &mut ticking {
+                        if let Err(error) = ticking.restarted(&mut children, record, who, message) {
+                            record.failures.push(format!("{error:#}"));
+                        }
+                    }
                 }
-                Ok((id, Report::Closed)) => {
-                    record.closed.insert(id);
-                    pending.retain(|&p| p != id);
+                Ok((who, Report::Garbled(line))) => {
+                    record.failures.push(format!("machine {} said something unexpected: {line:?}", who.id));
+                }
+                Ok((who, Report::Closed)) => {
+                    record.closed.insert(who.id);
+                    pending.retain(|&p| p != who);
                 }
                 Err(_) => break,
             },
             recv(interrupt.first) -> _ => halt = Some(interrupt.cause()),
-            default(end_deadline.saturating_duration_since(Instant::now())) => {
-                record.failures.push(format!("machines {pending:?} did not finish in time"));
-                break;
+            default(wake.saturating_duration_since(Instant::now())) => {
+                if Instant::now() >= end_deadline {
+                    let ids: Vec<MachineId> = pending.iter().map(|who| who.id).collect();
+                    record.failures.push(format!("machines {ids:?} did not finish in time"));
+                    break;
+                }
+            }
+        }
+        if !stopping && let Some(ticking) = &mut ticking {
+            if let Err(error) = ticking.act(&mut children, record, &mut pending) {
+                record.failures.push(format!("{error:#}"));
+                halt.get_or_insert_with(|| "a fault of the plan could not be applied".into());
             }
         }
         if let Some(cause) = halt
@@ -222,14 +374,22 @@ fn drive(
         {
             stopping = true;
             record.interrupted.get_or_insert(cause);
+            if let Some(ticking) = &mut ticking {
+                ticking.resume_all(&children);
+            }
             children.stop_all(now_us() + STOP_LEAD_US);
         }
     }
+    drop(ticking);
 
     // Closing stdin is harmless now: every machine that is still alive has stopped.
     let exit_deadline = Instant::now() + Duration::from_secs(5);
     for process in &mut children.0 {
         process.stdin = None;
+        if process.crashed {
+            record.exit_statuses.insert(process.id, "killed by the fault plan (a crash)".into());
+            continue;
+        }
         let status = loop {
             match process.try_reap() {
                 Ok(Some(status)) => break Some(status),
@@ -263,6 +423,44 @@ fn drive(
     Ok(())
 }
 
+/// The launch settings of `machine` in `plan`'s run (`restart`: of a new
+/// incarnation after a crash).
+fn launch(
+    plan: &RunPlan,
+    config: &Config,
+    machine: &clocklab_config::MachinePlan,
+    token: &[u8; TOKEN_LEN],
+    restart: Option<clocklab_net::RestartSpec>,
+) -> Launch {
+    Launch {
+        n_machines: plan.experiment.machines,
+        max_clock_rate: plan.experiment.max_clock_rate,
+        max_event_num: plan.experiment.max_event_num,
+        seed: machine.seed,
+        clocks: plan.experiment.clocks.names().into_iter().map(str::to_string).collect(),
+        clock_offset_us: machine.clock_offset_us,
+        clock_drift_ppm: machine.clock_drift_ppm,
+        host: plan.host.clone(),
+        token_hex: clocklab_model::wire::token_to_hex(token),
+        connect_timeout_s: config.connect_timeout,
+        queue_cap: plan.queue_cap,
+        duration_us: clocklab_model::schedule::duration_us(plan.experiment.duration),
+        logs: plan.log_formats.iter().map(|&f| (f, layout::log_path(&plan.dir, machine.id, f))).collect(),
+        faults: plan.experiment.faults.clone(),
+        run_seed: plan.run_seed,
+        restart,
+    }
+}
+
+/// The address of `host:port`.
+fn resolve(host: &str, port: u16) -> anyhow::Result<std::net::SocketAddr> {
+    let address = format!("{host}:{port}");
+    std::net::ToSocketAddrs::to_socket_addrs(&address)
+        .ok()
+        .and_then(|mut all| all.next())
+        .ok_or_else(|| anyhow!("cannot resolve {address}"))
+}
+
 /// Takes the run's machines through launch, bind, connect and the start
 /// instant; returns the deadline.
 #[allow(clippy::too_many_arguments)] // The run's context, passed through once.
@@ -272,31 +470,17 @@ fn start(
     progress: &Progress,
     idx: usize,
     interrupt: &Interrupt,
-    reports: &Receiver<(MachineId, Report)>,
+    reports: &Receiver<(Who, Report)>,
     children: &mut Children,
     record: &mut RunRecord,
-) -> Result<Instant, Halt> {
+) -> Result<Started, Halt> {
     let mut token = [0u8; TOKEN_LEN];
     rand::rng().fill_bytes(&mut token);
     let duration_us = clocklab_model::schedule::duration_us(plan.experiment.duration);
     let connect_timeout = Duration::from_secs_f64(config.connect_timeout);
     let ids: Vec<MachineId> = plan.machines.iter().map(|m| m.id).collect();
     for (process, machine) in children.0.iter_mut().zip(&plan.machines) {
-        process.send(&ToMachine::Launch(Launch {
-            n_machines: plan.experiment.machines,
-            max_clock_rate: plan.experiment.max_clock_rate,
-            max_event_num: plan.experiment.max_event_num,
-            seed: machine.seed,
-            clocks: plan.experiment.clocks.names().into_iter().map(str::to_string).collect(),
-            clock_offset_us: machine.clock_offset_us,
-            clock_drift_ppm: machine.clock_drift_ppm,
-            host: plan.host.clone(),
-            token_hex: clocklab_model::wire::token_to_hex(&token),
-            connect_timeout_s: config.connect_timeout,
-            queue_cap: plan.queue_cap,
-            duration_us,
-            logs: plan.log_formats.iter().map(|&f| (f, layout::log_path(&plan.dir, machine.id, f))).collect(),
-        }))?;
+        process.send(&ToMachine::Launch(Box::new(launch(plan, config, machine, &token, None))))?;
     }
     let mut addresses = BTreeMap::new();
     let bound_deadline = after(Instant::now(), connect_timeout);
@@ -307,12 +491,7 @@ fn start(
             bail!("machine {id} drew rate {rate}, the plan says {planned:?}: the machine and the plan disagree");
         }
         record.ports.insert(id, port);
-        let address = format!("{}:{port}", plan.host);
-        let address = std::net::ToSocketAddrs::to_socket_addrs(&address)
-            .ok()
-            .and_then(|mut all| all.next())
-            .ok_or_else(|| anyhow!("cannot resolve {address}"))?;
-        addresses.insert(id, address);
+        addresses.insert(id, resolve(&plan.host, port)?);
         Ok(true)
     })?;
     for process in &mut children.0 {
@@ -333,7 +512,7 @@ fn start(
     }
     let deadline = after(Instant::now(), Duration::from_micros(duration_us.saturating_add(START_LEAD_US as u64)));
     progress.started(idx, deadline);
-    Ok(deadline)
+    Ok(Started { deadline, start_us, addresses, token })
 }
 
 /// `at + later`, or as far as an `Instant` goes: no setting can make a

@@ -352,6 +352,65 @@ impl Default for Config {
 }
 
 impl Config {
+    /// The built-in suite of faults (`clocklab run --suite faults`): the
+    /// classic three machines (rates up to 6, events up to 10), every clock,
+    /// one 30 s run per experiment, each fault from 10 s:
+    ///
+    /// - `partition-heal`: machine 1 cut off from machines 2 and 3 until
+    ///   20 s, its messages held and delivered at the heal;
+    /// - `lossy-link`: a third of the messages between machines 1 and 2 lost;
+    /// - `crash-fresh`: machine 2 down from 10 s to 15 s, back with its clocks at 0;
+    /// - `crash-recovered`: the same, back with its clocks as they were;
+    /// - `long-pause`: machine 1 stopped from 10 s to 18 s;
+    /// - `clock-step`: physical clocks up to 100 ms apart, and machine 3's
+    ///   stepped back by 300 ms at 15 s.
+    pub fn faults_suite() -> Config {
+        use clocklab_faults::{Direction, PartitionMode, RestartClock};
+        let base = Config::default().experiments.remove(0);
+        let experiment = |name: &str, faults: Vec<FaultSpec>| Experiment {
+            name: name.to_string(),
+            runs: 1,
+            duration: 30.0,
+            clocks: ClockKinds::ALL,
+            faults,
+            ..base.clone()
+        };
+        let crash = |restart_clock| FaultSpec::Crash { machine: 2, start: 10.0, end: Some(15.0), restart_clock };
+        let mut clock_step = experiment(
+            "clock-step",
+            vec![FaultSpec::Clock { machine: 3, start: 15.0, step_ms: Some(-300.0), drift_ppm: None }],
+        );
+        clock_step.physical_clock = PhysicalClockSettings { offset_ms_max: 100.0, drift_ppm_max: 200.0 };
+        Config {
+            experiments: vec![
+                experiment(
+                    "partition-heal",
+                    vec![FaultSpec::Partition {
+                        start: 10.0,
+                        end: Some(20.0),
+                        groups: vec![vec![1], vec![2, 3]],
+                        direction: Direction::Both,
+                        mode: PartitionMode::Hold,
+                    }],
+                ),
+                experiment(
+                    "lossy-link",
+                    vec![FaultSpec::Loss {
+                        start: 10.0,
+                        end: None,
+                        links: Some(vec![[1, 2], [2, 1]]),
+                        probability: 1.0 / 3.0,
+                    }],
+                ),
+                experiment("crash-fresh", vec![crash(RestartClock::Fresh)]),
+                experiment("crash-recovered", vec![crash(RestartClock::Recovered)]),
+                experiment("long-pause", vec![FaultSpec::Pause { machine: 1, start: 10.0, end: 18.0 }]),
+                clock_step,
+            ],
+            ..Config::default()
+        }
+    }
+
     /// The configuration as TOML, for `clocklab config --print-default`.
     pub fn to_toml(&self) -> String {
         toml::to_string_pretty(self).expect("a Config always serialises")

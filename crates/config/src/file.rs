@@ -378,6 +378,37 @@ impl From<&Experiment> for ExperimentFile {
     }
 }
 
+/// A file of faults alone (`clocklab run --faults FILE`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FaultsFile {
+    faults: Vec<FaultSpec>,
+}
+
+/// What a faults file holds: `faults` and nothing else.
+const FAULTS_FILE_SCHEMA: Schema = Schema::Table(&[Field { name: "faults", aliases: &[], schema: FAULTS }]);
+
+/// The format of a file, from its extension.
+fn format_of(path: &Path) -> Result<Format, ConfigError> {
+    let extension = path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
+    match extension.as_deref() {
+        Some("json") => Ok(Format::Json),
+        Some("toml") => Ok(Format::Toml),
+        _ => Err(ConfigError::Format { file: path.to_path_buf() }),
+    }
+}
+
+/// Reads a file of faults (`faults = [...]`, or `[[faults]]` tables in
+/// TOML), JSON or TOML by its extension. Each fault is checked against its
+/// run (its machines, its duration) by [`Config::validate`].
+pub fn load_faults(path: &Path) -> Result<Vec<FaultSpec>, ConfigError> {
+    let format = format_of(path)?;
+    let text =
+        std::fs::read_to_string(path).map_err(|source| ConfigError::Read { file: path.to_path_buf(), source })?;
+    let file: FaultsFile = source::parse(path, &text, format, &FAULTS_FILE_SCHEMA)?;
+    Ok(file.faults)
+}
+
 impl Config {
     /// Reads and checks a configuration file, JSON or TOML by its extension.
     ///
@@ -389,12 +420,7 @@ impl Config {
     /// runtime are checked by [`Config::validate`], once the command line
     /// has had its say.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let extension = path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
-        let format = match extension.as_deref() {
-            Some("json") => Format::Json,
-            Some("toml") => Format::Toml,
-            _ => return Err(ConfigError::Format { file: path.to_path_buf() }),
-        };
+        let format = format_of(path)?;
         let text =
             std::fs::read_to_string(path).map_err(|source| ConfigError::Read { file: path.to_path_buf(), source })?;
         let file: ConfigFile = source::parse(path, &text, format, &FILE_SCHEMA)?;

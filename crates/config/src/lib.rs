@@ -43,6 +43,7 @@ mod validate;
 pub use config::{
     Config, ConfigError, DelayDistribution, Experiment, LogFormats, PhysicalClockSettings, Runtime, SimSettings,
 };
+pub use file::load_faults;
 pub use keys::{KeyDoc, key_docs};
 pub use manifest::{MachineCounts, MachineManifest, MachineOutcome, RunManifest, RunStatus, SeedTree};
 pub use plan::{MachinePlan, OutputEstimate, RunPlan, plan_runs};

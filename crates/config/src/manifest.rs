@@ -251,7 +251,7 @@ mod tests {
     #[test]
     fn a_run_whose_machine_fell_behind_is_degraded_with_the_figure() {
         let on_time = BehindSummary::default();
-        let late = BehindSummary { episodes: 2, lateness_us_max: 124_312 };
+        let late = BehindSummary { episodes: 2, lateness_us_max: 124_312, paused_episodes: 0 };
         assert_eq!(RunStatus::from_behind(&BTreeMap::from([(1, on_time), (2, on_time)])), RunStatus::Ok);
         let status = RunStatus::from_behind(&BTreeMap::from([(1, on_time), (2, late)]));
         let cause = "machine 2 fell behind its schedule by up to 124.3 ms (2 times; its late ticks ran back to back)";

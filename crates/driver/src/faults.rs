@@ -3,14 +3,50 @@
 //! runtimes decide when (the fault plan, `clocklab-faults`, says what); the
 //! driver, as for every other line, makes the record.
 
+use clocklab_faults::{Fate, FaultPlan};
 use clocklab_log::{Event, Record};
 use clocklab_model::seed;
 use clocklab_model::{ClockSet, HlcStamp, MachineId, MachineParams};
 
 use crate::Driver;
 
+/// Where one message of a send goes, as the fault plan decided.
+#[derive(Debug)]
+pub enum Route<'a> {
+    /// The plan lost it: the sender's `Lost` line, to write.
+    Lost(&'a Record),
+    /// It goes to `to`, `extra_delay_us` later than the network alone would
+    /// take it, and not before `hold_until_us` after the start of the run
+    /// (a partition holds it; 0 if none).
+    Deliver {
+        /// The recipient.
+        to: MachineId,
+        /// The latency faults' delay, in microseconds.
+        extra_delay_us: u64,
+        /// The heal of a partition that holds it, microseconds after the start, or 0.
+        hold_until_us: u64,
+    },
+}
+
+/// The `Crashed` line of a machine whose last line was `last`: its clocks as
+/// they were, an empty queue (what was in it is gone), at true time
+/// `now_us`, with its physical clock's reading then (kept only if `last`
+/// has one). The simulator's crash and the real runtime's (a process
+/// killed, whose line the orchestrator writes for it) make it here.
+pub fn crash_record(last: &Record, now_us: i64, physical_us: i64) -> Record {
+    let mut record = last.clone();
+    record.event = Event::Crashed;
+    record.queue_length = 0;
+    record.time_us = now_us;
+    record.physical_clock_us = last.physical_clock_us.map(|_| physical_us);
+    record
+}
+
 /// A machine's clocks as they were after a tick: what a machine that
-/// recovers its clocks after a crash comes back with.
+/// recovers its clocks after a crash comes back with. A machine persists
+/// them by writing its log: each tick's line is written whole, before the
+/// tick's messages leave, so the last line of a crashed machine's log holds
+/// its clocks ([`ClockSnapshot::of`]).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ClockSnapshot {
     /// Lamport's clock.
@@ -21,7 +57,40 @@ pub struct ClockSnapshot {
     pub hlc: Option<HlcStamp>,
 }
 
+impl ClockSnapshot {
+    /// The clocks a log line carries.
+    pub fn of(record: &Record) -> ClockSnapshot {
+        ClockSnapshot { lamport: record.logical_clock, vector: record.vector_clock.clone(), hlc: record.hlc }
+    }
+}
+
 impl Driver {
+    /// Sends the message of the send just made (its line said `clock`) to
+    /// each of `recipients` through the fault plan, at `since_start_us`
+    /// after the start of the run (true time `now_us`): `each` gets, in
+    /// order, a `Lost` line to write for each message the plan loses, or
+    /// where to deliver it. Both runtimes route their sends here.
+    pub fn route<E>(
+        &mut self,
+        plan: &mut FaultPlan,
+        since_start_us: u64,
+        now_us: i64,
+        recipients: &[MachineId],
+        clock: u64,
+        mut each: impl FnMut(Route<'_>) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let from = self.params.id;
+        for &to in recipients {
+            match plan.on_send(since_start_us, from, to) {
+                Fate::Lost { .. } => each(Route::Lost(self.lost(now_us, to, clock)))?,
+                Fate::Deliver { extra_delay_us, hold_until_us } => {
+                    each(Route::Deliver { to, extra_delay_us, hold_until_us })?;
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// The line for a message to `to` with `clock` that the fault plan lost
     /// at the sender (written after the send's own line).
     pub fn lost(&mut self, now_us: i64, to: MachineId, clock: u64) -> &Record {
@@ -35,13 +104,9 @@ impl Driver {
     /// and how many queued messages were lost.
     pub fn crashed(&mut self, now_us: i64) -> (&Record, u64) {
         let lost = self.machine.drain_unprocessed().count() as u64;
-        (self.line(Event::Crashed, 0, now_us), lost)
-    }
-
-    /// The machine's clocks now, as a recovering machine keeps them.
-    pub fn snapshot(&self) -> ClockSnapshot {
-        let clocks = self.machine.logical_clock();
-        ClockSnapshot { lamport: clocks.lamport(), vector: clocks.vector().map(<[u64]>::to_vec), hlc: clocks.hlc() }
+        let physical_us = self.machine.physical_clock().read(now_us);
+        self.record = crash_record(&self.record, now_us, physical_us);
+        (&self.record, lost)
     }
 
     /// A new incarnation after a crash, at true time `now_us`, listening on
@@ -79,14 +144,16 @@ impl Driver {
     }
 
     /// The machine's physical clock steps by `step_us` (back, when negative)
-    /// and, with `drift_ppm`, takes a new drift, at true time `now_us`.
-    pub fn clock_changed(&mut self, now_us: i64, step_us: i64, drift_ppm: Option<f64>) -> &Record {
+    /// and, with `drift_ppm`, takes a new drift, at true time `at_us` (the
+    /// plan's instant); the line is written at `now_us` (then or a little
+    /// later, in real time).
+    pub fn clock_changed(&mut self, now_us: i64, at_us: i64, step_us: i64, drift_ppm: Option<f64>) -> &Record {
         let physical = self.machine.physical_clock_mut();
         if step_us != 0 {
-            physical.step(now_us, step_us);
+            physical.step(at_us, step_us);
         }
         if let Some(drift) = drift_ppm {
-            physical.set_drift(now_us, drift);
+            physical.set_drift(at_us, drift);
         }
         let queue_len = self.machine.queue_len() as u64;
         let drift_ppb = drift_ppm.map(|ppm| (ppm * 1_000.0).round() as i64);
@@ -96,7 +163,7 @@ impl Driver {
 
 #[cfg(test)]
 mod tests {
-    use crate::{Driver, DriverParams};
+    use crate::{ClockSnapshot, Driver, DriverParams};
     use clocklab_log::Event;
     use clocklab_model::{ClockKinds, Stamp};
 
@@ -138,8 +205,11 @@ mod tests {
         for k in 0..5 {
             two.tick(T0 + k);
         }
-        let snapshot = two.snapshot();
-        two.crashed(T0 + 20);
+        let (crashed, _) = two.crashed(T0 + 20);
+        // The crash line keeps the clocks as they were: the snapshot a
+        // recovering machine reads back from its log.
+        let snapshot = ClockSnapshot::of(crashed);
+        assert_eq!(snapshot.lamport, 5);
         let line = two.restarted(T0 + 30, "127.0.0.1", None, Some(&snapshot)).clone();
         assert_eq!((line.logical_clock, line.vector_clock, line.hlc), (5, snapshot.vector.clone(), snapshot.hlc));
         assert!(matches!(line.event, Event::Restarted { recovered: true, .. }));
@@ -148,7 +218,7 @@ mod tests {
     #[test]
     fn a_clock_step_moves_the_physical_clock_from_its_instant() {
         let mut one = driver();
-        let line = one.clock_changed(T0 + 1_000, -500_000, Some(12.5)).clone();
+        let line = one.clock_changed(T0 + 1_000, T0 + 1_000, -500_000, Some(12.5)).clone();
         assert_eq!(line.event, Event::ClockChanged { step_us: -500_000, drift_ppb: Some(12_500) });
         assert_eq!(line.physical_clock_us, Some(T0 + 1_000 - 500_000));
         let line = one.lost(T0 + 2_000, 3, 17).clone();

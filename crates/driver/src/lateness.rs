@@ -10,8 +10,9 @@
 //! the machine has *fallen behind*: it writes a `Behind schedule` line (the
 //! driver makes it, [`crate::Driver::before_tick`]) and its run is marked
 //! `degraded` with the figure. The simulator runs every tick on time, so it
-//! never falls behind; a fault that pauses a simulated machine will make it
-//! catch up the same way.
+//! falls behind only when a `pause` fault stops a machine; it then catches
+//! up the same way. Lateness that a planned pause caused is told (the
+//! `Behind` line) but counted apart: it does not degrade the run.
 
 use std::time::Duration;
 
@@ -101,6 +102,10 @@ pub struct BehindSummary {
     pub episodes: u64,
     /// The worst lateness of a tick when it was behind, in microseconds.
     pub lateness_us_max: u64,
+    /// How many times it fell behind because the fault plan paused it (not
+    /// counted in `episodes`).
+    #[serde(default)]
+    pub paused_episodes: u64,
 }
 
 /// Watches the schedule tick by tick: see the [module](self) documentation.
@@ -129,17 +134,25 @@ impl ScheduleWatch {
     /// Takes a tick that runs `lateness_us` late at true time `now_us`;
     /// returns whether to write a `Behind` line: the machine has just fallen
     /// behind, and no such line was written in the last second.
-    pub(crate) fn observe(&mut self, now_us: i64, lateness_us: u64) -> bool {
+    /// With `paused`, the lateness is a planned pause's: told the same way,
+    /// counted apart.
+    pub(crate) fn observe(&mut self, now_us: i64, lateness_us: u64, paused: bool) -> bool {
         if lateness_us <= self.period_us {
             self.behind = false;
             return false;
         }
-        self.summary.lateness_us_max = self.summary.lateness_us_max.max(lateness_us);
+        if !paused {
+            self.summary.lateness_us_max = self.summary.lateness_us_max.max(lateness_us);
+        }
         if self.behind {
             return false;
         }
         self.behind = true;
-        self.summary.episodes += 1;
+        if paused {
+            self.summary.paused_episodes += 1;
+        } else {
+            self.summary.episodes += 1;
+        }
         if self.last_line_us.is_some_and(|last| now_us.saturating_sub(last) < BEHIND_LINE_INTERVAL_US) {
             return false;
         }
@@ -177,14 +190,18 @@ mod tests {
         // Rate 4: a period of 250 ms.
         let mut watch = ScheduleWatch::new(4);
         let t = |s: i64| s * 1_000_000;
-        assert!(!watch.observe(t(0), 250_000), "one period late is on schedule");
-        assert!(watch.observe(t(1), 250_001));
-        assert!(!watch.observe(t(1), 900_000), "the same episode");
-        assert!(!watch.observe(t(1) + 100_000, 10), "caught up");
-        assert!(!watch.observe(t(1) + 300_000, 300_000), "a new episode, but within a second of the last line");
-        assert!(!watch.observe(t(3), 0));
-        assert!(watch.observe(t(5), 3_000_000), "a new episode, a line");
-        assert_eq!(watch.summary(), BehindSummary { episodes: 3, lateness_us_max: 3_000_000 });
+        assert!(!watch.observe(t(0), 250_000, false), "one period late is on schedule");
+        assert!(watch.observe(t(1), 250_001, false));
+        assert!(!watch.observe(t(1), 900_000, false), "the same episode");
+        assert!(!watch.observe(t(1) + 100_000, 10, false), "caught up");
+        assert!(!watch.observe(t(1) + 300_000, 300_000, false), "a new episode, but within a second of the last line");
+        assert!(!watch.observe(t(3), 0, false));
+        assert!(watch.observe(t(5), 3_000_000, false), "a new episode, a line");
+        assert_eq!(watch.summary(), BehindSummary { episodes: 3, lateness_us_max: 3_000_000, paused_episodes: 0 });
+        // A planned pause is told, and counted apart.
+        assert!(!watch.observe(t(8), 0, false));
+        assert!(watch.observe(t(9), 2_000_000, true));
+        assert_eq!(watch.summary(), BehindSummary { episodes: 3, lateness_us_max: 3_000_000, paused_episodes: 1 });
     }
 
     #[test]

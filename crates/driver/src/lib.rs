@@ -42,7 +42,7 @@
 mod faults;
 mod lateness;
 
-pub use faults::ClockSnapshot;
+pub use faults::{ClockSnapshot, Route, crash_record};
 use lateness::ScheduleWatch;
 pub use lateness::{BehindSummary, LatenessRecorder, LatenessSummary};
 
@@ -242,9 +242,15 @@ impl Driver {
     /// its due time, at true time `now_us`: the `Behind` line to write when
     /// the machine has just fallen behind its schedule by more than one tick
     /// period (see [`lateness`]), `None` otherwise. The tick runs all the
-    /// same: late ticks are caught up, never skipped.
-    pub fn before_tick(&mut self, now_us: i64, tick: u64, lateness_us: u64) -> Option<&Record> {
-        if self.watch.observe(now_us, lateness_us) { Some(self.behind(now_us, lateness_us, tick)) } else { None }
+    /// same: late ticks are caught up, never skipped. `paused`: the fault
+    /// plan paused the machine when the tick was due (see
+    /// `clocklab_faults::FaultPlan::paused_at`).
+    pub fn before_tick(&mut self, now_us: i64, tick: u64, lateness_us: u64, paused: bool) -> Option<&Record> {
+        if self.watch.observe(now_us, lateness_us, paused) {
+            Some(self.behind(now_us, lateness_us, tick))
+        } else {
+            None
+        }
     }
 
     /// How far behind its schedule the machine fell so far.
@@ -398,12 +404,12 @@ mod tests {
     fn a_machine_behind_its_schedule_says_so_once() {
         let mut one = driver(1, ClockKinds::LAMPORT, 10);
         let period_us = 1_000_000 / u64::from(one.rate());
-        assert!(one.before_tick(T0, 0, period_us).is_none());
-        let line = one.before_tick(T0 + 5_000_000, 7, 4_000_000).expect("four seconds late is behind").clone();
+        assert!(one.before_tick(T0, 0, period_us, false).is_none());
+        let line = one.before_tick(T0 + 5_000_000, 7, 4_000_000, false).expect("four seconds late is behind").clone();
         assert_eq!(line.event, Event::Behind { lateness_us: 4_000_000, tick: 7 });
         assert_eq!((line.logical_clock, line.time_us), (0, T0 + 5_000_000));
-        assert!(one.before_tick(T0 + 5_000_001, 8, 3_999_000).is_none(), "the ticks it missed run back to back");
-        assert_eq!(one.behind_summary(), BehindSummary { episodes: 1, lateness_us_max: 4_000_000 });
+        assert!(one.before_tick(T0 + 5_000_001, 8, 3_999_000, false).is_none(), "the ticks it missed run back to back");
+        assert_eq!(one.behind_summary(), BehindSummary { episodes: 1, lateness_us_max: 4_000_000, paused_episodes: 0 });
         // The line is not a tick: nothing is counted.
         assert_eq!(one.counts().ticks, 0);
     }

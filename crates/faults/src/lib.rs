@@ -14,7 +14,7 @@
 //!
 //! let faults = vec![FaultSpec::Loss { start: 0.0, end: None, links: Some(vec![[1, 2]]), probability: 1.0 }];
 //! clocklab_faults::validate(&faults, 3, 60.0).unwrap();
-//! let mut plan = FaultPlan::new(&faults, 42);
+//! let mut plan = FaultPlan::new(&faults, 42, 60_000_000);
 //! assert!(matches!(plan.on_send(1_000, 1, 2), Fate::Lost { cause: LossCause::Loss, .. }));
 //! assert_eq!(plan.on_send(1_000, 2, 1), Fate::UNTOUCHED);
 //! ```
@@ -22,5 +22,5 @@
 pub mod plan;
 pub mod spec;
 
-pub use plan::{Fate, FaultPlan, FaultWindow, LossCause, MachineFault};
+pub use plan::{Fate, FaultPlan, FaultWindow, LossCause, MachineFault, physical_clock_at, physical_reading};
 pub use spec::{DelaySpec, Direction, FaultError, FaultSpec, PartitionMode, RestartClock, validate};

@@ -13,8 +13,8 @@
 
 use std::collections::BTreeMap;
 
-use clocklab_model::MachineId;
 use clocklab_model::seed::{self, ModelRng};
+use clocklab_model::{MachineId, PhysicalClock};
 use rand::RngExt;
 
 use crate::spec::{DelaySpec, Direction, FaultSpec, PartitionMode, RestartClock};
@@ -97,6 +97,35 @@ impl MachineFault {
     }
 }
 
+/// The reading at true time `at_us` of a physical clock that was `base` at
+/// the start of the run (`start_us`, true time) and went through the clock
+/// faults among `faults` (one machine's, from [`FaultPlan::machine_faults`]),
+/// each at its planned instant.
+pub fn physical_reading(base: &PhysicalClock, start_us: i64, faults: &[MachineFault], at_us: i64) -> i64 {
+    physical_clock_at(base, start_us, faults, at_us).read(at_us)
+}
+
+/// The physical clock of [`physical_reading`] as it is at true time
+/// `at_us`: every clock fault planned before then applied.
+pub fn physical_clock_at(base: &PhysicalClock, start_us: i64, faults: &[MachineFault], at_us: i64) -> PhysicalClock {
+    let mut clock = *base;
+    for fault in faults {
+        if let MachineFault::Clock { at_us: change_us, step_us, drift_ppm, .. } = *fault {
+            let change = start_us.saturating_add_unsigned(change_us);
+            if change > at_us {
+                break;
+            }
+            if step_us != 0 {
+                clock.step(change, step_us);
+            }
+            if let Some(drift) = drift_ppm {
+                clock.set_drift(change, drift);
+            }
+        }
+    }
+    clock
+}
+
 /// A fault's window, for figures and diagrams.
 #[derive(Clone, Debug, PartialEq)]
 pub struct FaultWindow {
@@ -132,6 +161,9 @@ impl Fault {
 #[derive(Clone, Debug)]
 pub struct FaultPlan {
     faults: Vec<Fault>,
+    /// The end of the run, microseconds after its start: a partition in
+    /// `hold` mode without an end holds until then.
+    run_end_us: u64,
     seed: u64,
     links: BTreeMap<(MachineId, MachineId), ModelRng>,
 }
@@ -142,18 +174,24 @@ fn micros(seconds: f64) -> u64 {
 }
 
 impl FaultPlan {
-    /// The plan of `faults` (checked with [`crate::validate`]) for a run seeded with `run_seed`.
-    pub fn new(faults: &[FaultSpec], run_seed: u64) -> FaultPlan {
+    /// The plan of `faults` (checked with [`crate::validate`]) for a run
+    /// seeded with `run_seed` that lasts `duration_us`.
+    pub fn new(faults: &[FaultSpec], run_seed: u64, duration_us: u64) -> FaultPlan {
         let faults = faults
             .iter()
             .map(|spec| Fault { spec: spec.clone(), start_us: micros(spec.start()), end_us: spec.end().map(micros) })
             .collect();
-        FaultPlan { faults, seed: seed::derive(run_seed, seed::label_of("faults")), links: BTreeMap::new() }
+        FaultPlan {
+            faults,
+            run_end_us: duration_us,
+            seed: seed::derive(run_seed, seed::label_of("faults")),
+            links: BTreeMap::new(),
+        }
     }
 
     /// A plan without faults.
     pub fn none() -> FaultPlan {
-        FaultPlan::new(&[], 0)
+        FaultPlan::new(&[], 0, 0)
     }
 
     /// Whether there is no fault at all.
@@ -189,7 +227,12 @@ impl FaultPlan {
                 FaultSpec::Partition { groups, direction, mode, .. } if cuts(groups, *direction, from, to) => {
                     match mode {
                         PartitionMode::Drop => return Fate::Lost { fault: idx, cause: LossCause::Partition },
-                        PartitionMode::Hold => hold_until_us = hold_until_us.max(fault.end_us.unwrap_or(u64::MAX)),
+                        PartitionMode::Hold => {
+                            // A partition that never heals holds until the run
+                            // ends: then the sender's end delivers what it held.
+                            let heal_us = fault.end_us.unwrap_or(self.run_end_us);
+                            hold_until_us = hold_until_us.max(heal_us);
+                        }
                     }
                 }
                 _ => {}
@@ -231,6 +274,14 @@ impl FaultPlan {
             .collect();
         out.sort_by_key(MachineFault::at_us);
         out
+    }
+
+    /// Whether `machine` is paused (a `pause` fault) at `at_us`: a tick due
+    /// then runs late as the plan meant, not because the machine fell behind.
+    pub fn paused_at(&self, machine: MachineId, at_us: u64) -> bool {
+        self.faults
+            .iter()
+            .any(|f| matches!(f.spec, FaultSpec::Pause { machine: m, .. } if m == machine) && f.active(at_us))
     }
 
     /// Whether `machine` is down (crashed and not restarted) at `at_us`.
@@ -339,7 +390,7 @@ mod tests {
 
     fn plan(faults: &[FaultSpec]) -> FaultPlan {
         crate::validate(faults, 3, 60.0).unwrap();
-        FaultPlan::new(faults, 7)
+        FaultPlan::new(faults, 7, 60_000_000)
     }
 
     #[test]

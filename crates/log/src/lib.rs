@@ -30,6 +30,7 @@ pub mod fuzzing;
 pub mod incarnations;
 mod read;
 mod record;
+mod tail;
 mod time_fmt;
 mod write;
 
@@ -37,6 +38,7 @@ pub use events::{EventId, MessageId, Pairing, RunEvent, RunEvents, SentMessage};
 pub use incarnations::{Incarnations, crash_took};
 pub use read::{Diagnostics, LineError, LogReader, MAX_LINE_BYTES, ReadLine, TimePrecision, parse_line};
 pub use record::{Event, LogFormat, Record, TickCounter};
+pub use tail::last_record;
 pub use time_fmt::{FIRST_WRITABLE_US, LAST_WRITABLE_US, rfc3339_us};
 pub use write::{LogWriter, typical_line_bytes};
 

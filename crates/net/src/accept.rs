@@ -91,7 +91,8 @@ pub(crate) struct AcceptContext {
     pub(crate) hello_timeout: Duration,
     /// How many connections may wait for their hello at once.
     pub(crate) slots: usize,
-    /// Peers whose connection passed its hello: a second one is refused.
+    /// Peers whose connection passed its hello and is open: a second one is
+    /// refused (after it ends, a restarted peer may connect again).
     pub(crate) joined: Mutex<BTreeSet<MachineId>>,
     /// Connections waiting for their hello, oldest first, by ticket, with a
     /// handle to close them.
@@ -254,6 +255,8 @@ fn serve_connection(mut stream: TcpStream, ticket: u64, context: &AcceptContext,
             (decoder.pending() > 0).then(|| format!("the stream ended inside a frame ({} bytes)", decoder.pending()))
         }
     });
+    // A restarted peer (a new process after a crash) may connect again.
+    context.joined.lock().expect("the joined set is never poisoned").remove(&from);
     let _ = inbound.send(Inbound::Closed { from, error });
 }
 

@@ -20,10 +20,14 @@
 //! - `hello`: reading a hello within a deadline, for both sides.
 //! - `logs`: the log files, written a whole line at a time.
 //! - `node`: the processing thread, the only owner of the `Machine` and the
-//!   only writer of the log: the start agreed with the peers, the absolute
-//!   tick schedule (late ticks caught up, a machine that falls behind says
-//!   so), and the end (stop sending, read every peer to the end of its
-//!   stream, log what is left as `Unprocessed`, then `Stopped`).
+//!   only writer of the log: binding, connecting, and the start agreed with
+//!   the peers.
+//! - `ticking`: the same thread's run: the absolute tick schedule (late
+//!   ticks caught up, a machine that falls behind says so), and the end
+//!   (stop sending, read every peer to the end of its stream, log what is
+//!   left as `Unprocessed`, then `Stopped`).
+//! - `faults`: the fault plan as the machine applies it for real (sends
+//!   routed through it, clock faults at their instants, restarts).
 //!
 //! ```
 //! use std::collections::BTreeMap;
@@ -76,11 +80,13 @@ macro_rules! note {
 }
 
 mod accept;
+mod faults;
 mod hello;
 mod link;
 mod logs;
 mod node;
 mod send;
+mod ticking;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -89,9 +95,10 @@ use clocklab_model::{MachineId, ParamsError};
 
 pub use accept::Inbound;
 pub use clocklab_driver::LatenessSummary;
+pub use faults::{Rejoin, RestartSpec, RunFaults};
 pub use node::{
-    Bound, Connected, DEFAULT_QUEUE_CAP, NodeConfig, RunSummary, START_LEAD_US, StopRequest, bind, longest_end,
-    never_stop, now_us,
+    Bound, Connected, DEFAULT_QUEUE_CAP, NodeConfig, RunSummary, START_LEAD_US, StopRequest, bind, bind_restarted,
+    longest_end, never_stop, now_us,
 };
 
 /// A peer that was not connected by the connect deadline, and why.

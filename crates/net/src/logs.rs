@@ -87,30 +87,50 @@ pub(crate) struct Logs {
 }
 
 impl Logs {
+    /// Creates the log files, which must not exist yet.
     pub(crate) fn create(files: &[(LogFormat, PathBuf)]) -> Result<Logs, NetError> {
-        let mut sinks: Vec<(LogFormat, PathBuf, Box<dyn Sink>)> = Vec::new();
-        for (format, path) in files {
-            let file = OpenOptions::new()
-                .append(true)
-                .create_new(true)
-                .open(path)
-                .map_err(|source| NetError::Log { path: path.clone(), source })?;
-            sinks.push((*format, path.clone(), Box::new(file)));
-        }
-        Ok(Logs::over(sinks))
+        Logs::open(files, false)
     }
 
+    /// Opens the log files of an earlier incarnation of the machine (a
+    /// restart after a crash), to write after their last line.
+    pub(crate) fn append(files: &[(LogFormat, PathBuf)]) -> Result<Logs, NetError> {
+        Logs::open(files, true)
+    }
+
+    fn open(files: &[(LogFormat, PathBuf)], existing: bool) -> Result<Logs, NetError> {
+        let mut sinks: Vec<(LogFormat, PathBuf, Box<dyn Sink>, u64)> = Vec::new();
+        for (format, path) in files {
+            let failed = |source| NetError::Log { path: path.clone(), source };
+            let file = OpenOptions::new().append(true).create_new(!existing).open(path).map_err(failed)?;
+            let len = file.metadata().map_err(failed)?.len();
+            sinks.push((*format, path.clone(), Box::new(file), len));
+        }
+        Ok(Logs::over_from(sinks))
+    }
+
+    #[cfg(test)]
     pub(crate) fn over(sinks: Vec<(LogFormat, PathBuf, Box<dyn Sink>)>) -> Logs {
+        Logs::over_from(sinks.into_iter().map(|(format, path, sink)| (format, path, sink, 0)).collect())
+    }
+
+    /// Logs over `sinks`, each holding its given number of bytes already.
+    fn over_from(sinks: Vec<(LogFormat, PathBuf, Box<dyn Sink>, u64)>) -> Logs {
         let files = sinks
             .into_iter()
-            .map(|(format, path, sink)| LogFile {
+            .map(|(format, path, sink, len)| LogFile {
                 path,
-                writer: LogWriter::new(Counted { sink, len: 0 }, format),
+                writer: LogWriter::new(Counted { sink, len }, format),
                 failed: false,
                 last_clock: 0,
             })
             .collect();
         Logs { files, failure: None }
+    }
+
+    /// The first file's path (where a restarted machine reads its clocks back).
+    pub(crate) fn first_path(&self) -> Option<&std::path::Path> {
+        self.files.first().map(|file| file.path.as_path())
     }
 
     /// Writes one line to every file that has not failed; returns whether

@@ -7,14 +7,16 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use clocklab_driver::{BehindSummary, Driver, DriverParams, LatenessRecorder, LatenessSummary};
+use clocklab_driver::{BehindSummary, ClockSnapshot, Driver, DriverParams, LatenessSummary};
+use clocklab_faults::FaultSpec;
 use clocklab_log::LogFormat;
+use clocklab_model::MachineId;
 use clocklab_model::wire::{FrameCodec, Hello, TOKEN_LEN};
-use clocklab_model::{Delivery, MachineId, schedule};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use serde::{Deserialize, Serialize};
 
 use crate::accept::{self, AcceptContext, Inbound};
+use crate::faults::{RestartSpec, physical_clock_now};
 use crate::link::{Connector, LinkConfig, LinkEvent};
 use crate::logs::Logs;
 use crate::send::{Outbox, SEND_STALL_MIN};
@@ -28,7 +30,7 @@ const INBOUND_CAPACITY: usize = 1 << 16;
 /// How often a machine waiting for its next tick moves what has arrived into
 /// its queue, so that the channel from the readers does not fill (and hold up
 /// its peers) while a slow machine waits a second between ticks.
-const ABSORB_INTERVAL: Duration = Duration::from_millis(50);
+pub(crate) const ABSORB_INTERVAL: Duration = Duration::from_millis(50);
 
 /// How many messages a machine's queue holds before it refuses (and counts)
 /// new ones: far more than any sound run queues, few enough that a peer
@@ -96,25 +98,25 @@ impl NodeConfig {
 /// addresses.
 #[derive(Debug)]
 pub struct Bound {
-    config: NodeConfig,
-    driver: Driver,
+    pub(crate) config: NodeConfig,
+    pub(crate) driver: Driver,
     address: SocketAddr,
-    logs: Logs,
-    inbound: Receiver<Inbound>,
+    pub(crate) logs: Logs,
+    pub(crate) inbound: Receiver<Inbound>,
     /// What the acceptor shares: its count of refused connections.
-    context: Arc<AcceptContext>,
+    pub(crate) context: Arc<AcceptContext>,
 }
 
 /// A machine with every connection up and every peer ready, ready to tick.
 #[derive(Debug)]
 pub struct Connected {
-    bound: Bound,
+    pub(crate) bound: Bound,
     /// Writes to the peers, off the processing thread.
-    outbox: Outbox,
+    pub(crate) outbox: Outbox,
     /// The peers, in order.
-    peers: Vec<MachineId>,
+    pub(crate) peers: Vec<MachineId>,
     /// What arrived while connecting: replayed before the first tick.
-    early: VecDeque<Inbound>,
+    pub(crate) early: VecDeque<Inbound>,
     /// When each machine of the run (this one included) had every
     /// connection up, in microseconds since the Unix epoch.
     ready_us: BTreeMap<MachineId, i64>,
@@ -189,8 +191,42 @@ pub fn bind(config: NodeConfig) -> Result<Bound, NetError> {
     bind_with_logs(config, listener, logs)
 }
 
+/// Starts a machine that restarts after a crash (a new process, see
+/// `crate::faults`): binds its port as [`bind`] does, opens its logs to
+/// write after their last line, and writes `Restarted` instead of
+/// `Initialized`: its clocks from 0, or (`restart.recovered`) as the log's
+/// last line has them; its physical clock as the machine's is now, after the
+/// clock faults of `faults` so far.
+pub fn bind_restarted(config: NodeConfig, restart: RestartSpec, faults: &[FaultSpec]) -> Result<Bound, NetError> {
+    let listener =
+        TcpListener::bind(config.listen).map_err(|source| NetError::Bind { address: config.listen, source })?;
+    let logs = Logs::append(&config.logs)?;
+    let recovered = match (restart.recovered, logs.first_path()) {
+        (true, Some(path)) => {
+            let unreadable = |source| NetError::Log { path: path.to_path_buf(), source };
+            let last = clocklab_log::last_record(path).map_err(unreadable)?;
+            let last = last.ok_or_else(|| {
+                unreadable(std::io::Error::new(std::io::ErrorKind::InvalidData, "no line to recover the clocks from"))
+            })?;
+            Some(ClockSnapshot::of(&last))
+        }
+        _ => None,
+    };
+    bind_with(config, listener, logs, Some((restart, recovered, faults)))
+}
+
 /// [`bind`] with the port bound and the log sinks open.
-fn bind_with_logs(config: NodeConfig, listener: TcpListener, mut logs: Logs) -> Result<Bound, NetError> {
+fn bind_with_logs(config: NodeConfig, listener: TcpListener, logs: Logs) -> Result<Bound, NetError> {
+    bind_with(config, listener, logs, None)
+}
+
+/// [`bind`] or [`bind_restarted`], with the port bound and the log sinks open.
+fn bind_with(
+    config: NodeConfig,
+    listener: TcpListener,
+    mut logs: Logs,
+    restart: Option<(RestartSpec, Option<ClockSnapshot>, &[FaultSpec])>,
+) -> Result<Bound, NetError> {
     let mut driver = Driver::new(config.machine, now_us()).map_err(NetError::Params)?;
     let address = listener.local_addr().map_err(|source| NetError::Bind { address: config.listen, source })?;
     let (sender, inbound) = crossbeam_channel::bounded(INBOUND_CAPACITY);
@@ -199,7 +235,19 @@ fn bind_with_logs(config: NodeConfig, listener: TcpListener, mut logs: Logs) -> 
         Arc::new(AcceptContext::new(config.hello(), codec, accept::HELLO_TIMEOUT.min(config.connect_timeout)));
     accept::spawn_acceptor(listener, Arc::clone(&context), sender)
         .map_err(|source| NetError::Thread { what: "accepting connections".into(), source })?;
-    logs.write(driver.initialized(now_us(), &config.host, Some(address.port())));
+    match restart {
+        None => logs.write(driver.initialized(now_us(), &config.host, Some(address.port()))),
+        Some((restart, recovered, faults)) => {
+            driver.start(restart.start_us);
+            let now = now_us();
+            let params = &config.machine;
+            let base =
+                clocklab_model::PhysicalClock::new(restart.start_us, params.clock_offset_us, params.clock_drift_ppm);
+            *driver.machine_mut().physical_clock_mut() =
+                physical_clock_now(&base, restart.start_us, faults, params.id, now);
+            logs.write(driver.restarted(now, &config.host, Some(address.port()), recovered.as_ref()))
+        }
+    };
     logs.check()?;
     Ok(Bound { config, driver, address, logs, inbound, context })
 }
@@ -427,97 +475,6 @@ pub(crate) fn wait_until(due: Instant, stop: &Receiver<StopRequest>) -> Wake {
     }
 }
 
-/// The state of a ticking machine that the end needs too.
-struct Ticking<'a> {
-    config: &'a NodeConfig,
-    driver: Driver,
-    logs: Logs,
-    summary: RunSummary,
-    /// Peers whose stream to us has not ended yet.
-    open: BTreeSet<MachineId>,
-    /// When ticking ends (moved earlier by a stop request for an instant).
-    deadline: Instant,
-    inbound: Receiver<Inbound>,
-}
-
-impl Ticking<'_> {
-    /// Takes one event from a reader thread. `ticking` is false once the
-    /// machine has stopped ticking: a peer ending its stream then is the
-    /// expected end, not a disconnection.
-    fn absorb(&mut self, event: Inbound, ticking: bool) {
-        match event {
-            Inbound::Message { from, stamp } => {
-                if self.driver.deliver(now_us(), from, stamp) == Delivery::Refused
-                    && self.driver.machine().refused() == 1
-                {
-                    crate::note!(
-                        "machine {}: the queue is full ({} messages): refusing messages from machine {from}; the total is reported at the end",
-                        self.config.id(),
-                        self.config.machine.queue_cap
-                    );
-                }
-            }
-            Inbound::Closed { from, error } => {
-                self.open.remove(&from);
-                let early_end = Instant::now() + self.config.end_grace < self.deadline;
-                if ticking && (early_end || error.is_some()) {
-                    if let Some(error) = error {
-                        crate::note!("machine {}: connection from machine {from} failed: {error}", self.config.id());
-                    }
-                    self.disconnect(from);
-                }
-            }
-            Inbound::Joined { .. } | Inbound::Ready { .. } => {}
-        }
-    }
-
-    /// Logs `Disconnected from machine <peer>`, once per peer.
-    fn disconnect(&mut self, peer: MachineId) {
-        if !self.summary.disconnected.contains(&peer) {
-            self.summary.disconnected.push(peer);
-            self.logs.write(self.driver.disconnected(now_us(), peer));
-        }
-    }
-
-    /// Moves what the reader threads have delivered into the queue: only
-    /// what is there now, so that a peer flooding the channel cannot keep
-    /// this thread from its schedule.
-    fn absorb_arrived(&mut self, ticking: bool) {
-        for _ in 0..self.inbound.len() {
-            let Ok(event) = self.inbound.try_recv() else { break };
-            self.absorb(event, ticking);
-        }
-    }
-
-    /// Logs every peer the outbox has just declared gone.
-    fn note_gone_peers(&mut self, outbox: &mut Outbox) {
-        for (peer, reason) in outbox.newly_gone() {
-            crate::note!(
-                "machine {}: machine {peer} is declared gone: {reason}; what is sent to it from now on is counted as unsent",
-                self.config.id()
-            );
-            self.disconnect(peer);
-        }
-    }
-
-    /// Waits until `due` or the (possibly moved) deadline, whichever is
-    /// first, moving what arrives into the queue every [`ABSORB_INTERVAL`];
-    /// a stop request for an instant moves the deadline earlier. Returns
-    /// whether to stop at once.
-    fn wait_tick(&mut self, due: Instant, stop: &Receiver<StopRequest>) -> bool {
-        loop {
-            let until = due.min(self.deadline);
-            let slice_end = until.min(Instant::now() + ABSORB_INTERVAL);
-            match wait_until(slice_end, stop) {
-                Wake::Due if slice_end >= until => return false,
-                Wake::Due => self.absorb_arrived(true),
-                Wake::Stop => return true,
-                Wake::StopAt(at) => self.deadline = self.deadline.min(at),
-            }
-        }
-    }
-}
-
 impl Connected {
     /// The drawn clock rate.
     pub fn rate(&self) -> u32 {
@@ -538,148 +495,6 @@ impl Connected {
         self.outbox.abort();
         self.bound.abandon()
     }
-
-    /// Ticks from `start_us` (microseconds since the Unix epoch, the same
-    /// instant for every machine of the run) for `duration_us`, tick `k` at
-    /// `start + k / rate`; then stops sending, reads every peer's connection
-    /// to its end, logs what is left in the queue as `Unprocessed`, and
-    /// writes `Stopped`.
-    ///
-    /// Every tick of the schedule runs: a tick that is late runs as soon as
-    /// it can, and one more than a tick period late writes a `Behind` line
-    /// first (see `clocklab_driver::lateness`). Frames go to each peer's link
-    /// and are written off this thread; a peer that stops reading is
-    /// declared gone (`Disconnected`), and what is sent to it is counted in
-    /// [`RunSummary::unsent`].
-    ///
-    /// A stop request ends ticking early: [`StopRequest::Now`] (or `stop`'s
-    /// senders all gone) at once, [`StopRequest::At`] at that instant. The end
-    /// goes as at the deadline.
-    ///
-    /// A log that cannot be written (a full disk) ends ticking too; the end
-    /// still goes (every file that still takes lines gets them, `Stopped`
-    /// included, and a line cut by the failure is cut off), and the first
-    /// write error is returned.
-    pub fn run(self, start_us: i64, duration_us: u64, stop: &Receiver<StopRequest>) -> Result<RunSummary, NetError> {
-        let Connected { bound, mut outbox, peers, early, .. } = self;
-        let Bound { config, mut driver, logs, inbound, context, .. } = bound;
-        let rate = driver.rate();
-        let n_ticks = schedule::n_ticks(rate, duration_us);
-        let start = instant_of(start_us);
-        driver.start(start_us);
-        let full_deadline = checked_after(start, Duration::from_micros(duration_us));
-        let mut lateness = LatenessRecorder::default();
-        let open = peers.iter().copied().collect();
-        let mut state = Ticking {
-            config: &config,
-            driver,
-            logs,
-            summary: RunSummary { stopped_early: false, ..RunSummary::not_started() },
-            open,
-            deadline: full_deadline,
-            inbound,
-        };
-        for event in early {
-            state.absorb(event, true);
-        }
-
-        for k in 0..n_ticks {
-            let due = checked_after(start, Duration::from_micros(schedule::tick_offset_us(k, rate)));
-            if state.logs.failed() || due >= state.deadline {
-                break;
-            }
-            if state.wait_tick(due, stop) {
-                state.summary.stopped_early = true;
-                break;
-            }
-            if due >= state.deadline {
-                break;
-            }
-            let late = Instant::now().saturating_duration_since(due);
-            lateness.record(late);
-            let late_us = u64::try_from(late.as_micros()).unwrap_or(u64::MAX);
-            if let Some(line) = state.driver.before_tick(now_us(), k, late_us) {
-                state.logs.write(line);
-            }
-            state.absorb_arrived(true);
-            state.note_gone_peers(&mut outbox);
-            let step = state.driver.tick(now_us());
-            // The line goes out before the frames: a process killed in between
-            // leaves a send that never arrived (which a failed run allows), never
-            // a message that arrived without its send. A line that cannot be
-            // written sends nothing either.
-            if !state.logs.write(step.record) {
-                break;
-            }
-            if let Some(frame) = step.frame {
-                outbox.send_frame(Instant::now(), Arc::from(frame), step.recipients());
-            }
-        }
-        if !state.summary.stopped_early && !state.logs.failed() {
-            let deadline = state.deadline;
-            if state.wait_tick(deadline, stop) {
-                state.summary.stopped_early = true;
-            }
-        }
-        state.summary.stopped_early |= state.deadline < full_deadline || state.logs.failed();
-
-        // The end: the outbox writes what it holds and ends every stream, so
-        // peers see the end after our last message, and we read theirs to
-        // its end, so nothing on the wire is lost.
-        outbox.close();
-        let drain_deadline = checked_after(Instant::now(), config.connect_timeout);
-        state.absorb_arrived(false);
-        while !state.open.is_empty() {
-            match state.inbound.recv_deadline(drain_deadline) {
-                Ok(event) => state.absorb(event, false),
-                Err(_) => {
-                    crate::note!(
-                        "machine {}: machines {:?} did not finish sending within {} s; their connections are abandoned",
-                        config.id(),
-                        state.open,
-                        config.connect_timeout.as_secs_f64()
-                    );
-                    for peer in std::mem::take(&mut state.open) {
-                        state.disconnect(peer);
-                    }
-                    break;
-                }
-            }
-        }
-        // A peer that cannot take what is left is given up within its stall limit.
-        outbox.finish();
-        state.note_gone_peers(&mut outbox);
-        let unsent = outbox.unsent();
-        let Ticking { mut driver, mut logs, mut summary, .. } = state;
-        let end = driver.end(now_us());
-        summary.unprocessed = end.len() as u64 - 1;
-        logs.write_end(&end);
-        let counts = driver.counts();
-        (summary.ticks, summary.sent, summary.processed) = (counts.ticks, counts.sent, counts.processed);
-        summary.refused = driver.machine().refused();
-        summary.lateness = lateness.summary();
-        summary.behind = driver.behind_summary();
-        summary.unsent = unsent;
-        if summary.refused > 0 {
-            crate::note!(
-                "machine {}: refused {} messages because the queue was full (queue_cap {})",
-                config.id(),
-                summary.refused,
-                config.machine.queue_cap
-            );
-        }
-        if summary.unsent_total() > 0 {
-            crate::note!(
-                "machine {}: {} messages logged as sent were never written to their peer (by peer: {:?})",
-                config.id(),
-                summary.unsent_total(),
-                summary.unsent
-            );
-        }
-        summary.refused_connections = context.refused_connections.load(std::sync::atomic::Ordering::SeqCst) as u64;
-        logs.check()?;
-        Ok(summary)
-    }
 }
 
 /// The longest a machine's end can take after its deadline, with
@@ -690,14 +505,14 @@ pub fn longest_end(connect_timeout: Duration) -> Duration {
 }
 
 /// `at + after`, or as far as an `Instant` goes.
-fn checked_after(at: Instant, after: Duration) -> Instant {
+pub(crate) fn checked_after(at: Instant, after: Duration) -> Instant {
     at.checked_add(after).or_else(|| at.checked_add(Duration::from_secs(1 << 32))).unwrap_or(at)
 }
 
 /// The monotonic instant of a wall-clock time in microseconds since the Unix
 /// epoch. Waits use the monotonic clock, so a wall-clock step during a run
 /// moves no tick.
-fn instant_of(time_us: i64) -> Instant {
+pub(crate) fn instant_of(time_us: i64) -> Instant {
     let (now, now_us) = (Instant::now(), now_us());
     let offset = Duration::from_micros(time_us.abs_diff(now_us));
     if time_us >= now_us { checked_after(now, offset) } else { now.checked_sub(offset).unwrap_or(now) }
@@ -832,7 +647,7 @@ mod tests {
         assert!(matches!(lines[0].event, Event::Initialized { .. }));
         // Machine 2 saw machine 1 go away early, kept its schedule and stopped.
         let rate = clocklab_model::seed::start_machine(42, 6).1;
-        assert_eq!(summary.ticks, schedule::n_ticks(rate, 1_500_000));
+        assert_eq!(summary.ticks, clocklab_model::schedule::n_ticks(rate, 1_500_000));
         assert_eq!(summary.disconnected, [1]);
         let two = records(&log);
         assert!(matches!(two.last().unwrap().event, Event::Stopped));

@@ -5,10 +5,10 @@
 //!
 //! **Queues.** Every peer has a queue of (due instant, frame), written in
 //! order, each frame at its due instant or later, many frames to a write.
-//! Today a frame is due when it is made; a network fault (latency, a
-//! partition) will hold frames at the sender by giving them a later instant,
-//! and the queue keeps them in the order they were sent, as a TCP connection
-//! does. The connections are non-blocking: a peer whose socket is full waits
+//! A frame is due when it is made, unless a network fault (latency, a
+//! partition) holds it at the sender with a later instant; the queue keeps
+//! frames in the order they were sent, as a TCP connection does, so a held
+//! frame holds up the later ones. The connections are non-blocking: a peer whose socket is full waits
 //! (the thread polls for it) while the others are written.
 //!
 //! **A peer that stops reading.** A queue holds at most [`SEND_QUEUE_MAX`]
@@ -19,9 +19,15 @@
 //! one cut, those queued, every later send to it) is counted as unsent, per
 //! peer. So every message a machine logs as sent is received by its peer
 //! (`Processed` or `Unprocessed`), or counted unsent by the sender, or lost
-//! with the kernel's buffers of a peer that died (a failed run).
+//! with the kernel's buffers of a peer that died (a failed run, or a crash
+//! the fault plan made).
+//!
+//! **A peer that restarts** (a crash in the fault plan) gets a new
+//! connection: the processing thread hands it over ([`Outbox::reconnect`]),
+//! what was still queued for the old incarnation is counted as unsent, and
+//! the ready message then every later frame go to the new one.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::io::{self, IoSlice, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::os::fd::AsFd;
@@ -62,6 +68,16 @@ enum Outgoing {
     /// The ready message, to every peer: every connection of this machine
     /// was up at this instant (microseconds since the Unix epoch).
     Ready(i64),
+    /// A new connection to a restarted peer: it replaces the old one.
+    Reconnect {
+        /// The peer.
+        peer: MachineId,
+        /// The connection, hellos exchanged.
+        stream: TcpStream,
+        /// When the connection was up (microseconds since the Unix epoch),
+        /// for the ready message.
+        at_us: i64,
+    },
     /// A frame to `to`, to be written at `due` or later.
     Frame {
         /// When it may leave.
@@ -78,6 +94,8 @@ enum Outgoing {
 struct PeerShared {
     /// The peer was declared gone.
     gone: AtomicBool,
+    /// How many times it was declared gone (once per incarnation at most).
+    times_gone: AtomicU64,
     /// Why, for a person.
     reason: Mutex<Option<String>>,
     /// Frames never written whole to it.
@@ -96,7 +114,8 @@ pub(crate) struct Outbox {
     aborting: Arc<AtomicBool>,
     peers: BTreeMap<MachineId, Arc<PeerShared>>,
     /// Peers whose being gone the processing thread has heard of.
-    reported: BTreeSet<MachineId>,
+    /// Per peer, how many of its goings the processing thread has heard of.
+    reported: BTreeMap<MachineId, u64>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -142,7 +161,7 @@ impl Outbox {
             polling,
             aborting,
             peers,
-            reported: BTreeSet::new(),
+            reported: BTreeMap::new(),
             thread: Some(thread),
         })
     }
@@ -172,11 +191,20 @@ impl Outbox {
         self.push(Outgoing::Frame { due, bytes, to: to.to_vec() });
     }
 
+    /// Hands over a new connection to `peer`, a restarted machine: from now
+    /// on its frames go there, after the ready message (`at_us`).
+    pub(crate) fn reconnect(&self, peer: MachineId, stream: TcpStream, at_us: i64) {
+        self.push(Outgoing::Reconnect { peer, stream, at_us });
+    }
+
     /// The peers declared gone since the last call, with why.
     pub(crate) fn newly_gone(&mut self) -> Vec<(MachineId, String)> {
         let mut gone = Vec::new();
         for (&peer, shared) in &self.peers {
-            if shared.gone.load(Ordering::SeqCst) && self.reported.insert(peer) {
+            let times = shared.times_gone.load(Ordering::SeqCst);
+            let heard = self.reported.entry(peer).or_insert(0);
+            if shared.gone.load(Ordering::SeqCst) && times > *heard {
+                *heard = times;
                 let reason = shared.reason.lock().expect("a peer's reason is never poisoned").clone();
                 gone.push((peer, reason.unwrap_or_else(|| "its connection failed".into())));
             }
@@ -313,6 +341,27 @@ impl PeerOut {
         }
     }
 
+    /// Takes a new connection to the peer (a restarted machine): what was
+    /// queued for the old one is counted as unsent; the ready message goes first.
+    fn replace(&mut self, stream: TcpStream, at_us: i64) {
+        if !self.gone() {
+            let unsent = self.queue.iter().filter(|queued| queued.counts).count() as u64;
+            self.shared.unsent.fetch_add(unsent, Ordering::SeqCst);
+            let _ = self.stream.shutdown(Shutdown::Both);
+        }
+        if stream.set_nonblocking(true).is_err() {
+            self.declare_gone("cannot use the new connection".into());
+            return;
+        }
+        self.stream = stream;
+        self.queue.clear();
+        self.offset = 0;
+        self.blocked_since = None;
+        let ready = Arc::from(&wire::encode_ready(at_us)[..]);
+        self.queue.push_back(Queued { due: Instant::now(), bytes: ready, counts: false });
+        self.shared.gone.store(false, Ordering::SeqCst);
+    }
+
     /// Declares the peer gone: counts every frame it did not get (the one
     /// cut included), closes the connection.
     fn declare_gone(&mut self, reason: String) {
@@ -322,6 +371,7 @@ impl PeerOut {
         self.offset = 0;
         let _ = self.stream.shutdown(Shutdown::Both);
         *self.shared.reason.lock().expect("a peer's reason is never poisoned") = Some(reason);
+        self.shared.times_gone.fetch_add(1, Ordering::SeqCst);
         self.shared.gone.store(true, Ordering::SeqCst);
     }
 }
@@ -344,6 +394,12 @@ impl SendThread {
         let (due, bytes, to, counts): (Instant, Arc<[u8]>, Option<Vec<MachineId>>, bool) = match item {
             Outgoing::Ready(at_us) => (now, Arc::from(&wire::encode_ready(at_us)[..]), None, false),
             Outgoing::Frame { due, bytes, to } => (due, bytes, Some(to), true),
+            Outgoing::Reconnect { peer, stream, at_us } => {
+                if let Some(out) = self.peers.iter_mut().find(|out| out.peer == peer) {
+                    out.replace(stream, at_us);
+                }
+                return;
+            }
         };
         for peer in &mut self.peers {
             if to.as_ref().is_some_and(|to| !to.contains(&peer.peer)) {

@@ -8,17 +8,21 @@ use std::time::Duration;
 use anyhow::{Context, anyhow, bail};
 use clocklab_driver::DriverParams;
 use clocklab_model::{ClockKinds, MachineId};
-use clocklab_net::{NetError, NodeConfig, RunSummary, StopRequest};
+use clocklab_net::{NetError, NodeConfig, Rejoin, RunFaults, RunSummary, StopRequest};
 use crossbeam_channel::{Receiver, Sender};
 
 use crate::orchestrate::{FromMachine, Launch, ToMachine, send_line};
 use crate::signals::{signal_name, watch_signals};
 
 /// Reads control lines from stdin on a thread. A `stop` line goes to `stop`
-/// as a request for its instant; the end of stdin (the orchestrator is gone)
-/// is a request to stop now. Every other line goes, parsed, to the returned
-/// channel (a line that does not parse as itself).
-fn control_lines(stop: Sender<StopRequest>) -> anyhow::Result<Receiver<Result<ToMachine, String>>> {
+/// as a request for its instant, a `rejoin` line to `rejoins`; the end of
+/// stdin (the orchestrator is gone) is a request to stop now. Every other
+/// line goes, parsed, to the returned channel (a line that does not parse as
+/// itself).
+fn control_lines(
+    stop: Sender<StopRequest>,
+    rejoins: Sender<Rejoin>,
+) -> anyhow::Result<Receiver<Result<ToMachine, String>>> {
     let (sender, receiver) = crossbeam_channel::unbounded();
     std::thread::Builder::new()
         .name("control".into())
@@ -27,6 +31,12 @@ fn control_lines(stop: Sender<StopRequest>) -> anyhow::Result<Receiver<Result<To
                 let Ok(line) = line else { break };
                 let sent = match serde_json::from_str::<ToMachine>(&line) {
                     Ok(ToMachine::Stop(at_us)) => stop.send(StopRequest::At(at_us)).is_ok(),
+                    Ok(ToMachine::Rejoin { peer, address }) => {
+                        // Heard while ticking; a machine that no longer
+                        // ticks needs not hear it.
+                        let _ = rejoins.send(Rejoin { peer, address });
+                        true
+                    }
                     Ok(control) => sender.send(Ok(control)).is_ok(),
                     Err(_) => sender.send(Err(line)).is_ok(),
                 };
@@ -90,7 +100,8 @@ fn report(message: &FromMachine) {
 /// Runs an orchestrated machine.
 pub(super) fn run(id: MachineId) -> anyhow::Result<ExitCode> {
     let (stop_tx, stop) = crossbeam_channel::unbounded();
-    let controls = control_lines(stop_tx.clone())?;
+    let (rejoins_tx, rejoins) = crossbeam_channel::unbounded();
+    let controls = control_lines(stop_tx.clone(), rejoins_tx)?;
     let on_signal = stop_tx.clone();
     watch_signals(id, move |signal| {
         // The orchestrator hears of it first, and stops the rest of the run.
@@ -98,7 +109,7 @@ pub(super) fn run(id: MachineId) -> anyhow::Result<ExitCode> {
         let _ = on_signal.send(StopRequest::Now);
     })?;
     let launch = match next_control(&controls, &stop, &stop_tx, "the launch settings")? {
-        Next::Control(ToMachine::Launch(launch)) => launch,
+        Next::Control(ToMachine::Launch(launch)) => *launch,
         Next::Control(_) => bail!("the first control line is not the launch settings"),
         Next::Stop => return Ok(ExitCode::SUCCESS),
     };
@@ -116,6 +127,9 @@ pub(super) fn run(id: MachineId) -> anyhow::Result<ExitCode> {
         queue_cap,
         duration_us,
         logs,
+        faults,
+        run_seed,
+        restart,
     } = launch;
     let token = clocklab_model::wire::token_from_hex(&token_hex).ok_or_else(|| anyhow!("bad run token"))?;
     let clocks = ClockKinds::parse(clocks.iter().map(String::as_str))?;
@@ -138,7 +152,11 @@ pub(super) fn run(id: MachineId) -> anyhow::Result<ExitCode> {
         end_grace: Duration::ZERO,
         logs,
     };
-    let bound = clocklab_net::bind(node).with_context(|| format!("machine {id} cannot start"))?;
+    let bound = match restart {
+        None => clocklab_net::bind(node),
+        Some(restart) => clocklab_net::bind_restarted(node, restart, &faults),
+    }
+    .with_context(|| format!("machine {id} cannot start"))?;
     report(&FromMachine::Bound { port: bound.address().port(), rate: bound.rate() });
     let stopped = || {
         report(&FromMachine::Done(RunSummary::not_started()));
@@ -186,7 +204,9 @@ pub(super) fn run(id: MachineId) -> anyhow::Result<ExitCode> {
             return Err(error);
         }
     };
-    let summary = connected.run(start_us, duration_us, &stop).with_context(|| format!("machine {id}"))?;
+    let faults = RunFaults::new(&faults, run_seed, duration_us, id, rejoins, restart);
+    let summary =
+        connected.run_with_faults(start_us, duration_us, &stop, faults).with_context(|| format!("machine {id}"))?;
     report(&FromMachine::Done(summary));
     Ok(ExitCode::SUCCESS)
 }

@@ -202,24 +202,55 @@ fn sample_ticks(graph: &RunGraph, options: &CheckOptions) -> Vec<EventRef> {
     sample.into_iter().map(|(_, at)| at).collect()
 }
 
+/// One machine's physical clock over the run: as it was at the start, and
+/// the clock faults the plan made to it.
+struct PlannedClock {
+    base: PhysicalClock,
+    faults: Vec<clocklab_faults::MachineFault>,
+}
+
+impl PlannedClock {
+    /// The largest reading it showed up to true time `at_us`: its reading
+    /// then, or one just before a clock fault that stepped it back (the HLC
+    /// never forgets the physical time it has seen).
+    fn read_max(&self, origin_us: i64, at_us: i64) -> i64 {
+        let read = |t| clocklab_faults::physical_reading(&self.base, origin_us, &self.faults, t);
+        let changes = self.faults.iter().filter_map(|fault| match *fault {
+            clocklab_faults::MachineFault::Clock { at_us: change_us, .. } => {
+                Some(origin_us.saturating_add_unsigned(change_us))
+            }
+            _ => None,
+        });
+        changes.filter(|&change| change <= at_us).map(|change| read(change - 1)).fold(read(at_us), i64::max)
+    }
+}
+
 /// The physical clocks of the run's machines, in graph order, from the
-/// manifest; `None` if the run has no manifest or it lacks a machine.
-fn physical_clocks(graph: &RunGraph, manifest: &RunManifest) -> Option<Vec<PhysicalClock>> {
+/// manifest (offsets, drifts and the fault plan's clock faults), with the
+/// run's start; `None` if the run has no manifest or it lacks a machine.
+fn physical_clocks(graph: &RunGraph, manifest: &RunManifest) -> Option<(i64, Vec<PlannedClock>)> {
     let origin = time::OffsetDateTime::parse(&manifest.started_at, &time::format_description::well_known::Rfc3339)
         .ok()
         .map(|t| (t.unix_timestamp_nanos() / 1000) as i64)?;
-    graph
+    let duration_us = clocklab_model::schedule::duration_us(manifest.experiment.duration);
+    let plan = clocklab_faults::FaultPlan::new(&manifest.experiment.faults, 0, duration_us);
+    let clocks = graph
         .machines
         .iter()
         .map(|machine| {
             let outcome = manifest.machines.iter().find(|m| m.id == machine.id)?;
-            Some(PhysicalClock::new(origin, outcome.clock_offset_us, outcome.clock_drift_ppm))
+            Some(PlannedClock {
+                base: PhysicalClock::new(origin, outcome.clock_offset_us, outcome.clock_drift_ppm),
+                faults: plan.machine_faults(machine.id),
+            })
         })
-        .collect()
+        .collect::<Option<Vec<_>>>()?;
+    Some((origin, clocks))
 }
 
 /// The HLC: increasing on every edge, and `0 <= l - pt <=` the largest lead
-/// of any machine's physical clock over this one's at that instant.
+/// of any machine's physical clock over this one's at that instant (a
+/// clock stepped back by a fault leads by the largest reading it showed).
 pub(super) fn check_hlc(
     graph: &RunGraph,
     manifest: Option<&RunManifest>,
@@ -260,7 +291,14 @@ pub(super) fn check_hlc(
         .all(|m| m.rows.iter().zip(&m.physical_us).all(|(row, pt)| pt.is_none_or(|pt| pt == row.time_us)));
     let clocks = match manifest {
         Some(manifest) => physical_clocks(graph, manifest),
-        None if perfect => Some(vec![PhysicalClock::perfect(); graph.machines.len()]),
+        None if perfect => Some((
+            0,
+            graph
+                .machines
+                .iter()
+                .map(|_| PlannedClock { base: PhysicalClock::perfect(), faults: Vec::new() })
+                .collect(),
+        )),
         None => None,
     };
     let mut bounded = 0u64;
@@ -271,7 +309,7 @@ pub(super) fn check_hlc(
              offsets and drifts are unknown"
                 .to_string(),
         ),
-        Some(clocks) => {
+        Some((origin_us, clocks)) => {
             for &at in &graph.order {
                 let row = graph.row(at);
                 let (true, Some(hlc), Some(pt)) = (row.tick, graph.hlc(at), graph.physical_us(at)) else {
@@ -279,7 +317,7 @@ pub(super) fn check_hlc(
                 };
                 bounded += 1;
                 let lead = hlc.l_us - pt;
-                let fastest = clocks.iter().map(|clock| clock.read(row.time_us)).max().unwrap_or(pt);
+                let fastest = clocks.iter().map(|clock| clock.read_max(*origin_us, row.time_us)).max().unwrap_or(pt);
                 let bound = fastest - pt;
                 largest_lead_us = largest_lead_us.max(lead);
                 if lead < 0 || lead > bound + HLC_TOLERANCE_US {

@@ -354,8 +354,9 @@ fn describe(source: &RunSource, meta: &mut data::Meta, skipped: &BTreeMap<Machin
     meta.seed = manifest.map(|m| m.seeds.suite);
     if let Some(manifest) = manifest {
         let origin = manifest_start_us(source).unwrap_or(meta.origin_us);
-        let plan = clocklab_faults::FaultPlan::new(&manifest.experiment.faults, 0);
-        let end_us = origin + (manifest.experiment.duration * 1e6) as i64;
+        let duration_us = clocklab_model::schedule::duration_us(manifest.experiment.duration);
+        let plan = clocklab_faults::FaultPlan::new(&manifest.experiment.faults, 0, duration_us);
+        let end_us = origin.saturating_add_unsigned(duration_us);
         meta.faults = plan
             .windows()
             .into_iter()

@@ -17,6 +17,7 @@
 
 use std::io;
 
+use clocklab_driver::ClockSnapshot;
 use clocklab_faults::{MachineFault, RestartClock};
 use clocklab_model::{MachineId, schedule};
 
@@ -39,8 +40,9 @@ impl Simulation {
         match fault {
             MachineFault::Crash { restart, .. } => {
                 let sim = &mut self.machines[id as usize - 1];
-                sim.snapshot = Some(sim.driver.snapshot());
                 let (line, lost) = sim.driver.crashed(at);
+                // A recovering machine reads its clocks back from this line.
+                sim.snapshot = Some(ClockSnapshot::of(line));
                 write(sink, summary, line)?;
                 summary.crash_lost += lost;
                 sim.down = true;
@@ -58,7 +60,7 @@ impl Simulation {
             }
             MachineFault::Clock { step_us, drift_ppm, .. } => {
                 let sim = &mut self.machines[id as usize - 1];
-                write(sink, summary, sim.driver.clock_changed(at, step_us, drift_ppm))?;
+                write(sink, summary, sim.driver.clock_changed(at, at, step_us, drift_ppm))?;
             }
         }
         Ok(())

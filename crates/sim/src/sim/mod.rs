@@ -15,8 +15,9 @@ use std::io;
 use std::sync::atomic::{self, AtomicBool};
 
 use clocklab_config::{RunPlan, SimSettings};
+use clocklab_driver::Route;
 use clocklab_driver::{ClockSnapshot, Driver};
-use clocklab_faults::{Fate, FaultPlan, MachineFault};
+use clocklab_faults::{FaultPlan, MachineFault};
 use clocklab_log::Record;
 use clocklab_model::seed;
 use clocklab_model::wire::FrameCodec;
@@ -139,6 +140,8 @@ pub struct Simulation {
     host: String,
     epoch_us: i64,
     duration_us: u64,
+    /// Where a send's messages go (reused, so that a tick allocates nothing).
+    deliveries: Vec<(MachineId, Hold)>,
 }
 
 impl Simulation {
@@ -156,7 +159,7 @@ impl Simulation {
             return Err(SimError::TooManyMachines(n_machines));
         }
         let duration_us = schedule::duration_us(experiment.duration);
-        let faults = FaultPlan::new(&experiment.faults, plan.run_seed);
+        let faults = FaultPlan::new(&experiment.faults, plan.run_seed, duration_us);
         let mut machines = Vec::with_capacity(plan.machines.len());
         for planned in &plan.machines {
             let id = planned.id;
@@ -187,6 +190,7 @@ impl Simulation {
             host: plan.host.clone(),
             epoch_us: settings.epoch_us,
             duration_us,
+            deliveries: Vec::with_capacity(n_machines as usize),
         })
     }
 
@@ -335,7 +339,9 @@ impl Simulation {
         let rate = sim.driver.rate();
         let due_us = schedule::tick_offset_us(sim.next_tick, rate);
         // A tick run late (after a pause) says so, as in the real runtime.
-        if let Some(behind) = sim.driver.before_tick(at, sim.next_tick, now_us.saturating_sub(due_us)) {
+        let paused = self.plan.paused_at(id, due_us);
+        let sim = &mut self.machines[id as usize - 1];
+        if let Some(behind) = sim.driver.before_tick(at, sim.next_tick, now_us.saturating_sub(due_us), paused) {
             write(sink, summary, behind)?;
         }
         let step = sim.driver.tick(at);
@@ -348,20 +354,27 @@ impl Simulation {
         });
         let clock = step.record.logical_clock;
         if let Some(stamp) = stamp {
-            for &peer in recipients.iter() {
-                match self.plan.on_send(now_us, id, peer) {
-                    Fate::Lost { .. } => {
+            let mut deliveries = std::mem::take(&mut self.deliveries);
+            deliveries.clear();
+            let driver = &mut self.machines[id as usize - 1].driver;
+            driver.route(&mut self.plan, now_us, at, recipients, clock, |route| {
+                match route {
+                    Route::Lost(line) => {
                         summary.lost += 1;
-                        write(sink, summary, self.machines[id as usize - 1].driver.lost(at, peer, clock))?;
+                        write(sink, summary, line)?;
                     }
-                    Fate::Deliver { extra_delay_us, hold_until_us } => {
-                        let incarnation = self.machines[peer as usize - 1].incarnation;
-                        let message = InFlight { stamp: stamp.clone(), incarnation };
-                        let hold = Hold { extra_delay_us, until_us: hold_until_us };
-                        self.wire.send(now_us, id, peer, message, hold);
+                    Route::Deliver { to, extra_delay_us, hold_until_us } => {
+                        deliveries.push((to, Hold { extra_delay_us, until_us: hold_until_us }));
                     }
                 }
+                Ok::<(), io::Error>(())
+            })?;
+            for &(to, hold) in &deliveries {
+                let message =
+                    InFlight { stamp: stamp.clone(), incarnation: self.machines[to as usize - 1].incarnation };
+                self.wire.send(now_us, id, to, message, hold);
             }
+            self.deliveries = deliveries;
         }
         let sim = &mut self.machines[id as usize - 1];
         sim.next_tick += 1;
