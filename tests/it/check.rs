@@ -28,7 +28,7 @@ fn real_runs_with_every_clock_pass_the_check() {
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert_eq!(output.status.code(), Some(0), "{stdout}");
     assert!(stdout.contains("all holds: 4 runs"), "{stdout}");
-    assert_eq!(stdout.matches("checked: lines, pairing, lamport, vector, hlc").count(), 4, "{stdout}");
+    assert_eq!(stdout.matches("checked: lines, pairing, lamport, vector, hlc, rules").count(), 4, "{stdout}");
 }
 
 #[test]
@@ -40,7 +40,7 @@ fn a_violation_exits_1_and_shows_both_events_with_their_lines() {
     let output = run_clocklab(&["check", run_dir.to_str().unwrap()]);
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert_eq!(output.status.code(), Some(0), "{stdout}");
-    for check in ["lines", "pairing", "lamport", "vector", "hlc"] {
+    for check in ["lines", "rules", "pairing", "lamport", "vector", "hlc"] {
         assert!(stdout.contains(&format!("  {check:<8} ok: ")), "{check}: {stdout}");
     }
     // Machine 2's first processed message gets the clock its sender had.

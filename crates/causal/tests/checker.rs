@@ -54,6 +54,7 @@ fn every_simulated_run_of_a_seed_sweep_holds() {
         if clocks.vector {
             want.extend([Check::Vector, Check::Hlc]);
         }
+        want.push(Check::Rules);
         assert_eq!(names, want, "seed {seed}");
         assert!(result.not_checked.is_empty(), "seed {seed}: {:?}", result.not_checked);
     }
@@ -192,8 +193,13 @@ fn a_skipped_vector_component_is_found() {
     assert!(first.message.contains("but happens-before gives"), "{}", first.message);
     assert_eq!(first.sites[0].line_no, first_bad as u64);
     assert!(result.tallies.iter().any(|t| t.check == Check::Vector && t.violations > 0));
-    // Lamport's clock and the HLC are untouched.
-    assert!(result.violations.iter().all(|v| v.check == Check::Vector), "{:#?}", result.violations);
+    // Lamport's clock and the HLC are untouched (the model's rules check
+    // the vector clock line by line too).
+    assert!(
+        result.violations.iter().all(|v| matches!(v.check, Check::Vector | Check::Rules)),
+        "{:#?}",
+        result.violations
+    );
 }
 
 #[test]
@@ -311,4 +317,22 @@ fn what_the_fault_plan_did_is_said_and_not_a_violation() {
         let forgot = said.contains("after a fresh restart");
         assert_eq!(forgot, restart_clock == RestartClock::Fresh, "{name}: {said}");
     }
+}
+
+#[test]
+fn a_missing_tick_breaks_the_models_rules() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = planted_run(root.path());
+    // Machine 3 loses its first internal event: a tick short of its
+    // schedule, and every later clock one too high for its lines.
+    let log = dir.join("machine_3.log");
+    let (line_no, _) = find_line(&log, "Event: Internal event");
+    edit_line(&log, line_no, |_| String::new());
+    let text = std::fs::read_to_string(&log).unwrap().replace("\n\n", "\n");
+    std::fs::write(&log, text).unwrap();
+    let options = CheckOptions { keep: 10_000, ..CheckOptions::default() };
+    let result = check_run(&RunSource::open(&dir).unwrap(), &options).unwrap();
+    let rules: Vec<_> = result.violations.iter().filter(|v| v.check == Check::Rules).collect();
+    assert!(rules.iter().any(|v| v.message.starts_with("machine 3")), "{:#?}", result.violations);
+    assert!(result.tallies.iter().any(|t| t.check == Check::Rules && t.violations > 0));
 }

@@ -15,7 +15,11 @@
 //!   edge, and on every tick `0 <= l - pt <=` the largest lead any machine's
 //!   physical clock had over this one's at that instant (from the manifest's
 //!   clock offsets and drifts);
-//! - **lines**: every line of every log could be read.
+//! - **lines**: every line of every log could be read;
+//! - **rules**: the model's rules, line by line, and the accounting per pair
+//!   of machines (sent = processed + unprocessed + lost by the fault plan +
+//!   taken by crashes), as `clocklab_log::check` has them, against the
+//!   run's manifest (a run without one is not checked).
 //!
 //! What cannot be checked is said, not passed over: the reference's
 //! `Processed message` lines name no sender, so their messages cannot be
@@ -46,11 +50,13 @@ pub enum Check {
     Vector,
     /// The hybrid logical clock's order and bound.
     Hlc,
+    /// The model's rules, line by line, and the accounting per pair.
+    Rules,
 }
 
 impl Check {
     /// Every check, in the order they are reported.
-    pub const ALL: [Check; 5] = [Check::Lines, Check::Pairing, Check::Lamport, Check::Vector, Check::Hlc];
+    pub const ALL: [Check; 6] = [Check::Lines, Check::Rules, Check::Pairing, Check::Lamport, Check::Vector, Check::Hlc];
 
     /// Its name, as printed.
     pub fn name(self) -> &'static str {
@@ -60,6 +66,7 @@ impl Check {
             Check::Lamport => "lamport",
             Check::Vector => "vector",
             Check::Hlc => "hlc",
+            Check::Rules => "rules",
         }
     }
 }
@@ -212,6 +219,8 @@ pub fn check_run(source: &RunSource, options: &CheckOptions) -> Result<RunCheck,
     clocks::check_lamport(&graph, &mut findings, &mut tallies);
     clocks::check_vector(&graph, options, &mut findings, &mut tallies, &mut not_checked);
     clocks::check_hlc(&graph, source.manifest.as_ref(), &mut findings, &mut tallies, &mut not_checked);
+    // Last: its violations name no event, so those that do are kept first.
+    check_rules(source, &mut findings, &mut tallies, &mut not_checked)?;
     let mut by_plan = Vec::new();
     pairing_by_plan(&graph, &mut by_plan);
     for (check, n) in &findings.expected {
@@ -305,6 +314,55 @@ fn check_lines(graph: &RunGraph, findings: &mut Findings, tallies: &mut Vec<Tall
         covered: format!("{} lines, {} events", group(n_lines), group(graph.n_events())),
         violations: findings.count(Check::Lines),
     });
+}
+
+/// The model's rules and the accounting per pair, against the manifest.
+fn check_rules(
+    source: &RunSource,
+    findings: &mut Findings,
+    tallies: &mut Vec<Tally>,
+    not_checked: &mut Vec<String>,
+) -> Result<(), SourceError> {
+    let Some(manifest) = &source.manifest else {
+        not_checked.push(
+            "rules: without manifest.json the run's parameters (machines, duration, clocks) are unknown, so the \
+             model's rules and the accounting per pair are not checked"
+                .into(),
+        );
+        return Ok(());
+    };
+    let expect = clocklab_log::check::Expectations {
+        n_machines: manifest.experiment.machines,
+        duration_s: manifest.experiment.duration,
+        // The simulator makes every tick exactly; real time may be a tick off.
+        tick_tolerance: u64::from(manifest.runtime != clocklab_config::Runtime::Sim),
+        allow_loss: !manifest.status.ran_to_the_end(),
+        clocks: manifest.experiment.clocks,
+    };
+    let (events, _) = source.events()?;
+    let report = clocklab_log::check::check_events(events, &expect);
+    for violation in report.violations {
+        findings.add(Check::Rules, &[], || violation);
+    }
+    let count = |map: &BTreeMap<(u32, u32), u64>| map.values().sum::<u64>();
+    let (sent, received) = (count(&report.sent), count(&report.received));
+    let (lost, crashed) = (count(&report.lost), count(&report.crash_lost));
+    let losses = if lost + crashed > 0 {
+        format!(" + {} lost by the fault plan + {} taken by crashes", group(lost), group(crashed))
+    } else {
+        String::new()
+    };
+    tallies.push(Tally {
+        check: Check::Rules,
+        covered: format!(
+            "{} machines' lines against the model; per pair, {} sent = {} processed or unprocessed{losses}",
+            report.ticks.len(),
+            group(sent),
+            group(received)
+        ),
+        violations: findings.count(Check::Rules),
+    });
+    Ok(())
 }
 
 /// Every receive pairs with a send; every send is received.
