@@ -185,8 +185,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     // on always stops the runs cleanly.
     let interrupt = crate::signals::Interrupt::install(&results_dir)?;
     say!(
-        "clocklab: {} runs, seed {suite_seed}, results in {} (about {} of logs)",
-        plans.len(),
+        "clocklab: {}, seed {suite_seed}, results in {} (about {} of logs)",
+        clocklab_analyze::words::count(plans.len() as u64, "run"),
         results_dir.display(),
         super::bytes(estimate.bytes)
     );
