@@ -36,6 +36,7 @@
 pub mod compare;
 pub mod diagrams;
 pub mod discover;
+pub mod faults;
 pub mod figures;
 #[doc(hidden)]
 pub mod fuzzing;
@@ -94,7 +95,8 @@ pub fn analyze(dir: &Path) -> Result<Summary, AnalyzeError> {
                 loop {
                     let idx = next.fetch_add(1, Ordering::Relaxed);
                     let Some((_, run)) = jobs.get(idx) else { break };
-                    let summary = run::analyze_run(run);
+                    let mut summary = run::analyze_run(run);
+                    summary.faults = faults::effects(&summary);
                     results.lock().expect("no thread panics while holding the lock")[idx] = Some(summary);
                 }
             });

@@ -363,7 +363,7 @@ impl Config {
     /// - `crash-recovered`: the same, back with its clocks as they were;
     /// - `long-pause`: machine 1 stopped from 10 s to 18 s;
     /// - `clock-step`: physical clocks up to 100 ms apart, and machine 3's
-    ///   stepped back by 300 ms at 15 s.
+    ///   stepped back by 2 s at 15 s.
     pub fn faults_suite() -> Config {
         use clocklab_faults::{Direction, PartitionMode, RestartClock};
         let base = Config::default().experiments.remove(0);
@@ -378,7 +378,7 @@ impl Config {
         let crash = |restart_clock| FaultSpec::Crash { machine: 2, start: 10.0, end: Some(15.0), restart_clock };
         let mut clock_step = experiment(
             "clock-step",
-            vec![FaultSpec::Clock { machine: 3, start: 15.0, step_ms: Some(-300.0), drift_ppm: None }],
+            vec![FaultSpec::Clock { machine: 3, start: 15.0, step_ms: Some(-2000.0), drift_ppm: None }],
         );
         clock_step.physical_clock = PhysicalClockSettings { offset_ms_max: 100.0, drift_ppm_max: 200.0 };
         Config {

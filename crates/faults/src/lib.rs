@@ -22,5 +22,7 @@
 pub mod plan;
 pub mod spec;
 
-pub use plan::{Fate, FaultPlan, FaultWindow, LossCause, MachineFault, physical_clock_at, physical_reading};
+pub use plan::{
+    Fate, FaultPlan, FaultWindow, LossCause, MachineFault, largest_reading, physical_clock_at, physical_reading,
+};
 pub use spec::{DelaySpec, Direction, FaultError, FaultSpec, PartitionMode, RestartClock, validate};

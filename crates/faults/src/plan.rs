@@ -105,6 +105,23 @@ pub fn physical_reading(base: &PhysicalClock, start_us: i64, faults: &[MachineFa
     physical_clock_at(base, start_us, faults, at_us).read(at_us)
 }
 
+/// The largest reading the clock of [`physical_reading`] showed up to true
+/// time `at_us`: its reading then, or one just before a clock fault stepped
+/// it back. A hybrid logical clock never forgets the physical time it saw,
+/// so this is what bounds how far one can run ahead.
+pub fn largest_reading(base: &PhysicalClock, start_us: i64, faults: &[MachineFault], at_us: i64) -> i64 {
+    let read = |t| physical_reading(base, start_us, faults, t);
+    faults
+        .iter()
+        .filter_map(|fault| match *fault {
+            MachineFault::Clock { at_us: change_us, .. } => Some(start_us.saturating_add_unsigned(change_us)),
+            _ => None,
+        })
+        .filter(|&change| change <= at_us)
+        .map(|change| read(change - 1))
+        .fold(read(at_us), i64::max)
+}
+
 /// The physical clock of [`physical_reading`] as it is at true time
 /// `at_us`: every clock fault planned before then applied.
 pub fn physical_clock_at(base: &PhysicalClock, start_us: i64, faults: &[MachineFault], at_us: i64) -> PhysicalClock {

@@ -28,6 +28,8 @@ enum Swatch {
     Mark(Mark),
     /// A filled box.
     Box(usize),
+    /// A shaded window of time.
+    Shade,
 }
 
 /// The line style of line `idx` of `n`: lines drawn first are wider, so a
@@ -102,6 +104,7 @@ fn legend_of(plot: &Plot) -> Vec<(String, Swatch)> {
                     out.push((label.clone(), Swatch::Reference));
                 }
             }
+            out.extend(panels.windows.iter().map(|window| (window.label.clone(), Swatch::Shade)));
             out
         }
         Plot::Scatter(scatter) => {
@@ -187,7 +190,13 @@ fn draw_swatch<DB: DrawingBackend>(area: &Area<DB>, swatch: Swatch, (x, y): (i32
         Swatch::Box(idx) => {
             area.draw(&Rectangle::new([(x + 4, y - 7), (x + 22, y + 7)], colour(idx).filled())).map_err(err)
         }
+        Swatch::Shade => area.draw(&Rectangle::new([(x + 4, y - 7), (x + 22, y + 7)], shade_style())).map_err(err),
     }
+}
+
+/// How a window of time is shaded.
+fn shade_style() -> ShapeStyle {
+    RGBColor(214, 69, 65).mix(0.16).filled()
 }
 
 fn reference_style() -> ShapeStyle {
@@ -301,6 +310,14 @@ fn draw_panels<DB: DrawingBackend>(area: &Area<DB>, panels: &Panels) -> Drawn {
             mesh.x_desc("time since the run started (s)");
         }
         mesh.draw().map_err(err)?;
+        for window in &panels.windows {
+            // An instant (a clock step) gets a band of a 300th of the axis.
+            let to = window.to_s.max(window.from_s + x_end / 300.0).min(x_end);
+            if window.from_s < x_end {
+                let corners = [(window.from_s.max(0.0), y_lo), (to, y_hi)];
+                chart.draw_series(std::iter::once(Rectangle::new(corners, shade_style()))).map_err(err)?;
+            }
+        }
         for (line, points) in &bands {
             let style = colour(*line).mix(0.25).filled();
             let mut outline: Vec<(f64, f64)> = steps(&points.iter().map(|p| (p.0, p.1)).collect::<Vec<_>>());

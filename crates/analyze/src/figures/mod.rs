@@ -122,6 +122,19 @@ pub struct Panels {
     pub lines: Vec<String>,
     /// The panels, top to bottom.
     pub panels: Vec<Panel>,
+    /// Windows of time shaded on every panel (the fault plan's), each in the legend.
+    pub windows: Vec<Window>,
+}
+
+/// A window of time shaded on a time axis.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Window {
+    /// Its start, in seconds.
+    pub from_s: f64,
+    /// Its end, in seconds (equal to its start for an instant).
+    pub to_s: f64,
+    /// The legend's label.
+    pub label: String,
 }
 
 /// One panel of [`Panels`].

@@ -9,6 +9,7 @@
 //! (`templates/report.html`, rendered by minijinja with HTML escaping), which
 //! inlines the figures as SVG and embeds their font, DejaVu Sans, once.
 
+mod faults;
 pub mod notes;
 pub mod plots;
 #[cfg(test)]

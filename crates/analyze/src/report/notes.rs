@@ -62,6 +62,9 @@ pub fn notes(summary: &Summary) -> Vec<Note> {
     if let Some(note) = causality(summary, &machines) {
         out.push(note);
     }
+    if let Some(note) = super::faults::note(summary) {
+        out.push(note);
+    }
     out
 }
 

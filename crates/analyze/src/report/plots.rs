@@ -12,7 +12,9 @@
 use std::collections::BTreeMap;
 
 use super::{MachineRef, all_machines, run_label};
-use crate::figures::{Bars, DotItem, Dots, Figure, Mark, Panel, Panels, Plot, Quantity, Scatter, ScatterGroup, Shape};
+use crate::figures::{
+    Bars, DotItem, Dots, Figure, Mark, Panel, Panels, Plot, Quantity, Scatter, ScatterGroup, Shape, Window,
+};
 use crate::predict;
 use crate::run::{MachineSeries, MachineSummary, RunSummary};
 use crate::stats::Series;
@@ -404,6 +406,38 @@ fn concurrency(summary: &Summary) -> Option<NamedFigure> {
     })
 }
 
+/// The windows of the run's faults, to shade on its time series: from the
+/// start to the end (a heal, a restart, a resume; the run's end for a fault
+/// that lasts), an instant for a clock fault.
+fn fault_windows(run: &RunSummary) -> Vec<Window> {
+    use crate::faults::Effect;
+    let end_s = run_end_s(run);
+    // Whole seconds without decimals: the legend is narrow.
+    let secs = |s: f64| if s.fract() == 0.0 { format!("{s}") } else { crate::words::fixed(s, 1) };
+    run.faults
+        .iter()
+        .map(|fault| {
+            let machine = fault.machines.first().map_or(String::new(), |m| format!(" of machine {m}"));
+            let kind = match fault.effect {
+                Effect::Partition { .. } => "partition".to_string(),
+                Effect::Loss { .. } => "loss".to_string(),
+                Effect::Latency { .. } => "latency".to_string(),
+                Effect::Crash { .. } => format!("crash{machine}"),
+                Effect::Pause { .. } => format!("pause{machine}"),
+                Effect::Clock { .. } => format!("clock step{machine}"),
+            };
+            let instant = matches!(fault.effect, Effect::Clock { .. });
+            let to_s = fault.end_s.unwrap_or(if instant { fault.start_s } else { end_s });
+            let when = if instant {
+                format!("at {} s", secs(fault.start_s))
+            } else {
+                format!("{}–{} s", secs(fault.start_s), secs(to_s))
+            };
+            Window { from_s: fault.start_s, to_s, label: format!("{kind}, {when}") }
+        })
+        .collect()
+}
+
 /// The run (kept HLC, sound) whose Lamport lag grows fastest: its lag
 /// beside its HLC offsets, with the skew bound.
 fn hlc_against_lamport(summary: &Summary) -> Option<NamedFigure> {
@@ -433,7 +467,7 @@ fn hlc_against_lamport(summary: &Summary) -> Option<NamedFigure> {
         ),
         figure: Figure {
             title: format!("Lamport's lag and HLC's offset: {}", run_title(experiment, run)),
-            plot: Plot::Panels(Panels { x_end_s: run_end_s(run), lines, panels }),
+            plot: Plot::Panels(Panels { x_end_s: run_end_s(run), lines, panels, windows: fault_windows(run) }),
         },
     })
 }
@@ -575,7 +609,12 @@ fn run_figures(summary: &Summary, out: &mut Vec<NamedFigure>, omitted: &mut Vec<
                 caption: String::new(),
                 figure: Figure {
                     title: run_title(experiment, run),
-                    plot: Plot::Panels(Panels { x_end_s: run_end_s(run), lines: run_lines(run), panels }),
+                    plot: Plot::Panels(Panels {
+                        x_end_s: run_end_s(run),
+                        lines: run_lines(run),
+                        panels,
+                        windows: fault_windows(run),
+                    }),
                 },
             });
         }

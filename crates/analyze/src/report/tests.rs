@@ -113,6 +113,7 @@ fn run(name: &str, status: &str, machines: Vec<MachineSummary>) -> RunSummary {
         causality_missing: None,
         lines: 0,
         problems: Vec::new(),
+        faults: Vec::new(),
         diagnostics: Vec::new(),
     }
 }

@@ -162,18 +162,40 @@ fn rfc3339(time_us: i64) -> Option<String> {
     time.format(&format).ok()
 }
 
-/// See [`RunInfo::skew_bound_us`]: the spread of the machines' clocks is
-/// linear in time, so its largest value is at the start or the end.
+/// See [`RunInfo::skew_bound_us`]: the largest lead of any machine's
+/// clock (the largest reading it showed so far, see
+/// `clocklab_faults::largest_reading`) over any other's. The clocks are
+/// linear between the fault plan's clock faults, so the largest lead is at
+/// the start, the end, or at a fault (just before it or at it).
 fn skew_bound_us(manifest: &RunManifest) -> Option<f64> {
-    let duration_s = manifest.experiment.duration;
-    let spread_at = |seconds: f64| {
-        let readings: Vec<f64> =
-            manifest.machines.iter().map(|m| m.clock_offset_us as f64 + m.clock_drift_ppm * seconds).collect();
-        let max = readings.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-        let min = readings.iter().copied().fold(f64::INFINITY, f64::min);
-        max - min
+    use clocklab_faults::{FaultPlan, MachineFault, largest_reading, physical_reading};
+    if manifest.machines.is_empty() {
+        return None;
+    }
+    let duration_us = clocklab_model::schedule::duration_us(manifest.experiment.duration);
+    let plan = FaultPlan::new(&manifest.experiment.faults, 0, duration_us);
+    let clocks: Vec<(clocklab_model::PhysicalClock, Vec<MachineFault>)> = manifest
+        .machines
+        .iter()
+        .map(|m| {
+            (clocklab_model::PhysicalClock::new(0, m.clock_offset_us, m.clock_drift_ppm), plan.machine_faults(m.id))
+        })
+        .collect();
+    let mut instants: Vec<i64> = vec![0, i64::try_from(duration_us).unwrap_or(i64::MAX)];
+    for (_, faults) in &clocks {
+        for fault in faults {
+            if let MachineFault::Clock { at_us, .. } = *fault {
+                let at = i64::try_from(at_us).unwrap_or(i64::MAX);
+                instants.extend([at - 1, at]);
+            }
+        }
+    }
+    let lead_at = |t: i64| {
+        let fastest = clocks.iter().map(|(base, faults)| largest_reading(base, 0, faults, t)).max().unwrap_or(0);
+        let slowest = clocks.iter().map(|(base, faults)| physical_reading(base, 0, faults, t)).min().unwrap_or(0);
+        fastest - slowest
     };
-    (!manifest.machines.is_empty()).then(|| spread_at(0.0).max(spread_at(duration_s)))
+    instants.into_iter().filter(|&t| t >= 0).map(lead_at).max().map(|us| us as f64)
 }
 
 #[cfg(test)]

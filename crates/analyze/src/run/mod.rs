@@ -142,6 +142,9 @@ pub struct RunSummary {
     /// What is wrong with the run as a whole (its manifest).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub problems: Vec<String>,
+    /// What each fault of its plan did (see [`crate::faults`]).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub faults: Vec<crate::faults::FaultEffect>,
     /// File problems.
     #[serde(skip)]
     pub diagnostics: Vec<FileDiagnostics>,
@@ -306,6 +309,7 @@ pub fn analyze_run(run: &RunDir) -> RunSummary {
         series: kept.into_iter().map(|acc| acc.series).collect(),
         lines,
         problems: run_problems,
+        faults: Vec::new(),
         diagnostics,
     }
 }

@@ -210,18 +210,10 @@ struct PlannedClock {
 }
 
 impl PlannedClock {
-    /// The largest reading it showed up to true time `at_us`: its reading
-    /// then, or one just before a clock fault that stepped it back (the HLC
-    /// never forgets the physical time it has seen).
+    /// The largest reading it showed up to true time `at_us` (see
+    /// `clocklab_faults::largest_reading`).
     fn read_max(&self, origin_us: i64, at_us: i64) -> i64 {
-        let read = |t| clocklab_faults::physical_reading(&self.base, origin_us, &self.faults, t);
-        let changes = self.faults.iter().filter_map(|fault| match *fault {
-            clocklab_faults::MachineFault::Clock { at_us: change_us, .. } => {
-                Some(origin_us.saturating_add_unsigned(change_us))
-            }
-            _ => None,
-        });
-        changes.filter(|&change| change <= at_us).map(|change| read(change - 1)).fold(read(at_us), i64::max)
+        clocklab_faults::largest_reading(&self.base, origin_us, &self.faults, at_us)
     }
 }
 
