@@ -15,11 +15,19 @@ use super::UsageError;
 #[derive(Debug, Args)]
 pub struct CalibrateArgs {
     /// A configuration file (JSON or TOML); without one, the built-in suite.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "suite")]
     config: Option<PathBuf>,
-    /// The experiment to run in both runtimes.
-    #[arg(long, default_value = "baseline")]
-    experiment: String,
+    /// A built-in suite: `classic` (the default) or `faults`.
+    #[arg(long, value_enum)]
+    suite: Option<super::SuiteArg>,
+    /// A file of faults (`[[faults]]` entries) the experiment goes through
+    /// in both runtimes, in place of its own.
+    #[arg(long, value_name = "FILE")]
+    faults: Option<PathBuf>,
+    /// The experiment to run in both runtimes (default: `baseline`, or the
+    /// first of `--suite faults`).
+    #[arg(long)]
+    experiment: Option<String>,
     /// Runs, overriding the configuration.
     #[arg(long)]
     runs: Option<u32>,
@@ -43,15 +51,15 @@ pub struct CalibrateArgs {
 
 /// Runs `clocklab calibrate`.
 pub fn run(args: CalibrateArgs) -> anyhow::Result<ExitCode> {
-    let mut config = super::load_config(args.config.as_deref())?;
-    let Some(experiment) = config.experiment(&args.experiment).cloned() else {
+    let mut config = super::load_suite(args.config.as_deref(), args.suite, args.faults.as_deref())?;
+    let name = match (&args.experiment, args.suite) {
+        (Some(name), _) => name.clone(),
+        (None, Some(super::SuiteArg::Faults)) => config.experiments[0].name.clone(),
+        (None, _) => "baseline".to_string(),
+    };
+    let Some(experiment) = config.experiment(&name).cloned() else {
         let known: Vec<&str> = config.experiments.iter().map(|e| e.name.as_str()).collect();
-        return Err(UsageError(format!(
-            "--experiment {}: no such experiment (known: {})",
-            args.experiment,
-            known.join(", ")
-        ))
-        .into());
+        return Err(UsageError(format!("--experiment {name}: no such experiment (known: {})", known.join(", "))).into());
     };
     config.experiments = vec![experiment];
     if let Some(runs) = args.runs {
@@ -78,7 +86,7 @@ pub fn run(args: CalibrateArgs) -> anyhow::Result<ExitCode> {
     let results_dir = layout::create_results_dir(&args.out, &format!("{stamp}-calibration"))
         .with_context(|| format!("cannot create a results folder under {}", args.out.display()))?;
     let (real_dir, sim_dir) = (results_dir.join("real"), results_dir.join("sim"));
-    say!("clocklab calibrate: {} in both runtimes, seed {seed}, results in {}", args.experiment, results_dir.display());
+    say!("clocklab calibrate: {} in both runtimes, seed {seed}, results in {}", name, results_dir.display());
 
     let real_plans = plan_runs(&config, seed, &real_dir);
     let interrupt = crate::signals::Interrupt::install(&results_dir)?;
@@ -111,6 +119,7 @@ pub fn run(args: CalibrateArgs) -> anyhow::Result<ExitCode> {
     let comparison = clocklab_analyze::compare::compare(&real, &sim);
     let mut table = clocklab_analyze::compare::render_comparison(&comparison, "real", "sim");
     table.push_str(&agreement.describe());
+    table.push_str(&describe_faults(&real, &sim));
     let json = serde_json::to_string_pretty(&serde_json::json!({ "comparison": comparison, "agreement": agreement }))
         .context("serialising the comparison")?
         + "\n";
@@ -124,6 +133,47 @@ pub fn run(args: CalibrateArgs) -> anyhow::Result<ExitCode> {
     }
     say!("calibration: {}", results_dir.join("calibration.txt").display());
     Ok(ExitCode::SUCCESS)
+}
+
+/// What each fault did in the two runtimes, run by run, number by number
+/// (empty without faults).
+fn describe_faults(real: &clocklab_analyze::Summary, sim: &clocklab_analyze::Summary) -> String {
+    use std::fmt::Write as _;
+    let runs = |summary: &clocklab_analyze::Summary| {
+        summary
+            .experiments
+            .iter()
+            .flat_map(|e| e.runs.iter().map(|r| (r.name.clone(), r.faults.clone())))
+            .collect::<Vec<_>>()
+    };
+    let mut out = String::new();
+    for ((run, real_faults), (_, sim_faults)) in runs(real).into_iter().zip(runs(sim)) {
+        for (real_fault, sim_fault) in real_faults.iter().zip(&sim_faults) {
+            if out.is_empty() {
+                let _ = writeln!(out, "\n{:<32} {:>10}  {:>10}", "what each fault did", "real", "sim");
+            }
+            let _ = writeln!(out, "{run}: {}", real_fault.label);
+            let fields = |fault: &clocklab_analyze::faults::FaultEffect| match serde_json::to_value(&fault.effect) {
+                Ok(serde_json::Value::Object(fields)) => fields,
+                _ => serde_json::Map::new(),
+            };
+            let (real_fields, sim_fields) = (fields(real_fault), fields(sim_fault));
+            for (key, value) in real_fields.iter().filter(|(key, _)| key.as_str() != "kind") {
+                let show = |v: Option<&serde_json::Value>| match v {
+                    Some(serde_json::Value::Number(n)) => n.as_f64().map_or_else(
+                        || n.to_string(),
+                        |x| {
+                            if x.fract() == 0.0 { format!("{x:.0}") } else { format!("{x:.3}") }
+                        },
+                    ),
+                    Some(serde_json::Value::Null) | None => "-".to_string(),
+                    Some(other) => other.to_string(),
+                };
+                let _ = writeln!(out, "  {key:<30} {:>10}  {:>10}", show(Some(value)), show(sim_fields.get(key)));
+            }
+        }
+    }
+    out
 }
 
 /// How many ticks the two runtimes made identically: same event, same clock,

@@ -55,6 +55,31 @@ pub fn parse_clocks(names: &[String]) -> anyhow::Result<clocklab_model::ClockKin
 }
 
 /// The configuration from `path`, or the built-in one.
+/// A built-in suite.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SuiteArg {
+    /// The exercise's four experiments.
+    Classic,
+    /// One experiment per kind of fault (`clocklab_config::Config::faults_suite`).
+    Faults,
+}
+
+/// The configuration of `--config` or `--suite` (the classic suite when
+/// neither), every experiment put through the faults of `--faults` if given.
+pub fn load_suite(config: Option<&Path>, suite: Option<SuiteArg>, faults: Option<&Path>) -> anyhow::Result<Config> {
+    let mut config = match suite {
+        Some(SuiteArg::Faults) => Config::faults_suite(),
+        Some(SuiteArg::Classic) | None => load_config(config)?,
+    };
+    if let Some(path) = faults {
+        let faults = clocklab_config::load_faults(path).context("invalid faults")?;
+        for experiment in &mut config.experiments {
+            experiment.faults.clone_from(&faults);
+        }
+    }
+    Ok(config)
+}
+
 pub fn load_config(path: Option<&Path>) -> anyhow::Result<Config> {
     match path {
         Some(path) => Config::load(path).context("invalid configuration"),

@@ -19,7 +19,7 @@ pub struct RunArgs {
     /// A built-in suite: `classic` (the exercise's four experiments, the
     /// default) or `faults` (one experiment per kind of fault).
     #[arg(long, value_enum)]
-    suite: Option<SuiteArg>,
+    suite: Option<super::SuiteArg>,
     /// A file of faults (`[[faults]]` entries, JSON or TOML) that every
     /// experiment goes through, in place of its own.
     #[arg(long, value_name = "FILE")]
@@ -69,12 +69,6 @@ pub struct RunArgs {
     yes: bool,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-enum SuiteArg {
-    Classic,
-    Faults,
-}
-
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 enum RuntimeArg {
     Real,
@@ -83,16 +77,7 @@ enum RuntimeArg {
 
 /// The configuration with the command line's overrides applied and checked.
 fn resolve_config(args: &RunArgs) -> anyhow::Result<Config> {
-    let mut config = match args.suite {
-        Some(SuiteArg::Faults) => Config::faults_suite(),
-        Some(SuiteArg::Classic) | None => super::load_config(args.config.as_deref())?,
-    };
-    if let Some(path) = &args.faults {
-        let faults = clocklab_config::load_faults(path).context("invalid faults")?;
-        for experiment in &mut config.experiments {
-            experiment.faults.clone_from(&faults);
-        }
-    }
+    let mut config = super::load_suite(args.config.as_deref(), args.suite, args.faults.as_deref())?;
     if !args.experiments.is_empty() {
         for name in &args.experiments {
             if config.experiment(name).is_none() {
