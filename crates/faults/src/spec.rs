@@ -301,7 +301,9 @@ pub fn validate(faults: &[FaultSpec], n_machines: u32, duration_s: f64) -> Resul
         }
         match fault {
             FaultSpec::Latency { links, delay, .. } => {
-                check_links(links, n_machines).map_err(|reason| error("links", show(links), &reason))?;
+                check_links(links, n_machines).map_err(|reason| {
+                    error("links", links.as_ref().map_or_else(|| "all".to_string(), show), &reason)
+                })?;
                 let ok = match *delay {
                     DelaySpec::Constant { ms } => (0.0..=DELAY_MS_MAX).contains(&ms),
                     DelaySpec::Uniform { min_ms, max_ms } => {
@@ -318,7 +320,9 @@ pub fn validate(faults: &[FaultSpec], n_machines: u32, duration_s: f64) -> Resul
                 }
             }
             FaultSpec::Loss { links, probability, .. } => {
-                check_links(links, n_machines).map_err(|reason| error("links", show(links), &reason))?;
+                check_links(links, n_machines).map_err(|reason| {
+                    error("links", links.as_ref().map_or_else(|| "all".to_string(), show), &reason)
+                })?;
                 if !(0.0..=1.0).contains(probability) {
                     return Err(error("probability", probability.to_string(), "must be in 0..=1"));
                 }
@@ -457,41 +461,87 @@ mod tests {
         ));
     }
 
-    /// One case per rule: the fault, and what the error must say.
-    #[test]
-    fn every_rule_names_fault_key_and_value() {
-        let cases = [
-            (
-                "kind = \"pause\"\nmachine = 4\nstart = 1\nend = 2",
-                "faults[0] (pause): key `machine` = 4: is not a machine of the run (1..=3)",
-            ),
-            (
-                "kind = \"pause\"\nmachine = 1\nstart = 5\nend = 2",
-                "faults[0] (pause): key `end` = 2: must come after the start (5 s)",
-            ),
-            (
-                "kind = \"loss\"\nstart = 70\nprobability = 0.5",
-                "faults[0] (loss): key `start` = 70: must be in 0..60 (seconds into the run)",
-            ),
-            ("kind = \"loss\"\nprobability = 1.5", "faults[0] (loss): key `probability` = 1.5: must be in 0..=1"),
-            (
-                "kind = \"loss\"\nprobability = 0.5\nlinks = [[1, 1]]",
-                "is not a link: a machine does not send to itself",
-            ),
-            ("kind = \"loss\"\nprobability = 0.5\nlinks = [[1, 9]]", "machine 9 is not a machine of the run"),
-            ("kind = \"latency\"\ndelay = { kind = \"uniform\", min_ms = 5, max_ms = 1 }", "key `delay`"),
-            ("kind = \"partition\"\ngroups = [[1, 2], [2, 3]]", "machine 2 is in two groups"),
-            ("kind = \"partition\"\ngroups = [[1, 2, 3]]", "must list at least two groups"),
-            ("kind = \"partition\"\ngroups = [[1], [4]]", "machine 4 is not a machine of the run"),
-            ("kind = \"clock\"\nmachine = 1\nstart = 3", "needs `step_ms`, `drift_ppm` or both"),
-            ("kind = \"clock\"\nmachine = 1\nstart = 3\nstep_ms = 1e12", "key `step_ms` = 1000000000000"),
-        ];
-        for (fault, want) in cases {
-            let faults = parse(&format!("[[faults]]\n{fault}\n"));
-            let message = validate(&faults, 3, 60.0).unwrap_err().to_string();
-            assert!(message.contains(want), "{fault}: {message}");
-        }
+    /// One test per rule: the fault, and what the error must say (fault,
+    /// key and value).
+    macro_rules! rule {
+        ($name:ident, $fault:expr, $want:expr) => {
+            #[test]
+            fn $name() {
+                let faults = parse(&format!("[[faults]]\n{}\n", $fault));
+                let message = validate(&faults, 3, 60.0).unwrap_err().to_string();
+                assert!(message.contains($want), "{}: {message}", $fault);
+            }
+        };
     }
+
+    rule!(
+        a_machine_outside_the_run,
+        "kind = \"pause\"\nmachine = 4\nstart = 1\nend = 2",
+        "faults[0] (pause): key `machine` = 4: is not a machine of the run (1..=3)"
+    );
+    rule!(
+        an_end_before_its_start,
+        "kind = \"pause\"\nmachine = 1\nstart = 5\nend = 2",
+        "faults[0] (pause): key `end` = 2: must come after the start (5 s)"
+    );
+    rule!(
+        a_start_after_the_run,
+        "kind = \"loss\"\nstart = 70\nprobability = 0.5",
+        "faults[0] (loss): key `start` = 70: must be in 0..60 (seconds into the run)"
+    );
+    rule!(
+        a_probability_above_one,
+        "kind = \"loss\"\nprobability = 1.5",
+        "faults[0] (loss): key `probability` = 1.5: must be in 0..=1"
+    );
+    rule!(
+        a_link_to_itself,
+        "kind = \"loss\"\nprobability = 0.5\nlinks = [[1, 1]]",
+        "key `links` = [[1, 1]]: [1, 1] is not a link: a machine does not send to itself"
+    );
+    rule!(
+        a_link_outside_the_run,
+        "kind = \"loss\"\nprobability = 0.5\nlinks = [[1, 9]]",
+        "machine 9 is not a machine of the run"
+    );
+    rule!(
+        a_uniform_delay_upside_down,
+        "kind = \"latency\"\ndelay = { kind = \"uniform\", min_ms = 5, max_ms = 1 }",
+        "faults[0] (latency): key `delay`"
+    );
+    rule!(
+        a_constant_delay_beyond_an_hour,
+        "kind = \"latency\"\ndelay = { kind = \"constant\", ms = 3600001 }",
+        "in 0..=3600000"
+    );
+    rule!(
+        an_exponential_delay_of_mean_zero,
+        "kind = \"latency\"\ndelay = { kind = \"exponential\", mean_ms = 0 }",
+        "an exponential mean above 0"
+    );
+    rule!(a_machine_in_two_groups, "kind = \"partition\"\ngroups = [[1, 2], [2, 3]]", "machine 2 is in two groups");
+    rule!(a_single_group, "kind = \"partition\"\ngroups = [[1, 2, 3]]", "must list at least two groups");
+    rule!(an_empty_group, "kind = \"partition\"\ngroups = [[1], []]", "a group is empty");
+    rule!(
+        a_group_outside_the_run,
+        "kind = \"partition\"\ngroups = [[1], [4]]",
+        "machine 4 is not a machine of the run"
+    );
+    rule!(
+        a_clock_fault_that_changes_nothing,
+        "kind = \"clock\"\nmachine = 1\nstart = 3",
+        "needs `step_ms`, `drift_ppm` or both"
+    );
+    rule!(
+        a_step_beyond_a_day,
+        "kind = \"clock\"\nmachine = 1\nstart = 3\nstep_ms = 1e12",
+        "key `step_ms` = 1000000000000: must be in -86400000..=86400000 (a day)"
+    );
+    rule!(
+        a_drift_beyond_ten_percent,
+        "kind = \"clock\"\nmachine = 1\nstart = 3\ndrift_ppm = 200000",
+        "key `drift_ppm` = 200000: must be in -100000..=100000 (10%)"
+    );
 
     #[test]
     fn a_machine_is_down_or_paused_once_at_a_time() {
