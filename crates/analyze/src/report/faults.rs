@@ -48,6 +48,9 @@ pub(super) fn note(summary: &Summary) -> Option<Note> {
 
 /// When, in words.
 fn window(fault: &FaultEffect) -> String {
+    if matches!(fault.effect, Effect::Clock { .. }) {
+        return format!("at {} s", fixed(fault.start_s, 1));
+    }
     match fault.end_s {
         Some(end) => format!("from {} s to {} s", fixed(fault.start_s, 1), fixed(end, 1)),
         None => format!("from {} s", fixed(fault.start_s, 1)),
@@ -96,21 +99,29 @@ pub(super) fn sentence(fault: &FaultEffect) -> String {
         }
         Effect::Crash { recovered: Some(false), clock_at_crash, ticks_not_above_crash, jump_after, .. } => format!(
             "{what}: it came back with its clock at 0 (at the crash: {clock_at_crash}); {ticks_not_above_crash} of its \
-             {} after the restart {} not above the clock at the crash, which breaks Lamport's monotonicity as the plan \
-             meant (clocklab check says so, and counts it apart); its largest jump in the 5 s after was {jump_after}.",
-            ticks(*ticks_not_above_crash),
+             ticks after the restart {} not above the clock at the crash, which breaks Lamport's monotonicity as the \
+             plan meant (clocklab check says so, and counts it apart); its largest jump in the 5 s after was \
+             {jump_after}.",
             if *ticks_not_above_crash == 1 { "was" } else { "were" }
         ),
         Effect::Clock { step_ms, lead_before_us, lead_after_us, lead_max_after_us } => {
             let step = step_ms.map_or_else(String::new, |ms| format!(" (a step of {} ms)", fixed(ms, 0)));
             match (lead_before_us, lead_after_us) {
-                (Some(before), Some(after)) => format!(
-                    "{what}{step}: its HLC ran ahead of its physical clock (l − pt) by {} ms on average in the 2 s \
-                     before and {} ms in the 2 s after, {} ms at most after: the HLC did not go back with the clock.",
-                    fixed(before / 1e3, 1),
-                    fixed(after / 1e3, 1),
-                    fixed(lead_max_after_us.unwrap_or(0) as f64 / 1e3, 1)
-                ),
+                (Some(before), Some(after)) => {
+                    let reading = if *after > *before {
+                        "the HLC did not go back with the clock: it ran ahead of it until physical time caught up"
+                    } else {
+                        "the step did not put the HLC ahead: at its next tick the stepped clock still read later than \
+                         any time the HLC had seen"
+                    };
+                    format!(
+                        "{what}{step}: its HLC ran ahead of its physical clock (l − pt) by {} ms on average in the \
+                         2 s before and {} ms in the 2 s after, {} ms at most after; {reading}.",
+                        fixed(before / 1e3, 1),
+                        fixed(after / 1e3, 1),
+                        fixed(lead_max_after_us.unwrap_or(0) as f64 / 1e3, 1)
+                    )
+                }
                 _ => format!(
                     "{what}{step}: the run keeps no HLC, or the machine ticked too little around the step to say."
                 ),

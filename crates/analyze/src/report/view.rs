@@ -65,6 +65,8 @@ pub struct Header {
     pub statuses: Vec<StatusRow>,
     /// What is left out of the aggregates, in a sentence.
     pub excluded: String,
+    /// Whether any experiment has a fault plan (the table then has a column for it).
+    pub faulted: bool,
 }
 
 /// One experiment's parameters.
@@ -90,6 +92,8 @@ pub struct ExperimentRow {
     pub clocks: String,
     /// The suite seed.
     pub seed: String,
+    /// Its fault plan, in words (empty without one).
+    pub faults: String,
 }
 
 /// One run's status (or a group of runs that went well).
@@ -372,7 +376,7 @@ fn header(summary: &Summary) -> Header {
     }
     let clocks: BTreeSet<String> = runs.iter().map(|r| clock_names(&r.info.clocks)).collect();
     sentences.push(format!("Clocks kept: {}.", list(&clocks.into_iter().collect::<Vec<_>>())));
-    let experiments = summary.experiments.iter().map(experiment_row).collect();
+    let experiments: Vec<ExperimentRow> = summary.experiments.iter().map(experiment_row).collect();
     let statuses = statuses(summary);
     let excluded: Vec<String> = summary
         .experiments
@@ -408,7 +412,8 @@ fn header(summary: &Summary) -> Header {
             if excluded.len() > 10 { ", and more (see the table)." } else { "." }
         )
     };
-    Header { sentences, experiments, statuses, excluded }
+    let faulted = experiments.iter().any(|e| !e.faults.is_empty());
+    Header { sentences, experiments, statuses, excluded, faulted }
 }
 
 fn capitalised(text: &str) -> String {
@@ -485,6 +490,22 @@ fn experiment_row(experiment: &ExperimentSummary) -> ExperimentRow {
         sound: sound.to_string(),
         clocks: list(&clocks.into_iter().collect::<Vec<_>>()),
         seed: if seeds.is_empty() { not_recorded } else { list(&seeds.into_iter().collect::<Vec<_>>()) },
+        faults: settings.map_or_else(String::new, |s| {
+            let duration_us = clocklab_model::schedule::duration_us(s.duration);
+            let windows = clocklab_faults::FaultPlan::new(&s.faults, 0, duration_us).windows();
+            let told: Vec<String> = windows
+                .iter()
+                .map(|w| {
+                    let secs = |us: u64| fixed(us as f64 / 1e6, 1);
+                    match w.end_us {
+                        Some(end) => format!("{} ({}–{} s)", w.label, secs(w.start_us), secs(end)),
+                        None if w.kind == "clock" => format!("{} (at {} s)", w.label, secs(w.start_us)),
+                        None => format!("{} (from {} s)", w.label, secs(w.start_us)),
+                    }
+                })
+                .collect();
+            told.join("; ")
+        }),
     }
 }
 
