@@ -30,12 +30,13 @@ fn sources(dir: &Path) -> Vec<PathBuf> {
 
 /// The runtimes, the binary and the fixtures make every line of a machine's
 /// log through `clocklab_driver::Driver`: none of them names `Record {` or
-/// `Record::new(` outside its tests.
+/// `Record::new(` outside its tests; and they route every send through the
+/// fault plan with `Driver::route`, never asking the plan (`on_send`) themselves.
 #[test]
 fn no_runtime_builds_a_record_itself() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let dirs = ["crates/sim/src", "crates/sim/benches", "crates/net/src", "crates/analyze/benches", "src"];
-    let built = regex::Regex::new(r"\bRecord( \{|::new\()").unwrap();
+    let built = regex::Regex::new(r"\bRecord( \{|::new\()|\.on_send\(").unwrap();
     let mut offenders = Vec::new();
     for dir in dirs {
         for file in sources(&root.join(dir)) {
@@ -51,7 +52,7 @@ fn no_runtime_builds_a_record_itself() {
     }
     // The scan would miss every offender if the folders moved: it must see the runtimes.
     assert!(sources(&root.join("crates/sim/src")).len() >= 3 && sources(&root.join("crates/net/src")).len() >= 3);
-    assert!(offenders.is_empty(), "records built outside the driver:\n{}", offenders.join("\n"));
+    assert!(offenders.is_empty(), "records built, or sends routed, outside the driver:\n{}", offenders.join("\n"));
 }
 
 /// The one results folder `clocklab run` made under `out`.
