@@ -290,8 +290,12 @@ fn drive(
     let mut ticking = None;
     let end_deadline = match start(plan, config, progress, idx, interrupt, &reports, &mut children, record) {
         Ok(started) => {
-            let deadline =
-                after(after(started.deadline, clocklab_net::longest_end(connect_timeout)), Duration::from_secs(5));
+            // A message the fault plan delays past the end still comes.
+            let duration_us = clocklab_model::schedule::duration_us(plan.experiment.duration);
+            let plan_delay =
+                clocklab_faults::FaultPlan::new(&plan.experiment.faults, 0, duration_us).longest_delay_us();
+            let end = clocklab_net::longest_end(connect_timeout).saturating_add(Duration::from_micros(plan_delay));
+            let deadline = after(after(started.deadline, end), Duration::from_secs(5));
             let schedule = Schedule::new(plan, started.start_us);
             ticking =
                 Some(Ticking { exe, plan, config, interrupt, report_tx, started, schedule, paused: BTreeSet::new() });

@@ -87,26 +87,27 @@ fn total(map: &BTreeMap<(u32, u32), u64>) -> u64 {
 fn latency_delays_a_link_and_keeps_its_order() {
     let root = tempfile::tempdir().unwrap();
     let faults =
-        "[[experiments.faults]]\nkind = \"latency\"\nlinks = [[1, 2]]\ndelay = { kind = \"constant\", ms = 300 }\n";
+        "[[experiments.faults]]\nkind = \"latency\"\nlinks = [[1, 2]]\ndelay = { kind = \"constant\", ms = 700 }\n";
     let (run_dir, _) = real_run(root.path(), 3.0, faults);
     let (logs, _) = checked(&run_dir, 3.0);
     let on_link: Vec<(i64, i64)> =
         deliveries(&logs).into_iter().filter(|&(from, to, _, _)| (from, to) == (1, 2)).map(|d| (d.2, d.3)).collect();
     assert!(!on_link.is_empty(), "machine 1 sent to machine 2");
     for &(sent_us, received_us) in &on_link {
-        assert!(received_us - sent_us >= 300_000, "a message on the slow link took {} µs", received_us - sent_us);
+        assert!(received_us - sent_us >= 700_000, "a message on the slow link took {} µs", received_us - sent_us);
     }
-    // FIFO: received in the order sent.
+    // FIFO: received in the order sent; a message delayed past the end
+    // still arrives as late as the fault says (checked above).
     assert!(on_link.windows(2).all(|pair| pair[0].0 <= pair[1].0 && pair[0].1 <= pair[1].1));
     // The other links are not slowed: some message on them is taken off the
     // queue sooner than the slow link could have brought it (a message may
-    // wait in the queue, so only the quickest says how fast the link is).
+    // wait in the queue, so only the quickest says how fast the links are).
     let quickest = deliveries(&logs)
         .into_iter()
-        .filter(|&(from, to, _, _)| (from, to) == (2, 1))
+        .filter(|&(from, to, _, _)| (from, to) != (1, 2))
         .map(|(_, _, sent_us, received_us)| received_us - sent_us)
         .min();
-    assert!(quickest.is_some_and(|us| us < 300_000), "{quickest:?}");
+    assert!(quickest.is_some_and(|us| us < 700_000), "{quickest:?}");
 }
 
 #[test]

@@ -293,6 +293,21 @@ impl FaultPlan {
         out
     }
 
+    /// The longest a message can be delayed by the plan's latency faults
+    /// together, in microseconds: what a receiver waits for past the end of
+    /// the run, beyond the network's own delay. (An exponential draw is at
+    /// most about 37 means: the generator's numbers are below 1 by at
+    /// least 2^-53.)
+    pub fn longest_delay_us(&self) -> u64 {
+        self.faults
+            .iter()
+            .filter_map(|f| match &f.spec {
+                FaultSpec::Latency { delay, .. } => Some(delay_us(delay, 1.0 - f64::EPSILON / 2.0)),
+                _ => None,
+            })
+            .fold(0u64, u64::saturating_add)
+    }
+
     /// Whether `machine` is paused (a `pause` fault) at `at_us`: a tick due
     /// then runs late as the plan meant, not because the machine fell behind.
     pub fn paused_at(&self, machine: MachineId, at_us: u64) -> bool {

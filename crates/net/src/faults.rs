@@ -115,6 +115,12 @@ impl RunFaults {
         }
     }
 
+    /// The longest the plan can delay a message: how much longer than
+    /// usual the end waits for its peers' last messages.
+    pub(crate) fn longest_delay(&self) -> Duration {
+        Duration::from_micros(self.plan.longest_delay_us())
+    }
+
     /// Whether a tick due `due_us` after the start fell in a planned pause of `id`.
     pub(crate) fn paused_at(&self, id: MachineId, due_us: u64) -> bool {
         self.plan.paused_at(id, due_us)

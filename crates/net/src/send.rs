@@ -430,14 +430,22 @@ impl SendThread {
             if self.aborting.load(Ordering::SeqCst) {
                 return;
             }
-            // Once the queues are closed everything left is due: the end.
-            let now = if open { Instant::now() } else { Instant::now() + Duration::from_secs(1 << 32) };
+            // Once the queues are closed, what is left still leaves at its
+            // due instant (a frame a fault delays past the end arrives as
+            // late as it would have), then the streams end.
+            let now = Instant::now();
             if !self.peers.iter().any(|peer| peer.has_due(now)) {
-                if !open {
-                    break;
-                }
                 let next_due =
                     self.peers.iter().filter(|peer| !peer.gone()).filter_map(|p| p.queue.front()).map(|q| q.due).min();
+                if !open {
+                    match next_due {
+                        None => break,
+                        Some(due) => {
+                            std::thread::sleep(due.saturating_duration_since(now).min(POLL_MAX));
+                            continue;
+                        }
+                    }
+                }
                 let item = match next_due {
                     Some(due) => self.items.recv_deadline(due),
                     None => self.items.recv().map_err(|_| RecvTimeoutError::Disconnected),
@@ -449,7 +457,7 @@ impl SendThread {
                 }
             }
             open &= self.take_waiting();
-            let now_written = if open { Instant::now() } else { Instant::now() + Duration::from_secs(1 << 32) };
+            let now_written = Instant::now();
             let stall_limit = self.stall_limit;
             let mut blocked = Vec::new();
             for (idx, peer) in self.peers.iter_mut().enumerate() {

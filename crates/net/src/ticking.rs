@@ -337,7 +337,9 @@ impl Connected {
         // its end, so nothing on the wire is lost.
         state.reconnects.finish();
         state.outbox.close();
-        let drain_deadline = checked_after(Instant::now(), config.connect_timeout);
+        // A message the fault plan delays past the end still comes.
+        let drain_deadline =
+            checked_after(Instant::now(), config.connect_timeout.saturating_add(state.faults.longest_delay()));
         state.absorb_arrived(false);
         while !state.open.is_empty() {
             match state.inbound.recv_deadline(drain_deadline) {
