@@ -60,7 +60,8 @@ pub fn parse_clocks(names: &[String]) -> anyhow::Result<clocklab_model::ClockKin
 pub enum SuiteArg {
     /// The exercise's four experiments.
     Classic,
-    /// One experiment per kind of fault (`clocklab_config::Config::faults_suite`).
+    /// One experiment per kind of fault: a partition, a lossy link, a crash
+    /// with fresh and with recovered clocks, a pause, a clock step.
     Faults,
 }
 

@@ -118,6 +118,12 @@ pub fn key_docs() -> Vec<KeyDoc> {
             "0..=100000 (10%)".into(),
         ),
         doc(
+            "faults",
+            &[],
+            "what goes wrong in every run of the experiment: a list of faults, each a table with a `kind` (`latency`, `loss`, `partition`, `crash`, `pause`, `clock`), a `start` and an `end` in seconds after the start of the run, and its targets (see the README's Faults section)",
+            "a list of faults, each checked against its run: its machines, its duration, no overlapping crashes or pauses of one machine".into(),
+        ),
+        doc(
             "sim.epoch_us",
             &[],
             "where virtual time starts, in microseconds since the Unix epoch",
@@ -168,7 +174,7 @@ impl Config {
         let table = toml::Table::try_from(self).expect("a Config always serialises");
         let mut out = String::from(
             "# clocklab's configuration. Every key is optional; the experiment keys at the top level\n\
-             # (machines, max_clock_rate, max_event_num, runs, duration, clocks, physical_clock)\n\
+             # (machines, max_clock_rate, max_event_num, runs, duration, clocks, physical_clock, faults)\n\
              # are defaults for every experiment that does not set its own.\n",
         );
         let line = |out: &mut String, key: &str, value: &toml::Value| out.push_str(&format!("{key} = {value}\n"));
@@ -187,7 +193,7 @@ impl Config {
         for key in ["machines", "max_clock_rate", "max_event_num", "runs", "duration", "clocks"] {
             out.push_str(&comment(key));
         }
-        for key in ["physical_clock.offset_ms_max", "physical_clock.drift_ppm_max"] {
+        for key in ["physical_clock.offset_ms_max", "physical_clock.drift_ppm_max", "faults"] {
             out.push_str(&comment(key));
         }
         if let Some(toml::Value::Table(sim)) = table.get("sim") {
