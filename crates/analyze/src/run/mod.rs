@@ -24,14 +24,14 @@
 mod info;
 pub mod lag;
 pub mod machine;
+mod prefetch;
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::BufReader;
 use std::path::PathBuf;
 
 use clocklab_causal::{Concurrency, PairCounts, VectorReplay};
-use clocklab_log::{LogReader, Pairing, RunEvents, TimePrecision};
+use clocklab_log::{Pairing, RunEvents, TimePrecision};
 use serde::Serialize;
 
 pub use info::RunInfo;
@@ -155,8 +155,8 @@ impl RunSummary {
     }
 }
 
-/// Every machine's log, read one line ahead.
-type Reader = LogReader<BufReader<File>>;
+/// Every machine's log, parsed on its own thread.
+type Reader = prefetch::PrefetchedLog;
 
 /// Analyses one run folder.
 pub fn analyze_run(run: &RunDir) -> RunSummary {
@@ -176,7 +176,7 @@ pub fn analyze_run(run: &RunDir) -> RunSummary {
                 .push(format!("machine {id} is not one of the run's machines in manifest.json: ignored"));
         } else {
             match File::open(path) {
-                Ok(file) => readers.push((id, LogReader::new(BufReader::with_capacity(1 << 16, file)))),
+                Ok(file) => readers.push((id, Reader::spawn(file))),
                 Err(error) => diagnostic.open_error = Some(error.to_string()),
             }
         }
