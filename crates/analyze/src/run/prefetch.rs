@@ -5,7 +5,11 @@
 //! with each log parsed beside the merge, a run keeps two cores busy, and so
 //! does the last run of an experiment, which would otherwise run alone.
 //! Memory stays bounded: at most [`BATCHES_AHEAD`] batches of
-//! [`BATCH_LINES`] lines wait per log.
+//! [`BATCH_LINES`] lines wait per log, and only runs of up to
+//! [`MAX_PREFETCHED_LOGS`] machines are read this way ([`RunLog`]): a run
+//! of a thousand machines would otherwise start a thousand threads, each
+//! with its batches, where reading in the merge's thread keeps one buffer
+//! per log.
 
 use std::collections::VecDeque;
 use std::fs::File;
@@ -20,6 +24,52 @@ const BATCH_LINES: usize = 256;
 
 /// Batches parsed ahead of the merge, per log.
 const BATCHES_AHEAD: usize = 2;
+
+/// The most logs of a run read on threads of their own; the logs of larger
+/// runs are read in the merge's thread.
+pub(crate) const MAX_PREFETCHED_LOGS: usize = 16;
+
+/// The size of each log's read buffer.
+const READ_BUFFER_BYTES: usize = 1 << 16;
+
+/// One machine's log, read on its own thread or in the merge's.
+#[derive(Debug)]
+pub(crate) enum RunLog {
+    /// Parsed on a thread of its own.
+    Prefetched(PrefetchedLog),
+    /// Parsed as the merge asks for lines.
+    Direct(LogReader<BufReader<File>>),
+}
+
+impl RunLog {
+    /// Reads `file`, on a thread of its own if `prefetch`.
+    pub(crate) fn open(file: File, prefetch: bool) -> RunLog {
+        if prefetch {
+            RunLog::Prefetched(PrefetchedLog::spawn(file))
+        } else {
+            RunLog::Direct(LogReader::new(BufReader::with_capacity(READ_BUFFER_BYTES, file)))
+        }
+    }
+
+    /// What the reader skipped (see [`PrefetchedLog::into_diagnostics`]).
+    pub(crate) fn into_diagnostics(self) -> Diagnostics {
+        match self {
+            RunLog::Prefetched(log) => log.into_diagnostics(),
+            RunLog::Direct(reader) => reader.into_diagnostics(),
+        }
+    }
+}
+
+impl Iterator for RunLog {
+    type Item = ReadLine;
+
+    fn next(&mut self) -> Option<ReadLine> {
+        match self {
+            RunLog::Prefetched(log) => log.next(),
+            RunLog::Direct(reader) => reader.next(),
+        }
+    }
+}
 
 /// A log's lines, parsed on their own thread; an iterator over the lines
 /// read, like the [`LogReader`] it runs.
@@ -37,9 +87,9 @@ impl PrefetchedLog {
     /// Starts reading `file` on a new thread.
     pub(crate) fn spawn(file: File) -> PrefetchedLog {
         let (sender, batches) = sync_channel::<Vec<ReadLine>>(BATCHES_AHEAD);
-        let (spare, spares) = sync_channel::<Vec<ReadLine>>(BATCHES_AHEAD + 2);
+        let (spare, spares) = sync_channel::<Vec<ReadLine>>(BATCHES_AHEAD);
         let reader = std::thread::spawn(move || {
-            let mut lines = LogReader::new(BufReader::with_capacity(1 << 16, file));
+            let mut lines = LogReader::new(BufReader::with_capacity(READ_BUFFER_BYTES, file));
             loop {
                 let mut batch = spares.try_recv().unwrap_or_else(|_| Vec::with_capacity(BATCH_LINES));
                 batch.extend(lines.by_ref().take(BATCH_LINES));
