@@ -89,18 +89,24 @@ pub fn analyze(dir: &Path) -> Result<Summary, AnalyzeError> {
     let results: Mutex<Vec<Option<run::RunSummary>>> = Mutex::new(vec![None; jobs.len()]);
     let next = AtomicUsize::new(0);
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(jobs.len()).max(1);
-    std::thread::scope(|scope| {
-        for _ in 0..threads {
-            scope.spawn(|| {
-                loop {
-                    let idx = next.fetch_add(1, Ordering::Relaxed);
-                    let Some((_, run)) = jobs.get(idx) else { break };
-                    let mut summary = run::analyze_run(run);
-                    summary.faults = faults::effects(&summary);
-                    results.lock().expect("no thread panics while holding the lock")[idx] = Some(summary);
-                }
-            });
+    let work = || {
+        loop {
+            let idx = next.fetch_add(1, Ordering::Relaxed);
+            let Some((_, run)) = jobs.get(idx) else { break };
+            let mut summary = run::analyze_run(run);
+            summary.faults = faults::effects(&summary);
+            results.lock().expect("no thread panics while holding the lock")[idx] = Some(summary);
         }
+    };
+    // The calling thread is one of the workers: besides saving a thread,
+    // the memory it frees stays in its allocator's pool, where the outputs,
+    // written from this thread next, find it again (a thread's pool is its
+    // own: memory freed by the others would not serve).
+    std::thread::scope(|scope| {
+        for _ in 1..threads {
+            scope.spawn(work);
+        }
+        work();
     });
     let mut results = results.into_inner().expect("no thread panicked").into_iter();
     let mut out = Summary { experiments: Vec::new(), diagnostics: Vec::new() };

@@ -105,6 +105,19 @@ impl Concurrency {
     /// The counts over the sample's pairs.
     pub fn counts(&self) -> PairCounts {
         let mut counts = PairCounts { ticks: self.seen, sampled: self.sample.len() as u64, ..PairCounts::default() };
+        let dims = self.sample.first().map_or(0, |sampled| sampled.vector.len());
+        if self.sample.iter().all(|sampled| sampled.vector.len() == dims) {
+            self.count_by_columns(dims, &mut counts);
+        } else {
+            // Vectors of different lengths (a damaged log).
+            self.count_pairwise(&mut counts);
+        }
+        counts
+    }
+
+    /// The pair counts, one pair at a time, with [`compare`] (over the
+    /// shorter vector when their lengths differ).
+    fn count_pairwise(&self, counts: &mut PairCounts) {
         for (idx, a) in self.sample.iter().enumerate() {
             for b in &self.sample[idx + 1..] {
                 if a.machine == b.machine {
@@ -117,13 +130,107 @@ impl Concurrency {
                 }
             }
         }
-        counts
+    }
+
+    /// The pair counts when every vector has `dims` components: the same
+    /// comparisons as [`compare`], made one component at a time over the
+    /// components of many ticks laid out in a column, which the compiler
+    /// turns into vector instructions (millions of pairs per run made the
+    /// pair-by-pair loop a fifth of an analysis' time). The ticks are taken
+    /// machine by machine, so that a tick is compared with the ticks of the
+    /// machines after its own only: each pair on different machines once,
+    /// and no pair on the same machine.
+    ///
+    /// Values that fit an `i32` (all but the longest runs') are compared as
+    /// such: the baseline x86-64 instruction set compares 32-bit integers in
+    /// vector registers, and not 64-bit ones.
+    fn count_by_columns(&self, dims: usize, counts: &mut PairCounts) {
+        let fits = |value: u64| i32::try_from(value).is_ok();
+        if self.sample.iter().all(|sampled| fits(sampled.lamport) && sampled.vector.iter().all(|&v| fits(v))) {
+            self.count_columns(dims, counts, |value| i32::try_from(value).expect("checked to fit"));
+        } else {
+            self.count_columns(dims, counts, |value| value);
+        }
+    }
+
+    /// [`Concurrency::count_by_columns`] with values as `T`, which must
+    /// order them as `u64` does.
+    fn count_columns<T: Copy + Default + PartialOrd>(
+        &self,
+        dims: usize,
+        counts: &mut PairCounts,
+        value_of: impl Fn(u64) -> T,
+    ) {
+        const LESS: u8 = 1;
+        const GREATER: u8 = 2;
+        let mut order: Vec<&Sampled> = self.sample.iter().collect();
+        order.sort_by_key(|sampled| sampled.machine);
+        let n = order.len();
+        let mut columns = vec![T::default(); dims * n];
+        for (idx, sampled) in order.iter().enumerate() {
+            for (dim, &value) in sampled.vector.iter().enumerate() {
+                columns[dim * n + idx] = value_of(value);
+            }
+        }
+        let lamports: Vec<T> = order.iter().map(|sampled| value_of(sampled.lamport)).collect();
+        // For each tick of a later machine: whether one of its components is
+        // above a's (`LESS`: a's is less) and one below (`GREATER`); both
+        // make the pair concurrent.
+        let mut flags = vec![0u8; n];
+        let mut group_end = 0;
+        for (idx, a) in order.iter().enumerate() {
+            if idx == group_end {
+                group_end += order[idx..].iter().take_while(|sampled| sampled.machine == a.machine).count();
+            }
+            let later = group_end..n;
+            let flags = &mut flags[later.clone()];
+            flags.fill(0);
+            for (dim, &mine) in a.vector.iter().enumerate() {
+                let mine = value_of(mine);
+                let column = &columns[dim * n..][later.clone()];
+                for (flag, &theirs) in flags.iter_mut().zip(column) {
+                    *flag |= (u8::from(mine < theirs) * LESS) | (u8::from(mine > theirs) * GREATER);
+                }
+            }
+            let lamport = value_of(a.lamport);
+            // At most `n` each: 32-bit sums, four to a vector register.
+            let (mut concurrent, mut falsely_ordered) = (0u32, 0u32);
+            for (&flag, &theirs) in flags.iter().zip(&lamports[later]) {
+                let both = u32::from(flag == LESS | GREATER);
+                concurrent += both;
+                falsely_ordered += both & u32::from(theirs != lamport);
+            }
+            counts.pairs += flags.len() as u64;
+            counts.concurrent += u64::from(concurrent);
+            counts.falsely_ordered += u64::from(falsely_ordered);
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The column-wise count is the pair-by-pair count, for small
+        /// components (compared as `i32`) and large ones (as `u64`).
+        #[test]
+        fn columns_count_what_pairs_count(
+            ticks in proptest::collection::vec((1u32..4, 0u64..6, proptest::collection::vec(0u64..4, 3)), 0..60),
+            large in any::<bool>(),
+        ) {
+            let mut concurrency = Concurrency::new(3, 1);
+            let offset = if large { u64::from(u32::MAX) } else { 0 };
+            for (machine, lamport, vector) in &ticks {
+                let vector: Vec<u64> = vector.iter().map(|v| v + offset).collect();
+                concurrency.add(*machine, lamport + offset, &vector);
+            }
+            let mut pairwise = PairCounts { ticks: concurrency.seen, sampled: concurrency.sample.len() as u64, ..PairCounts::default() };
+            concurrency.count_pairwise(&mut pairwise);
+            prop_assert_eq!(concurrency.counts(), pairwise);
+        }
+    }
 
     #[test]
     fn counts_concurrent_and_falsely_ordered_pairs() {

@@ -19,6 +19,7 @@
 //! message` names no sender and is [`Pairing::Unnamed`]. After the last
 //! event, [`RunEvents::unmatched_sends`] lists the messages no log received.
 
+use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 use std::sync::Arc;
@@ -118,6 +119,27 @@ impl RunEvent {
 /// The key a send and its receive share.
 type MessageKey = (MachineId, MachineId, u64);
 
+/// The messages sent under one key and not received yet, oldest first. A
+/// key almost always names one message, which is kept without an
+/// allocation of its own (a queue per key was a memory allocation per send).
+#[derive(Debug)]
+struct Pending {
+    oldest: SentMessage,
+    later: VecDeque<SentMessage>,
+}
+
+impl Pending {
+    /// How many messages.
+    fn len(&self) -> usize {
+        1 + self.later.len()
+    }
+
+    /// The messages, oldest first.
+    fn iter(&self) -> impl Iterator<Item = &SentMessage> {
+        std::iter::once(&self.oldest).chain(&self.later)
+    }
+}
+
 /// One machine's log, read one line ahead.
 #[derive(Debug)]
 struct Stream<I> {
@@ -133,7 +155,7 @@ struct Stream<I> {
 pub struct RunEvents<I: Iterator<Item = ReadLine>> {
     streams: Vec<Stream<I>>,
     /// Messages sent and not received yet, oldest first per key.
-    pending: BTreeMap<MessageKey, VecDeque<SentMessage>>,
+    pending: BTreeMap<MessageKey, Pending>,
     /// Receivers whose log names no sender: sends to them can never pair.
     unnamed_receivers: Vec<MachineId>,
     /// Sends to such receivers, counted and not kept.
@@ -172,7 +194,7 @@ impl<I: Iterator<Item = ReadLine>> RunEvents<I> {
     /// The messages sent that no log has received so far (after the last
     /// event: never), in key order.
     pub fn unmatched_sends(&self) -> impl Iterator<Item = &SentMessage> {
-        self.pending.values().flatten()
+        self.pending.values().flat_map(Pending::iter)
     }
 
     /// Sends to machines whose logs name no sender (the reference's), which
@@ -183,11 +205,21 @@ impl<I: Iterator<Item = ReadLine>> RunEvents<I> {
 
     /// The oldest message sent under `key` and not received yet.
     fn take_pending(&mut self, key: MessageKey) -> Option<SentMessage> {
-        let sent = self.pending.get_mut(&key).and_then(VecDeque::pop_front);
-        if self.pending.get(&key).is_some_and(VecDeque::is_empty) {
-            self.pending.remove(&key);
+        let Entry::Occupied(mut entry) = self.pending.entry(key) else { return None };
+        Some(match entry.get_mut().later.pop_front() {
+            Some(next) => std::mem::replace(&mut entry.get_mut().oldest, next),
+            None => entry.remove().oldest,
+        })
+    }
+
+    /// Keeps a message sent under `key` until its receive.
+    fn keep_pending(&mut self, key: MessageKey, sent: SentMessage) {
+        match self.pending.entry(key) {
+            Entry::Vacant(entry) => {
+                entry.insert(Pending { oldest: sent, later: VecDeque::new() });
+            }
+            Entry::Occupied(mut entry) => entry.get_mut().later.push_back(sent),
         }
-        sent
     }
 
     /// The key of a receive, if the line is one that names its sender.
@@ -204,7 +236,7 @@ impl<I: Iterator<Item = ReadLine>> RunEvents<I> {
     fn ready(&self, stream: &Stream<I>) -> bool {
         let Some(head) = &stream.head else { return false };
         match Self::receive_key(stream.machine, &head.record) {
-            Some(key) => self.pending.get(&key).is_some_and(|sends| !sends.is_empty()),
+            Some(key) => self.pending.contains_key(&key),
             None => true,
         }
     }
@@ -212,6 +244,9 @@ impl<I: Iterator<Item = ReadLine>> RunEvents<I> {
     /// The stream to take the next event from: the earliest ready head, or
     /// when every head waits for a send that never comes, the earliest head.
     fn pick(&self) -> Option<usize> {
+        // The earliest head, when it is ready, is also the earliest ready
+        // head (ties go to the lower index either way): most events need
+        // one readiness check, not one per machine.
         let earliest = |ready_only: bool| {
             let mut best: Option<(usize, i64)> = None;
             for (idx, stream) in self.streams.iter().enumerate() {
@@ -225,7 +260,8 @@ impl<I: Iterator<Item = ReadLine>> RunEvents<I> {
             }
             best.map(|(idx, _)| idx)
         };
-        earliest(true).or_else(|| earliest(false))
+        let first = earliest(false)?;
+        if self.ready(&self.streams[first]) { Some(first) } else { earliest(true).or(Some(first)) }
     }
 }
 
@@ -255,7 +291,7 @@ impl<I: Iterator<Item = ReadLine>> Iterator for RunEvents<I> {
                         hlc: record.hlc,
                         time_us: record.time_us,
                     };
-                    self.pending.entry((machine, peer, on_the_wire(record.logical_clock))).or_default().push_back(sent);
+                    self.keep_pending((machine, peer, on_the_wire(record.logical_clock)), sent);
                 }
                 Pairing::NotAReceive
             }
@@ -284,13 +320,8 @@ impl<I: Iterator<Item = ReadLine>> Iterator for RunEvents<I> {
                 }
             }
             _ => match Self::receive_key(machine, &record) {
-                Some(key) => match self.pending.get_mut(&key).and_then(VecDeque::pop_front) {
-                    Some(sent) => {
-                        if self.pending.get(&key).is_some_and(VecDeque::is_empty) {
-                            self.pending.remove(&key);
-                        }
-                        Pairing::Paired(Box::new(sent))
-                    }
+                Some(key) => match self.take_pending(key) {
+                    Some(sent) => Pairing::Paired(Box::new(sent)),
                     None => Pairing::Unmatched,
                 },
                 None => Pairing::NotAReceive,

@@ -124,7 +124,7 @@ impl<R: BufRead> LogReader<R> {
             input,
             buf: Vec::with_capacity(256),
             line_no: 0,
-            parser: LineParser,
+            parser: LineParser::default(),
             diagnostics: Diagnostics::default(),
         }
     }
@@ -188,11 +188,67 @@ impl<R: BufRead> LogReader<R> {
     }
 }
 
+/// What one line said.
+enum Parsed {
+    /// A record.
+    Record(Record, TimePrecision),
+    /// A blank line.
+    Blank,
+    /// A line that could not be read.
+    Bad(LineError),
+}
+
+impl Parsed {
+    /// Parses one line's bytes, its newline included if it had one.
+    fn of(parser: &mut LineParser, bytes: &[u8]) -> Parsed {
+        let text = match std::str::from_utf8(bytes) {
+            Ok(text) => text.trim_end_matches(['\n', '\r']),
+            Err(_) => return Parsed::Bad(LineError::NotUtf8),
+        };
+        if text.trim().is_empty() {
+            return Parsed::Blank;
+        }
+        match parser.parse(text) {
+            Ok((record, precision)) => Parsed::Record(record, precision),
+            Err(error) => Parsed::Bad(error),
+        }
+    }
+}
+
+impl<R: BufRead> LogReader<R> {
+    /// The next line when the input's buffer holds all of it: parsed where
+    /// it lies, without a copy (most lines). `None` when the line goes past
+    /// the buffer, or at the end of the input or an I/O error, which the
+    /// line-by-line path then reads and reports.
+    fn next_in_place(&mut self) -> Option<Parsed> {
+        let available = self.input.fill_buf().ok()?;
+        let end = memchr::memchr(b'\n', available)?;
+        if end > MAX_LINE_BYTES {
+            return None;
+        }
+        let parsed = Parsed::of(&mut self.parser, &available[..=end]);
+        self.input.consume(end + 1);
+        self.line_no += 1;
+        self.diagnostics.n_lines += 1;
+        Some(parsed)
+    }
+}
+
 impl<R: BufRead> Iterator for LogReader<R> {
     type Item = ReadLine;
 
     fn next(&mut self) -> Option<ReadLine> {
         loop {
+            if let Some(parsed) = self.next_in_place() {
+                match parsed {
+                    Parsed::Record(record, precision) => {
+                        return Some(ReadLine { line_no: self.line_no, record, precision });
+                    }
+                    Parsed::Blank => {}
+                    Parsed::Bad(error) => self.diagnostics.skip(self.line_no, &error),
+                }
+                continue;
+            }
             match self.read_line() {
                 Ok(LineRead::End) => return None,
                 Ok(LineRead::Line) => {}
@@ -213,19 +269,12 @@ impl<R: BufRead> Iterator for LogReader<R> {
             self.line_no += 1;
             self.diagnostics.n_lines += 1;
             let complete = self.buf.last() == Some(&b'\n');
-            let text = match std::str::from_utf8(&self.buf) {
-                Ok(text) => text.trim_end_matches(['\n', '\r']),
-                Err(_) => {
-                    self.note_bad(complete, &LineError::NotUtf8);
-                    continue;
+            match Parsed::of(&mut self.parser, &self.buf) {
+                Parsed::Record(record, precision) => {
+                    return Some(ReadLine { line_no: self.line_no, record, precision });
                 }
-            };
-            if text.trim().is_empty() {
-                continue;
-            }
-            match self.parser.parse(text) {
-                Ok((record, precision)) => return Some(ReadLine { line_no: self.line_no, record, precision }),
-                Err(error) => self.note_bad(complete, &error),
+                Parsed::Blank => {}
+                Parsed::Bad(error) => self.note_bad(complete, &error),
             }
         }
     }
@@ -243,12 +292,17 @@ impl<R> LogReader<R> {
 
 /// Parses one line (without its newline) in any of the known formats.
 pub fn parse_line(line: &str) -> Result<(Record, TimePrecision), LineError> {
-    LineParser.parse(line)
+    LineParser::default().parse(line)
 }
 
-/// The parser of one line in any of the known formats.
-#[derive(Debug)]
-struct LineParser;
+/// The parser of one line in any of the known formats. It remembers the
+/// last date it read: a log's lines share few dates, and working out a
+/// date's day number was the largest part of reading a time.
+#[derive(Debug, Default)]
+struct LineParser {
+    /// The last `YYYY-MM-DD` read, and its days since the Unix epoch.
+    last_date: Option<([u8; 10], i64)>,
+}
 
 impl LineParser {
     fn parse(&mut self, line: &str) -> Result<(Record, TimePrecision), LineError> {
@@ -256,8 +310,18 @@ impl LineParser {
     }
 
     fn parse_text(&mut self, line: &str) -> Result<(Record, TimePrecision), LineError> {
+        self.parse_text_with(line, true)
+    }
+
+    /// [`LineParser::parse_text`]; `canonical` reads the usual fields at
+    /// their usual places first (the tests compare it with reading every
+    /// field by itself).
+    fn parse_text_with(&mut self, line: &str, canonical: bool) -> Result<(Record, TimePrecision), LineError> {
         let (id, rest) = split_machine_id(line).ok_or(LineError::NoMachineId)?;
-        let machine = id.parse().map_err(|_| LineError::NoMachineId)?;
+        let machine = match ascii_number(id) {
+            Some(machine) => machine,
+            None => id.parse().map_err(|_| LineError::NoMachineId)?,
+        };
         let rest = rest.strip_prefix("Event: ").ok_or(LineError::MissingField("Event"))?;
         let mut fields = Fields::new(rest);
         let event = parse_event(fields.next().unwrap_or_default())?;
@@ -268,6 +332,14 @@ impl LineParser {
         let mut vector_clock = None;
         let mut hlc = None;
         let mut physical_clock_us = None;
+        if !canonical {
+        } else if let Some((canonical, rest)) = CanonicalFields::read(fields.rest.unwrap_or_default()) {
+            system_time = Some(canonical.system_time);
+            logical_clock = Some(canonical.logical_clock);
+            queue_length = Some(canonical.queue_length);
+            timestamp = canonical.timestamp;
+            fields.rest = rest;
+        }
         for field in fields {
             // Keys hold no colon, so the first one ends the key.
             let Some((key, value)) = field.split_once(':') else { continue };
@@ -365,7 +437,11 @@ impl LineParser {
     fn timestamp_us_of(&mut self, field: &'static str, value: &str) -> Result<i64, LineError> {
         let bad = || LineError::BadValue { field, value: value.to_string() };
         let body = value.strip_suffix('Z').ok_or_else(bad)?;
-        let (date, fraction) = body.split_once('.').unwrap_or((body, ""));
+        // The first `.`, found without a searcher: the date before it is short.
+        let (date, fraction) = match body.bytes().position(|byte| byte == b'.') {
+            Some(dot) => (&body[..dot], &body[dot + 1..]),
+            None => (body, ""),
+        };
         if date.len() != 19
             || date.as_bytes()[10] != b'T'
             || fraction.len() > 6
@@ -374,54 +450,126 @@ impl LineParser {
             return Err(bad());
         }
         let second = self.second_of(field, date)?;
-        let micros = if fraction.is_empty() {
-            0
-        } else {
-            fraction.parse::<i64>().map_err(|_| bad())? * 10i64.pow(6 - fraction.len() as u32)
-        };
+        // The fraction is at most six digits, checked above.
+        let micros = fraction.bytes().fold(0i64, |acc, digit| acc * 10 + i64::from(digit - b'0'))
+            * 10i64.pow(6 - fraction.len() as u32);
         Ok(second * 1_000_000 + micros)
     }
 
     /// Seconds since the epoch of `YYYY-MM-DD HH:MM:SS` (or with a `T`
     /// between date and time), UTC.
     fn second_of(&mut self, field: &'static str, value: &str) -> Result<i64, LineError> {
-        civil_second(value).ok_or_else(|| LineError::BadValue { field, value: value.to_string() })
+        self.civil_second(value).ok_or_else(|| LineError::BadValue { field, value: value.to_string() })
+    }
+
+    /// Seconds since the epoch of `YYYY-MM-DD HH:MM:SS` (the separator
+    /// between date and time may be any one byte, `T` in RFC 3339), UTC, for
+    /// years 0 to 9999 of the proleptic Gregorian calendar. The digits are
+    /// read in place.
+    fn civil_second(&mut self, value: &str) -> Option<i64> {
+        let bytes = value.as_bytes();
+        if bytes.len() != 19 || bytes[4] != b'-' || bytes[7] != b'-' || bytes[13] != b':' || bytes[16] != b':' {
+            return None;
+        }
+        let date: [u8; 10] = bytes[..10].try_into().ok()?;
+        let days = match self.last_date {
+            Some((last, days)) if last == date => days,
+            _ => {
+                let days = days_of_date(&date)?;
+                self.last_date = Some((date, days));
+                days
+            }
+        };
+        let (hour, minute, second) = (two_digits(bytes, 11)?, two_digits(bytes, 14)?, two_digits(bytes, 17)?);
+        if hour > 23 || minute > 59 || second > 59 {
+            return None;
+        }
+        Some(days * 86_400 + i64::from(hour * 3_600 + minute * 60 + second))
     }
 }
 
-/// Seconds since the epoch of `YYYY-MM-DD HH:MM:SS` (the separator between
-/// date and time may be any one byte, `T` in RFC 3339), UTC. The digits are
-/// read in place; the calendar is the `time` crate's.
-fn civil_second(value: &str) -> Option<i64> {
-    let bytes = value.as_bytes();
-    if bytes.len() != 19 || bytes[4] != b'-' || bytes[7] != b'-' || bytes[13] != b':' || bytes[16] != b':' {
+/// The two ASCII digits at `at`.
+fn two_digits(bytes: &[u8], at: usize) -> Option<u32> {
+    let (tens, units) = (bytes[at], bytes[at + 1]);
+    (tens.is_ascii_digit() && units.is_ascii_digit()).then(|| u32::from(tens - b'0') * 10 + u32::from(units - b'0'))
+}
+
+/// Days since 1970-01-01 of `YYYY-MM-DD` (a real date: the month's last day
+/// at most, leap years included).
+fn days_of_date(date: &[u8; 10]) -> Option<i64> {
+    let year = i64::from(two_digits(date, 0)? * 100 + two_digits(date, 2)?);
+    let (month, day) = (i64::from(two_digits(date, 5)?), i64::from(two_digits(date, 8)?));
+    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+    let month_days = match month {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if leap => 29,
+        2 => 28,
+        _ => return None,
+    };
+    if !(1..=month_days).contains(&day) {
         return None;
     }
-    let digits = |range: std::ops::Range<usize>| -> Option<u32> {
-        bytes[range].iter().try_fold(0u32, |acc, &b| b.is_ascii_digit().then(|| acc * 10 + u32::from(b - b'0')))
-    };
-    let month = time::Month::try_from(u8::try_from(digits(5..7)?).ok()?).ok()?;
-    let date =
-        time::Date::from_calendar_date(i32::try_from(digits(0..4)?).ok()?, month, u8::try_from(digits(8..10)?).ok()?)
-            .ok()?;
-    let hms = time::Time::from_hms(
-        u8::try_from(digits(11..13)?).ok()?,
-        u8::try_from(digits(14..16)?).ok()?,
-        u8::try_from(digits(17..19)?).ok()?,
-    )
-    .ok()?;
-    Some(time::PrimitiveDateTime::new(date, hms).assume_utc().unix_timestamp())
+    // Howard Hinnant's `days_from_civil`: years start in March, so that the
+    // leap day is the last day of a year.
+    let year = if month <= 2 { year - 1 } else { year };
+    let era = year.div_euclid(400);
+    let year_of_era = year - era * 400;
+    let day_of_year = (153 * ((month + 9) % 12) + 2) / 5 + day - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    Some(era * 146_097 + day_of_era - 719_468)
+}
+
+/// The fields every line of clocklab's and the reference's starts with,
+/// in the order they write them, with plain values: `System Time: <19
+/// bytes> | Logical Clock: <digits> | Queue Length: <digits>`, then
+/// `| Timestamp: <value>` in clocklab's lines. Read at known places, without
+/// looking for each separator; any other line is read field by field, which
+/// gives the same values for these.
+struct CanonicalFields<'a> {
+    system_time: &'a str,
+    logical_clock: u64,
+    queue_length: u64,
+    timestamp: Option<&'a str>,
+}
+
+impl<'a> CanonicalFields<'a> {
+    /// The fields at the start of `fields` (the line after its event), and
+    /// the fields after them, if the line starts with them as written.
+    fn read(fields: &'a str) -> Option<(CanonicalFields<'a>, Option<&'a str>)> {
+        let rest = fields.strip_prefix("System Time: ")?;
+        // Without a `|`, the 19 bytes hold no separator of their own.
+        let system_time = rest.get(..19).filter(|time| !time.contains('|'))?;
+        let rest = rest[19..].strip_prefix(" | Logical Clock: ")?;
+        let (logical_clock, rest) = leading_number(rest)?;
+        let rest = rest.strip_prefix(" | Queue Length: ")?;
+        let (queue_length, rest) = leading_number(rest)?;
+        let mut canonical = CanonicalFields { system_time, logical_clock, queue_length, timestamp: None };
+        if rest.is_empty() {
+            return Some((canonical, None));
+        }
+        let mut after = Fields::new(rest.strip_prefix(" | Timestamp: ")?);
+        canonical.timestamp = after.next();
+        Some((canonical, after.rest))
+    }
+}
+
+/// The number the digits at the start of `text` make, and what follows them.
+fn leading_number(text: &str) -> Option<(u64, &str)> {
+    let digits = text.bytes().take_while(u8::is_ascii_digit).count();
+    Some((ascii_number(&text[..digits])?, &text[digits..]))
 }
 
 /// `<id>> rest`: the machine id and the rest of the line.
 fn split_machine_id(line: &str) -> Option<(&str, &str)> {
-    let end = memchr::memchr(b'>', line.as_bytes())?;
+    let end = line.bytes().position(|byte| byte == b'>')?;
     Some((&line[..end], line[end + 1..].strip_prefix(' ')?))
 }
 
-/// The ` | `-separated fields of a line, found with one searcher built once:
-/// splitting on a `&str` pattern builds a new searcher per line, which was
-/// the slowest part of reading a log.
+/// The ` | `-separated fields of a line, found by looking for `|` alone and
+/// checking the spaces around it: splitting on a `&str` pattern builds a new
+/// searcher per line, and even a searcher built once costs more than a byte
+/// search on fields this short.
 struct Fields<'a> {
     rest: Option<&'a str>,
 }
@@ -436,19 +584,19 @@ impl<'a> Iterator for Fields<'a> {
     type Item = &'a str;
 
     fn next(&mut self) -> Option<&'a str> {
-        static SEPARATOR: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
-            std::sync::LazyLock::new(|| memchr::memmem::Finder::new(" | "));
         let text = self.rest?;
-        match SEPARATOR.find(text.as_bytes()) {
-            Some(at) => {
-                self.rest = Some(&text[at + 3..]);
-                Some(&text[..at])
+        let bytes = text.as_bytes();
+        let mut from = 0;
+        while let Some(found) = memchr::memchr(b'|', &bytes[from..]) {
+            let bar = from + found;
+            if bar > 0 && bytes[bar - 1] == b' ' && bytes.get(bar + 1) == Some(&b' ') {
+                self.rest = Some(&text[bar + 2..]);
+                return Some(&text[..bar - 1]);
             }
-            None => {
-                self.rest = None;
-                Some(text)
-            }
+            from = bar + 1;
         }
+        self.rest = None;
+        Some(text)
     }
 }
 
@@ -469,8 +617,30 @@ fn parse_hlc(value: &str) -> Result<HlcStamp, LineError> {
     Ok(HlcStamp { l_us: l.trim().parse().map_err(|_| bad())?, c: c.trim().parse().map_err(|_| bad())? })
 }
 
-fn number<T: std::str::FromStr>(field: &'static str, value: &str) -> Result<T, LineError> {
-    value.trim().parse().map_err(|_| LineError::BadValue { field, value: value.to_string() })
+fn number<T: std::str::FromStr + TryFrom<u64>>(field: &'static str, value: &str) -> Result<T, LineError> {
+    match ascii_number(value) {
+        Some(number) => Ok(number),
+        None => value.trim().parse().map_err(|_| LineError::BadValue { field, value: value.to_string() }),
+    }
+}
+
+/// `text` as a number when it is only ASCII digits (1 to 19 of them, so
+/// that it fits a `u64`) and fits `T`: what `str::parse` gives for such
+/// text, without its generality. `None` for anything else, which the caller
+/// then gives to `str::parse`.
+fn ascii_number<T: TryFrom<u64>>(text: &str) -> Option<T> {
+    let bytes = text.as_bytes();
+    if bytes.is_empty() || bytes.len() > 19 {
+        return None;
+    }
+    let mut value = 0u64;
+    for &byte in bytes {
+        if !byte.is_ascii_digit() {
+            return None;
+        }
+        value = value * 10 + u64::from(byte - b'0');
+    }
+    T::try_from(value).ok()
 }
 
 /// Parses the `Event:` text, in clocklab's wording or the reference's.
@@ -485,7 +655,11 @@ fn parse_event(text: &str) -> Result<Event, LineError> {
     if let Some(rest) =
         text.strip_prefix("Sent message to machines ").or_else(|| text.strip_prefix("Sent message to machine "))
     {
-        let to = rest.split(", ").map(|peer| number("Event", peer)).collect::<Result<Vec<u32>, _>>()?;
+        // One recipient is the common case (and every line of the reference's).
+        let to = match ascii_number(rest) {
+            Some(peer) => vec![peer],
+            None => rest.split(", ").map(|peer| number("Event", peer)).collect::<Result<Vec<u32>, _>>()?,
+        };
         return Ok(Event::Sent { to });
     }
     if let Some(rest) = text.strip_prefix("Processed message") {
@@ -586,6 +760,13 @@ fn parse_ppm_as_ppb(text: &str) -> Option<i64> {
 /// ` from machine <j> with clock <c>`.
 fn parse_from_clock(rest: &str) -> Option<(u32, u64)> {
     let rest = rest.strip_prefix(" from machine ")?;
+    // Digits, the separator, digits: read without building a searcher.
+    let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+    if let Some(clock) = rest[digits..].strip_prefix(" with clock ")
+        && let (Some(from), Some(clock)) = (ascii_number(&rest[..digits]), ascii_number(clock))
+    {
+        return Some((from, clock));
+    }
     let (from, clock) = rest.split_once(" with clock ")?;
     Some((from.parse().ok()?, clock.parse().ok()?))
 }
@@ -796,7 +977,143 @@ mod tests {
         assert_eq!(precision, TimePrecision::Micros);
     }
 
+    /// The calendar of the `time` crate: what `civil_second` replaced.
+    fn civil_second_by_time(value: &str) -> Option<i64> {
+        let bytes = value.as_bytes();
+        if bytes.len() != 19 || bytes[4] != b'-' || bytes[7] != b'-' || bytes[13] != b':' || bytes[16] != b':' {
+            return None;
+        }
+        let digits = |range: std::ops::Range<usize>| -> Option<u32> {
+            bytes[range].iter().try_fold(0u32, |acc, &b| b.is_ascii_digit().then(|| acc * 10 + u32::from(b - b'0')))
+        };
+        let month = time::Month::try_from(u8::try_from(digits(5..7)?).ok()?).ok()?;
+        let date = time::Date::from_calendar_date(
+            i32::try_from(digits(0..4)?).ok()?,
+            month,
+            u8::try_from(digits(8..10)?).ok()?,
+        )
+        .ok()?;
+        let hms = time::Time::from_hms(
+            u8::try_from(digits(11..13)?).ok()?,
+            u8::try_from(digits(14..16)?).ok()?,
+            u8::try_from(digits(17..19)?).ok()?,
+        )
+        .ok()?;
+        Some(time::PrimitiveDateTime::new(date, hms).assume_utc().unix_timestamp())
+    }
+
+    /// What `parse_from_clock` did before its fast path, which must agree.
+    fn parse_from_clock_by_split(rest: &str) -> Option<(u32, u64)> {
+        let rest = rest.strip_prefix(" from machine ")?;
+        let (from, clock) = rest.split_once(" with clock ")?;
+        Some((from.parse().ok()?, clock.parse().ok()?))
+    }
+
+    #[test]
+    fn dates_at_the_edges_of_months_and_years() {
+        let mut parser = LineParser::default();
+        for date in [
+            "1970-01-01 00:00:00",
+            "2024-02-29 23:59:59",
+            "2000-02-29T12:00:00",
+            "0000-01-01 00:00:00",
+            "9999-12-31 23:59:59",
+        ] {
+            assert_eq!(parser.civil_second(date), civil_second_by_time(date), "{date}");
+            assert!(parser.civil_second(date).is_some(), "{date}");
+        }
+        for bad in [
+            "2023-02-29 00:00:00",
+            "1900-02-29 00:00:00",
+            "2026-04-31 00:00:00",
+            "2026-13-01 00:00:00",
+            "2026-01-01 24:00:00",
+            "2026-01-01 00:60:00",
+            "2026-01-01 00:00:60",
+        ] {
+            assert_eq!(parser.civil_second(bad), None, "{bad}");
+        }
+    }
+
+    /// Lines from pieces of the canonical layout, some of them changed.
+    fn line_pieces() -> impl Strategy<Value = String> {
+        let event = prop_oneof![
+            Just("Internal event".to_string()),
+            Just("Sent message to machine 2".to_string()),
+            Just("Processed message".to_string()),
+            Just("Processed message from machine 3 with clock 17".to_string()),
+            Just("Stopped".to_string()),
+        ];
+        let time = prop_oneof![
+            Just("2026-11-24 04:43:13".to_string()),
+            Just("2026-11-24 04:43:1|".to_string()),
+            Just("2026-11-24 | 4:43:1".to_string()),
+            Just("2026-11-24 04:43".to_string()),
+            Just("2026-11-24T04:43:13".to_string()),
+        ];
+        let number = prop_oneof![
+            Just("18".to_string()),
+            Just("+18".to_string()),
+            Just(" 18".to_string()),
+            Just("".to_string()),
+            Just("99999999999999999999".to_string()),
+        ];
+        let tail = prop_oneof![
+            Just("".to_string()),
+            Just(" | Timestamp: 2026-11-24T04:43:13.482913Z".to_string()),
+            Just(" | Timestamp: 2026-11-24T04:43:13Z | Logical Clock: 19".to_string()),
+            Just(" | Timestamp: 2026-11-24T04:43:13.5Z | Vector Clock: [1, 2]".to_string()),
+            Just(" |Timestamp: 2026-11-24T04:43:13Z".to_string()),
+            Just(" | Timestamp: 2026-11-24T04:43:13.4829134Z".to_string()),
+            Just(" | Queue Length: 3".to_string()),
+        ];
+        (event, time, number.clone(), number, tail).prop_map(|(event, time, clock, queue, tail)| {
+            format!("2> Event: {event} | System Time: {time} | Logical Clock: {clock} | Queue Length: {queue}{tail}")
+        })
+    }
+
     proptest! {
+        #[test]
+        fn dates_read_as_the_time_crate_reads_them(
+            year in 0u32..=9999, month in 0u32..=13, day in 0u32..=32, hour in 0u32..=25, minute in 0u32..=61,
+            second in 0u32..=61, separator in prop_oneof![Just(' '), Just('T'), Just('x')],
+        ) {
+            let value = format!("{year:04}-{month:02}-{day:02}{separator}{hour:02}:{minute:02}:{second:02}");
+            let mut parser = LineParser::default();
+            // Twice: the second time from the remembered date.
+            prop_assert_eq!(parser.civil_second(&value), civil_second_by_time(&value));
+            prop_assert_eq!(parser.civil_second(&value), civil_second_by_time(&value));
+        }
+
+        #[test]
+        fn fields_split_as_str_split_does(text in "[ |ab]{0,16}") {
+            let fields: Vec<&str> = Fields::new(&text).collect();
+            prop_assert_eq!(fields, text.split(" | ").collect::<Vec<_>>());
+        }
+
+        #[test]
+        fn numbers_read_as_str_parse_reads_them(text in "[0-9+ -]{0,22}") {
+            let parsed_u64 = number::<u64>("n", &text).ok();
+            prop_assert_eq!(parsed_u64, text.trim().parse::<u64>().ok());
+            let parsed_u32 = number::<u32>("n", &text).ok();
+            prop_assert_eq!(parsed_u32, text.trim().parse::<u32>().ok());
+            let parsed_i64 = number::<i64>("n", &text).ok();
+            prop_assert_eq!(parsed_i64, text.trim().parse::<i64>().ok());
+        }
+
+        #[test]
+        fn senders_and_clocks_read_as_splitting_reads_them(from in "[0-9+ ]{0,12}", clock in "[0-9a ]{0,21}", joint in prop_oneof![Just(" with clock "), Just(" with clock  "), Just(" with ")]) {
+            let rest = format!(" from machine {from}{joint}{clock}");
+            prop_assert_eq!(parse_from_clock(&rest), parse_from_clock_by_split(&rest));
+        }
+
+        #[test]
+        fn the_usual_fields_read_as_field_by_field(line in line_pieces()) {
+            let at_their_places = LineParser::default().parse_text_with(&line, true);
+            let one_by_one = LineParser::default().parse_text_with(&line, false);
+            prop_assert_eq!(at_their_places, one_by_one);
+        }
+
         #[test]
         fn reader_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..400)) {
             let _ = LogReader::new(&bytes[..]).count();

@@ -89,11 +89,11 @@ const STYLESHEET: &str = include_str!("../../templates/report.css");
 /// The report's page and its notes as text, with the figures drawn as SVG.
 fn build(
     summary: &Summary,
-    figures: &[(NamedFigure, String)],
+    figures: &[(&NamedFigure, String)],
     omitted: Vec<String>,
     diagrams: &[crate::diagrams::DiagramLink],
 ) -> view::Page {
-    let figure_view = |(figure, svg): &(NamedFigure, String)| view::FigureView {
+    let figure_view = |(figure, svg): &(&NamedFigure, String)| view::FigureView {
         name: figure.name.clone(),
         title: figure.figure.title.clone(),
         caption: figure.caption.clone(),
@@ -124,25 +124,44 @@ pub fn notes_text(summary: &Summary) -> String {
     view::notes_text(&page.header, &page.notes)
 }
 
-/// Renders `report.html` from its page.
-fn render_html(page: &view::Page) -> String {
+/// Renders `report.html` from its page into `out`, as it goes: the page
+/// (with every figure and the font inlined) is never held whole in memory.
+/// The page is taken by value: the template reads a copy of it, and holding
+/// both would cost a megabyte more.
+fn render_html(page: view::Page, out: impl std::io::Write) -> Result<(), minijinja::Error> {
     let mut env = minijinja::Environment::new();
     env.set_auto_escape_callback(|name| {
         if name.ends_with(".html") { minijinja::AutoEscape::Html } else { minijinja::AutoEscape::None }
     });
     env.add_template("report.html", TEMPLATE).expect("the report's template parses");
+    let page_value = minijinja::Value::from(minijinja::value::Serde(&page));
+    drop(page);
     let font = base64::engine::general_purpose::STANDARD.encode(dejavu::sans::regular());
     env.get_template("report.html")
         .expect("the template was just added")
-        .render(minijinja::context! {
-            page => minijinja::value::Value::from(minijinja::value::Serde(page)),
-            stylesheet => STYLESHEET,
-            font_family => crate::figures::FONT_FAMILY,
-            font_base64 => font,
-            machine_columns => view::MACHINE_COLUMNS,
-            run_columns => view::RUN_COLUMNS.iter().map(|c| c.0).collect::<Vec<_>>(),
-        })
-        .expect("the report's template renders every page")
+        .render_captured_to(
+            minijinja::context! {
+                page => page_value,
+                stylesheet => STYLESHEET,
+                font_family => crate::figures::FONT_FAMILY,
+                // Marked safe here, not by a filter in the template, which would
+                // copy the megabyte of text twice more.
+                font_base64 => minijinja::Value::from_safe_string(font),
+                machine_columns => view::MACHINE_COLUMNS,
+                run_columns => view::RUN_COLUMNS.iter().map(|c| c.0).collect::<Vec<_>>(),
+            },
+            out,
+        )
+        .map(drop)
+}
+
+/// Draws every figure as PNG into `dir`, one after another on one canvas.
+fn draw_pngs(figures: &[NamedFigure], dir: &Path) -> Result<(), AnalyzeError> {
+    let mut pixels = Vec::new();
+    for figure in figures {
+        figure.figure.to_png_in(&dir.join(format!("{}.png", figure.name)), &mut pixels)?;
+    }
+    Ok(())
 }
 
 /// Writes every output into `out`, the space-time diagrams of the runs
@@ -183,25 +202,50 @@ pub fn write_outputs_with(summary: &Summary, out: &Path, options: &OutputOptions
     write("jumps.csv", &tables::jumps_csv(summary))?;
 
     let (figures, omitted) = plots::figures(summary);
-    let mut drawn: Vec<(NamedFigure, String)> = Vec::with_capacity(figures.len());
-    for figure in figures {
-        let svg_path = figures_dir.join(format!("{}.svg", figure.name));
-        let png_path = figures_dir.join(format!("{}.png", figure.name));
-        let svg = figure.figure.to_svg()?;
-        std::fs::write(&svg_path, &svg).map_err(io(&svg_path))?;
-        figure.figure.to_png(&png_path)?;
-        files.push(svg_path);
-        files.push(png_path);
-        drawn.push((figure, svg));
-    }
-    let diagrams = if options.no_diagrams { Vec::new() } else { crate::diagrams::write_diagrams(summary, out)? };
-    files.extend(diagrams.iter().filter(|d| d.problem.is_none()).map(|d| d.path.clone()));
+    // The PNGs are drawn on a thread of their own (drawing and encoding
+    // them is most of the time the outputs take), on one canvas reused from
+    // figure to figure, while this thread draws the SVGs and writes the
+    // diagrams. The report waits for the PNGs: a canvas is megabytes, and
+    // the report's page is too, so they are better not held at once.
+    let drawn = std::thread::scope(|scope| {
+        let pngs = scope.spawn(|| draw_pngs(&figures, &figures_dir));
+        let svgs = (|| -> Result<_, AnalyzeError> {
+            let mut drawn: Vec<(&NamedFigure, String)> = Vec::with_capacity(figures.len());
+            for figure in &figures {
+                let svg_path = figures_dir.join(format!("{}.svg", figure.name));
+                let svg = figure.figure.to_svg()?;
+                std::fs::write(&svg_path, &svg).map_err(io(&svg_path))?;
+                files.push(svg_path);
+                files.push(figures_dir.join(format!("{}.png", figure.name)));
+                drawn.push((figure, svg));
+            }
+            let diagrams =
+                if options.no_diagrams { Vec::new() } else { crate::diagrams::write_diagrams(summary, out)? };
+            files.extend(diagrams.iter().filter(|d| d.problem.is_none()).map(|d| d.path.clone()));
+            Ok((drawn, diagrams))
+        })();
+        let pngs = pngs.join().expect("drawing a figure never panics");
+        let drawn = svgs?;
+        pngs?;
+        Ok::<_, AnalyzeError>(drawn)
+    })?;
+    let (drawn, diagrams) = drawn;
     let page = build(summary, &drawn, omitted, &diagrams);
+    // The page holds its own copy of every figure and what it says of them.
+    drop(drawn);
+    drop(figures);
     let text = out.join("report.txt");
     std::fs::write(&text, view::notes_text(&page.header, &page.notes)).map_err(io(&text))?;
     files.push(text);
     let report = out.join("report.html");
-    std::fs::write(&report, render_html(&page)).map_err(io(&report))?;
+    let mut html = std::io::BufWriter::new(std::fs::File::create(&report).map_err(io(&report))?);
+    render_html(page, &mut html).map_err(|error| match error.kind() {
+        minijinja::ErrorKind::WriteFailure => {
+            AnalyzeError::Io { path: report.clone(), source: std::io::Error::other(error) }
+        }
+        _ => panic!("the report's template renders every page: {error:#}"),
+    })?;
+    std::io::Write::flush(&mut html).map_err(io(&report))?;
     files.push(report.clone());
     Ok(Outputs { report, files })
 }

@@ -9,12 +9,19 @@ use clocklab_config::Experiment;
 use clocklab_model::ClockKinds;
 
 use super::notes::notes;
-use super::{notes_text, render_html};
+use super::notes_text;
 use crate::run::{
     EventMix, JumpStats, LagStats, LoadStats, MachineSeries, MachineSummary, QueueStats, RunInfo, RunSummary,
 };
 use crate::stats::Slope;
 use crate::summary::{ExperimentSummary, Summary};
+
+/// `report.html` as text.
+fn render_html(page: super::view::Page) -> String {
+    let mut html = Vec::new();
+    super::render_html(page, &mut html).expect("the page renders");
+    String::from_utf8(html).expect("the page is UTF-8")
+}
 
 const DURATION_S: f64 = 60.0;
 
@@ -205,7 +212,7 @@ fn failed_and_interrupted_runs_are_marked_left_out_and_never_described() {
     assert!(text.contains("2 of 4 runs are left out of the aggregates and marked wherever they appear"), "{text}");
     assert!(text.contains("run_2 (failed: machine 2 exited with signal 9)") && text.contains("run_3 (interrupted)"));
     assert!(!text.contains("999"), "a machine of a failed run is never described: {text}");
-    let html = render_html(&super::build(&summary, &[], Vec::new(), &[]));
+    let html = render_html(super::build(&summary, &[], Vec::new(), &[]));
     // Marked wherever it appears: in the status table at the top and the run table.
     assert_eq!(html.matches("<span class=\"status bad\">failed</span>").count(), 2, "{html}");
     assert_eq!(html.matches("<span class=\"status bad\">interrupted</span>").count(), 2);
@@ -219,7 +226,7 @@ fn a_single_run_has_no_interval_and_nothing_to_compare() {
     assert!(text.contains("The run finished as planned") && text.contains("1 simulated run:"), "{text}");
     assert!(!text.contains("1 runs") && !text.contains("1 machines"), "{text}");
     assert_eq!(summary.experiments[0].metric("jump_mean").unwrap().ci95, None);
-    let html = render_html(&super::build(&summary, &[], Vec::new(), &[]));
+    let html = render_html(super::build(&summary, &[], Vec::new(), &[]));
     assert!(!html.contains("[-"), "no negative bound anywhere");
 }
 
@@ -248,7 +255,7 @@ fn reference_logs_say_what_they_do_not_record() {
     );
     assert!(text.contains("whether they finished as planned is not known"), "{text}");
     assert!(!text.contains("Suite seed"), "{text}");
-    let html = render_html(&super::build(&summary, &[], Vec::new(), &[]));
+    let html = render_html(super::build(&summary, &[], Vec::new(), &[]));
     assert!(html.contains("not recorded (rates 2–6 seen)"), "the parameters say where they come from");
 }
 

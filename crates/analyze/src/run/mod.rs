@@ -24,14 +24,14 @@
 mod info;
 pub mod lag;
 pub mod machine;
+mod prefetch;
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::BufReader;
 use std::path::PathBuf;
 
 use clocklab_causal::{Concurrency, PairCounts, VectorReplay};
-use clocklab_log::{LogReader, Pairing, RunEvents, TimePrecision};
+use clocklab_log::{Pairing, RunEvents, TimePrecision};
 use serde::Serialize;
 
 pub use info::RunInfo;
@@ -158,11 +158,18 @@ impl RunSummary {
     }
 }
 
-/// Every machine's log, read one line ahead.
-type Reader = LogReader<BufReader<File>>;
+/// Every machine's log.
+type Reader = prefetch::RunLog;
 
 /// Analyses one run folder.
 pub fn analyze_run(run: &RunDir) -> RunSummary {
+    analyze_run_reading(run, prefetch::MAX_PREFETCHED_LOGS)
+}
+
+/// [`analyze_run`], with each log read on a thread of its own when the run
+/// has at most `max_prefetched_logs` logs.
+fn analyze_run_reading(run: &RunDir, max_prefetched_logs: usize) -> RunSummary {
+    let prefetch = run.logs.len() <= max_prefetched_logs;
     let mut run_problems = Vec::new();
     let manifest = info::read_manifest(&run.path).unwrap_or_else(|problem| {
         run_problems.push(problem);
@@ -179,7 +186,7 @@ pub fn analyze_run(run: &RunDir) -> RunSummary {
                 .push(format!("machine {id} is not one of the run's machines in manifest.json: ignored"));
         } else {
             match File::open(path) {
-                Ok(file) => readers.push((id, LogReader::new(BufReader::with_capacity(1 << 16, file)))),
+                Ok(file) => readers.push((id, Reader::open(file, prefetch))),
                 Err(error) => diagnostic.open_error = Some(error.to_string()),
             }
         }
@@ -415,6 +422,31 @@ mod tests {
         // Every receive pairs: happens-before is known, and the pairs are counted.
         let causality = summary.causality.as_ref().expect("the logs name every sender");
         assert_eq!((causality.vectors, causality.ticks, causality.pairs), ("replayed", 6, 8));
+    }
+
+    /// Logs read in the merge's thread and on threads of their own (in
+    /// batches, several of them here) give the same run.
+    #[test]
+    fn logs_read_ahead_or_in_the_merge_give_the_same_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut files = Vec::new();
+        for id in 1..=3u32 {
+            let name = clocklab_log::file_name(id, LogFormat::Text);
+            let mut writer = LogWriter::new(File::create(dir.path().join(&name)).unwrap(), LogFormat::Text);
+            let init = Event::Initialized { host: None, port: Some(5000), rate: id };
+            writer.write(&record(id, init, 0, 0, 0)).unwrap();
+            for k in 1..=1_500u64 {
+                let event = if k % 3 == 0 { Event::Sent { to: vec![id % 3 + 1] } } else { Event::Internal };
+                writer.write(&record(id, event, k, 0, (k * 1_000 / u64::from(id)) as i64)).unwrap();
+            }
+            writer.write(&record(id, Event::Stopped, 1_500, 0, 1_500_000)).unwrap();
+            files.push((id, name));
+        }
+        let files: Vec<(u32, &str)> = files.iter().map(|(id, name)| (*id, name.as_str())).collect();
+        let run = run_dir(dir.path(), &files);
+        let ahead = analyze_run_reading(&run, usize::MAX);
+        assert_eq!(ahead.lines, 3 * 1_502);
+        assert_eq!(ahead, analyze_run_reading(&run, 0));
     }
 
     #[test]

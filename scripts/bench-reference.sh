@@ -1,0 +1,123 @@
+#!/bin/bash
+# The analysis side by side with the reference implementation's analyzer
+# (pandas + matplotlib) on the same logs: about a million lines in the
+# reference's format, made by clocklab's simulator and exported with
+# `clocklab export --format reference`.
+#
+#   scripts/bench-reference.sh [REFERENCE_ANALYZER] [REPETITIONS]
+#
+# REFERENCE_ANALYZER is the reference's `analyze_logs.py` (its repository is
+# public: https://github.com/catherinesyeh/cs262-logical-clocks, the file is
+# `system/analyze_logs.py`); it may also be given as REFERENCE_ANALYZER=<path>.
+# REPETITIONS (default 5) is how many times each command runs; the table
+# gives the medians. Needs python3 with pandas and matplotlib, GNU time
+# (/usr/bin/time) and a release build (cargo build --release);
+# CLOCKLAB=<path> runs another build. WORK=<folder> keeps the logs and the
+# outputs there (default: a temporary folder, removed at the end).
+#
+# The reference reads `logs/<run>/process_<id>.log` under its working
+# folder and writes `figures/`; it runs in a scratch folder whose `logs` is
+# the exported experiment. It writes no space-time diagrams, so the
+# like-for-like comparison is `clocklab analyze --no-diagrams`; the default
+# `clocklab analyze` (with a diagram per run) is measured too.
+set -eu
+
+fail() {
+    echo "bench-reference: $*" >&2
+    exit 2
+}
+
+reference=${1:-${REFERENCE_ANALYZER:-}}
+repetitions=${2:-5}
+[ -n "$reference" ] || fail "no reference analyzer given (the path of analyze_logs.py, as an argument or REFERENCE_ANALYZER)"
+[ -f "$reference" ] || fail "reference analyzer not found: $reference"
+command -v python3 >/dev/null || fail "python3 not found"
+python3 -c 'import pandas, matplotlib' 2>/dev/null || fail "python3 cannot import pandas and matplotlib (pip install pandas matplotlib)"
+[ -x /usr/bin/time ] || fail "GNU time (/usr/bin/time) not found"
+case $repetitions in '' | *[!0-9]* | 0) fail "repetitions must be a positive whole number, not '$repetitions'" ;; esac
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+clocklab=${CLOCKLAB:-"$root/target/release/clocklab"}
+[ -x "$clocklab" ] || fail "no clocklab build at $clocklab (cargo build --release)"
+reference=$(cd "$(dirname "$reference")" && pwd)/$(basename "$reference")
+
+if [ -n "${WORK:-}" ]; then
+    work=$WORK
+    mkdir -p "$work"
+else
+    work=$(mktemp -d)
+    trap 'rm -rf "$work"' EXIT
+fi
+
+# The data: one experiment of 3 machines, 5 runs of 16,400 simulated
+# seconds at rates drawn from 1..=6, seed 1: 1,002,389 lines in the
+# reference's format (about 150 MB with clocklab's microsecond timestamps, which
+# the reference's regex ignores).
+cat > "$work/config.toml" <<'EOF'
+runtime = "sim"
+
+[[experiments]]
+name = "exp"
+machines = 3
+max_clock_rate = 6
+max_event_num = 10
+runs = 5
+duration = 16400
+EOF
+rm -rf "$work/sim" "$work/logs"
+"$clocklab" run --runtime sim --config "$work/config.toml" --seed 1 --no-analyze --out "$work/sim" >/dev/null
+"$clocklab" export "$work"/sim/*/exp --format reference --out "$work/logs" 2>/dev/null
+lines=$(cat "$work"/logs/exp/run_*/process_*.log | wc -l)
+bytes=$(cat "$work"/logs/exp/run_*/process_*.log | wc -c)
+
+# The reference's scratch folder: its script, and its logs folder.
+mkdir -p "$work/reference"
+cp "$reference" "$work/reference/analyze_logs.py"
+ln -sfn "$work/logs/exp" "$work/reference/logs"
+
+# Runs "$@" (in the current folder) once under GNU time; prints "wall_s max_rss_kib".
+measure() {
+    /usr/bin/time -f '%e %M' -o "$work/time.txt" "$@" >/dev/null 2>"$work/stderr.txt" \
+        || fail "failed: $* ($(tail -n 1 "$work/stderr.txt"))"
+    cat "$work/time.txt"
+}
+
+# The median of the numbers on standard input.
+median() {
+    sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
+: > "$work/results.txt"
+for repetition in $(seq 1 "$repetitions"); do
+    # Alternating, so that a slower moment of the machine falls on all three.
+    (cd "$work/reference" && rm -rf figures && echo "reference $(measure python3 analyze_logs.py)") >> "$work/results.txt"
+    rm -rf "$work/analysis"
+    echo "no_diagrams $(measure "$clocklab" analyze "$work/logs/exp" --no-diagrams --out "$work/analysis")" >> "$work/results.txt"
+    rm -rf "$work/analysis"
+    echo "default $(measure "$clocklab" analyze "$work/logs/exp" --out "$work/analysis")" >> "$work/results.txt"
+done
+
+wall() { awk -v k="$1" '$1 == k { print $2 }' "$work/results.txt" | median; }
+rss_mib() { awk -v k="$1" '$1 == k { print $3 / 1024 }' "$work/results.txt" | median; }
+max_rss_mib() { awk -v k="$1" '$1 == k { print $3 / 1024 }' "$work/results.txt" | sort -g | tail -n 1; }
+reference_wall=$(wall reference)
+
+echo "Logs: $lines lines in the reference's format ($((bytes / 1000000)) MB), 5 runs of 3 machines; $repetitions repetitions each, medians."
+echo "Machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo); load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "Versions: $(python3 --version 2>&1), pandas $(python3 -c 'import pandas; print(pandas.__version__)'), matplotlib $(python3 -c 'import matplotlib; print(matplotlib.__version__)'), $("$clocklab" --version)"
+echo
+echo "| analysis | wall (median) | peak memory (median / largest) | reference wall / its wall |"
+echo "| --- | --- | --- | --- |"
+for key in reference no_diagrams default; do
+    case $key in
+        reference) label="reference \`analyze_logs.py\` (pandas)" ;;
+        no_diagrams) label="\`clocklab analyze --no-diagrams\`" ;;
+        default) label="\`clocklab analyze\` (with diagrams)" ;;
+    esac
+    w=$(wall "$key")
+    ratio=$(awk -v r="$reference_wall" -v w="$w" 'BEGIN { printf "%.1fx", r / w }')
+    printf '| %s | %.2f s | %.1f MiB / %.1f MiB | %s |\n' "$label" "$w" "$(rss_mib "$key")" "$(max_rss_mib "$key")" "$ratio"
+done
+echo
+echo "Every measurement (wall s, peak RSS KiB):"
+sed 's/^/  /' "$work/results.txt"
