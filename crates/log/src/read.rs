@@ -201,8 +201,12 @@ enum Parsed {
 impl Parsed {
     /// Parses one line's bytes, its newline included if it had one.
     fn of(parser: &mut LineParser, bytes: &[u8]) -> Parsed {
-        let text = match std::str::from_utf8(bytes) {
-            Ok(text) => text.trim_end_matches(['\n', '\r']),
+        // The line's end stripped as bytes (a `char` pattern costs more).
+        let end = bytes.iter().rposition(|&byte| byte != b'\n' && byte != b'\r').map_or(0, |last| last + 1);
+        // Checked with SIMD instructions, faster than the standard
+        // library's check on lines this short.
+        let text = match simdutf8::basic::from_utf8(&bytes[..end]) {
+            Ok(text) => text,
             Err(_) => return Parsed::Bad(LineError::NotUtf8),
         };
         if text.trim().is_empty() {
@@ -317,12 +321,14 @@ impl LineParser {
     /// their usual places first (the tests compare it with reading every
     /// field by itself).
     fn parse_text_with(&mut self, line: &str, canonical: bool) -> Result<(Record, TimePrecision), LineError> {
-        let (id, rest) = split_machine_id(line).ok_or(LineError::NoMachineId)?;
+        // `let … else` rather than `ok_or`: an error built on every line only
+        // to be dropped showed in profiles.
+        let Some((id, rest)) = split_machine_id(line) else { return Err(LineError::NoMachineId) };
         let machine = match ascii_number(id) {
             Some(machine) => machine,
             None => id.parse().map_err(|_| LineError::NoMachineId)?,
         };
-        let rest = rest.strip_prefix("Event: ").ok_or(LineError::MissingField("Event"))?;
+        let Some(rest) = rest.strip_prefix("Event: ") else { return Err(LineError::MissingField("Event")) };
         let mut fields = Fields::new(rest);
         let event = parse_event(fields.next().unwrap_or_default())?;
         let mut system_time = None;
@@ -356,21 +362,15 @@ impl LineParser {
                 _ => {}
             }
         }
-        let system_time = system_time.ok_or(LineError::MissingField("System Time"))?;
+        let Some(system_time) = system_time else { return Err(LineError::MissingField("System Time")) };
+        let Some(logical_clock) = logical_clock else { return Err(LineError::MissingField("Logical Clock")) };
+        let Some(queue_length) = queue_length else { return Err(LineError::MissingField("Queue Length")) };
         let (time_us, precision) = match timestamp {
             Some(timestamp) => (self.timestamp_us(timestamp)?, TimePrecision::Micros),
             None => (self.second_of("System Time", system_time)? * 1_000_000, TimePrecision::Seconds),
         };
-        let record = Record {
-            machine,
-            event,
-            logical_clock: logical_clock.ok_or(LineError::MissingField("Logical Clock"))?,
-            queue_length: queue_length.ok_or(LineError::MissingField("Queue Length"))?,
-            time_us,
-            vector_clock,
-            hlc,
-            physical_clock_us,
-        };
+        let record =
+            Record { machine, event, logical_clock, queue_length, time_us, vector_clock, hlc, physical_clock_us };
         Ok((record, precision))
     }
 
