@@ -90,6 +90,13 @@ impl Series {
     /// not decrease by more than one bucket; the merge of a run's logs feeds
     /// lines in time order.
     pub fn push(&mut self, time_us: i64, value: f64) {
+        // Most values fall in the last bucket: known without a division.
+        if let Some((last, max)) = self.buckets.last_mut()
+            && time_us < (*last + 1) * self.bucket_us
+        {
+            *max = max.max(value);
+            return;
+        }
         let bucket = time_us.max(0) / self.bucket_us;
         match self.buckets.last_mut() {
             Some((last, max)) if *last >= bucket => *max = max.max(value),

@@ -231,8 +231,7 @@ fn analyze_run_reading(run: &RunDir, max_prefetched_logs: usize) -> RunSummary {
         }
         if relative_us > state_since_us {
             // The state that began at `state_since_us` lasted until now.
-            lag::note(&mut accs, state_since_us);
-            lag::accumulate(&mut accs, state_since_us, relative_us - state_since_us);
+            lag::close_state(&mut accs, state_since_us, relative_us - state_since_us);
             state_since_us = relative_us;
         }
         let lag_now = lag::lag_of(&accs, idx, relative_us);
