@@ -93,7 +93,11 @@ pub fn analyze(dir: &Path) -> Result<Summary, AnalyzeError> {
         loop {
             let idx = next.fetch_add(1, Ordering::Relaxed);
             let Some((_, run)) = jobs.get(idx) else { break };
-            let mut summary = run::analyze_run(run);
+            // A run gets threads of its own to read its logs only when
+            // there are fewer runs left than cores, so that a core would
+            // otherwise wait: until then, every core has a run to analyse.
+            let mut summary =
+                if jobs.len() - idx < threads { run::analyze_run(run) } else { run::analyze_run_in_one_thread(run) };
             summary.faults = faults::effects(&summary);
             results.lock().expect("no thread panics while holding the lock")[idx] = Some(summary);
         }

@@ -166,6 +166,13 @@ pub fn analyze_run(run: &RunDir) -> RunSummary {
     analyze_run_reading(run, prefetch::MAX_PREFETCHED_LOGS)
 }
 
+/// [`analyze_run`] with every log read in the calling thread: for a run
+/// analysed while other runs keep the other cores busy, where threads of
+/// its own would only add the cost of handing lines over.
+pub fn analyze_run_in_one_thread(run: &RunDir) -> RunSummary {
+    analyze_run_reading(run, 0)
+}
+
 /// [`analyze_run`], with each log read on a thread of its own when the run
 /// has at most `max_prefetched_logs` logs.
 fn analyze_run_reading(run: &RunDir, max_prefetched_logs: usize) -> RunSummary {
