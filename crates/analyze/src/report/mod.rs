@@ -17,6 +17,7 @@ mod tests;
 pub mod view;
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use base64::Engine as _;
 
@@ -155,10 +156,12 @@ fn render_html(page: view::Page, out: impl std::io::Write) -> Result<(), minijin
         .map(drop)
 }
 
-/// Draws every figure as PNG into `dir`, one after another on one canvas.
-fn draw_pngs(figures: &[NamedFigure], dir: &Path) -> Result<(), AnalyzeError> {
+/// Draws figures as PNG into `dir`, one after another on one canvas: the
+/// next one not taken yet (`next` counts them), so that several threads
+/// share the drawing, each with its canvas.
+fn draw_pngs(figures: &[NamedFigure], dir: &Path, next: &AtomicUsize) -> Result<(), AnalyzeError> {
     let mut pixels = Vec::new();
-    for figure in figures {
+    while let Some(figure) = figures.get(next.fetch_add(1, Ordering::Relaxed)) {
         figure.figure.to_png_in(&dir.join(format!("{}.png", figure.name)), &mut pixels)?;
     }
     Ok(())
@@ -205,10 +208,13 @@ pub fn write_outputs_with(summary: &Summary, out: &Path, options: &OutputOptions
     // The PNGs are drawn on a thread of their own (drawing and encoding
     // them is most of the time the outputs take), on one canvas reused from
     // figure to figure, while this thread draws the SVGs and writes the
-    // diagrams. The report waits for the PNGs: a canvas is megabytes, and
+    // diagrams, then draws PNGs beside it on a canvas of its own (two
+    // canvases are still less memory than the analysis of a large run
+    // held). The report waits for the PNGs: a canvas is megabytes, and
     // the report's page is too, so they are better not held at once.
+    let next_png = AtomicUsize::new(0);
     let drawn = std::thread::scope(|scope| {
-        let pngs = scope.spawn(|| draw_pngs(&figures, &figures_dir));
+        let pngs = scope.spawn(|| draw_pngs(&figures, &figures_dir, &next_png));
         let svgs = (|| -> Result<_, AnalyzeError> {
             let mut drawn: Vec<(&NamedFigure, String)> = Vec::with_capacity(figures.len());
             for figure in &figures {
@@ -222,6 +228,7 @@ pub fn write_outputs_with(summary: &Summary, out: &Path, options: &OutputOptions
             let diagrams =
                 if options.no_diagrams { Vec::new() } else { crate::diagrams::write_diagrams(summary, out)? };
             files.extend(diagrams.iter().filter(|d| d.problem.is_none()).map(|d| d.path.clone()));
+            draw_pngs(&figures, &figures_dir, &next_png)?;
             Ok((drawn, diagrams))
         })();
         let pngs = pngs.join().expect("drawing a figure never panics");
