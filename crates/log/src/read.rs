@@ -300,12 +300,17 @@ pub fn parse_line(line: &str) -> Result<(Record, TimePrecision), LineError> {
 }
 
 /// The parser of one line in any of the known formats. It remembers the
-/// last date it read: a log's lines share few dates, and working out a
-/// date's day number was the largest part of reading a time.
+/// last date and the last second it read: a log's lines share few dates,
+/// and working out a date's day number was the largest part of reading a
+/// time.
 #[derive(Debug, Default)]
 struct LineParser {
     /// The last `YYYY-MM-DD` read, and its days since the Unix epoch.
     last_date: Option<([u8; 10], i64)>,
+    /// The last `YYYY-MM-DD HH:MM:SS` read (any one byte between date and
+    /// time), and its seconds since the epoch: a machine's consecutive
+    /// lines often share their second.
+    last_second: Option<([u8; 19], i64)>,
 }
 
 impl LineParser {
@@ -435,6 +440,23 @@ impl LineParser {
 
     /// [`LineParser::timestamp_us`] for the field `field`.
     fn timestamp_us_of(&mut self, field: &'static str, value: &str) -> Result<i64, LineError> {
+        // The form clocklab writes, with six fraction digits: read at known
+        // places (what the general reading below gives for it).
+        let bytes = value.as_bytes();
+        if bytes.len() == 27
+            && bytes[10] == b'T'
+            && bytes[19] == b'.'
+            && bytes[26] == b'Z'
+            && let Some(micros) = ascii_number::<i64>(&value[20..26])
+            && let Some(second) = self.civil_second(&value[..19])
+        {
+            return Ok(second * 1_000_000 + micros);
+        }
+        self.timestamp_us_in_general(field, value)
+    }
+
+    /// [`LineParser::timestamp_us_of`], for any form.
+    fn timestamp_us_in_general(&mut self, field: &'static str, value: &str) -> Result<i64, LineError> {
         let bad = || LineError::BadValue { field, value: value.to_string() };
         let body = value.strip_suffix('Z').ok_or_else(bad)?;
         // The first `.`, found without a searcher: the date before it is short.
@@ -468,6 +490,18 @@ impl LineParser {
     /// read in place.
     fn civil_second(&mut self, value: &str) -> Option<i64> {
         let bytes = value.as_bytes();
+        if let Some((last, second)) = &self.last_second
+            && last.as_slice() == bytes
+        {
+            return Some(*second);
+        }
+        let second = self.civil_second_anew(bytes)?;
+        self.last_second = Some((bytes.try_into().ok()?, second));
+        Some(second)
+    }
+
+    /// [`LineParser::civil_second`] of a time not read just before.
+    fn civil_second_anew(&mut self, bytes: &[u8]) -> Option<i64> {
         if bytes.len() != 19 || bytes[4] != b'-' || bytes[7] != b'-' || bytes[13] != b':' || bytes[16] != b':' {
             return None;
         }
@@ -1083,6 +1117,23 @@ mod tests {
             // Twice: the second time from the remembered date.
             prop_assert_eq!(parser.civil_second(&value), civil_second_by_time(&value));
             prop_assert_eq!(parser.civil_second(&value), civil_second_by_time(&value));
+        }
+
+        #[test]
+        fn timestamps_read_at_their_places_as_in_general(
+            date in prop_oneof![Just("2026-12-01"), Just("1970-01-01"), Just("2026-02-30"), Just("2026-1-011")],
+            separator in prop_oneof![Just('T'), Just(' ')], time in prop_oneof![Just("23:59:59"), Just("24:00:00")],
+            fraction in "[0-9a]{0,7}", dot in prop_oneof![Just("."), Just("")], end in prop_oneof![Just("Z"), Just("")],
+        ) {
+            let value = format!("{date}{separator}{time}{dot}{fraction}{end}");
+            let mut parser = LineParser::default();
+            // Twice: the second time from the remembered second.
+            for _ in 0..2 {
+                prop_assert_eq!(
+                    parser.timestamp_us_of("Timestamp", &value),
+                    LineParser::default().timestamp_us_in_general("Timestamp", &value)
+                );
+            }
         }
 
         #[test]
