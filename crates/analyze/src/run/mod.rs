@@ -225,7 +225,10 @@ fn analyze_run_reading(run: &RunDir, max_prefetched_logs: usize) -> RunSummary {
     // The lag step function: the time the current state began.
     let mut state_since_us = 0i64;
     let mut end_us = 0i64;
-    while let Some(event) = events.next() {
+    loop {
+        // Bound by reference: moving each event out of its `Option` copied it.
+        let next = events.next();
+        let Some(event) = &next else { break };
         lines += 1;
         let idx = acc_of[&event.id.machine];
         precision_seconds |= event.precision == TimePrecision::Seconds;
@@ -242,7 +245,7 @@ fn analyze_run_reading(run: &RunDir, max_prefetched_logs: usize) -> RunSummary {
             state_since_us = relative_us;
         }
         let lag_now = lag::lag_of(&accs, idx, relative_us);
-        accs[idx].on_event(&event, relative_us, lag_now);
+        accs[idx].on_event(event, relative_us, lag_now);
         end_us = end_us.max(relative_us);
         // Causality: a tick's vector clock, logged or replayed.
         if causality_missing.is_none() {
@@ -252,7 +255,7 @@ fn analyze_run_reading(run: &RunDir, max_prefetched_logs: usize) -> RunSummary {
                     _ => format!("a receive of machine {} pairs with no send in the logs", event.id.machine),
                 });
             }
-            let replayed = replay.step(&event);
+            let replayed = replay.step(event);
             if event.record.event.is_tick() {
                 let vector = if logged_vectors { event.record.vector_clock.as_deref() } else { Some(replayed) };
                 if let Some(vector) = vector {
