@@ -35,33 +35,32 @@ pub(crate) fn lag_of(accs: &[MachineAcc], idx: usize, at_us: i64) -> u64 {
 
 /// Records every machine's current lag (largest, and the series) at `at_us`.
 pub(crate) fn note(accs: &mut [MachineAcc], at_us: i64) {
-    if let Some(leader) = leader(accs, at_us) {
-        note_behind(accs, at_us, leader);
+    let Some((leader_clock, leader_rate)) = leader(accs, at_us) else { return };
+    for acc in accs.iter_mut().filter(|acc| counts(acc, at_us)) {
+        note_lag(acc, at_us, leader_clock.saturating_sub(acc.clock), leader_rate);
     }
 }
 
 /// The state that held from `since_us` for `duration_us` ends: [`note`]s
-/// it, and adds it to every machine's lag integrals (the leader worked out
-/// once for both).
+/// it, and adds it to every machine's lag integrals, in one pass.
 pub(crate) fn close_state(accs: &mut [MachineAcc], since_us: i64, duration_us: i64) {
-    let Some(leader) = leader(accs, since_us) else { return };
-    note_behind(accs, since_us, leader);
-    let (leader_clock, leader_rate) = leader;
+    let Some((leader_clock, leader_rate)) = leader(accs, since_us) else { return };
     let duration = duration_us as f64;
     for acc in accs.iter_mut().filter(|acc| counts(acc, since_us)) {
-        let lag = leader_clock.saturating_sub(acc.clock) as f64;
-        acc.lag_weighted_us += lag * duration;
-        acc.lag_s_weighted_us += lag / f64::from(leader_rate) * duration;
+        let lag = leader_clock.saturating_sub(acc.clock);
+        let lag_s = note_lag(acc, since_us, lag, leader_rate);
+        acc.lag_weighted_us += lag as f64 * duration;
+        acc.lag_s_weighted_us += lag_s * duration;
         acc.alive_us += duration;
     }
 }
 
-/// [`note`], with the leader's (clock, rate) known.
-fn note_behind(accs: &mut [MachineAcc], at_us: i64, (leader_clock, leader_rate): (u64, u32)) {
-    for acc in accs.iter_mut().filter(|acc| counts(acc, at_us)) {
-        let lag = leader_clock.saturating_sub(acc.clock);
-        acc.lag_max = acc.lag_max.max(lag);
-        acc.lag_max_s = acc.lag_max_s.max(lag as f64 / f64::from(leader_rate));
-        acc.series.lag.push(at_us, lag as f64);
-    }
+/// Notes a machine's lag of `lag` ticks at `at_us`, the leader's rate
+/// being `leader_rate`; returns the lag in seconds.
+fn note_lag(acc: &mut MachineAcc, at_us: i64, lag: u64, leader_rate: u32) -> f64 {
+    let lag_s = lag as f64 / f64::from(leader_rate);
+    acc.lag_max = acc.lag_max.max(lag);
+    acc.lag_max_s = acc.lag_max_s.max(lag_s);
+    acc.series.lag.push(at_us, lag as f64);
+    lag_s
 }
