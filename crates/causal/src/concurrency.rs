@@ -161,8 +161,10 @@ impl Concurrency {
         counts: &mut PairCounts,
         value_of: impl Fn(u64) -> T,
     ) {
-        const LESS: u8 = 1;
-        const GREATER: u8 = 2;
+        // 32-bit flags, as wide as the values compared, so that a vector
+        // register holds as many of either.
+        const LESS: u32 = 1;
+        const GREATER: u32 = 2;
         let mut order: Vec<&Sampled> = self.sample.iter().collect();
         order.sort_by_key(|sampled| sampled.machine);
         let n = order.len();
@@ -176,7 +178,7 @@ impl Concurrency {
         // For each tick of a later machine: whether one of its components is
         // above a's (`LESS`: a's is less) and one below (`GREATER`); both
         // make the pair concurrent.
-        let mut flags = vec![0u8; n];
+        let mut flags = vec![0u32; n];
         let mut group_end = 0;
         for (idx, a) in order.iter().enumerate() {
             if idx == group_end {
@@ -189,7 +191,7 @@ impl Concurrency {
                 let mine = value_of(mine);
                 let column = &columns[dim * n..][later.clone()];
                 for (flag, &theirs) in flags.iter_mut().zip(column) {
-                    *flag |= (u8::from(mine < theirs) * LESS) | (u8::from(mine > theirs) * GREATER);
+                    *flag |= (u32::from(mine < theirs) * LESS) | (u32::from(mine > theirs) * GREATER);
                 }
             }
             let lamport = value_of(a.lamport);
