@@ -573,7 +573,7 @@ impl<'a> CanonicalFields<'a> {
     fn read(fields: &'a str) -> Option<(CanonicalFields<'a>, Option<&'a str>)> {
         let rest = fields.strip_prefix("System Time: ")?;
         // Without a `|`, the 19 bytes hold no separator of their own.
-        let system_time = rest.get(..19).filter(|time| !time.contains('|'))?;
+        let system_time = rest.get(..19).filter(|time| !time.bytes().any(|byte| byte == b'|'))?;
         let rest = rest[19..].strip_prefix(" | Logical Clock: ")?;
         let (logical_clock, rest) = leading_number(rest)?;
         let rest = rest.strip_prefix(" | Queue Length: ")?;
