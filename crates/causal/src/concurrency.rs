@@ -186,21 +186,32 @@ impl Concurrency {
             }
             let later = group_end..n;
             let flags = &mut flags[later.clone()];
-            flags.fill(0);
-            for (dim, &mine) in a.vector.iter().enumerate() {
-                let mine = value_of(mine);
-                let column = &columns[dim * n..][later.clone()];
-                for (flag, &theirs) in flags.iter_mut().zip(column) {
-                    *flag |= (u32::from(mine < theirs) * LESS) | (u32::from(mine > theirs) * GREATER);
-                }
-            }
             let lamport = value_of(a.lamport);
             // At most `n` each: 32-bit sums, four to a vector register.
             let (mut concurrent, mut falsely_ordered) = (0u32, 0u32);
-            for (&flag, &theirs) in flags.iter().zip(&lamports[later]) {
-                let both = u32::from(flag == LESS | GREATER);
-                concurrent += both;
-                falsely_ordered += both & u32::from(theirs != lamport);
+            // Without a component, no pair is concurrent.
+            if let Some((&last, firsts)) = a.vector.split_last() {
+                // The first component sets the flags, the others add to them;
+                // the last one's flags are counted as they are made.
+                let keep = |dim: usize| if dim == 0 { 0 } else { LESS | GREATER };
+                for (dim, &mine) in firsts.iter().enumerate() {
+                    let mine = value_of(mine);
+                    let column = &columns[dim * n..][later.clone()];
+                    for (flag, &theirs) in flags.iter_mut().zip(column) {
+                        *flag = (*flag & keep(dim))
+                            | (u32::from(mine < theirs) * LESS)
+                            | (u32::from(mine > theirs) * GREATER);
+                    }
+                }
+                let (dim, mine) = (firsts.len(), value_of(last));
+                let column = &columns[dim * n..][later.clone()];
+                for ((&flag, &theirs), &their_lamport) in flags.iter().zip(column).zip(&lamports[later]) {
+                    let flag =
+                        (flag & keep(dim)) | (u32::from(mine < theirs) * LESS) | (u32::from(mine > theirs) * GREATER);
+                    let both = u32::from(flag == LESS | GREATER);
+                    concurrent += both;
+                    falsely_ordered += both & u32::from(their_lamport != lamport);
+                }
             }
             counts.pairs += flags.len() as u64;
             counts.concurrent += u64::from(concurrent);
