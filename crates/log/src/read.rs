@@ -582,7 +582,14 @@ impl<'a> CanonicalFields<'a> {
         if rest.is_empty() {
             return Some((canonical, None));
         }
-        let mut after = Fields::new(rest.strip_prefix(" | Timestamp: ")?);
+        let rest = rest.strip_prefix(" | Timestamp: ")?;
+        // A timestamp as clocklab writes it, ending the line: without a `|`,
+        // it is the last field (checked by hand: shorter than a search).
+        if rest.len() == 27 && !rest.bytes().any(|byte| byte == b'|') {
+            canonical.timestamp = Some(rest);
+            return Some((canonical, None));
+        }
+        let mut after = Fields::new(rest);
         canonical.timestamp = after.next();
         Some((canonical, after.rest))
     }
@@ -1099,6 +1106,9 @@ mod tests {
             Just(" | Timestamp: 2026-11-24T04:43:13.5Z | Vector Clock: [1, 2]".to_string()),
             Just(" |Timestamp: 2026-11-24T04:43:13Z".to_string()),
             Just(" | Timestamp: 2026-11-24T04:43:13.4829134Z".to_string()),
+            // 27 bytes, as long as a timestamp with six fraction digits.
+            Just(" | Timestamp: 2026-11-24T04:43:13Z | abcZ".to_string()),
+            Just(" | Timestamp: 2026-11-24T04:43:13.48291|Z".to_string()),
             Just(" | Queue Length: 3".to_string()),
         ];
         (event, time, number.clone(), number, tail).prop_map(|(event, time, clock, queue, tail)| {
