@@ -70,6 +70,8 @@ pub struct Concurrency {
     sample: Vec<Sampled>,
     seen: u64,
     rng: ModelRng,
+    /// For vectors the vector-clock rule made: the machine of each component.
+    owners: Option<Vec<MachineId>>,
 }
 
 impl Concurrency {
@@ -83,7 +85,24 @@ impl Concurrency {
     /// A counter for a run of `n_machines`, sampling with a generator seeded by `seed`.
     pub fn new(n_machines: usize, seed: u64) -> Concurrency {
         let capacity = Concurrency::sample_size(n_machines);
-        Concurrency { capacity, sample: Vec::with_capacity(capacity.min(1 << 12)), seen: 0, rng: rng_from_seed(seed) }
+        Concurrency {
+            capacity,
+            sample: Vec::with_capacity(capacity.min(1 << 12)),
+            seen: 0,
+            rng: rng_from_seed(seed),
+            owners: None,
+        }
+    }
+
+    /// A counter for vectors that the vector-clock rule made (a
+    /// [`VectorReplay`](crate::VectorReplay)'s), whose component `k` belongs
+    /// to `machines[k]`. For such vectors, a tick `a` of machine `i` happened
+    /// before a tick `b` of another machine exactly when `b`'s component `i`
+    /// has reached `a`'s, so a pair is compared on its two machines'
+    /// components only, with the counts that comparing every component
+    /// gives. Logged vectors may break the rule: count those with [`Concurrency::new`].
+    pub fn replayed(machines: &[MachineId], seed: u64) -> Concurrency {
+        Concurrency { owners: Some(machines.to_vec()), ..Concurrency::new(machines.len(), seed) }
     }
 
     /// Takes one tick: its machine, Lamport clock and vector clock.
@@ -175,6 +194,15 @@ impl Concurrency {
             }
         }
         let lamports: Vec<T> = order.iter().map(|sampled| value_of(sampled.lamport)).collect();
+        // Each tick's own component, when the vectors are the rule's.
+        let own: Option<Vec<usize>> =
+            self.owners.as_ref().filter(|owners| owners.len() == dims).and_then(|owners| {
+                order.iter().map(|sampled| owners.iter().position(|&m| m == sampled.machine)).collect()
+            });
+        if let Some(own) = own {
+            Self::count_own_components(&order, &own, &columns, &lamports, counts, value_of);
+            return;
+        }
         // For each tick of a later machine: whether one of its components is
         // above a's (`LESS`: a's is less) and one below (`GREATER`); both
         // make the pair concurrent.
@@ -218,6 +246,55 @@ impl Concurrency {
             counts.falsely_ordered += u64::from(falsely_ordered);
         }
     }
+
+    /// [`Concurrency::count_columns`] for the rule's vectors (see
+    /// [`Concurrency::replayed`]): `own[k]` is the own component of the
+    /// `k`-th tick of `order`. A tick `a` of machine `i` and a tick `b` of
+    /// machine `j` are concurrent when `b`'s component `i` is below `a`'s
+    /// (`b` has not seen `a`) and `a`'s component `j` below `b`'s.
+    fn count_own_components<T: Copy + PartialOrd>(
+        order: &[&Sampled],
+        own: &[usize],
+        columns: &[T],
+        lamports: &[T],
+        counts: &mut PairCounts,
+        value_of: impl Fn(u64) -> T,
+    ) {
+        let n = order.len();
+        // Each machine's ticks, as ranges of `order`.
+        let mut groups: Vec<std::ops::Range<usize>> = Vec::new();
+        let mut start = 0;
+        while start < n {
+            let end =
+                start + order[start..].iter().take_while(|sampled| sampled.machine == order[start].machine).count();
+            groups.push(start..end);
+            start = end;
+        }
+        for (group, ticks) in groups.iter().enumerate() {
+            let i = own[ticks.start];
+            for a in &order[ticks.clone()] {
+                let (mine_i, lamport) = (value_of(a.vector[i]), value_of(a.lamport));
+                // At most `n` each: 32-bit sums.
+                let (mut concurrent, mut falsely_ordered) = (0u32, 0u32);
+                for later in &groups[group + 1..] {
+                    let j = own[later.start];
+                    let mine_j = value_of(a.vector[j]);
+                    let theirs_i = &columns[i * n..][later.clone()];
+                    let theirs_j = &columns[j * n..][later.clone()];
+                    for ((&their_i, &their_j), &their_lamport) in
+                        theirs_i.iter().zip(theirs_j).zip(&lamports[later.clone()])
+                    {
+                        let both = u32::from(their_i < mine_i) & u32::from(mine_j < their_j);
+                        concurrent += both;
+                        falsely_ordered += both & u32::from(their_lamport != lamport);
+                    }
+                }
+                counts.pairs += (n - ticks.end) as u64;
+                counts.concurrent += u64::from(concurrent);
+                counts.falsely_ordered += u64::from(falsely_ordered);
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -242,6 +319,57 @@ mod tests {
             let mut pairwise = PairCounts { ticks: concurrency.seen, sampled: concurrency.sample.len() as u64, ..PairCounts::default() };
             concurrency.count_pairwise(&mut pairwise);
             prop_assert_eq!(concurrency.counts(), pairwise);
+        }
+    }
+
+    /// The ticks of a run of three machines under the vector-clock and
+    /// Lamport rules, each step `(machine, action)`: 0 an internal event,
+    /// 1 or 2 a send to the next machine or the one after, 3 the receive of
+    /// the oldest message to it (an internal event when there is none).
+    fn clock_made_ticks(steps: &[(usize, u8)], offset: u64) -> Vec<(MachineId, u64, Vec<u64>)> {
+        let mut vectors = vec![vec![offset; 3]; 3];
+        let mut lamports = [offset; 3];
+        let mut wire: Vec<std::collections::VecDeque<(u64, Vec<u64>)>> = vec![Default::default(); 3];
+        let mut ticks = Vec::new();
+        for &(m, action) in steps {
+            if action == 3
+                && let Some((lamport, vector)) = wire[m].pop_front()
+            {
+                for (mine, theirs) in vectors[m].iter_mut().zip(vector) {
+                    *mine = (*mine).max(theirs);
+                }
+                lamports[m] = lamports[m].max(lamport);
+            }
+            vectors[m][m] += 1;
+            lamports[m] += 1;
+            if action == 1 || action == 2 {
+                wire[(m + usize::from(action)) % 3].push_back((lamports[m], vectors[m].clone()));
+            }
+            ticks.push((m as MachineId + 1, lamports[m], vectors[m].clone()));
+        }
+        ticks
+    }
+
+    proptest! {
+        /// For the rule's vectors, comparing a pair's two own components
+        /// counts what comparing every component counts.
+        #[test]
+        fn own_components_count_what_every_component_counts(
+            steps in proptest::collection::vec((0usize..3, 0u8..4), 0..120),
+            large in any::<bool>(),
+            small_sample in any::<bool>(),
+        ) {
+            let offset = if large { u64::from(u32::MAX) } else { 0 };
+            let (mut every, mut own) = (Concurrency::new(3, 7), Concurrency::replayed(&[1, 2, 3], 7));
+            if small_sample {
+                // A sample smaller than the ticks: the same ticks are sampled in both.
+                (every.capacity, own.capacity) = (16, 16);
+            }
+            for (machine, lamport, vector) in clock_made_ticks(&steps, offset) {
+                every.add(machine, lamport, &vector);
+                own.add(machine, lamport, &vector);
+            }
+            prop_assert_eq!(own.counts(), every.counts());
         }
     }
 
