@@ -217,7 +217,13 @@ fn analyze_run_reading(run: &RunDir, max_prefetched_logs: usize) -> RunSummary {
     let logged_vectors = manifest.as_ref().is_some_and(|m| m.experiment.clocks.vector);
     let mut replay = VectorReplay::new(machine_ids.iter().copied());
     let label = clocklab_model::seed::label_of(&run.path.to_string_lossy());
-    let mut concurrency = Concurrency::new(machine_ids.len(), label);
+    // Replayed vectors follow the vector-clock rule by construction; logged
+    // ones are taken as they are.
+    let mut concurrency = if logged_vectors {
+        Concurrency::new(machine_ids.len(), label)
+    } else {
+        Concurrency::replayed(replay.machines(), label)
+    };
     let mut causality_missing: Option<String> = None;
     let mut origin_us: Option<i64> = None;
     let mut precision_seconds = false;
