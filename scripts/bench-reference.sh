@@ -75,11 +75,16 @@ mkdir -p "$work/reference"
 cp "$reference" "$work/reference/analyze_logs.py"
 ln -sfn "$work/logs/exp" "$work/reference/logs"
 
-# Runs "$@" (in the current folder) once under GNU time; prints "wall_s max_rss_kib".
+# Runs "$@" (in the current folder) once under GNU time; prints "wall_s
+# max_rss_kib", the wall clock read to the millisecond around it (GNU time
+# gives hundredths of a second, too coarse for a fifth of a second).
 measure() {
-    /usr/bin/time -f '%e %M' -o "$work/time.txt" "$@" >/dev/null 2>"$work/stderr.txt" \
+    local start end
+    start=$(date +%s%N)
+    /usr/bin/time -f '%M' -o "$work/time.txt" "$@" >/dev/null 2>"$work/stderr.txt" \
         || fail "failed: $* ($(tail -n 1 "$work/stderr.txt"))"
-    cat "$work/time.txt"
+    end=$(date +%s%N)
+    echo "$(awk -v ns=$((end - start)) 'BEGIN { printf "%.3f", ns / 1e9 }') $(cat "$work/time.txt")"
 }
 
 # The median of the numbers on standard input.
@@ -116,8 +121,13 @@ for key in reference no_diagrams default; do
     esac
     w=$(wall "$key")
     ratio=$(awk -v r="$reference_wall" -v w="$w" 'BEGIN { printf "%.1fx", r / w }')
-    printf '| %s | %.2f s | %.1f MiB / %.1f MiB | %s |\n' "$label" "$w" "$(rss_mib "$key")" "$(max_rss_mib "$key")" "$ratio"
+    printf '| %s | %.3f s | %.1f MiB / %.1f MiB | %s |\n' "$label" "$w" "$(rss_mib "$key")" "$(max_rss_mib "$key")" "$ratio"
 done
+# Each repetition's ratio: the reference and clocklab run one after the
+# other, so a slower moment of the machine falls on both.
+ratios=$(awk '$1 == "reference" { r = $2 } $1 == "no_diagrams" { printf "%.2f\n", r / $2 }' "$work/results.txt" | sort -g)
+echo
+echo "Reference wall / \`--no-diagrams\` wall, repetition by repetition: median $(echo "$ratios" | median)x, from $(echo "$ratios" | head -n 1)x to $(echo "$ratios" | tail -n 1)x."
 echo
 echo "Every measurement (wall s, peak RSS KiB):"
 sed 's/^/  /' "$work/results.txt"
