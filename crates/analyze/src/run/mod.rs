@@ -210,8 +210,10 @@ fn analyze_run_reading(run: &RunDir, max_prefetched_logs: usize) -> RunSummary {
     let planned_rate =
         |id: u32| manifest.as_ref().and_then(|m| m.machines.iter().find(|machine| machine.id == id)).map(|m| m.rate);
     let mut accs: Vec<MachineAcc> = readers.iter().map(|(id, _)| MachineAcc::new(*id, planned_rate(*id))).collect();
-    let acc_of: BTreeMap<u32, usize> = readers.iter().enumerate().map(|(idx, (id, _))| (*id, idx)).collect();
+    // In id order, as the run's logs are listed: a machine's accumulator is
+    // found by a binary search.
     let machine_ids: Vec<u32> = readers.iter().map(|(id, _)| *id).collect();
+    debug_assert!(machine_ids.is_sorted());
 
     let mut events = RunEvents::new(readers);
     let logged_vectors = manifest.as_ref().is_some_and(|m| m.experiment.clocks.vector);
@@ -236,7 +238,7 @@ fn analyze_run_reading(run: &RunDir, max_prefetched_logs: usize) -> RunSummary {
         let next = events.next();
         let Some(event) = &next else { break };
         lines += 1;
-        let idx = acc_of[&event.id.machine];
+        let idx = machine_ids.binary_search(&event.id.machine).expect("events come from the run's logs");
         precision_seconds |= event.precision == TimePrecision::Seconds;
         let origin = *origin_us.get_or_insert(event.record.time_us);
         let relative_us = (event.record.time_us - origin).max(state_since_us);
