@@ -16,7 +16,7 @@
 //! the latter in slots of one buffer that are reused as messages arrive (a
 //! memory allocation per message cost a sixth of the replay's instructions).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 
 use clocklab_log::{Event, MessageId, Pairing, RunEvent};
 use clocklab_model::MachineId;
@@ -28,8 +28,13 @@ pub struct VectorReplay {
     ids: Vec<MachineId>,
     /// Each machine's current vector.
     current: Vec<Vec<u64>>,
-    /// The slot of each message sent and not yet received.
-    in_flight: BTreeMap<MessageId, usize>,
+    /// The messages sent and not yet received, per channel (sender,
+    /// receiver), oldest first, each with its slot: a channel delivers in
+    /// order, so a receive is almost always its channel's oldest message,
+    /// found without a search among every message in flight.
+    in_flight: BTreeMap<(MachineId, MachineId), VecDeque<(MessageId, usize)>>,
+    /// How many messages `in_flight` holds.
+    n_in_flight: usize,
     /// The slots: slot `k` is the vector `slots[k * n..(k + 1) * n]`, `n`
     /// the number of machines.
     slots: Vec<u64>,
@@ -50,6 +55,7 @@ impl VectorReplay {
             ids,
             current,
             in_flight: BTreeMap::new(),
+            n_in_flight: 0,
             slots: Vec::new(),
             free: Vec::new(),
             unnamed: Vec::new(),
@@ -76,7 +82,7 @@ impl VectorReplay {
         let record = &event.record;
         if record.event.is_tick() {
             if let (Event::Processed { .. }, Pairing::Paired(sent)) = (&record.event, &event.pairing)
-                && let Some(slot) = self.in_flight.remove(&sent.id)
+                && let Some(slot) = self.take(sent.id)
             {
                 let n = self.ids.len();
                 for (mine, &seen) in self.current[own].iter_mut().zip(&self.slots[slot * n..(slot + 1) * n]) {
@@ -91,31 +97,37 @@ impl VectorReplay {
                 for &peer in to {
                     if !self.unnamed.contains(&peer) {
                         let slot = self.slot_of(own);
-                        if let Some(replaced) = self.in_flight.insert(MessageId { send: event.id, to: peer }, slot) {
-                            self.free.push(replaced);
-                        }
+                        let message = MessageId { send: event.id, to: peer };
+                        self.in_flight.entry((event.id.machine, peer)).or_default().push_back((message, slot));
+                        self.n_in_flight += 1;
                     }
                 }
             }
             (Event::Unprocessed { .. }, Pairing::Paired(sent)) => {
-                if let Some(slot) = self.in_flight.remove(&sent.id) {
+                if let Some(slot) = self.take(sent.id) {
                     self.free.push(slot);
                 }
             }
             (_, Pairing::Unnamed) if !self.unnamed.contains(&event.id.machine) => {
                 let machine = event.id.machine;
                 self.unnamed.push(machine);
-                let free = &mut self.free;
-                self.in_flight.retain(|message, &mut slot| {
-                    if message.to == machine {
-                        free.push(slot);
-                    }
-                    message.to != machine
-                });
+                for (_, messages) in self.in_flight.iter_mut().filter(|((_, to), _)| *to == machine) {
+                    self.n_in_flight -= messages.len();
+                    self.free.extend(messages.drain(..).map(|(_, slot)| slot));
+                }
             }
             _ => {}
         }
         &self.current[own]
+    }
+
+    /// The slot of message `id`, taken out of the messages in flight.
+    fn take(&mut self, id: MessageId) -> Option<usize> {
+        let messages = self.in_flight.get_mut(&(id.send.machine, id.to))?;
+        let at = messages.iter().position(|(message, _)| *message == id)?;
+        let (_, slot) = messages.remove(at)?;
+        self.n_in_flight -= 1;
+        Some(slot)
     }
 
     /// A slot holding a copy of machine `own`'s current vector.
@@ -131,7 +143,7 @@ impl VectorReplay {
 
     /// Messages sent whose receive has not been seen (after the last event: never).
     pub fn in_flight(&self) -> usize {
-        self.in_flight.len()
+        self.n_in_flight
     }
 }
 
