@@ -130,3 +130,18 @@ fn thread_cpu_ns() -> Option<u64> {
     let text = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
     text.split_whitespace().next()?.parse().ok()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_time_too_short_gives_no_speed_and_says_so() {
+        let summary = SimSummary { ticks: 12, lines: 20, ..SimSummary::default() };
+        for seconds in [0.0, 1e-9, MEASURABLE_S / 2.0] {
+            let said = speed(summary, seconds);
+            assert!(said.starts_with("too short to measure a speed"), "{said}");
+        }
+        assert_eq!(speed(summary, 0.002), "0.01 million ticks/s, 0.01 million lines/s");
+    }
+}

@@ -92,8 +92,13 @@ fn bench_never_prints_an_infinite_speed() {
         assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
         assert!(!stdout.contains("inf ") && !stdout.contains("NaN"), "{stdout}");
     }
+    // A run this short is over in microseconds, too short to measure,
+    // unless the machine is busy enough to stretch it past a millisecond:
+    // either way a finite figure or the reason there is none (the unit
+    // tests of `speed` hold the rule itself).
     let output = run_clocklab(&["bench", "--duration", "0.001"]);
-    assert!(String::from_utf8_lossy(&output.stdout).contains("too short to measure"));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("too short to measure") || stdout.contains(" million ticks/s"), "{stdout}");
     // The simulator's bounds, not the real runtime's: more than 100 machines.
     let output = run_clocklab(&["bench", "--machines", "300", "--duration", "0.5", "--max-event-num", "1000"]);
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
