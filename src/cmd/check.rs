@@ -5,9 +5,10 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Args;
-use clocklab_causal::check::{CheckOptions, RunCheck, check_run, group};
+use clocklab_causal::check::{CheckOptions, RunCheck, check_run};
 use clocklab_causal::graph::MessageStatus;
 use clocklab_causal::{RunSource, SourceError};
+use clocklab_log::thousands;
 
 use super::UsageError;
 
@@ -68,9 +69,13 @@ fn describe_messages(check: &RunCheck) -> String {
         (MessageStatus::Unknown, "not traceable"),
     ]
     .iter()
-    .filter_map(|(status, name)| check.messages.get(status).map(|n| format!("{} {name}", group(*n))))
+    .filter_map(|(status, name)| check.messages.get(status).map(|n| format!("{} {name}", thousands(*n))))
     .collect();
-    if parts.is_empty() { "no messages".into() } else { format!("{} messages ({})", group(total), parts.join(", ")) }
+    if parts.is_empty() {
+        "no messages".into()
+    } else {
+        format!("{} messages ({})", thousands(total), parts.join(", "))
+    }
 }
 
 fn print_report(checks: &[RunCheck], show: usize) {
@@ -83,16 +88,16 @@ fn print_report(checks: &[RunCheck], show: usize) {
                 .tallies
                 .iter()
                 .filter(|t| t.violations > 0)
-                .map(|t| format!("{} {}", t.check.name(), group(t.violations)))
+                .map(|t| format!("{} {}", t.check.name(), thousands(t.violations)))
                 .collect();
             let noun = if check.n_violations == 1 { "violation" } else { "violations" };
-            format!("{} {noun} ({})", group(check.n_violations), by.join(", "))
+            format!("{} {noun} ({})", thousands(check.n_violations), by.join(", "))
         };
         say!(
             "{}: {verdict}: {} events, {} ticks, {}",
             check.label,
-            group(check.n_events),
-            group(check.n_ticks),
+            thousands(check.n_events),
+            thousands(check.n_ticks),
             describe_messages(check)
         );
         if detailed {
@@ -100,7 +105,7 @@ fn print_report(checks: &[RunCheck], show: usize) {
                 let state = if tally.violations == 0 {
                     "ok".to_string()
                 } else {
-                    format!("{} violations", group(tally.violations))
+                    format!("{} violations", thousands(tally.violations))
                 };
                 say!("  {:<8} {state}: {}", tally.check.name(), tally.covered);
             }
@@ -120,7 +125,7 @@ fn print_report(checks: &[RunCheck], show: usize) {
     let total: u64 = checks.iter().map(|c| c.n_violations).sum();
     if !shown.is_empty() {
         say!("");
-        say!("violations (the first {} of {}):", shown.len(), group(total));
+        say!("violations (the first {} of {}):", shown.len(), thousands(total));
         for (idx, (label, violation)) in shown.iter().enumerate() {
             say!("{}. [{}] {label}: {}", idx + 1, violation.check.name(), violation.message);
             for site in &violation.sites {
@@ -134,15 +139,16 @@ fn print_report(checks: &[RunCheck], show: usize) {
     let runs = if checks.len() == 1 { "1 run".to_string() } else { format!("{} runs", checks.len()) };
     say!("");
     if total > 0 {
-        let violations = if total == 1 { "1 violation".to_string() } else { format!("{} violations", group(total)) };
+        let violations =
+            if total == 1 { "1 violation".to_string() } else { format!("{} violations", thousands(total)) };
         if checks.len() == 1 {
             say!("{violations} in the run");
         } else {
             say!("{violations} in {failed} of {runs}");
         }
     } else if checks.iter().any(|c| !c.not_checked.is_empty()) {
-        say!("all that could be checked holds ({runs}, {} events); see \"not checked\" above", group(events));
+        say!("all that could be checked holds ({runs}, {} events); see \"not checked\" above", thousands(events));
     } else {
-        say!("all holds: {runs}, {} events", group(events));
+        say!("all holds: {runs}, {} events", thousands(events));
     }
 }

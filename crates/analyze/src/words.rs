@@ -8,18 +8,7 @@ pub fn count(n: impl Into<u64>, noun: &str) -> String {
     format!("{} {}", thousands(n), noun_for(n, noun))
 }
 
-/// `n` with a comma between thousands: `1,573,200`.
-pub fn thousands(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (idx, digit) in digits.chars().enumerate() {
-        if idx > 0 && (digits.len() - idx) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(digit);
-    }
-    out
-}
+pub use clocklab_log::thousands;
 
 /// The noun for `n` of it: `run` or `runs`; `message pair` gives `message pairs`.
 pub fn noun_for(n: u64, noun: &str) -> String {

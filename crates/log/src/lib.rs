@@ -28,6 +28,7 @@ pub mod events;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod incarnations;
+mod numbers;
 mod read;
 mod record;
 mod tail;
@@ -36,6 +37,7 @@ mod write;
 
 pub use events::{EventId, MessageId, Pairing, RunEvent, RunEvents, SentMessage};
 pub use incarnations::{Incarnations, crash_took};
+pub use numbers::thousands;
 pub use read::{Diagnostics, LineError, LogReader, MAX_LINE_BYTES, ReadLine, TimePrecision, parse_line};
 pub use record::{Event, LogFormat, Record, TickCounter};
 pub use tail::last_record;

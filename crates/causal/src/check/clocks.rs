@@ -8,7 +8,9 @@ use clocklab_model::seed::rng_from_seed;
 use clocklab_model::vector::compare;
 use rand::RngExt;
 
-use super::{Check, CheckOptions, Findings, Tally, group};
+use clocklab_log::thousands;
+
+use super::{Check, CheckOptions, Findings, Tally};
 use crate::graph::{EventRef, RunGraph};
 
 /// How far `l - pt` may pass the bound: each physical reading is rounded to
@@ -38,7 +40,7 @@ pub(super) fn check_lamport(graph: &RunGraph, findings: &mut Findings, tallies: 
     });
     tallies.push(Tally {
         check: Check::Lamport,
-        covered: format!("{} edges", group(edges)),
+        covered: format!("{} edges", thousands(edges)),
         violations: findings.count(Check::Lamport),
     });
 }
@@ -168,9 +170,9 @@ pub(super) fn check_vector(
         check: Check::Vector,
         covered: format!(
             "{} lines against happens-before, {} edges, {} sampled pairs (a → b ⇔ V(a) < V(b))",
-            group(lines),
-            group(edges),
-            group(pairs)
+            thousands(lines),
+            thousands(edges),
+            thousands(pairs)
         ),
         violations: findings.count(Check::Vector),
     });
@@ -326,13 +328,17 @@ pub(super) fn check_hlc(
         }
     }
     let bound_text = if clocks.is_some() {
-        format!("; {} ticks with l - pt within the skew (largest {} µs)", group(bounded), group(largest_lead_us as u64))
+        format!(
+            "; {} ticks with l - pt within the skew (largest {} µs)",
+            thousands(bounded),
+            thousands(largest_lead_us as u64)
+        )
     } else {
         String::new()
     };
     tallies.push(Tally {
         check: Check::Hlc,
-        covered: format!("{} edges{bound_text}", group(edges)),
+        covered: format!("{} edges{bound_text}", thousands(edges)),
         violations: findings.count(Check::Hlc),
     });
 }

@@ -31,7 +31,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use clocklab_config::{RunManifest, RunStatus};
-use clocklab_log::EventId;
+use clocklab_log::{EventId, thousands};
 
 use crate::BuildOptions;
 use crate::graph::{EventRef, Link, MessageStatus, RunGraph};
@@ -228,7 +228,7 @@ pub fn check_run(source: &RunSource, options: &CheckOptions) -> Result<RunCheck,
             "{}: {} rule breaks involve events after a fresh restart, as the fault plan meant (a fresh clock \
              forgets; not violations)",
             check.name(),
-            group(*n)
+            thousands(*n)
         ));
     }
     let n_violations = findings.counts.values().sum();
@@ -311,7 +311,7 @@ fn check_lines(graph: &RunGraph, findings: &mut Findings, tallies: &mut Vec<Tall
     }
     tallies.push(Tally {
         check: Check::Lines,
-        covered: format!("{} lines, {} events", group(n_lines), group(graph.n_events())),
+        covered: format!("{} lines, {} events", thousands(n_lines), thousands(graph.n_events())),
         violations: findings.count(Check::Lines),
     });
 }
@@ -348,7 +348,7 @@ fn check_rules(
     let (sent, received) = (count(&report.sent), count(&report.received));
     let (lost, crashed) = (count(&report.lost), count(&report.crash_lost));
     let losses = if lost + crashed > 0 {
-        format!(" + {} lost by the fault plan + {} taken by crashes", group(lost), group(crashed))
+        format!(" + {} lost by the fault plan + {} taken by crashes", thousands(lost), thousands(crashed))
     } else {
         String::new()
     };
@@ -357,8 +357,8 @@ fn check_rules(
         covered: format!(
             "{} machines' lines against the model; per pair, {} sent = {} processed or unprocessed{losses}",
             report.ticks.len(),
-            group(sent),
-            group(received)
+            thousands(sent),
+            thousands(received)
         ),
         violations: findings.count(Check::Rules),
     });
@@ -420,7 +420,7 @@ fn check_pairing(
         };
         not_checked.push(format!(
             "{} messages were never received: the run {how} (see its manifest.json), so losses are expected",
-            group(lost)
+            thousands(lost)
         ));
     }
     if unnamed > 0 {
@@ -428,23 +428,24 @@ fn check_pairing(
             "{} receives name no sender (the reference implementation's `Processed message`): they cannot be paired \
              with their sends, so no message edge of happens-before is known and the clocks are checked on program \
              order only",
-            group(unnamed)
+            thousands(unnamed)
         ));
     }
     if unknown > 0 {
         not_checked.push(format!(
             "{} messages went to machines whose logs name no sender: whether they arrived cannot be checked",
-            group(unknown)
+            thousands(unknown)
         ));
     }
-    let unnamed_part = if unnamed > 0 { format!(" ({} more name no sender)", group(unnamed)) } else { String::new() };
+    let unnamed_part =
+        if unnamed > 0 { format!(" ({} more name no sender)", thousands(unnamed)) } else { String::new() };
     tallies.push(Tally {
         check: Check::Pairing,
         covered: format!(
             "{} receives paired{unnamed_part}; {} of {} messages accounted for",
-            group(receives),
-            group(graph.messages.len() as u64 - unknown - lost),
-            group(graph.messages.len() as u64)
+            thousands(receives),
+            thousands(graph.messages.len() as u64 - unknown - lost),
+            thousands(graph.messages.len() as u64)
         ),
         violations: findings.count(Check::Pairing),
     });
@@ -457,26 +458,16 @@ fn pairing_by_plan(graph: &RunGraph, by_plan: &mut Vec<String>) {
     let count = |status| counts.get(&status).copied().unwrap_or(0);
     let (lost, crashed) = (count(MessageStatus::Lost), count(MessageStatus::Crashed));
     if lost > 0 {
-        by_plan.push(format!("pairing: {} messages lost by the fault plan (their senders' `Lost` lines)", group(lost)));
+        by_plan.push(format!(
+            "pairing: {} messages lost by the fault plan (their senders' `Lost` lines)",
+            thousands(lost)
+        ));
     }
     if crashed > 0 {
         by_plan.push(format!(
             "pairing: {} messages taken by crashes (in a crashed receiver's queue or on their way to it, or still in a \
              crashed sender)",
-            group(crashed)
+            thousands(crashed)
         ));
     }
-}
-
-/// `1234567` as `1,234,567`.
-pub fn group(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (idx, digit) in digits.chars().enumerate() {
-        if idx > 0 && (digits.len() - idx) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(digit);
-    }
-    out
 }
