@@ -492,18 +492,7 @@ pub(crate) mod tests {
     }
 
     /// The Python reference implementation's `config_example.json`, as it is.
-    const REFERENCE_CONFIG: &str = r#"{
-    "HOST": "localhost",
-    "PORTS": {
-        "1": 12345,
-        "2": 54321,
-        "3": 8080
-    },
-    "MAX_CLOCK_RATE": 6,
-    "MAX_EVENT_NUM": 10,
-    "EXPERIMENT_DURATION": 60
-}
-"#;
+    const REFERENCE_CONFIG: &str = include_str!("../testdata/config_example.json");
 
     #[test]
     fn the_reference_configuration_is_read_as_it_is() {
