@@ -449,13 +449,7 @@ fn hlc_against_lamport(summary: &Summary) -> Option<NamedFigure> {
         .max_by(|a, b| max_lag_growth(a.1).total_cmp(&max_lag_growth(b.1)))?;
     let lines = run_lines(run);
     let mut panels = vec![panel(run, "lag (ticks)", Quantity::Count, |s| &s.lag, None)];
-    panels.push(panel(
-        run,
-        "HLC l − pt (ms)",
-        Quantity::NonNegative,
-        |s| &s.hlc_offset_ms,
-        run.info.skew_bound_us.map(|bound| (bound / 1e3, "skew bound".to_string())),
-    ));
+    panels.push(hlc_panel(run));
     Some(NamedFigure {
         name: format!("hlc_{}_{}", safe_name(&experiment.name), safe_name(&run.name)),
         section: "causality",
@@ -510,6 +504,17 @@ fn run_lines(run: &RunSummary) -> Vec<String> {
             })
             .collect()
     }
+}
+
+/// The panel of HLC's `l − pt`, with the run's skew bound.
+fn hlc_panel(run: &RunSummary) -> Panel {
+    panel(
+        run,
+        "HLC l − pt (ms)",
+        Quantity::NonNegative,
+        |s| &s.hlc_offset_ms,
+        run.info.skew_bound_us.map(|bound| (bound / 1e3, "skew bound".to_string())),
+    )
 }
 
 /// One panel of a run's figure.
@@ -595,13 +600,7 @@ fn run_figures(summary: &Summary, out: &mut Vec<NamedFigure>, omitted: &mut Vec<
                 panel(run, "queue", Quantity::Count, |s| &s.queue, None),
             ];
             if run.machines.iter().any(|m| m.hlc.is_some()) {
-                panels.push(panel(
-                    run,
-                    "HLC l − pt (ms)",
-                    Quantity::NonNegative,
-                    |s| &s.hlc_offset_ms,
-                    run.info.skew_bound_us.map(|bound| (bound / 1e3, "skew bound".to_string())),
-                ));
+                panels.push(hlc_panel(run));
             }
             out.push(NamedFigure {
                 name: format!("run_{}_{}", safe_name(&experiment.name), safe_name(&run.name)),
