@@ -353,7 +353,7 @@ impl MachineAcc {
                 p50: self.jumps.percentile(0.5),
                 p99: self.jumps.percentile(0.99),
                 max: self.jumps.max(),
-                distribution: self.jumps.counts().clone(),
+                distribution: self.jumps.counts(),
             },
             lag: LagStats {
                 mean_ticks,
