@@ -635,7 +635,7 @@ mod tests {
     /// Machine 1: a, send s to 2; machine 2: c, receive r of s, d; machine 3: e, f (alone).
     fn graph() -> RunGraph {
         let logs = BTreeMap::from([
-            (1, vec![rec(1, Event::Internal, 1, 10), rec(1, Event::Sent { to: vec![2, 3] }, 2, 20)]),
+            (1, vec![rec(1, Event::Internal, 1, 10), rec(1, Event::Sent { to: vec![2, 3].into() }, 2, 20)]),
             (
                 2,
                 vec![

@@ -13,7 +13,7 @@
 //! use clocklab_log::{Event, Record, RunEvents};
 //!
 //! let logs = BTreeMap::from([
-//!     (1, vec![Record::new(1, Event::Sent { to: vec![2] }, 1, 0, 10)]),
+//!     (1, vec![Record::new(1, Event::Sent { to: vec![2].into() }, 1, 0, 10)]),
 //!     (2, vec![Record::new(2, Event::Processed { from: Some(1), clock: Some(1) }, 2, 1, 20)]),
 //! ]);
 //! let mut replay = VectorReplay::new([1, 2]);

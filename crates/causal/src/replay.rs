@@ -157,7 +157,7 @@ mod tests {
     fn replays_the_vector_rule_from_the_pairing() {
         let rec = |machine, event, clock, t| Record::new(machine, event, clock, 0, t);
         let logs = BTreeMap::from([
-            (1, vec![rec(1, Event::Internal, 1, 1), rec(1, Event::Sent { to: vec![2, 3] }, 2, 2)]),
+            (1, vec![rec(1, Event::Internal, 1, 1), rec(1, Event::Sent { to: vec![2, 3].into() }, 2, 2)]),
             (2, vec![rec(2, Event::Processed { from: Some(1), clock: Some(2) }, 3, 5), rec(2, Event::Internal, 4, 6)]),
             (3, vec![rec(3, Event::Internal, 1, 1), rec(3, Event::Unprocessed { from: 1, clock: 2 }, 1, 9)]),
         ]);

@@ -28,7 +28,7 @@
 //! // max_event_num 3: a tick with an empty queue always sends.
 //! let codec = one.codec();
 //! let step = one.tick(t0);
-//! assert_eq!(step.record.event, Event::Sent { to: vec![2] });
+//! assert_eq!(step.record.event, Event::Sent { to: vec![2].into() });
 //! // What the receiver gets: the frame, decoded by the run's codec.
 //! let stamp = codec.decode(step.frame.unwrap());
 //! two.deliver(t0 + 40, 1, stamp);
@@ -270,7 +270,7 @@ impl Driver {
         // The recipients' buffer of the last send is reused.
         let mut to = match std::mem::replace(&mut self.record.event, Event::Stopped) {
             Event::Sent { to } => to,
-            _ => Vec::new(),
+            _ => clocklab_log::Recipients::new(),
         };
         let mut sends = false;
         let event = match tick.event {

@@ -364,7 +364,7 @@ mod tests {
                 1,
                 vec![rec(1, Event::Internal, 1, 10), rec(1, Event::Processed { from: Some(2), clock: Some(1) }, 2, 20)],
             ),
-            (2, vec![rec(2, Event::Sent { to: vec![1] }, 1, 20), rec(2, Event::Internal, 2, 30)]),
+            (2, vec![rec(2, Event::Sent { to: vec![1].into() }, 1, 20), rec(2, Event::Internal, 2, 30)]),
         ]);
         let (events, unmatched) = merged(&logs);
         let order: Vec<String> = events.iter().map(|e| e.id.to_string()).collect();
@@ -379,7 +379,7 @@ mod tests {
     fn invented_receives_and_lost_sends_are_reported() {
         let logs = BTreeMap::from([
             (1, vec![rec(1, Event::Processed { from: Some(2), clock: Some(9) }, 10, 5)]),
-            (2, vec![rec(2, Event::Sent { to: vec![1, 3] }, 1, 1)]),
+            (2, vec![rec(2, Event::Sent { to: vec![1, 3].into() }, 1, 1)]),
             (3, vec![rec(3, Event::Unprocessed { from: 2, clock: 1 }, 0, 50)]),
         ]);
         let (events, unmatched) = merged(&logs);
@@ -398,9 +398,9 @@ mod tests {
             (
                 1,
                 vec![
-                    rec(1, Event::Sent { to: vec![2] }, max + 5, 1),
-                    rec(1, Event::Sent { to: vec![2] }, max + 6, 2),
-                    rec(1, Event::Sent { to: vec![3] }, max + 7, 3),
+                    rec(1, Event::Sent { to: vec![2].into() }, max + 5, 1),
+                    rec(1, Event::Sent { to: vec![2].into() }, max + 6, 2),
+                    rec(1, Event::Sent { to: vec![3].into() }, max + 7, 3),
                 ],
             ),
             (

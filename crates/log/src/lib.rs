@@ -39,7 +39,7 @@ pub use events::{EventId, MessageId, Pairing, RunEvent, RunEvents, SentMessage};
 pub use incarnations::{Incarnations, crash_took};
 pub use numbers::thousands;
 pub use read::{Diagnostics, LineError, LogReader, MAX_LINE_BYTES, ReadLine, TimePrecision, parse_line};
-pub use record::{Event, LogFormat, Record, TickCounter};
+pub use record::{Event, LogFormat, Recipients, Record, TickCounter};
 pub use tail::last_record;
 pub use time_fmt::{FIRST_WRITABLE_US, LAST_WRITABLE_US, rfc3339_us};
 pub use write::{LogWriter, typical_line_bytes};

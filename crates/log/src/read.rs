@@ -8,7 +8,7 @@ use std::io::{self, BufRead};
 
 use clocklab_model::HlcStamp;
 
-use crate::record::{Event, Record};
+use crate::record::{Event, Recipients, Record};
 use crate::write::JsonLine;
 
 /// How precise a line's time is.
@@ -390,7 +390,7 @@ impl LineParser {
                 Event::Connected { peer: json.peer.ok_or(missing("peer"))?, host: json.host, port: json.port }
             }
             "internal" => Event::Internal,
-            "sent" => Event::Sent { to: json.to.ok_or(missing("to"))? },
+            "sent" => Event::Sent { to: json.to.ok_or(missing("to"))?.into() },
             "processed" => Event::Processed { from: json.from, clock: json.clock },
             "disconnected" => Event::Disconnected { peer: json.peer.ok_or(missing("peer"))? },
             "behind" => Event::Behind {
@@ -698,8 +698,8 @@ fn parse_event(text: &str) -> Result<Event, LineError> {
     {
         // One recipient is the common case (and every line of the reference's).
         let to = match ascii_number(rest) {
-            Some(peer) => vec![peer],
-            None => rest.split(", ").map(|peer| number("Event", peer)).collect::<Result<Vec<u32>, _>>()?,
+            Some(peer) => smallvec::smallvec![peer],
+            None => rest.split(", ").map(|peer| number("Event", peer)).collect::<Result<Recipients, _>>()?,
         };
         return Ok(Event::Sent { to });
     }
@@ -876,8 +876,8 @@ mod tests {
             Event::Initialized { host: Some("127.0.0.1".into()), port: Some(5001), rate: 4 },
             Event::Connected { peer: 3, host: Some("127.0.0.1".into()), port: Some(5003) },
             Event::Internal,
-            Event::Sent { to: vec![1] },
-            Event::Sent { to: vec![1, 3] },
+            Event::Sent { to: vec![1].into() },
+            Event::Sent { to: vec![1, 3].into() },
             Event::Processed { from: Some(3), clock: Some(17) },
             Event::Disconnected { peer: 1 },
             Event::Behind { lateness_us: 124_312, tick: 5_021 },

@@ -46,6 +46,10 @@ impl Record {
     }
 }
 
+/// The recipients of a send, in increasing order: up to two are kept in the
+/// record itself (every send of a three-machine run), more on the heap.
+pub type Recipients = smallvec::SmallVec<[MachineId; 2]>;
+
 /// What a line says happened.
 ///
 /// Optional fields are those the reference implementation's logs leave out;
@@ -75,7 +79,7 @@ pub enum Event {
     /// A tick that sent the clock to these machines, in increasing order.
     Sent {
         /// The recipients.
-        to: Vec<MachineId>,
+        to: Recipients,
     },
     /// A tick that took a message off the queue.
     Processed {
@@ -225,7 +229,7 @@ mod tests {
 
     #[test]
     fn a_double_send_on_two_lines_is_one_tick() {
-        let sent = |to, clock| Record::new(1, Event::Sent { to: vec![to] }, clock, 0, 0);
+        let sent = |to, clock| Record::new(1, Event::Sent { to: vec![to].into() }, clock, 0, 0);
         let mut counter = TickCounter::default();
         let lines = [
             sent(2, 1),

@@ -123,7 +123,7 @@ pub fn typical_line_bytes(format: LogFormat, n_machines: u32, clocks: ClockKinds
     const CLOCK: u64 = 1_234_567;
     const TIME_US: i64 = 1_795_495_393_482_913;
     let n = n_machines.max(2);
-    let mut record = Record::new(n, Event::Sent { to: vec![n - 1, n] }, CLOCK, 10, TIME_US);
+    let mut record = Record::new(n, Event::Sent { to: vec![n - 1, n].into() }, CLOCK, 10, TIME_US);
     record.vector_clock = clocks.vector.then(|| vec![CLOCK; n as usize]);
     record.hlc = clocks.hlc.then_some(clocklab_model::HlcStamp { l_us: TIME_US, c: 3 });
     record.physical_clock_us = physical_clock.then_some(TIME_US);
@@ -324,7 +324,7 @@ impl JsonLine {
                 json.port = *port;
             }
             Event::Internal | Event::Stopped => {}
-            Event::Sent { to } => json.to = Some(to.clone()),
+            Event::Sent { to } => json.to = Some(to.to_vec()),
             Event::Processed { from, clock } => {
                 json.from = *from;
                 json.clock = *clock;

@@ -366,8 +366,8 @@ mod tests {
             vec![
                 record(1, init(2), 0, 0, 0),
                 record(1, Event::Internal, 1, 0, 500),
-                record(1, Event::Sent { to: vec![2] }, 2, 0, 1_000),
-                record(1, Event::Sent { to: vec![2] }, 3, 0, 1_500),
+                record(1, Event::Sent { to: vec![2].into() }, 2, 0, 1_000),
+                record(1, Event::Sent { to: vec![2].into() }, 3, 0, 1_500),
                 record(1, Event::Internal, 4, 0, 2_000),
                 record(1, Event::Stopped, 4, 0, 2_000),
             ],
@@ -453,7 +453,7 @@ mod tests {
             let init = Event::Initialized { host: None, port: Some(5000), rate: id };
             writer.write(&record(id, init, 0, 0, 0)).unwrap();
             for k in 1..=1_500u64 {
-                let event = if k % 3 == 0 { Event::Sent { to: vec![id % 3 + 1] } } else { Event::Internal };
+                let event = if k % 3 == 0 { Event::Sent { to: vec![id % 3 + 1].into() } } else { Event::Internal };
                 writer.write(&record(id, event, k, 0, (k * 1_000 / u64::from(id)) as i64)).unwrap();
             }
             writer.write(&record(id, Event::Stopped, 1_500, 0, 1_500_000)).unwrap();

@@ -28,7 +28,7 @@ pub fn reference_records(record: &Record) -> Vec<Record> {
     match &record.event {
         Event::Unprocessed { .. } | Event::Disconnected { .. } => Vec::new(),
         Event::Sent { to } if to.len() > 1 => {
-            to.iter().map(|&peer| Record { event: Event::Sent { to: vec![peer] }, ..record.clone() }).collect()
+            to.iter().map(|&peer| Record { event: Event::Sent { to: vec![peer].into() }, ..record.clone() }).collect()
         }
         _ => vec![record.clone()],
     }
@@ -80,10 +80,10 @@ mod tests {
 
     #[test]
     fn sends_split_and_end_of_run_lines_dropped() {
-        let send = Record::new(1, Event::Sent { to: vec![2, 3] }, 7, 0, 10);
+        let send = Record::new(1, Event::Sent { to: vec![2, 3].into() }, 7, 0, 10);
         let split = reference_records(&send);
         assert_eq!(split.len(), 2);
-        assert_eq!(split[1].event, Event::Sent { to: vec![3] });
+        assert_eq!(split[1].event, Event::Sent { to: vec![3].into() });
         assert_eq!(split[1].logical_clock, 7);
         assert!(reference_records(&Record::new(1, Event::Unprocessed { from: 2, clock: 3 }, 7, 1, 10)).is_empty());
         assert_eq!(reference_records(&Record::new(1, Event::Internal, 8, 0, 10)).len(), 1);
