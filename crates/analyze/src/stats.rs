@@ -101,12 +101,15 @@ pub struct Series {
     bucket_us: i64,
     /// (bucket index, largest value in it), in increasing bucket order.
     buckets: Vec<(i64, f64)>,
+    /// Where the last bucket ends (0 with no bucket): most values fall
+    /// before it, and are placed by one comparison.
+    last_end_us: i64,
 }
 
 impl Default for Series {
     fn default() -> Series {
         // 10 ms buckets to start: finer than any tick of the model.
-        Series { bucket_us: 10_000, buckets: Vec::new() }
+        Series { bucket_us: 10_000, buckets: Vec::new(), last_end_us: 0 }
     }
 }
 
@@ -115,9 +118,8 @@ impl Series {
     /// not decrease by more than one bucket; the merge of a run's logs feeds
     /// lines in time order.
     pub fn push(&mut self, time_us: i64, value: f64) {
-        // Most values fall in the last bucket: known without a division.
-        if let Some((last, max)) = self.buckets.last_mut()
-            && time_us < (*last + 1) * self.bucket_us
+        if time_us < self.last_end_us
+            && let Some((_, max)) = self.buckets.last_mut()
         {
             *max = max.max(value);
             return;
@@ -130,6 +132,7 @@ impl Series {
         if self.buckets.len() > MAX_POINTS {
             self.coarsen();
         }
+        self.last_end_us = self.buckets.last().map_or(0, |&(last, _)| (last + 1) * self.bucket_us);
     }
 
     /// Doubles the bucket width, merging neighbours.
@@ -333,6 +336,29 @@ mod tests {
         let mut reversed = Histogram::default();
         values.iter().rev().for_each(|&value| reversed.add(value));
         assert_eq!(reversed, histogram);
+    }
+
+    #[test]
+    fn series_keeps_the_largest_value_of_each_bucket_of_its_final_width() {
+        let mut series = Series::default();
+        let mut points = Vec::new();
+        let (mut time_us, mut state) = (0i64, 12_345u64);
+        for _ in 0..50_000 {
+            state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            // Steps of 0 to 20 ms: many values share a bucket, and the
+            // series coarsens several times.
+            time_us += (state >> 33) as i64 % 20_000;
+            let value = ((state >> 13) % 1_000) as f64;
+            series.push(time_us, value);
+            points.push((time_us, value));
+        }
+        let mut expected: BTreeMap<i64, f64> = BTreeMap::new();
+        for (time_us, value) in points {
+            let max = expected.entry(time_us / series.bucket_us).or_insert(value);
+            *max = max.max(value);
+        }
+        assert!(series.bucket_us > 10_000, "the series coarsened");
+        assert_eq!(series.buckets, expected.into_iter().collect::<Vec<_>>());
     }
 
     #[test]

@@ -30,7 +30,12 @@ fn counts(acc: &MachineAcc, at_us: i64) -> bool {
 
 /// A machine's lag now, in ticks.
 pub(crate) fn lag_of(accs: &[MachineAcc], idx: usize, at_us: i64) -> u64 {
-    leader(accs, at_us).map_or(0, |(clock, _)| clock.saturating_sub(accs[idx].clock))
+    lag_behind(leader(accs, at_us), &accs[idx])
+}
+
+/// A machine's lag behind `leader` (the one [`close_state`] returned), in ticks.
+pub(crate) fn lag_behind(leader: Option<(u64, u32)>, acc: &MachineAcc) -> u64 {
+    leader.map_or(0, |(clock, _)| clock.saturating_sub(acc.clock))
 }
 
 /// Records every machine's current lag (largest, and the series) at `at_us`.
@@ -42,9 +47,13 @@ pub(crate) fn note(accs: &mut [MachineAcc], at_us: i64) {
 }
 
 /// The state that held from `since_us` for `duration_us` ends: [`note`]s
-/// it, and adds it to every machine's lag integrals, in one pass.
-pub(crate) fn close_state(accs: &mut [MachineAcc], since_us: i64, duration_us: i64) {
-    let Some((leader_clock, leader_rate)) = leader(accs, since_us) else { return };
+/// it, and adds it to every machine's lag integrals, in one pass. Returns
+/// its leader, which is still the leader at the end of the state, until
+/// the next line changes a machine: a machine counts from its first tick,
+/// and every tick so far came at `since_us` or before.
+pub(crate) fn close_state(accs: &mut [MachineAcc], since_us: i64, duration_us: i64) -> Option<(u64, u32)> {
+    let leader = leader(accs, since_us);
+    let (leader_clock, leader_rate) = leader?;
     let duration = duration_us as f64;
     for acc in accs.iter_mut().filter(|acc| counts(acc, since_us)) {
         let lag = leader_clock.saturating_sub(acc.clock);
@@ -53,6 +62,7 @@ pub(crate) fn close_state(accs: &mut [MachineAcc], since_us: i64, duration_us: i
         acc.lag_s_weighted_us += lag_s * duration;
         acc.alive_us += duration;
     }
+    leader
 }
 
 /// Notes a machine's lag of `lag` ticks at `at_us`, the leader's rate

@@ -247,12 +247,15 @@ fn analyze_run_reading(run: &RunDir, max_prefetched_logs: usize) -> RunSummary {
             diagnostics[diagnostic_of[&event.id.machine]].lines_after_stop += 1;
             continue;
         }
-        if relative_us > state_since_us {
+        let lag_now = if relative_us > state_since_us {
             // The state that began at `state_since_us` lasted until now.
-            lag::close_state(&mut accs, state_since_us, relative_us - state_since_us);
+            let leader = lag::close_state(&mut accs, state_since_us, relative_us - state_since_us);
             state_since_us = relative_us;
-        }
-        let lag_now = lag::lag_of(&accs, idx, relative_us);
+            lag::lag_behind(leader, &accs[idx])
+        } else {
+            lag::lag_of(&accs, idx, relative_us)
+        };
+        debug_assert_eq!(lag_now, lag::lag_of(&accs, idx, relative_us), "the closed state's leader is the leader now");
         accs[idx].on_event(event, relative_us, lag_now);
         end_us = end_us.max(relative_us);
         // Causality: a tick's vector clock, logged or replayed.
