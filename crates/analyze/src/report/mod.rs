@@ -159,7 +159,7 @@ fn render_html(page: view::Page, out: impl std::io::Write) -> Result<(), minijin
 /// Draws figures as PNG into `dir`, one after another on one canvas: the
 /// next one not taken yet (`next` counts them), so that several threads
 /// share the drawing, each with its canvas.
-fn draw_pngs(figures: &[NamedFigure], dir: &Path, next: &AtomicUsize) -> Result<(), AnalyzeError> {
+fn draw_pngs(figures: &[&NamedFigure], dir: &Path, next: &AtomicUsize) -> Result<(), AnalyzeError> {
     let mut pixels = Vec::new();
     while let Some(figure) = figures.get(next.fetch_add(1, Ordering::Relaxed)) {
         figure.figure.to_png_in(&dir.join(format!("{}.png", figure.name)), &mut pixels)?;
@@ -213,8 +213,12 @@ pub fn write_outputs_with(summary: &Summary, out: &Path, options: &OutputOptions
     // held). The report waits for the PNGs: a canvas is megabytes, and
     // the report's page is too, so they are better not held at once.
     let next_png = AtomicUsize::new(0);
+    // The tallest first, so that the two threads end close together rather
+    // than one waiting while the other draws a large figure last.
+    let mut png_order: Vec<&NamedFigure> = figures.iter().collect();
+    png_order.sort_by_key(|figure| std::cmp::Reverse(figure.figure.height()));
     let drawn = std::thread::scope(|scope| {
-        let pngs = scope.spawn(|| draw_pngs(&figures, &figures_dir, &next_png));
+        let pngs = scope.spawn(|| draw_pngs(&png_order, &figures_dir, &next_png));
         let svgs = (|| -> Result<_, AnalyzeError> {
             let mut drawn: Vec<(&NamedFigure, String)> = Vec::with_capacity(figures.len());
             for figure in &figures {
@@ -228,7 +232,7 @@ pub fn write_outputs_with(summary: &Summary, out: &Path, options: &OutputOptions
             let diagrams =
                 if options.no_diagrams { Vec::new() } else { crate::diagrams::write_diagrams(summary, out)? };
             files.extend(diagrams.iter().filter(|d| d.problem.is_none()).map(|d| d.path.clone()));
-            draw_pngs(&figures, &figures_dir, &next_png)?;
+            draw_pngs(&png_order, &figures_dir, &next_png)?;
             Ok((drawn, diagrams))
         })();
         let pngs = pngs.join().expect("drawing a figure never panics");
@@ -240,6 +244,7 @@ pub fn write_outputs_with(summary: &Summary, out: &Path, options: &OutputOptions
     let page = build(summary, &drawn, omitted, &diagrams);
     // The page holds its own copy of every figure and what it says of them.
     drop(drawn);
+    drop(png_order);
     drop(figures);
     let text = out.join("report.txt");
     std::fs::write(&text, view::notes_text(&page.header, &page.notes)).map_err(io(&text))?;
