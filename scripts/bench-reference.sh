@@ -92,9 +92,11 @@ for log in "$work"/logs/exp/run_*/process_*.log; do
 done
 own_lines=$(cat "$work"/own/exp/run_*/process_*.log | wc -l)
 own_bytes=$(cat "$work"/own/exp/run_*/process_*.log | wc -c)
-# Every line of the reference's own form has only the reference's four fields.
-if grep -qE 'Timestamp|from machine|127\.0\.0\.1' "$work"/own/exp/run_*/process_*.log; then
-    fail "the logs in the reference's own form still hold clocklab's fields"
+# Every line of the reference's own form has the reference's four fields
+# and no other, and events in its wording.
+shape='^[0-9]+> Event: (Initialized on [0-9]+ with clock rate [0-9]+|Connected to machine [0-9]+ on port [0-9]+|Internal event|Sent message to machine [0-9]+|Processed message|Stopped) \| System Time: [0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2} \| Logical Clock: [0-9]+ \| Queue Length: [0-9]+$'
+if grep -qvE "$shape" "$work"/own/exp/run_*/process_*.log; then
+    fail "a line in the reference's own form is not in its wording: $(grep -hvE "$shape" "$work"/own/exp/run_*/process_*.log | head -n 1)"
 fi
 
 # The reference's scratch folders: its script, and its logs folder.

@@ -267,7 +267,8 @@ impl Driver {
     pub fn tick(&mut self, now_us: i64) -> Step<'_> {
         let tick = self.machine.tick(now_us, &mut self.rng);
         self.counts.ticks += 1;
-        // The recipients' buffer of the last send is reused.
+        // The recipients of the last send are reused (beyond two, their
+        // heap buffer).
         let mut to = match std::mem::replace(&mut self.record.event, Event::Stopped) {
             Event::Sent { to } => to,
             _ => clocklab_log::Recipients::new(),

@@ -316,8 +316,8 @@ impl Figure {
     pub fn to_png_in(&self, path: &Path, pixels: &mut Vec<u8>) -> Result<(), DrawError> {
         register_font();
         let (width, height) = (WIDTH, self.height());
-        // What the canvas held from the figure before does not matter: the
-        // drawing starts by painting all of it white.
+        // What the canvas held from the figure before does not matter:
+        // `draw::draw` starts by painting all of it white.
         pixels.resize(3 * width as usize * height as usize, 0);
         {
             let root = BitMapBackend::with_buffer(pixels, (width, height)).into_drawing_area();

@@ -49,8 +49,10 @@ pub(crate) fn note(accs: &mut [MachineAcc], at_us: i64) {
 /// The state that held from `since_us` for `duration_us` ends: [`note`]s
 /// it, and adds it to every machine's lag integrals, in one pass. Returns
 /// its leader, which is still the leader at the end of the state, until
-/// the next line changes a machine: a machine counts from its first tick,
-/// and every tick so far came at `since_us` or before.
+/// the next line is applied: a machine counts from its first tick, and
+/// every tick so far came at `since_us` or before; its clock and its
+/// `finished`, `down` and `unsound` flags change only as a line is applied,
+/// after that line's lag.
 pub(crate) fn close_state(accs: &mut [MachineAcc], since_us: i64, duration_us: i64) -> Option<(u64, u32)> {
     let leader = leader(accs, since_us);
     let (leader_clock, leader_rate) = leader?;

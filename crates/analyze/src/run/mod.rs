@@ -255,6 +255,8 @@ fn analyze_run_reading(run: &RunDir, max_prefetched_logs: usize) -> RunSummary {
         } else {
             lag::lag_of(&accs, idx, relative_us)
         };
+        // Checked in debug builds (every test) only: it would double the
+        // leader's cost on the analysis' hottest path.
         debug_assert_eq!(lag_now, lag::lag_of(&accs, idx, relative_us), "the closed state's leader is the leader now");
         accs[idx].on_event(event, relative_us, lag_now);
         end_us = end_us.max(relative_us);
