@@ -1076,41 +1076,40 @@ mod tests {
         }
     }
 
+    /// One of `options`, as an owned string.
+    fn one_of(options: &'static [&'static str]) -> impl Strategy<Value = String> + Clone {
+        proptest::sample::select(options).prop_map(String::from)
+    }
+
     /// Lines from pieces of the canonical layout, some of them changed.
     fn line_pieces() -> impl Strategy<Value = String> {
-        let event = prop_oneof![
-            Just("Internal event".to_string()),
-            Just("Sent message to machine 2".to_string()),
-            Just("Processed message".to_string()),
-            Just("Processed message from machine 3 with clock 17".to_string()),
-            Just("Stopped".to_string()),
-        ];
-        let time = prop_oneof![
-            Just("2026-11-24 04:43:13".to_string()),
-            Just("2026-11-24 04:43:1|".to_string()),
-            Just("2026-11-24 | 4:43:1".to_string()),
-            Just("2026-11-24 04:43".to_string()),
-            Just("2026-11-24T04:43:13".to_string()),
-        ];
-        let number = prop_oneof![
-            Just("18".to_string()),
-            Just("+18".to_string()),
-            Just(" 18".to_string()),
-            Just("".to_string()),
-            Just("99999999999999999999".to_string()),
-        ];
-        let tail = prop_oneof![
-            Just("".to_string()),
-            Just(" | Timestamp: 2026-11-24T04:43:13.482913Z".to_string()),
-            Just(" | Timestamp: 2026-11-24T04:43:13Z | Logical Clock: 19".to_string()),
-            Just(" | Timestamp: 2026-11-24T04:43:13.5Z | Vector Clock: [1, 2]".to_string()),
-            Just(" |Timestamp: 2026-11-24T04:43:13Z".to_string()),
-            Just(" | Timestamp: 2026-11-24T04:43:13.4829134Z".to_string()),
+        let event = one_of(&[
+            "Internal event",
+            "Sent message to machine 2",
+            "Processed message",
+            "Processed message from machine 3 with clock 17",
+            "Stopped",
+        ]);
+        let time = one_of(&[
+            "2026-11-24 04:43:13",
+            "2026-11-24 04:43:1|",
+            "2026-11-24 | 4:43:1",
+            "2026-11-24 04:43",
+            "2026-11-24T04:43:13",
+        ]);
+        let number = one_of(&["18", "+18", " 18", "", "99999999999999999999"]);
+        let tail = one_of(&[
+            "",
+            " | Timestamp: 2026-11-24T04:43:13.482913Z",
+            " | Timestamp: 2026-11-24T04:43:13Z | Logical Clock: 19",
+            " | Timestamp: 2026-11-24T04:43:13.5Z | Vector Clock: [1, 2]",
+            " |Timestamp: 2026-11-24T04:43:13Z",
+            " | Timestamp: 2026-11-24T04:43:13.4829134Z",
             // 27 bytes, as long as a timestamp with six fraction digits.
-            Just(" | Timestamp: 2026-11-24T04:43:13Z | abcZ".to_string()),
-            Just(" | Timestamp: 2026-11-24T04:43:13.48291|Z".to_string()),
-            Just(" | Queue Length: 3".to_string()),
-        ];
+            " | Timestamp: 2026-11-24T04:43:13Z | abcZ",
+            " | Timestamp: 2026-11-24T04:43:13.48291|Z",
+            " | Queue Length: 3",
+        ]);
         (event, time, number.clone(), number, tail).prop_map(|(event, time, clock, queue, tail)| {
             format!("2> Event: {event} | System Time: {time} | Logical Clock: {clock} | Queue Length: {queue}{tail}")
         })
