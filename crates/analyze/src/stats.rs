@@ -84,7 +84,7 @@ impl Histogram {
             .chain(self.sparse.iter().map(|(&value, &count)| (value, count)))
     }
 
-    /// Each value seen and how often, in increasing order of value.
+    /// [`Histogram::iter`] as a map, for the summary.
     pub fn counts(&self) -> BTreeMap<u64, u64> {
         self.iter().collect()
     }
