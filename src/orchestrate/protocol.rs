@@ -32,6 +32,11 @@ pub enum ToMachine {
         /// Where its new incarnation listens.
         address: SocketAddr,
     },
+    /// A peer crashed (the fault plan's): its connections are gone.
+    Down {
+        /// The peer.
+        peer: MachineId,
+    },
 }
 
 /// The settings of one orchestrated machine.

@@ -48,8 +48,9 @@ fn real_run(root: &Path, duration_s: f64, faults_toml: &str) -> (PathBuf, RunMan
 /// `clocklab check`, which must find every rule kept.
 fn checked(run_dir: &Path, duration_s: f64) -> (BTreeMap<u32, Vec<Record>>, CheckReport) {
     let logs = read_logs(run_dir, 3, LogFormat::Text);
-    let expect =
-        Expectations { n_machines: 3, duration_s, tick_tolerance: 1, allow_loss: false, clocks: ClockKinds::ALL };
+    let manifest = RunManifest::from_json(&std::fs::read_to_string(layout::manifest_path(run_dir)).unwrap()).unwrap();
+    let expect = Expectations { tick_tolerance: 1, ..manifest.expectations(0) };
+    assert_eq!((expect.n_machines, expect.duration_s, expect.clocks), (3, duration_s, ClockKinds::ALL));
     let report = check_run(&logs, &expect);
     assert!(report.is_ok(), "{:#?}", report.violations);
     let output = run_clocklab(&["check", run_dir.to_str().unwrap()]);

@@ -164,11 +164,8 @@ fn machines_stop_cleanly_when_the_orchestrator_dies() {
     // Nothing is lost even when stopping early: every message sent was received.
     let logs = read_logs(&run_dir, 3, LogFormat::Text);
     let expect = clocklab_log::check::Expectations {
-        n_machines: 3,
-        duration_s: 60.0,
         tick_tolerance: 1000,
-        allow_loss: false,
-        clocks: clocklab_model::ClockKinds::LAMPORT,
+        ..clocklab_log::check::Expectations::new(3, 60.0, clocklab_model::ClockKinds::LAMPORT)
     };
     let report = clocklab_log::check::check_run(&logs, &expect);
     assert!(report.is_ok(), "{:#?}", report.violations);

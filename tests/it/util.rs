@@ -122,7 +122,7 @@ pub fn assert_sound(logs: &BTreeMap<u32, Vec<Record>>, duration_s: f64) -> Check
 /// [`assert_sound`] for a run that keeps `clocks`.
 pub fn assert_sound_with(logs: &BTreeMap<u32, Vec<Record>>, duration_s: f64, clocks: ClockKinds) -> CheckReport {
     let n_machines = logs.len() as u32;
-    let expect = Expectations { n_machines, duration_s, tick_tolerance: 1, allow_loss: false, clocks };
+    let expect = Expectations { tick_tolerance: 1, ..Expectations::new(n_machines, duration_s, clocks) };
     let report = check_run(logs, &expect);
     assert!(report.is_ok(), "{:#?}", report.violations);
     assert_eq!(report.sent, report.received, "sent and received counts per pair");
@@ -352,13 +352,8 @@ pub fn machine_pids(orchestrator: u32, n: u32) -> BTreeMap<u32, u32> {
 /// The log check with strict accounting (sent = processed + unprocessed per
 /// pair) and any tick count: the runs it is for stopped early.
 pub fn assert_accounted(logs: &BTreeMap<u32, Vec<Record>>, what: &str) {
-    let expect = Expectations {
-        n_machines: logs.len() as u32,
-        duration_s: 1.0,
-        tick_tolerance: u64::MAX,
-        allow_loss: false,
-        clocks: ClockKinds::LAMPORT,
-    };
+    let expect =
+        Expectations { tick_tolerance: u64::MAX, ..Expectations::new(logs.len() as u32, 1.0, ClockKinds::LAMPORT) };
     let report = check_run(logs, &expect);
     // A machine stopped before it connected to every peer has fewer
     // `Connected` lines; that is no fault when nothing ticked.

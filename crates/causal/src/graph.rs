@@ -57,6 +57,8 @@ pub enum Kind {
     Restarted = 11,
     /// `Physical clock stepped …` (a clock fault).
     ClockChanged = 12,
+    /// `Held message to machine …` (the fault plan still held it at the end).
+    Held = 13,
 }
 
 impl Kind {
@@ -76,6 +78,7 @@ impl Kind {
             Event::Crashed => Kind::Crashed,
             Event::Restarted { .. } => Kind::Restarted,
             Event::ClockChanged { .. } => Kind::ClockChanged,
+            Event::Held { .. } => Kind::Held,
         }
     }
 
@@ -100,6 +103,7 @@ impl Kind {
             Kind::Crashed => "crashed",
             Kind::Restarted => "restarted",
             Kind::ClockChanged => "clock_changed",
+            Kind::Held => "held",
         }
     }
 }
@@ -176,6 +180,8 @@ pub enum MessageStatus {
     Missing,
     /// Sent to a machine whose log names no senders: its fate is unknown.
     Unknown,
+    /// The fault plan still held it at the end: its sender's `Held` line says so.
+    Held,
 }
 
 /// One message: one recipient of one send.
@@ -352,7 +358,8 @@ impl RunGraph {
             Event::Unprocessed { from, .. } => {
                 (Some(*from), self.receive(&event.pairing, at, MessageStatus::Unprocessed))
             }
-            Event::Lost { to, .. } => (Some(*to), self.drop_of(&event.pairing)),
+            Event::Lost { to, .. } => (Some(*to), self.drop_of(&event.pairing, MessageStatus::Lost)),
+            Event::Held { to, .. } => (Some(*to), self.drop_of(&event.pairing, MessageStatus::Held)),
             Event::Connected { peer, .. } | Event::Disconnected { peer } => (Some(*peer), Link::None),
             _ => (None, Link::None),
         };
@@ -433,12 +440,12 @@ impl RunGraph {
         }
     }
 
-    /// Ties a `Lost` line to the message the fault plan lost.
-    fn drop_of(&mut self, pairing: &Pairing) -> Link {
+    /// Ties a `Lost` or `Held` line to the message the fault plan lost or held.
+    fn drop_of(&mut self, pairing: &Pairing, status: MessageStatus) -> Link {
         match pairing {
             Pairing::Paired(sent) => match self.message_of(sent.id.send, sent.id.to) {
                 Some(idx) => {
-                    self.messages[idx as usize].status = MessageStatus::Lost;
+                    self.messages[idx as usize].status = status;
                     Link::Drops(idx)
                 }
                 None => Link::Unmatched,

@@ -200,6 +200,25 @@ pub struct Experiment {
     pub faults: Vec<FaultSpec>,
 }
 
+impl Experiment {
+    /// When each machine is down by the experiment's faults, in
+    /// microseconds after the start (`[from, to)`; machines never down are
+    /// left out): what the log check expects (see `clocklab_driver::Life`).
+    pub fn down_windows(&self) -> std::collections::BTreeMap<clocklab_model::MachineId, Vec<(u64, u64)>> {
+        let duration_us = clocklab_model::schedule::duration_us(self.duration);
+        let plan = clocklab_faults::FaultPlan::new(&self.faults, 0, duration_us);
+        let faulted: std::collections::BTreeSet<clocklab_model::MachineId> =
+            self.faults.iter().filter_map(FaultSpec::machine).collect();
+        faulted
+            .into_iter()
+            .filter_map(|id| {
+                let windows = clocklab_driver::Life::of(&plan, id, duration_us).down_windows();
+                (!windows.is_empty()).then_some((id, windows))
+            })
+            .collect()
+    }
+}
+
 /// A whole configuration, resolved and checked.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Config {

@@ -234,13 +234,7 @@ pub struct RunLogs {
 impl RunLogs {
     /// The expectations of the log check for this run.
     pub fn expectations(&self, tick_tolerance: u64) -> clocklab_log::check::Expectations {
-        clocklab_log::check::Expectations {
-            n_machines: self.manifest.experiment.machines,
-            duration_s: self.manifest.experiment.duration,
-            tick_tolerance,
-            allow_loss: !self.manifest.status.ran_to_the_end(),
-            clocks: self.manifest.experiment.clocks,
-        }
+        self.manifest.expectations(tick_tolerance)
     }
 
     /// Runs the log check on this run.

@@ -144,6 +144,19 @@ pub struct RunManifest {
 }
 
 impl RunManifest {
+    /// What the log check expects of this run's logs, a tick count off by
+    /// up to `tick_tolerance` allowed (0 for the simulator's).
+    pub fn expectations(&self, tick_tolerance: u64) -> clocklab_log::check::Expectations {
+        clocklab_log::check::Expectations {
+            n_machines: self.experiment.machines,
+            duration_s: self.experiment.duration,
+            tick_tolerance,
+            allow_loss: !self.status.ran_to_the_end(),
+            clocks: self.experiment.clocks,
+            planned_down: Some(self.experiment.down_windows()),
+        }
+    }
+
     /// Pretty JSON with a final newline.
     pub fn to_json(&self) -> String {
         let mut text = serde_json::to_string_pretty(self).expect("a manifest always serialises");

@@ -48,6 +48,10 @@ pub struct RunPlan {
     pub log_formats: Vec<LogFormat>,
     /// How many messages a machine's queue holds before it refuses more.
     pub queue_cap: usize,
+    /// How long after ticking ends a message may still leave, in
+    /// microseconds (`connect_timeout`): one the fault plan releases later
+    /// is held at the end (`clocklab_driver::is_held`).
+    pub drain_us: u64,
     /// Where the run's files go.
     pub dir: PathBuf,
 }
@@ -66,6 +70,21 @@ impl RunPlan {
             clock_drift_ppm: machine.clock_drift_ppm,
             queue_cap: self.queue_cap,
         }
+    }
+
+    /// How long the machines tick, in microseconds.
+    pub fn duration_us(&self) -> u64 {
+        clocklab_model::schedule::duration_us(self.experiment.duration)
+    }
+
+    /// The run's fault plan: the network's decisions and the machines' faults.
+    pub fn fault_plan(&self) -> clocklab_faults::FaultPlan {
+        clocklab_faults::FaultPlan::new(&self.experiment.faults, self.run_seed, self.duration_us())
+    }
+
+    /// The run's times, for a start at true time `start_us`.
+    pub fn run_times(&self, start_us: i64) -> clocklab_driver::RunTimes {
+        clocklab_driver::RunTimes { start_us, duration_us: self.duration_us(), drain_us: self.drain_us }
     }
 
     /// Every seed of the run, for its manifest.
@@ -154,6 +173,7 @@ pub fn plan_runs(config: &Config, suite_seed: u64, out: &Path) -> Vec<RunPlan> {
                 host: config.host.clone(),
                 log_formats: config.log_format.formats(),
                 queue_cap: config.queue_cap,
+                drain_us: clocklab_model::schedule::duration_us(config.connect_timeout),
                 dir: layout::run_dir(out, &experiment.name, run_idx),
             });
         }

@@ -148,6 +148,14 @@ impl Driver {
     /// plan's instant); the line is written at `now_us` (then or a little
     /// later, in real time).
     pub fn clock_changed(&mut self, now_us: i64, at_us: i64, step_us: i64, drift_ppm: Option<f64>) -> &Record {
+        self.step_clock(at_us, step_us, drift_ppm);
+        self.clock_line(now_us, step_us, drift_ppm)
+    }
+
+    /// The machine's physical clock steps by `step_us` and, with
+    /// `drift_ppm`, takes a new drift, at true time `at_us`, without a line
+    /// (the machine is down: its next incarnation writes the line).
+    pub fn step_clock(&mut self, at_us: i64, step_us: i64, drift_ppm: Option<f64>) {
         let physical = self.machine.physical_clock_mut();
         if step_us != 0 {
             physical.step(at_us, step_us);
@@ -155,9 +163,22 @@ impl Driver {
         if let Some(drift) = drift_ppm {
             physical.set_drift(at_us, drift);
         }
+    }
+
+    /// The line of a clock change already made ([`Driver::step_clock`]), at
+    /// true time `now_us`.
+    pub fn clock_line(&mut self, now_us: i64, step_us: i64, drift_ppm: Option<f64>) -> &Record {
         let queue_len = self.machine.queue_len() as u64;
         let drift_ppb = drift_ppm.map(|ppm| (ppm * 1_000.0).round() as i64);
         self.line(Event::ClockChanged { step_us, drift_ppb }, queue_len, now_us)
+    }
+
+    /// The line for a message to `to` with `clock` that the fault plan still
+    /// held when the run's drain ended (written at the end, before the
+    /// `Unprocessed` lines).
+    pub fn held(&mut self, now_us: i64, to: MachineId, clock: u64) -> &Record {
+        let queue_len = self.machine.queue_len() as u64;
+        self.line(Event::Held { to, clock }, queue_len, now_us)
     }
 }
 

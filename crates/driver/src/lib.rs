@@ -41,10 +41,14 @@
 
 mod faults;
 mod lateness;
+pub mod life;
+pub mod timeline;
 
 pub use faults::{ClockSnapshot, Route, crash_record};
 use lateness::ScheduleWatch;
 pub use lateness::{BehindSummary, LatenessRecorder, LatenessSummary};
+pub use life::{Change, Life, LifeEvent};
+pub use timeline::{Dispatch, Due, Effects, RunTimes, Timeline, Timeout, is_held};
 
 use clocklab_log::{Event, Record};
 use clocklab_model::seed::{self, ModelRng};
@@ -189,11 +193,6 @@ impl Driver {
     /// The machine.
     pub fn machine(&self) -> &Machine<ClockSet> {
         &self.machine
-    }
-
-    /// The machine, to change its physical clock (a clock fault).
-    pub fn machine_mut(&mut self) -> &mut Machine<ClockSet> {
-        &mut self.machine
     }
 
     /// The frame layout of the run.

@@ -13,7 +13,8 @@
 //! fresh clock, several sends can share a triple; they pair in order, as a
 //! TCP connection delivers them). `Processed` and `Unprocessed` lines are
 //! receives; a `Lost` line (the sender's account of a message the fault
-//! plan lost) pairs with the send it follows. A receive whose send is in no
+//! plan lost) pairs with the send it follows, and a `Held` line (one the
+//! plan still held at the end) with its send. A receive whose send is in no
 //! log is reported as
 //! [`Pairing::Unmatched`]; the reference implementation's `Processed
 //! message` names no sender and is [`Pairing::Unnamed`]. After the last
@@ -310,9 +311,9 @@ impl<I: Iterator<Item = ReadLine>> Iterator for RunEvents<I> {
                 }
                 Pairing::Unnamed
             }
-            Event::Lost { to, clock } => {
-                // The sender's own account of a message the fault plan lost:
-                // it pairs with the send it follows.
+            Event::Lost { to, clock } | Event::Held { to, clock } => {
+                // The sender's own account of a message the fault plan lost,
+                // or held past the end: it pairs with its send.
                 let key = (machine, *to, on_the_wire(*clock));
                 match self.take_pending(key) {
                     Some(sent) => Pairing::Paired(Box::new(sent)),

@@ -2,15 +2,19 @@
 //! and the one rule that says which messages a crash took.
 //!
 //! A crash ends an incarnation (`Crashed`); the next one begins with
-//! `Restarted`. A peer that saw the machine go (`Disconnected`) and connects
-//! to it again (`Connected`) has reconnected. A message no log received was
-//! taken by a crash when:
+//! `Restarted`, connected to no one: its `Connected` lines come as its
+//! connections do (a peer that is down when it restarts is connected when
+//! that peer comes back). A `Connected` line to a peer that had gone
+//! (`Disconnected`), or any `Connected` line of a restarted incarnation, is
+//! a reconnection. A message no log received was taken by a crash when:
 //!
 //! - its receiver crashed after the send and before the sender reconnected
 //!   to the receiver's next incarnation (the message was in the receiver's
 //!   queue, on the wire to it, or sent while it was down); or
 //! - its sender crashed after the send (the message was still in the
-//!   sender's process: its outbox, or held by a fault).
+//!   sender's process: its outbox, or held by a fault); or
+//! - its sender had restarted and was not yet connected to the receiver
+//!   again (no connection carried it).
 //!
 //! Both the line check (`check`) and the happens-before checker
 //! (`clocklab-causal`) ask [`crash_took`].
@@ -30,6 +34,9 @@ pub struct Incarnations {
     recovered: Vec<bool>,
     /// Peers this machine saw go away and not come back yet.
     gone: Vec<MachineId>,
+    /// Peers the current incarnation is connected to, once it is a restarted one.
+    connected: Option<Vec<MachineId>>,
+
     /// When this machine connected again to a peer that had gone, per peer.
     reconnected: BTreeMap<MachineId, Vec<i64>>,
 }
@@ -65,22 +72,36 @@ impl Incarnations {
                     last.1 = Some(record.time_us);
                 }
                 self.recovered.push(*recovered);
+                // The new incarnation is connected to no one yet.
+                self.gone.clear();
+                self.connected = Some(Vec::new());
                 Change::Restarted { recovered: *recovered }
             }
             Event::Disconnected { peer } => {
                 if !self.gone.contains(peer) {
                     self.gone.push(*peer);
                 }
+                if let Some(connected) = &mut self.connected {
+                    connected.retain(|p| p != peer);
+                }
                 Change::None
             }
-            Event::Connected { peer, .. } => match self.gone.iter().position(|p| p == peer) {
-                Some(idx) => {
-                    self.gone.swap_remove(idx);
+            Event::Connected { peer, .. } => {
+                let was_gone = self.gone.iter().position(|p| p == peer).map(|idx| self.gone.swap_remove(idx));
+                let restarted_first = match &mut self.connected {
+                    Some(connected) if !connected.contains(peer) => {
+                        connected.push(*peer);
+                        true
+                    }
+                    _ => false,
+                };
+                if was_gone.is_some() || restarted_first {
                     self.reconnected.entry(*peer).or_default().push(record.time_us);
                     Change::Reconnected
+                } else {
+                    Change::None
                 }
-                None => Change::None,
-            },
+            }
             _ => Change::None,
         }
     }
@@ -120,7 +141,18 @@ pub fn crash_took(sender: Option<&Incarnations>, receiver: Option<&Incarnations>
             sent_us < reconnected
         })
     });
-    let sender_took = sender.is_some_and(|sender| sender.crashes.iter().any(|&(crash, _)| sent_us <= crash));
+    let sender_took = sender.is_some_and(|sender| {
+        let reconnections = sender.reconnections(to);
+        sender.crashes.iter().any(|&(crash, restart)| {
+            // Still in the sender's process when it crashed; or sent by its
+            // next incarnation before it was connected to the receiver.
+            sent_us <= crash
+                || restart.is_some_and(|restart| {
+                    restart <= sent_us
+                        && reconnections.iter().copied().find(|&at| at >= restart).is_none_or(|at| sent_us < at)
+                })
+        })
+    });
     receiver_took || sender_took
 }
 
@@ -149,6 +181,25 @@ mod tests {
         }
         assert_eq!(receiver.down_us(None), 100);
         assert_eq!(receiver.fresh_restarts(), 1);
+    }
+
+    #[test]
+    fn a_restarted_incarnation_reconnects_as_its_connections_come() {
+        // Machine 1 crashes at 100 and restarts at 200, while machine 2 is
+        // down; it connects to machine 3 at once and to machine 2 at 250.
+        let mut one = Incarnations::default();
+        one.observe(&rec(Event::Crashed, 100));
+        let restarted = Event::Restarted { host: None, port: None, rate: 1, recovered: true };
+        one.observe(&rec(restarted, 200));
+        let connected = |peer| Event::Connected { peer, host: None, port: None };
+        assert_eq!(one.observe(&rec(connected(3), 200)), Change::Reconnected);
+        assert_eq!(one.observe(&rec(connected(2), 250)), Change::Reconnected);
+        assert_eq!(one.observe(&rec(connected(2), 260)), Change::None, "already connected");
+        // What it sent to machine 2 before its connection was up went nowhere.
+        for (sent_us, took) in [(210, true), (249, true), (250, false), (300, false)] {
+            assert_eq!(crash_took(Some(&one), None, 2, sent_us), took, "sent at {sent_us}");
+        }
+        assert!(!crash_took(Some(&one), None, 3, 210));
     }
 
     #[test]

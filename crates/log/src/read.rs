@@ -402,6 +402,7 @@ impl LineParser {
                 clock: json.clock.ok_or(missing("clock"))?,
             },
             "lost" => Event::Lost { to: json.peer.ok_or(missing("peer"))?, clock: json.clock.ok_or(missing("clock"))? },
+            "held" => Event::Held { to: json.peer.ok_or(missing("peer"))?, clock: json.clock.ok_or(missing("clock"))? },
             "crashed" => Event::Crashed,
             "restarted" => Event::Restarted {
                 host: json.host,
@@ -725,6 +726,10 @@ fn parse_event(text: &str) -> Result<Event, LineError> {
         let (to, clock) = rest.split_once(" with clock ").ok_or_else(unknown)?;
         return Ok(Event::Lost { to: number("Event", to)?, clock: number("Event", clock)? });
     }
+    if let Some(rest) = text.strip_prefix("Held message to machine ") {
+        let (to, clock) = rest.split_once(" with clock ").ok_or_else(unknown)?;
+        return Ok(Event::Held { to: number("Event", to)?, clock: number("Event", clock)? });
+    }
     if let Some(rest) = text.strip_prefix("Restarted on ") {
         let (rest, recovered) = if let Some(rest) = rest.strip_suffix(" and a recovered clock") {
             (rest, true)
@@ -882,6 +887,7 @@ mod tests {
             Event::Disconnected { peer: 1 },
             Event::Behind { lateness_us: 124_312, tick: 5_021 },
             Event::Lost { to: 3, clock: 41 },
+            Event::Held { to: 1, clock: 43 },
             Event::Crashed,
             Event::Restarted { host: Some("127.0.0.1".into()), port: Some(5002), rate: 4, recovered: false },
             Event::Restarted { host: Some("127.0.0.1".into()), port: Some(5002), rate: 4, recovered: true },
@@ -920,6 +926,7 @@ mod tests {
                 "2> Event: Disconnected from machine 1",
                 "2> Event: Behind schedule by 124312 us at tick 5021",
                 "2> Event: Lost message to machine 3 with clock 41",
+                "2> Event: Held message to machine 1 with clock 43",
                 "2> Event: Crashed",
                 "2> Event: Restarted on 127.0.0.1:5002 with clock rate 4 and a fresh clock",
                 "2> Event: Restarted on 127.0.0.1:5002 with clock rate 4 and a recovered clock",

@@ -111,6 +111,15 @@ pub enum Event {
         /// The clock it carried.
         clock: u64,
     },
+    /// At the end: a message the fault plan still held at the sender when the
+    /// run's drain ended (a latency or a partition released it later), so it
+    /// was never sent; written before the `Unprocessed` lines.
+    Held {
+        /// Its receiver.
+        to: MachineId,
+        /// The clock it carried.
+        clock: u64,
+    },
     /// The machine crashed: its queue, and what was on the wire to it, are
     /// gone with it. The incarnation's last line.
     Crashed,
@@ -161,6 +170,7 @@ impl Event {
             Event::Disconnected { .. } => "disconnected",
             Event::Behind { .. } => "behind",
             Event::Lost { .. } => "lost",
+            Event::Held { .. } => "held",
             Event::Crashed => "crashed",
             Event::Restarted { .. } => "restarted",
             Event::ClockChanged { .. } => "clock_changed",

@@ -189,6 +189,12 @@ fn push_event_text(line: &mut Vec<u8>, event: &Event) {
             line.extend_from_slice(b" with clock ");
             line.extend_from_slice(num.format(*clock).as_bytes());
         }
+        Event::Held { to, clock } => {
+            line.extend_from_slice(b"Held message to machine ");
+            line.extend_from_slice(num.format(*to).as_bytes());
+            line.extend_from_slice(b" with clock ");
+            line.extend_from_slice(num.format(*clock).as_bytes());
+        }
         Event::Crashed => line.extend_from_slice(b"Crashed"),
         Event::Restarted { host, port, rate, recovered } => {
             line.extend_from_slice(b"Restarted on ");
@@ -338,7 +344,7 @@ impl JsonLine {
                 json.from = Some(*from);
                 json.clock = Some(*clock);
             }
-            Event::Lost { to, clock } => {
+            Event::Lost { to, clock } | Event::Held { to, clock } => {
                 json.peer = Some(*to);
                 json.clock = Some(*clock);
             }

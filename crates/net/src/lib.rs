@@ -22,12 +22,14 @@
 //! - `node`: the processing thread, the only owner of the `Machine` and the
 //!   only writer of the log: binding, connecting, and the start agreed with
 //!   the peers.
-//! - `ticking`: the same thread's run: the absolute tick schedule (late
-//!   ticks caught up, a machine that falls behind says so), and the end
-//!   (stop sending, read every peer to the end of its stream, log what is
-//!   left as `Unprocessed`, then `Stopped`).
-//! - `faults`: the fault plan as the machine applies it for real (sends
-//!   routed through it, clock faults at their instants, restarts).
+//! - `ticking`: the same thread's run: its `clocklab_driver::Timeline` says
+//!   when to tick and what the fault plan does to the machine; the thread
+//!   waits, moves what arrived into the queue, and hands frames to the
+//!   outbox; then the end (stop sending, read every peer to the end of its
+//!   stream within the drain, log what is left as `Held` and `Unprocessed`,
+//!   then `Stopped`).
+//! - `peers`: peers that restart and go down under the fault plan, as the
+//!   orchestrator tells of them: reconnections to restarted peers.
 //!
 //! ```
 //! use std::collections::BTreeMap;
@@ -35,7 +37,7 @@
 //! use clocklab_driver::DriverParams;
 //! use clocklab_log::LogFormat;
 //! use clocklab_model::ClockKinds;
-//! use clocklab_net::{NodeConfig, bind, never_stop, now_us};
+//! use clocklab_net::{NodeConfig, bind, never_stop, no_news, now_us};
 //!
 //! let dir = tempfile::tempdir().unwrap();
 //! let config = |id: u32| NodeConfig {
@@ -47,6 +49,9 @@
 //!     connect_timeout: Duration::from_secs(10),
 //!     end_grace: Duration::ZERO,
 //!     logs: vec![(LogFormat::Text, dir.path().join(format!("machine_{id}.log")))],
+//!     duration_us: 500_000,
+//!     faults: Vec::new(),
+//!     run_seed: 0,
 //! };
 //! let (one, two) = (bind(config(1)).unwrap(), bind(config(2)).unwrap());
 //! let addresses = [(1, one.address()), (2, two.address())];
@@ -55,7 +60,8 @@
 //! let threads = [(one, peers(1)), (two, peers(2))].map(|(bound, peers)| {
 //!     std::thread::spawn(move || {
 //!         let (_keep, stop) = never_stop();
-//!         bound.connect(&peers, &stop).unwrap().run(start_us, 500_000, &stop).unwrap()
+//!         let (_keep_news, news) = no_news();
+//!         bound.connect(&peers, &stop).unwrap().run(start_us, &stop, news).unwrap()
 //!     })
 //! });
 //! let [a, b] = threads.map(|t| t.join().unwrap());
@@ -80,11 +86,11 @@ macro_rules! note {
 }
 
 mod accept;
-mod faults;
 mod hello;
 mod link;
 mod logs;
 mod node;
+mod peers;
 mod send;
 mod ticking;
 
@@ -95,11 +101,11 @@ use clocklab_model::{MachineId, ParamsError};
 
 pub use accept::Inbound;
 pub use clocklab_driver::LatenessSummary;
-pub use faults::{Rejoin, RestartSpec, RunFaults};
 pub use node::{
     Bound, Connected, DEFAULT_QUEUE_CAP, NodeConfig, RunSummary, START_LEAD_US, StopRequest, bind, bind_restarted,
     longest_end, never_stop, now_us,
 };
+pub use peers::{PeerNews, RestartSpec, no_news};
 
 /// A peer that was not connected by the connect deadline, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -220,4 +226,11 @@ pub enum NetError {
     /// with `Stopped`.
     #[error("stopped before every peer was connected")]
     Stopped,
+    /// A restarted machine was told of a restart that its run's fault plan
+    /// does not have.
+    #[error("the fault plan has no restart of this machine {at_us} us after the start")]
+    NoRestart {
+        /// The restart it was told of, microseconds after the start.
+        at_us: u64,
+    },
 }

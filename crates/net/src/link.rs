@@ -51,6 +51,10 @@ pub(crate) struct LinkConfig {
     pub(crate) deadline: Instant,
     /// The connect timeout in seconds, for messages.
     pub(crate) timeout_s: f64,
+    /// Which attempt to reach the peer this is (a restarted peer is reached
+    /// again): its events say so, so that a late one of an attempt given
+    /// up is told apart.
+    pub(crate) attempt: u64,
 }
 
 /// What a connector tells the processing thread.
@@ -62,6 +66,8 @@ pub(crate) enum LinkEvent {
         peer: MachineId,
         /// The connection.
         stream: TcpStream,
+        /// The attempt's number (see [`LinkConfig::attempt`]).
+        attempt: u64,
     },
     /// The connector gave up (its deadline passed, or the peer is not of the run).
     Failed {
@@ -69,6 +75,8 @@ pub(crate) enum LinkEvent {
         peer: MachineId,
         /// Why.
         error: NetError,
+        /// The attempt's number.
+        attempt: u64,
     },
 }
 
@@ -88,7 +96,7 @@ impl Connector {
         events: Sender<LinkEvent>,
         cancel: Receiver<()>,
     ) -> Result<Connector, NetError> {
-        let peer = config.peer;
+        let (peer, attempt) = (config.peer, config.attempt);
         let last_error = Arc::new(Mutex::new(String::new()));
         let shared = Arc::clone(&last_error);
         let thread = std::thread::Builder::new()
@@ -96,8 +104,8 @@ impl Connector {
             .stack_size(THREAD_STACK_BYTES)
             .spawn(move || {
                 let event = match connect_peer(&config, &shared, &cancel) {
-                    Ok(stream) => LinkEvent::Up { peer, stream },
-                    Err(error) => LinkEvent::Failed { peer, error },
+                    Ok(stream) => LinkEvent::Up { peer, stream, attempt },
+                    Err(error) => LinkEvent::Failed { peer, error, attempt },
                 };
                 let _ = events.send(event);
             })
@@ -131,7 +139,7 @@ fn worth_retrying(error: &io::Error) -> bool {
 /// or closes the connection during the hello, until the deadline or
 /// `cancel`; exchanges hellos and returns the stream for sending.
 fn connect_peer(config: &LinkConfig, last: &Mutex<String>, cancel: &Receiver<()>) -> Result<TcpStream, NetError> {
-    let LinkConfig { ours, peer, address, deadline, timeout_s } = *config;
+    let LinkConfig { ours, peer, address, deadline, timeout_s, .. } = *config;
     let mut pause = CONNECT_RETRY;
     let mut last_error = String::from("no attempt finished in time");
     loop {

@@ -150,17 +150,11 @@ impl Logs {
         self.failure.is_none()
     }
 
-    /// Writes the end of the log (the driver's `Unprocessed` lines and its
-    /// `Stopped`): the lines to every file that has not failed, and `Stopped`
-    /// to every file, those that failed before included (the cause, such as a
-    /// full disk, may have passed). A failed file's `Stopped` carries the
-    /// Lamport clock of its last whole line: the lines it lost are lost, but
-    /// what it holds stays consistent.
-    pub(crate) fn write_end(&mut self, end: &[Record]) {
-        let Some((stopped, unprocessed)) = end.split_last() else { return };
-        for record in unprocessed {
-            self.write(record);
-        }
+    /// Writes `Stopped` to every file, those that failed before included
+    /// (the cause, such as a full disk, may have passed). A failed file's
+    /// `Stopped` carries the Lamport clock of its last whole line: the lines
+    /// it lost are lost, but what it holds stays consistent.
+    pub(crate) fn write_stopped(&mut self, stopped: &Record) {
         for file in &mut self.files {
             let mut record = stopped.clone();
             if file.failed {

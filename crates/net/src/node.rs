@@ -7,8 +7,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use clocklab_driver::{BehindSummary, ClockSnapshot, Driver, DriverParams, LatenessSummary};
-use clocklab_faults::FaultSpec;
+use clocklab_driver::{BehindSummary, ClockSnapshot, DriverParams, LatenessSummary, RunTimes, Timeline};
+use clocklab_faults::{FaultPlan, FaultSpec};
 use clocklab_log::LogFormat;
 use clocklab_model::MachineId;
 use clocklab_model::wire::{FrameCodec, Hello, TOKEN_LEN};
@@ -16,10 +16,11 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use serde::{Deserialize, Serialize};
 
 use crate::accept::{self, AcceptContext, Inbound};
-use crate::faults::{RestartSpec, physical_clock_now};
 use crate::link::{Connector, LinkConfig, LinkEvent};
 use crate::logs::Logs;
+use crate::peers::{PeerNews, Reconnects, RestartSpec};
 use crate::send::{Outbox, SEND_STALL_MIN};
+use crate::ticking::NetEffects;
 use crate::{MissingPeer, NetError};
 
 /// How many arrived messages may wait between the reader threads and the
@@ -75,6 +76,12 @@ pub struct NodeConfig {
     pub end_grace: Duration,
     /// The log files to write, one per format. They must not exist yet.
     pub logs: Vec<(LogFormat, PathBuf)>,
+    /// How long the machines tick, in microseconds.
+    pub duration_us: u64,
+    /// The run's fault plan, which every machine applies (see `clocklab_faults`).
+    pub faults: Vec<FaultSpec>,
+    /// The run's seed, from which the plan's draws come.
+    pub run_seed: u64,
 }
 
 impl NodeConfig {
@@ -89,8 +96,24 @@ impl NodeConfig {
     }
 
     /// How long a write to a peer may block before the peer is declared gone.
-    fn stall_limit(&self) -> Duration {
+    pub(crate) fn stall_limit(&self) -> Duration {
         self.connect_timeout.max(SEND_STALL_MIN)
+    }
+
+    /// The run's times for a start at `start_us`: the drain is the connect timeout.
+    fn times(&self, start_us: i64) -> RunTimes {
+        let drain_us = u64::try_from(self.connect_timeout.as_micros()).unwrap_or(u64::MAX);
+        RunTimes { start_us, duration_us: self.duration_us, drain_us }
+    }
+
+    /// The run's fault plan.
+    fn plan(&self) -> FaultPlan {
+        FaultPlan::new(&self.faults, self.run_seed, self.duration_us)
+    }
+
+    /// The other machines of the run.
+    fn peer_ids(&self) -> Vec<MachineId> {
+        (1..=self.machine.n_machines).filter(|&peer| peer != self.id()).collect()
     }
 }
 
@@ -99,7 +122,7 @@ impl NodeConfig {
 #[derive(Debug)]
 pub struct Bound {
     pub(crate) config: NodeConfig,
-    pub(crate) driver: Driver,
+    pub(crate) timeline: Timeline,
     address: SocketAddr,
     pub(crate) logs: Logs,
     pub(crate) inbound: Receiver<Inbound>,
@@ -113,7 +136,7 @@ pub struct Connected {
     pub(crate) bound: Bound,
     /// Writes to the peers, off the processing thread.
     pub(crate) outbox: Outbox,
-    /// The peers, in order.
+    /// The peers whose connection to this machine is open, in order.
     pub(crate) peers: Vec<MachineId>,
     /// What arrived while connecting: replayed before the first tick.
     pub(crate) early: VecDeque<Inbound>,
@@ -192,15 +215,15 @@ pub fn bind(config: NodeConfig) -> Result<Bound, NetError> {
 }
 
 /// Starts a machine that restarts after a crash (a new process, see
-/// `crate::faults`): binds its port as [`bind`] does, opens its logs to
-/// write after their last line, and writes `Restarted` instead of
-/// `Initialized`: its clocks from 0, or (`restart.recovered`) as the log's
-/// last line has them; its physical clock as the machine's is now, after the
-/// clock faults of `faults` so far.
-pub fn bind_restarted(config: NodeConfig, restart: RestartSpec, faults: &[FaultSpec]) -> Result<Bound, NetError> {
+/// `crate::peers`): binds its port as [`bind`] does, opens its logs to write
+/// after their last line, and writes `Restarted` instead of `Initialized`
+/// (then the clock faults of the time it was down): its clocks from 0, or
+/// (`restart.recovered`) as the log's last line has them; its physical
+/// clock as the machine's is now, after the plan's clock faults so far.
+pub fn bind_restarted(config: NodeConfig, restart: RestartSpec) -> Result<Bound, NetError> {
     let listener =
         TcpListener::bind(config.listen).map_err(|source| NetError::Bind { address: config.listen, source })?;
-    let logs = Logs::append(&config.logs)?;
+    let mut logs = Logs::append(&config.logs)?;
     let recovered = match (restart.recovered, logs.first_path()) {
         (true, Some(path)) => {
             let unreadable = |source| NetError::Log { path: path.to_path_buf(), source };
@@ -212,22 +235,43 @@ pub fn bind_restarted(config: NodeConfig, restart: RestartSpec, faults: &[FaultS
         }
         _ => None,
     };
-    bind_with(config, listener, logs, Some((restart, recovered, faults)))
+    let (address, inbound, context) = listen(&config, listener)?;
+    let restarted = Timeline::restarted(
+        config.machine,
+        config.plan(),
+        config.times(restart.start_us),
+        true,
+        restart.at_us,
+        recovered,
+        (&config.host, Some(address.port())),
+        now_us(),
+        &mut NetEffects::lines(&mut logs),
+    )
+    .map_err(NetError::Params)?
+    .ok_or(NetError::NoRestart { at_us: restart.at_us })?;
+    // A line that could not be written is the logs' own error, taken below.
+    let timeline = restarted.map_err(|_| logs.check().err().unwrap_or(NetError::NoRestart { at_us: restart.at_us }));
+    let timeline = timeline?;
+    logs.check()?;
+    Ok(Bound { config, timeline, address, logs, inbound, context })
 }
 
 /// [`bind`] with the port bound and the log sinks open.
-fn bind_with_logs(config: NodeConfig, listener: TcpListener, logs: Logs) -> Result<Bound, NetError> {
-    bind_with(config, listener, logs, None)
+fn bind_with_logs(config: NodeConfig, listener: TcpListener, mut logs: Logs) -> Result<Bound, NetError> {
+    let mut timeline =
+        Timeline::new(config.machine, config.plan(), config.times(now_us()), true).map_err(NetError::Params)?;
+    let (address, inbound, context) = listen(&config, listener)?;
+    let _ = timeline.initialized(now_us(), &config.host, Some(address.port()), &mut NetEffects::lines(&mut logs));
+    logs.check()?;
+    Ok(Bound { config, timeline, address, logs, inbound, context })
 }
 
-/// [`bind`] or [`bind_restarted`], with the port bound and the log sinks open.
-fn bind_with(
-    config: NodeConfig,
+/// Starts accepting on `listener`: its address, the channel the readers
+/// feed, and what the acceptor shares.
+fn listen(
+    config: &NodeConfig,
     listener: TcpListener,
-    mut logs: Logs,
-    restart: Option<(RestartSpec, Option<ClockSnapshot>, &[FaultSpec])>,
-) -> Result<Bound, NetError> {
-    let mut driver = Driver::new(config.machine, now_us()).map_err(NetError::Params)?;
+) -> Result<(SocketAddr, Receiver<Inbound>, Arc<AcceptContext>), NetError> {
     let address = listener.local_addr().map_err(|source| NetError::Bind { address: config.listen, source })?;
     let (sender, inbound) = crossbeam_channel::bounded(INBOUND_CAPACITY);
     let codec = FrameCodec::new(config.machine.clocks, config.machine.n_machines);
@@ -235,21 +279,7 @@ fn bind_with(
         Arc::new(AcceptContext::new(config.hello(), codec, accept::HELLO_TIMEOUT.min(config.connect_timeout)));
     accept::spawn_acceptor(listener, Arc::clone(&context), sender)
         .map_err(|source| NetError::Thread { what: "accepting connections".into(), source })?;
-    match restart {
-        None => logs.write(driver.initialized(now_us(), &config.host, Some(address.port()))),
-        Some((restart, recovered, faults)) => {
-            driver.start(restart.start_us);
-            let now = now_us();
-            let params = &config.machine;
-            let base =
-                clocklab_model::PhysicalClock::new(restart.start_us, params.clock_offset_us, params.clock_drift_ppm);
-            *driver.machine_mut().physical_clock_mut() =
-                physical_clock_now(&base, restart.start_us, faults, params.id, now);
-            logs.write(driver.restarted(now, &config.host, Some(address.port()), recovered.as_ref()))
-        }
-    };
-    logs.check()?;
-    Ok(Bound { config, driver, address, logs, inbound, context })
+    Ok((address, inbound, context))
 }
 
 /// What is known of each peer while connecting.
@@ -275,7 +305,7 @@ impl Bound {
 
     /// Its drawn clock rate.
     pub fn rate(&self) -> u32 {
-        self.driver.rate()
+        self.timeline.rate()
     }
 
     /// Connects to every peer (each in its own thread, retrying while the
@@ -341,7 +371,7 @@ impl Bound {
         let deadline = checked_after(Instant::now(), self.config.connect_timeout);
         let (events_tx, events) = crossbeam_channel::unbounded();
         for (&peer, &address) in peers {
-            let link_config = LinkConfig { ours: self.config.hello(), peer, address, deadline, timeout_s };
+            let link_config = LinkConfig { ours: self.config.hello(), peer, address, deadline, timeout_s, attempt: 0 };
             connectors.insert(peer, Connector::spawn(link_config, events_tx.clone(), cancelled.clone())?);
         }
         drop(events_tx);
@@ -354,10 +384,13 @@ impl Bound {
             if all_up(joining) && !joining.ready_us.contains_key(&id) {
                 for (&peer, address) in peers {
                     let host = address.ip().to_string();
-                    self.logs.write(self.driver.connected(now_us(), peer, &host, Some(address.port())));
+                    let mut effects = NetEffects::lines(&mut self.logs);
+                    let _ = self.timeline.connected(now_us(), peer, (&host, Some(address.port())), &mut effects);
                 }
                 self.logs.check()?;
-                let outbox = Outbox::start(id, std::mem::take(&mut joining.up), self.config.stall_limit())?;
+                let peer_ids = self.config.peer_ids();
+                let streams = std::mem::take(&mut joining.up);
+                let outbox = Outbox::start(id, &peer_ids, streams, self.config.stall_limit())?;
                 let ready_us = now_us();
                 joining.ready_us.insert(id, ready_us);
                 outbox.send_ready(ready_us);
@@ -367,13 +400,13 @@ impl Bound {
             let remaining = deadline.saturating_duration_since(Instant::now());
             crossbeam_channel::select! {
                 recv(events) -> event => match event {
-                    Ok(LinkEvent::Up { peer, stream }) => {
+                    Ok(LinkEvent::Up { peer, stream, .. }) => {
                         joining.up.insert(peer, stream);
                     }
                     Ok(LinkEvent::Failed { error: NetError::Stopped, .. }) => return Err(NetError::Stopped),
                     // An answer that is not the peer's hello will not change: give up now.
                     Ok(LinkEvent::Failed { error: error @ NetError::HelloRefused { .. }, .. }) => return Err(error),
-                    Ok(LinkEvent::Failed { peer, error }) => {
+                    Ok(LinkEvent::Failed { peer, error, .. }) => {
                         failures.insert(peer, error.to_string());
                     }
                     // Every link has reported: wait for the rest until the deadline.
@@ -441,9 +474,113 @@ impl Bound {
 
     /// Ends the machine before it ticked (its run was called off): writes `Stopped`.
     pub fn abandon(mut self) -> Result<(), NetError> {
-        let end = self.driver.end(now_us());
-        self.logs.write_end(&end);
+        let mut effects = NetEffects::lines(&mut self.logs);
+        effects.ending = true;
+        let _ = self.timeline.end(now_us(), &mut effects);
         self.logs.check()
+    }
+
+    /// Connects a restarted incarnation to `peers` (those of the run that
+    /// are up, and where they listen): one connection to each, logged
+    /// `Connected` as it comes up and handed to the outbox. `news` may bring
+    /// a peer that restarts meanwhile (it is connected too) or goes down
+    /// (it is given up). Returns when every peer is connected or given up,
+    /// or at the connect timeout (what is sent to a peer not connected by
+    /// then is lost, until it restarts); the ticks due meanwhile run late,
+    /// as the restart's.
+    ///
+    /// Any message on `stop`, or its senders all gone, abandons the attempt
+    /// ([`NetError::Stopped`]), and the log ends with `Stopped`.
+    pub fn rejoin(
+        mut self,
+        peers: &BTreeMap<MachineId, SocketAddr>,
+        stop: &Receiver<StopRequest>,
+        news: &Receiver<PeerNews>,
+    ) -> Result<Connected, NetError> {
+        let id = self.config.id();
+        let outbox = match Outbox::start(id, &self.config.peer_ids(), BTreeMap::new(), self.config.stall_limit()) {
+            Ok(outbox) => outbox,
+            Err(error) => {
+                let _ = self.abandon();
+                return Err(error);
+            }
+        };
+        let mut reconnects = Reconnects::new();
+        let mut early = VecDeque::new();
+        let result = self.try_rejoin(peers, stop, news, &outbox, &mut reconnects, &mut early);
+        reconnects.finish();
+        match result {
+            Ok(()) => {
+                let since_start = now_us().saturating_sub(self.timeline.start_us());
+                self.timeline.hold_back_until(u64::try_from(since_start).unwrap_or(0));
+                Ok(Connected { bound: self, outbox, peers: Vec::new(), early, ready_us: BTreeMap::new() })
+            }
+            Err(error) => {
+                outbox.abort();
+                let _ = self.abandon();
+                Err(error)
+            }
+        }
+    }
+
+    fn try_rejoin(
+        &mut self,
+        peers: &BTreeMap<MachineId, SocketAddr>,
+        stop: &Receiver<StopRequest>,
+        news: &Receiver<PeerNews>,
+        outbox: &Outbox,
+        reconnects: &mut Reconnects,
+        early: &mut VecDeque<Inbound>,
+    ) -> Result<(), NetError> {
+        let hello = self.config.hello();
+        let timeout = self.config.connect_timeout;
+        for (&peer, &address) in peers.iter().filter(|&(&peer, _)| peer != self.config.id()) {
+            reconnects.start(hello, peer, address, timeout)?;
+        }
+        let deadline = checked_after(Instant::now(), timeout);
+        while !reconnects.is_idle() {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            if remaining.is_zero() {
+                break;
+            }
+            crossbeam_channel::select! {
+                recv(reconnects.events) -> event => match event {
+                    Ok(LinkEvent::Up { peer, stream, attempt }) => {
+                        let Some(address) = reconnects.settle(peer, attempt) else { continue };
+                        let now = now_us();
+                        let host = address.ip().to_string();
+                        let mut effects = NetEffects::lines(&mut self.logs);
+                        let _ = self.timeline.connected(now, peer, (&host, Some(address.port())), &mut effects);
+                        self.logs.check()?;
+                        outbox.reconnect(peer, stream, now);
+                    }
+                    Ok(LinkEvent::Failed { peer, error, attempt }) => {
+                        if reconnects.settle(peer, attempt).is_some() {
+                            crate::note!("machine {}: cannot connect to machine {peer}: {error}", self.config.id());
+                        }
+                    }
+                    Err(_) => break,
+                },
+                recv(news) -> news => match news {
+                    Ok(PeerNews::Rejoin { peer, address }) => reconnects.start(hello, peer, address, timeout)?,
+                    Ok(PeerNews::Down { peer }) => reconnects.give_up(peer),
+                    Err(_) => {}
+                },
+                recv(self.inbound) -> event => match event {
+                    Ok(event) => early.push_back(event),
+                    Err(_) => unreachable!("the acceptor keeps a sender for the life of the process"),
+                },
+                recv(stop) -> _ => return Err(NetError::Stopped),
+                default(remaining) => {}
+            }
+        }
+        for peer in (1..=self.config.machine.n_machines).filter(|&peer| reconnects.trying(peer)) {
+            crate::note!(
+                "machine {}: machine {peer} did not take a connection within the connect timeout; it is connected                  when it is next heard of",
+                self.config.id()
+            );
+        }
+        Ok(())
     }
 }
 
@@ -593,6 +730,9 @@ mod tests {
             connect_timeout: Duration::from_secs(10),
             end_grace: Duration::ZERO,
             logs: vec![(LogFormat::Text, dir.join(format!("machine_{id}.log")))],
+            duration_us: 1_500_000,
+            faults: Vec::new(),
+            run_seed: 0,
         }
     }
 
@@ -610,14 +750,13 @@ mod tests {
         let two = bind(config(2, dir.path())).unwrap();
         let (a1, a2) = (one.address(), two.address());
         let start_us = now_us() + 100_000;
-        let duration_us = 1_500_000;
         let first = std::thread::spawn(move || {
             let (_keep, stop) = never_stop();
-            one.connect(&BTreeMap::from([(2, a2)]), &stop).unwrap().run(start_us, duration_us, &stop)
+            one.connect(&BTreeMap::from([(2, a2)]), &stop).unwrap().run(start_us, &stop, crate::no_news().1)
         });
         let second = std::thread::spawn(move || {
             let (_keep, stop) = never_stop();
-            two.connect(&BTreeMap::from([(1, a1)]), &stop).unwrap().run(start_us, duration_us, &stop).unwrap()
+            two.connect(&BTreeMap::from([(1, a1)]), &stop).unwrap().run(start_us, &stop, crate::no_news().1).unwrap()
         });
         let (result, summary) = (first.join().unwrap(), second.join().unwrap());
         let text = String::from_utf8(bytes.lock().unwrap().clone()).unwrap();
@@ -664,11 +803,9 @@ mod tests {
         assert_eq!(one.last().unwrap().event, Event::Stopped);
         let logs = BTreeMap::from([(1, one), (2, records(&log))]);
         let expect = clocklab_log::check::Expectations {
-            n_machines: 2,
-            duration_s: 1.5,
             tick_tolerance: u64::MAX,
             allow_loss: true,
-            clocks: clocklab_model::ClockKinds::LAMPORT,
+            ..clocklab_log::check::Expectations::new(2, 1.5, clocklab_model::ClockKinds::LAMPORT)
         };
         let report = clocklab_log::check::check_run(&logs, &expect);
         assert!(report.is_ok(), "{:#?}\n{text}", report.violations);

@@ -62,6 +62,9 @@ const FRAMES_PER_WRITE: usize = 512;
 /// The longest the outbox sleeps in a poll without looking at its queue.
 const POLL_MAX: Duration = Duration::from_millis(100);
 
+/// Frames held at the end, by recipient, shared by the thread and its handle.
+type HeldFrames = Arc<Mutex<Vec<(MachineId, Arc<[u8]>)>>>;
+
 /// What the processing thread hands the outbox.
 #[derive(Debug)]
 enum Outgoing {
@@ -78,6 +81,8 @@ enum Outgoing {
         /// for the ready message.
         at_us: i64,
     },
+    /// The queues close: what is due after this instant is held at the end.
+    Cutoff(Instant),
     /// A frame to `to`, to be written at `due` or later.
     Frame {
         /// When it may leave.
@@ -116,14 +121,20 @@ pub(crate) struct Outbox {
     /// Peers whose being gone the processing thread has heard of.
     /// Per peer, how many of its goings the processing thread has heard of.
     reported: BTreeMap<MachineId, u64>,
+    /// Frames still due after the drain when the queues closed: held at the end.
+    held: HeldFrames,
     thread: Option<JoinHandle<()>>,
 }
 
 impl Outbox {
     /// Starts the outbox of machine `machine` over the connections to its
     /// peers; a peer that takes nothing for `stall_limit` is declared gone.
+    /// `peers` are every peer of the run; `streams` the connections up now
+    /// (a restarted machine starts with none, and gets each as it comes up,
+    /// [`Outbox::reconnect`]).
     pub(crate) fn start(
         machine: MachineId,
+        peers: &[MachineId],
         streams: BTreeMap<MachineId, TcpStream>,
         stall_limit: Duration,
     ) -> Result<Outbox, NetError> {
@@ -131,24 +142,29 @@ impl Outbox {
         let (wake, woken) = UnixStream::pair().map_err(socket)?;
         wake.set_nonblocking(true).map_err(socket)?;
         woken.set_nonblocking(true).map_err(socket)?;
-        let mut peers = BTreeMap::new();
+        let shared: BTreeMap<MachineId, Arc<PeerShared>> =
+            peers.iter().map(|&peer| (peer, Arc::new(PeerShared::default()))).collect();
         let mut outs = Vec::new();
         for (peer, stream) in streams {
             stream.set_nonblocking(true).map_err(socket)?;
-            let shared = Arc::new(PeerShared::default());
-            peers.insert(peer, Arc::clone(&shared));
+            let shared = Arc::clone(shared.get(&peer).expect("a stream goes to a peer of the run"));
             outs.push(PeerOut { peer, stream, queue: VecDeque::new(), offset: 0, blocked_since: None, shared });
         }
+        let peers = shared;
+        let held = Arc::new(Mutex::new(Vec::new()));
         let (items, taken) = crossbeam_channel::unbounded();
         let polling = Arc::new(AtomicBool::new(false));
         let aborting = Arc::new(AtomicBool::new(false));
         let mut thread = SendThread {
             peers: outs,
+            shared: peers.clone(),
             items: taken,
             woken,
             polling: Arc::clone(&polling),
             aborting: Arc::clone(&aborting),
             stall_limit,
+            cutoff: None,
+            held: Arc::clone(&held),
         };
         let thread = std::thread::Builder::new()
             .name(format!("machine-{machine}-send"))
@@ -162,6 +178,7 @@ impl Outbox {
             aborting,
             peers,
             reported: BTreeMap::new(),
+            held,
             thread: Some(thread),
         })
     }
@@ -212,21 +229,41 @@ impl Outbox {
         gone
     }
 
-    /// Closes the queues: the thread writes what they hold (each peer within
-    /// its stall limit), ends every stream, so that each peer sees the end
-    /// after the last frame, and exits.
-    pub(crate) fn close(&mut self) {
+    /// Closes the queues: the thread writes what they hold that is due by
+    /// `cutoff` (each peer within its stall limit), keeps what is due later
+    /// as held at the end ([`Outbox::held`]), ends every stream, so that each
+    /// peer sees the end after the last frame, and exits.
+    pub(crate) fn close(&mut self, cutoff: Instant) {
+        if self.items.is_some() {
+            self.push(Outgoing::Cutoff(cutoff));
+        }
         self.items = None;
         self.wake_up();
     }
 
-    /// Closes the queues and waits for the thread to finish (each peer it
-    /// still writes to within its stall limit).
+    /// Waits for the thread to finish, once closed (each peer it still
+    /// writes to within its stall limit).
     pub(crate) fn finish(&mut self) {
-        self.close();
+        self.items = None;
+        self.wake_up();
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
+    }
+
+    /// The frames held at the end (due after the cutoff of
+    /// [`Outbox::close`]), by recipient, once finished.
+    pub(crate) fn held(&self) -> Vec<(MachineId, Arc<[u8]>)> {
+        std::mem::take(&mut *self.held.lock().expect("the held frames are never poisoned"))
+    }
+
+    /// Stops the thread at once, writing nothing more, and leaves the
+    /// connections as they are (the machine crashed: its process is about to
+    /// be killed, and its peers see them end then).
+    pub(crate) fn halt(&self) {
+        self.aborting.store(true, Ordering::SeqCst);
+        self.polling.store(true, Ordering::SeqCst);
+        self.wake_up();
     }
 
     /// By peer, the frames that were never written whole so far.
@@ -243,7 +280,8 @@ impl Outbox {
     pub(crate) fn abort(mut self) {
         self.aborting.store(true, Ordering::SeqCst);
         self.polling.store(true, Ordering::SeqCst);
-        self.close();
+        self.items = None;
+        self.wake_up();
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
@@ -349,11 +387,19 @@ impl PeerOut {
             self.shared.unsent.fetch_add(unsent, Ordering::SeqCst);
             let _ = self.stream.shutdown(Shutdown::Both);
         }
-        if stream.set_nonblocking(true).is_err() {
+        self.queue.clear();
+        self.offset = 0;
+        self.stream = stream;
+        self.begin(at_us);
+    }
+
+    /// Starts over on the connection it has: an empty queue, then the ready
+    /// message (`at_us`) first.
+    fn begin(&mut self, at_us: i64) {
+        if self.stream.set_nonblocking(true).is_err() {
             self.declare_gone("cannot use the new connection".into());
             return;
         }
-        self.stream = stream;
         self.queue.clear();
         self.offset = 0;
         self.blocked_since = None;
@@ -379,11 +425,16 @@ impl PeerOut {
 /// The outbox thread.
 struct SendThread {
     peers: Vec<PeerOut>,
+    /// Every peer's shared state, for one that connects late.
+    shared: BTreeMap<MachineId, Arc<PeerShared>>,
     items: Receiver<Outgoing>,
     woken: UnixStream,
     polling: Arc<AtomicBool>,
     aborting: Arc<AtomicBool>,
     stall_limit: Duration,
+    /// Once the queues close: frames due after it are held, not written.
+    cutoff: Option<Instant>,
+    held: HeldFrames,
 }
 
 impl SendThread {
@@ -395,12 +446,38 @@ impl SendThread {
             Outgoing::Ready(at_us) => (now, Arc::from(&wire::encode_ready(at_us)[..]), None, false),
             Outgoing::Frame { due, bytes, to } => (due, bytes, Some(to), true),
             Outgoing::Reconnect { peer, stream, at_us } => {
-                if let Some(out) = self.peers.iter_mut().find(|out| out.peer == peer) {
-                    out.replace(stream, at_us);
+                match self.peers.iter_mut().find(|out| out.peer == peer) {
+                    Some(out) => out.replace(stream, at_us),
+                    None => {
+                        let Some(shared) = self.shared.get(&peer) else { return };
+                        // A peer this incarnation had no connection to yet.
+                        let mut out = PeerOut {
+                            peer,
+                            stream,
+                            queue: VecDeque::new(),
+                            offset: 0,
+                            blocked_since: None,
+                            shared: Arc::clone(shared),
+                        };
+                        out.begin(at_us);
+                        self.peers.push(out);
+                    }
                 }
                 return;
             }
+            Outgoing::Cutoff(cutoff) => {
+                self.cutoff = Some(cutoff);
+                self.hold_past_cutoff();
+                return;
+            }
         };
+        if self.cutoff.is_some_and(|cutoff| due > cutoff) {
+            let mut held = self.held.lock().expect("the held frames are never poisoned");
+            for &peer in to.iter().flatten() {
+                held.push((peer, Arc::clone(&bytes)));
+            }
+            return;
+        }
         for peer in &mut self.peers {
             if to.as_ref().is_some_and(|to| !to.contains(&peer.peer)) {
                 continue;
@@ -410,6 +487,25 @@ impl SendThread {
             } else {
                 peer.queue.push_back(Queued { due, bytes: Arc::clone(&bytes), counts });
             }
+        }
+    }
+
+    /// Takes the frames due after the cutoff off every queue: they are held
+    /// at the end. A frame already begun is written whole.
+    fn hold_past_cutoff(&mut self) {
+        let Some(cutoff) = self.cutoff else { return };
+        let mut held = self.held.lock().expect("the held frames are never poisoned");
+        for peer in &mut self.peers {
+            let keep_first = usize::from(peer.offset > 0);
+            let mut kept = VecDeque::with_capacity(peer.queue.len());
+            for (idx, queued) in std::mem::take(&mut peer.queue).into_iter().enumerate() {
+                if idx >= keep_first && queued.counts && queued.due > cutoff {
+                    held.push((peer.peer, queued.bytes));
+                } else {
+                    kept.push_back(queued);
+                }
+            }
+            peer.queue = kept;
         }
     }
 

@@ -1,60 +1,149 @@
-//! A connected machine's run: the absolute tick schedule, the fault plan's
-//! instants, and the end (stop sending, read every peer to the end of its
-//! stream, log what is left as `Unprocessed`, then `Stopped`).
+//! A connected machine's run: its [`Timeline`] says when, this thread only
+//! waits, moves what arrived into the queue, and hands frames to the outbox;
+//! then the end (stop sending, read every peer to the end of its stream, log
+//! what is left, then `Stopped`).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use clocklab_driver::{Driver, LatenessRecorder, Route};
-use clocklab_model::{Delivery, MachineId, schedule};
+use clocklab_driver::{Dispatch, Effects, Timeline};
+use clocklab_log::{Event, Record};
+use clocklab_model::{Delivery, MachineId};
 use crossbeam_channel::Receiver;
 
 use crate::NetError;
 use crate::accept::Inbound;
-use crate::faults::{Reconnects, RunFaults};
 use crate::link::LinkEvent;
 use crate::logs::Logs;
 use crate::node::{
     ABSORB_INTERVAL, Bound, Connected, NodeConfig, RunSummary, StopRequest, Wake, checked_after, instant_of, now_us,
     wait_until,
 };
+use crate::peers::{PeerNews, Reconnects};
 use crate::send::Outbox;
+
+/// A log line could not be written: the machine stops ticking.
+#[derive(Debug)]
+pub(crate) struct LogFailed;
+
+/// What a machine's timeline does, for real: lines to its log files, frames
+/// to the outbox.
+pub(crate) struct NetEffects<'a> {
+    pub(crate) logs: &'a mut Logs,
+    pub(crate) outbox: Option<&'a Outbox>,
+    /// The run's start.
+    pub(crate) start: Instant,
+    /// At the end a line that cannot be written does not stop the next
+    /// ones (a full disk may free up; `Stopped` is tried in any case).
+    pub(crate) ending: bool,
+    /// The machine crashed (its own timeline says so): it waits to be killed.
+    pub(crate) crashed: bool,
+    /// `Unprocessed` lines written.
+    pub(crate) unprocessed: u64,
+}
+
+impl NetEffects<'_> {
+    /// Effects that only write lines (before the outbox is up).
+    pub(crate) fn lines(logs: &mut Logs) -> NetEffects<'_> {
+        NetEffects { logs, outbox: None, start: Instant::now(), ending: false, crashed: false, unprocessed: 0 }
+    }
+}
+
+impl Effects for NetEffects<'_> {
+    type Error = LogFailed;
+
+    fn line(&mut self, record: &Record) -> Result<(), LogFailed> {
+        match record.event {
+            Event::Stopped => {
+                self.logs.write_stopped(record);
+                return Ok(());
+            }
+            Event::Unprocessed { .. } => self.unprocessed += 1,
+            _ => {}
+        }
+        if self.logs.write(record) || self.ending { Ok(()) } else { Err(LogFailed) }
+    }
+
+    fn send(&mut self, frame: &[u8], to: &[Dispatch]) -> Result<(), LogFailed> {
+        let Some(outbox) = self.outbox else { return Ok(()) };
+        let frame: Arc<[u8]> = Arc::from(frame);
+        // The line went out first: a process killed in between leaves a send
+        // that never arrived (which a failed run, or a crash, allows), never
+        // a message that arrived without its send.
+        let now = Instant::now();
+        let at_once: Vec<MachineId> =
+            to.iter().filter(|d| d.extra_delay_us == 0 && d.hold_until_us == 0).map(|d| d.to).collect();
+        if !at_once.is_empty() {
+            outbox.send_frame(now, Arc::clone(&frame), &at_once);
+        }
+        for dispatch in to.iter().filter(|d| d.extra_delay_us > 0 || d.hold_until_us > 0) {
+            let due = checked_after(self.start, Duration::from_micros(dispatch.release_us));
+            outbox.send_frame(due, Arc::clone(&frame), &[dispatch.to]);
+        }
+        Ok(())
+    }
+
+    fn crashed(&mut self, _queue_lost: u64) -> Result<(), LogFailed> {
+        self.crashed = true;
+        Ok(())
+    }
+}
+
+/// What ended a wait.
+enum Waited {
+    /// The instant came.
+    Due,
+    /// A stop request moved the end of ticking: look again at what is next.
+    Moved,
+    /// Stop at once.
+    Stop,
+}
 
 /// The state of a ticking machine that the end needs too.
 struct Ticking<'a> {
     config: &'a NodeConfig,
-    driver: Driver,
+    timeline: Timeline,
     logs: Logs,
     summary: RunSummary,
     /// Per peer, its connections to us whose stream has not ended yet (a
     /// restarted peer's new one may come before its old one is seen to end).
     open: BTreeMap<MachineId, u32>,
-    /// Peers logged `Disconnected` and not connected again since.
-    down: BTreeSet<MachineId>,
     /// When ticking ends (moved earlier by a stop request for an instant).
     deadline: Instant,
     inbound: Receiver<Inbound>,
     /// Writes to the peers, off this thread.
     outbox: Outbox,
-    /// The fault plan, as this machine takes part in it.
-    faults: RunFaults,
+    /// What the orchestrator says of the peers.
+    news: Receiver<PeerNews>,
     /// Connections to restarted peers being made.
     reconnects: Reconnects,
-    /// The run's start, microseconds since the Unix epoch, and as an instant.
-    start_us: i64,
+    /// The run's start, as an instant.
     start: Instant,
 }
 
 impl Ticking<'_> {
+    /// The effects of the timeline's work.
+    fn effects(&mut self) -> (&mut Timeline, NetEffects<'_>) {
+        let effects = NetEffects {
+            logs: &mut self.logs,
+            outbox: Some(&self.outbox),
+            start: self.start,
+            ending: false,
+            crashed: false,
+            unprocessed: 0,
+        };
+        (&mut self.timeline, effects)
+    }
+
     /// Takes one event from a reader thread. `ticking` is false once the
     /// machine has stopped ticking: a peer ending its stream then is the
     /// expected end, not a disconnection.
     fn absorb(&mut self, event: Inbound, ticking: bool) {
         match event {
             Inbound::Message { from, stamp } => {
-                if self.driver.deliver(now_us(), from, stamp) == Delivery::Refused
-                    && self.driver.machine().refused() == 1
+                if self.timeline.deliver(now_us(), from, stamp) == Some(Delivery::Refused)
+                    && self.timeline.driver().machine().refused() == 1
                 {
                     crate::note!(
                         "machine {}: the queue is full ({} messages): refusing messages from machine {from}; the total is reported at the end",
@@ -88,13 +177,13 @@ impl Ticking<'_> {
         }
     }
 
-    /// Logs `Disconnected from machine <peer>`, once each time it goes.
+    /// The connection to `peer` is gone: `Disconnected`, if the timeline had it.
     fn disconnect(&mut self, peer: MachineId) {
-        if self.down.insert(peer) {
-            if !self.summary.disconnected.contains(&peer) {
-                self.summary.disconnected.push(peer);
-            }
-            self.logs.write(self.driver.disconnected(now_us(), peer));
+        let (timeline, mut effects) = self.effects();
+        if timeline.disconnected(now_us(), peer, &mut effects).unwrap_or(true)
+            && !self.summary.disconnected.contains(&peer)
+        {
+            self.summary.disconnected.push(peer);
         }
     }
 
@@ -108,248 +197,224 @@ impl Ticking<'_> {
         }
         self.note_gone_peers();
         if ticking {
-            self.rejoin_restarted_peers();
+            self.hear_news();
         }
     }
 
     /// Logs every peer the outbox has just declared gone.
     fn note_gone_peers(&mut self) {
         for (peer, reason) in self.outbox.newly_gone() {
-            crate::note!(
-                "machine {}: machine {peer} is declared gone: {reason}; what is sent to it from now on is counted as unsent",
-                self.config.id()
-            );
+            if self.timeline.is_connected(peer) {
+                crate::note!(
+                    "machine {}: machine {peer} is declared gone: {reason}; what is sent to it from now on is counted as unsent",
+                    self.config.id()
+                );
+            }
             self.disconnect(peer);
         }
     }
 
-    /// Connects to the peers the orchestrator says restarted, and hands each
-    /// connection that is up to the outbox, logging the reconnection.
-    fn rejoin_restarted_peers(&mut self) {
-        for rejoin in self.faults.rejoins() {
-            // Its old incarnation is gone, seen or not yet.
-            self.disconnect(rejoin.peer);
-            if let Err(error) = self.reconnects.start(self.config.hello(), rejoin, self.config.connect_timeout) {
-                crate::note!("machine {}: cannot reconnect to machine {}: {error}", self.config.id(), rejoin.peer);
+    /// Takes what the orchestrator said of the peers (connecting to each
+    /// restarted one, giving up on each that went down), and hands each
+    /// connection to a restarted peer that is up to the outbox.
+    fn hear_news(&mut self) {
+        for news in self.news.try_iter().collect::<Vec<_>>() {
+            match news {
+                PeerNews::Rejoin { peer, address } => {
+                    // Its old incarnation is gone, seen or not yet.
+                    self.disconnect(peer);
+                    let hello = self.config.hello();
+                    if let Err(error) = self.reconnects.start(hello, peer, address, self.config.connect_timeout) {
+                        crate::note!("machine {}: cannot reconnect to machine {peer}: {error}", self.config.id());
+                    }
+                }
+                PeerNews::Down { peer } => {
+                    self.reconnects.give_up(peer);
+                    self.disconnect(peer);
+                }
             }
         }
         while let Ok(event) = self.reconnects.events.try_recv() {
             match event {
-                LinkEvent::Up { peer, stream } => {
-                    let address = self.reconnects.address(peer).expect("a connector has its address");
+                LinkEvent::Up { peer, stream, attempt } => {
+                    let Some(address) = self.reconnects.settle(peer, attempt) else { continue };
                     let now = now_us();
-                    self.logs.write(self.driver.connected(now, peer, &address.ip().to_string(), Some(address.port())));
-                    self.down.remove(&peer);
+                    let (timeline, mut effects) = self.effects();
+                    let host = address.ip().to_string();
+                    let _ = timeline.connected(now, peer, (&host, Some(address.port())), &mut effects);
                     self.outbox.reconnect(peer, stream, now);
                 }
-                LinkEvent::Failed { peer, error } => {
-                    crate::note!("machine {}: cannot reconnect to machine {peer}: {error}", self.config.id());
+                LinkEvent::Failed { peer, error, attempt } => {
+                    if self.reconnects.settle(peer, attempt).is_some() && !matches!(error, NetError::Stopped) {
+                        crate::note!("machine {}: cannot reconnect to machine {peer}: {error}", self.config.id());
+                    }
                 }
             }
         }
     }
 
-    /// Waits until `due` or the (possibly moved) deadline, whichever is
-    /// first, moving what arrives into the queue every [`ABSORB_INTERVAL`];
-    /// a stop request for an instant moves the deadline earlier. Returns
-    /// whether to stop at once.
-    fn wait_tick(&mut self, due: Instant, stop: &Receiver<StopRequest>) -> bool {
+    /// Waits until `due`, moving what arrives into the queue every
+    /// [`ABSORB_INTERVAL`]; a stop request for an instant moves the end of
+    /// ticking.
+    fn wait(&mut self, due: Instant, stop: &Receiver<StopRequest>) -> Waited {
         loop {
             let until = due.min(self.deadline);
             let slice_end = until.min(Instant::now() + ABSORB_INTERVAL);
             match wait_until(slice_end, stop) {
-                Wake::Due if slice_end >= until => return false,
+                Wake::Due if slice_end >= until => return if until < due { Waited::Moved } else { Waited::Due },
                 Wake::Due => self.absorb_arrived(true),
-                Wake::Stop => return true,
-                Wake::StopAt(at) => self.deadline = self.deadline.min(at),
+                Wake::Stop => return Waited::Stop,
+                Wake::StopAt(at) => {
+                    if at < self.deadline {
+                        self.deadline = at;
+                        let at_us = instant_us(self.start, at);
+                        self.timeline.stop_at(at_us);
+                        return Waited::Moved;
+                    }
+                }
             }
         }
     }
 
-    /// Applies this machine's clock faults planned up to `until_us` after the
-    /// start, each at its instant (before the deadline). Returns whether to
-    /// stop at once.
-    fn clock_faults_until(&mut self, until_us: u64, stop: &Receiver<StopRequest>) -> bool {
-        while let Some((at_us, step_us, drift_ppm)) = self.faults.next_clock_fault(until_us) {
-            let at = checked_after(self.start, Duration::from_micros(at_us));
-            if at >= self.deadline {
+    /// Runs the timeline until it has nothing left before the end of
+    /// ticking. Returns whether a stop request ended it early.
+    fn tick_until_done(&mut self, stop: &Receiver<StopRequest>) -> bool {
+        loop {
+            if self.logs.failed() {
                 return false;
             }
-            if self.wait_tick(at, stop) {
-                return true;
+            if !self.timeline.is_up() {
+                return self.await_kill(stop);
             }
-            let planned_us = self.start_us.saturating_add_unsigned(at_us);
-            let line = self.driver.clock_changed(now_us(), planned_us, step_us, drift_ppm);
-            self.logs.write(line);
+            let Some(timeout) = self.timeline.poll_timeout() else { return false };
+            let due = checked_after(self.start, Duration::from_micros(timeout.at_us));
+            match self.wait(due, stop) {
+                Waited::Due => {}
+                Waited::Moved => continue,
+                Waited::Stop => return true,
+            }
+            self.absorb_arrived(true);
+            let (timeline, mut effects) = self.effects();
+            let result = timeline.handle_timeout(now_us(), &mut effects);
+            let crashed = effects.crashed;
+            if crashed {
+                // Nothing leaves a crashed machine.
+                self.outbox.halt();
+            }
+            if result.is_err() {
+                return false;
+            }
         }
-        false
     }
 
-    /// Runs tick `k` (due `due_us` after the start), `late` after its due
-    /// instant: its line, then its frames, through the fault plan. Returns
-    /// false if its line could not be written.
-    fn tick(&mut self, k: u64, due_us: u64, late: Duration, recipients: &mut Vec<MachineId>) -> bool {
-        let late_us = u64::try_from(late.as_micros()).unwrap_or(u64::MAX);
-        let paused = self.faults.paused_at(self.config.id(), due_us);
-        if let Some(line) = self.driver.before_tick(now_us(), k, late_us, paused) {
-            self.logs.write(line);
-        }
-        self.absorb_arrived(true);
-        let now = now_us();
-        let step = self.driver.tick(now);
-        // The line goes out before the frames: a process killed in between
-        // leaves a send that never arrived (which a failed run, or a crash,
-        // allows), never a message that arrived without its send. A line
-        // that cannot be written sends nothing either.
-        if !self.logs.write(step.record) {
-            return false;
-        }
-        let Some(frame) = step.frame else { return true };
-        let frame: Arc<[u8]> = Arc::from(frame);
-        let sent_at = Instant::now();
-        if self.faults.plan.is_empty() {
-            self.outbox.send_frame(sent_at, frame, step.recipients());
-            return true;
-        }
-        recipients.clear();
-        recipients.extend_from_slice(step.recipients());
-        let clock = step.record.logical_clock;
-        let since_start_us = u64::try_from(now.saturating_sub(self.start_us)).unwrap_or(0);
-        let Ticking { driver, logs, outbox, faults, start, .. } = self;
-        let routed = driver.route(&mut faults.plan, since_start_us, now, recipients, clock, |route| {
-            match route {
-                Route::Lost(line) => {
-                    logs.write(line);
-                }
-                Route::Deliver { to, extra_delay_us, hold_until_us } => {
-                    let delayed = checked_after(sent_at, Duration::from_micros(extra_delay_us));
-                    let healed = checked_after(*start, Duration::from_micros(hold_until_us));
-                    outbox.send_frame(delayed.max(healed), Arc::clone(&frame), &[to]);
-                }
+    /// The machine crashed by the plan: it waits to be killed (the
+    /// orchestrator does it at the same instant), and gives up if it is
+    /// told to stop or is forgotten past the end. Returns true.
+    fn await_kill(&mut self, stop: &Receiver<StopRequest>) -> bool {
+        let forgotten = checked_after(self.deadline, crate::node::longest_end(self.config.connect_timeout));
+        loop {
+            match wait_until(forgotten, stop) {
+                Wake::StopAt(_) => continue,
+                Wake::Due | Wake::Stop => return true,
             }
-            Ok::<(), std::convert::Infallible>(())
-        });
-        match routed {
-            Ok(()) => !self.logs.failed(),
-            Err(never) => match never {},
         }
     }
 }
 
+/// Microseconds from `start` to `at` (0 before it).
+fn instant_us(start: Instant, at: Instant) -> u64 {
+    u64::try_from(at.saturating_duration_since(start).as_micros()).unwrap_or(u64::MAX)
+}
+
 impl Connected {
     /// Ticks from `start_us` (microseconds since the Unix epoch, the same
-    /// instant for every machine of the run) for `duration_us`, tick `k` at
-    /// `start + k / rate`; then stops sending, reads every peer's connection
-    /// to its end, logs what is left in the queue as `Unprocessed`, and
-    /// writes `Stopped`.
+    /// instant for every machine of the run) as its timeline says (tick `k`
+    /// at `start + k / rate`, the fault plan's changes at their instants);
+    /// then stops sending, reads every peer's connection to its end, logs
+    /// what is left as `Held` and `Unprocessed`, and writes `Stopped`.
     ///
     /// Every tick of the schedule runs: a tick that is late runs as soon as
     /// it can, and one more than a tick period late writes a `Behind` line
     /// first (see `clocklab_driver::lateness`). Frames go to each peer's link
     /// and are written off this thread; a peer that stops reading is
     /// declared gone (`Disconnected`), and what is sent to it is counted in
-    /// [`RunSummary::unsent`].
+    /// [`RunSummary::unsent`]. `news` brings the peers that restart and go
+    /// down under the fault plan.
     ///
     /// A stop request ends ticking early: [`StopRequest::Now`] (or `stop`'s
     /// senders all gone) at once, [`StopRequest::At`] at that instant. The end
-    /// goes as at the deadline.
+    /// goes as at the deadline, and lasts at most the drain
+    /// (`connect_timeout`) and a peer's stall limit after ticking ends:
+    /// what the fault plan would release later is held at the end.
     ///
     /// A log that cannot be written (a full disk) ends ticking too; the end
     /// still goes (every file that still takes lines gets them, `Stopped`
     /// included, and a line cut by the failure is cut off), and the first
     /// write error is returned.
-    pub fn run(self, start_us: i64, duration_us: u64, stop: &Receiver<StopRequest>) -> Result<RunSummary, NetError> {
-        self.run_with_faults(start_us, duration_us, stop, RunFaults::none())
-    }
-
-    /// [`Connected::run`] under the fault plan of `faults` (see
-    /// `crate::faults`): each send through the plan, clock faults at their
-    /// instants, restarted peers rejoined; a restarted incarnation ticks from
-    /// its planned restart on.
-    pub fn run_with_faults(
+    pub fn run(
         self,
         start_us: i64,
-        duration_us: u64,
         stop: &Receiver<StopRequest>,
-        faults: RunFaults,
+        news: Receiver<PeerNews>,
     ) -> Result<RunSummary, NetError> {
         let Connected { bound, outbox, peers, early, .. } = self;
-        let Bound { config, mut driver, logs, inbound, context, .. } = bound;
-        let rate = driver.rate();
-        let n_ticks = schedule::n_ticks(rate, duration_us);
-        let start = instant_of(start_us);
-        if faults.restart.is_none() {
-            // A restarted machine's physical clock was set when it bound.
-            driver.start(start_us);
+        let Bound { config, mut timeline, logs, inbound, context, .. } = bound;
+        if timeline.incarnation() == 0 {
+            // A restarted machine's timeline knows the run's start already.
+            timeline.start(start_us);
         }
-        let first_tick = faults.first_tick(rate);
-        let full_deadline = checked_after(start, Duration::from_micros(duration_us));
-        let mut lateness = LatenessRecorder::default();
+        let start = instant_of(start_us);
+        let full_deadline = checked_after(start, Duration::from_micros(timeline.ticking_end_us()));
         let mut state = Ticking {
             config: &config,
-            driver,
+            timeline,
             logs,
             summary: RunSummary { stopped_early: false, ..RunSummary::not_started() },
             open: peers.iter().map(|&peer| (peer, 1)).collect(),
-            down: BTreeSet::new(),
             deadline: full_deadline,
             inbound,
             outbox,
-            faults,
+            news,
             reconnects: Reconnects::new(),
-            start_us,
             start,
         };
         for event in early {
             state.absorb(event, true);
         }
 
-        let mut recipients = Vec::new();
-        for k in first_tick..n_ticks {
-            let due_us = schedule::tick_offset_us(k, rate);
-            let due = checked_after(start, Duration::from_micros(due_us));
-            if state.logs.failed() || due >= state.deadline {
-                break;
-            }
-            if state.clock_faults_until(due_us, stop) || state.wait_tick(due, stop) {
-                state.summary.stopped_early = true;
-                break;
-            }
-            if due >= state.deadline {
-                break;
-            }
-            let late = Instant::now().saturating_duration_since(due);
-            lateness.record(late);
-            if !state.tick(k, due_us, late, &mut recipients) {
-                break;
-            }
-        }
-        if !state.summary.stopped_early && !state.logs.failed() {
+        let stopped = state.tick_until_done(stop);
+        if stopped {
+            state.summary.stopped_early = true;
+        } else if !state.logs.failed() && state.timeline.is_up() {
+            // The machine keeps its connections open until the end of ticking.
             let deadline = state.deadline;
-            if state.clock_faults_until(duration_us, stop) || state.wait_tick(deadline, stop) {
+            if matches!(state.wait(deadline, stop), Waited::Stop) {
                 state.summary.stopped_early = true;
             }
         }
         state.summary.stopped_early |= state.deadline < full_deadline || state.logs.failed();
+        if !state.timeline.is_up() {
+            // Crashed by the plan and not killed (told to stop, or forgotten):
+            // its log ends with its `Crashed` line.
+            return Ok(state.finish_summary());
+        }
 
-        // The end: the outbox writes what it holds and ends every stream, so
-        // peers see the end after our last message, and we read theirs to
-        // its end, so nothing on the wire is lost.
+        // The end: the outbox writes what is due within the drain and ends
+        // every stream, so peers see the end after our last message, and we
+        // read theirs to its end, so nothing on the wire is lost.
         state.reconnects.finish();
-        state.outbox.close();
-        // A message the fault plan delays past the end still comes.
-        let drain_deadline =
-            checked_after(Instant::now(), config.connect_timeout.saturating_add(state.faults.longest_delay()));
+        let drain_end = checked_after(start, Duration::from_micros(state.timeline.drain_end_us()));
+        state.outbox.close(drain_end);
+        let read_by = checked_after(drain_end, config.stall_limit());
         state.absorb_arrived(false);
         while !state.open.is_empty() {
-            match state.inbound.recv_deadline(drain_deadline) {
+            match state.inbound.recv_deadline(read_by) {
                 Ok(event) => state.absorb(event, false),
                 Err(_) => {
                     let open: Vec<MachineId> = state.open.keys().copied().collect();
                     crate::note!(
-                        "machine {}: machines {open:?} did not finish sending within {} s; their connections are abandoned",
+                        "machine {}: machines {open:?} did not finish sending by the end of the drain; their connections are abandoned",
                         config.id(),
-                        config.connect_timeout.as_secs_f64()
                     );
                     state.open.clear();
                     for peer in open {
@@ -361,18 +426,23 @@ impl Connected {
         }
         // A peer that cannot take what is left is given up within its stall limit.
         state.outbox.finish();
+        let codec = state.timeline.driver().codec();
+        for (peer, frame) in state.outbox.held() {
+            state.timeline.held(peer, codec.decode(&frame).lamport);
+        }
         state.note_gone_peers();
-        let unsent = state.outbox.unsent();
-        let Ticking { mut driver, mut logs, mut summary, .. } = state;
-        let end = driver.end(now_us());
-        summary.unprocessed = end.len() as u64 - 1;
-        logs.write_end(&end);
-        let counts = driver.counts();
-        (summary.ticks, summary.sent, summary.processed) = (counts.ticks, counts.sent, counts.processed);
-        summary.refused = driver.machine().refused();
-        summary.lateness = lateness.summary();
-        summary.behind = driver.behind_summary();
-        summary.unsent = unsent;
+        let mut summary = state.finish_summary();
+        let Ticking { mut timeline, mut logs, outbox, .. } = state;
+        let mut effects =
+            NetEffects { logs: &mut logs, outbox: None, start, ending: true, crashed: false, unprocessed: 0 };
+        // At the end no line stops the next: the error, if any, is the logs'.
+        let _ = timeline.end(now_us(), &mut effects);
+        summary.unprocessed = effects.unprocessed;
+        summary.unsent = outbox.unsent();
+        // What was sent to a peer with no connection up never left either.
+        for (peer, n) in timeline.unconnected() {
+            *summary.unsent.entry(peer).or_default() += n;
+        }
         if summary.refused > 0 {
             crate::note!(
                 "machine {}: refused {} messages because the queue was full (queue_cap {})",
@@ -392,5 +462,19 @@ impl Connected {
         summary.refused_connections = context.refused_connections.load(std::sync::atomic::Ordering::SeqCst) as u64;
         logs.check()?;
         Ok(summary)
+    }
+}
+
+impl Ticking<'_> {
+    /// The summary of the machine's counts so far.
+    fn finish_summary(&mut self) -> RunSummary {
+        let mut summary = std::mem::replace(&mut self.summary, RunSummary::not_started());
+        let driver = self.timeline.driver();
+        let counts = driver.counts();
+        (summary.ticks, summary.sent, summary.processed) = (counts.ticks, counts.sent, counts.processed);
+        summary.refused = driver.machine().refused();
+        summary.lateness = self.timeline.lateness();
+        summary.behind = driver.behind_summary();
+        summary
     }
 }

@@ -49,11 +49,8 @@ fn simulate(plan: &RunPlan) -> (SimSummary, BTreeMap<u32, Vec<Record>>) {
 /// The log check of a faulted run, which must pass.
 fn checked(plan: &RunPlan, logs: &BTreeMap<u32, Vec<Record>>) -> CheckReport {
     let expect = Expectations {
-        n_machines: plan.experiment.machines,
-        duration_s: plan.experiment.duration,
-        tick_tolerance: 0,
-        allow_loss: false,
-        clocks: plan.experiment.clocks,
+        planned_down: Some(plan.experiment.down_windows()),
+        ..Expectations::new(plan.experiment.machines, plan.experiment.duration, plan.experiment.clocks)
     };
     let report = check_run(logs, &expect);
     assert!(report.is_ok(), "{:#?}", report.violations);

@@ -8,20 +8,20 @@ use std::time::Duration;
 use anyhow::{Context, anyhow, bail};
 use clocklab_driver::DriverParams;
 use clocklab_model::{ClockKinds, MachineId};
-use clocklab_net::{NetError, NodeConfig, Rejoin, RunFaults, RunSummary, StopRequest};
+use clocklab_net::{NetError, NodeConfig, PeerNews, RunSummary, StopRequest};
 use crossbeam_channel::{Receiver, Sender};
 
 use crate::orchestrate::{FromMachine, Launch, ToMachine, send_line};
 use crate::signals::{signal_name, watch_signals};
 
 /// Reads control lines from stdin on a thread. A `stop` line goes to `stop`
-/// as a request for its instant, a `rejoin` line to `rejoins`; the end of
-/// stdin (the orchestrator is gone) is a request to stop now. Every other
-/// line goes, parsed, to the returned channel (a line that does not parse as
-/// itself).
+/// as a request for its instant, `rejoin` and `down` lines to `news`; the
+/// end of stdin (the orchestrator is gone) is a request to stop now. Every
+/// other line goes, parsed, to the returned channel (a line that does not
+/// parse as itself).
 fn control_lines(
     stop: Sender<StopRequest>,
-    rejoins: Sender<Rejoin>,
+    news: Sender<PeerNews>,
 ) -> anyhow::Result<Receiver<Result<ToMachine, String>>> {
     let (sender, receiver) = crossbeam_channel::unbounded();
     std::thread::Builder::new()
@@ -32,9 +32,12 @@ fn control_lines(
                 let sent = match serde_json::from_str::<ToMachine>(&line) {
                     Ok(ToMachine::Stop(at_us)) => stop.send(StopRequest::At(at_us)).is_ok(),
                     Ok(ToMachine::Rejoin { peer, address }) => {
-                        // Heard while ticking; a machine that no longer
-                        // ticks needs not hear it.
-                        let _ = rejoins.send(Rejoin { peer, address });
+                        // A machine that no longer ticks needs not hear it.
+                        let _ = news.send(PeerNews::Rejoin { peer, address });
+                        true
+                    }
+                    Ok(ToMachine::Down { peer }) => {
+                        let _ = news.send(PeerNews::Down { peer });
                         true
                     }
                     Ok(control) => sender.send(Ok(control)).is_ok(),
@@ -100,8 +103,8 @@ fn report(message: &FromMachine) {
 /// Runs an orchestrated machine.
 pub(super) fn run(id: MachineId) -> anyhow::Result<ExitCode> {
     let (stop_tx, stop) = crossbeam_channel::unbounded();
-    let (rejoins_tx, rejoins) = crossbeam_channel::unbounded();
-    let controls = control_lines(stop_tx.clone(), rejoins_tx)?;
+    let (news_tx, news) = crossbeam_channel::unbounded();
+    let controls = control_lines(stop_tx.clone(), news_tx)?;
     let on_signal = stop_tx.clone();
     watch_signals(id, move |signal| {
         // The orchestrator hears of it first, and stops the rest of the run.
@@ -151,10 +154,13 @@ pub(super) fn run(id: MachineId) -> anyhow::Result<ExitCode> {
         connect_timeout: Duration::try_from_secs_f64(connect_timeout_s).context("bad connect timeout")?,
         end_grace: Duration::ZERO,
         logs,
+        duration_us,
+        faults,
+        run_seed,
     };
     let bound = match restart {
         None => clocklab_net::bind(node),
-        Some(restart) => clocklab_net::bind_restarted(node, restart, &faults),
+        Some(restart) => clocklab_net::bind_restarted(node, restart),
     }
     .with_context(|| format!("machine {id} cannot start"))?;
     report(&FromMachine::Bound { port: bound.address().port(), rate: bound.rate() });
@@ -180,7 +186,13 @@ pub(super) fn run(id: MachineId) -> anyhow::Result<ExitCode> {
             return Err(error);
         }
     };
-    let connected = match bound.connect(&peers, &stop) {
+    let connecting = match restart {
+        None => bound.connect(&peers, &stop),
+        // A new incarnation connects to the peers that are up, and ticks from
+        // its planned restart on.
+        Some(_) => bound.rejoin(&peers, &stop, &news),
+    };
+    let connected = match connecting {
         Ok(connected) => connected,
         Err(NetError::Stopped) => return stopped(),
         // A peer told to stop while we were connecting closes on us: with a
@@ -204,9 +216,7 @@ pub(super) fn run(id: MachineId) -> anyhow::Result<ExitCode> {
             return Err(error);
         }
     };
-    let faults = RunFaults::new(&faults, run_seed, duration_us, id, rejoins, restart);
-    let summary =
-        connected.run_with_faults(start_us, duration_us, &stop, faults).with_context(|| format!("machine {id}"))?;
+    let summary = connected.run(start_us, &stop, news).with_context(|| format!("machine {id}"))?;
     report(&FromMachine::Done(summary));
     Ok(ExitCode::SUCCESS)
 }

@@ -153,6 +153,7 @@ pub(super) fn run(args: MachineArgs) -> anyhow::Result<ExitCode> {
     for peer in (1..=n_machines).filter(|&p| p != id) {
         peers.insert(peer, super::resolve(&config.host, port_of(peer))?);
     }
+    let duration_us = schedule::duration_us(experiment.duration);
     let node = NodeConfig {
         machine: params,
         listen: super::resolve(&config.host, port_of(id))?,
@@ -161,6 +162,9 @@ pub(super) fn run(args: MachineArgs) -> anyhow::Result<ExitCode> {
         connect_timeout: Duration::from_secs_f64(config.connect_timeout),
         end_grace: STANDALONE_END_GRACE,
         logs: logs.clone(),
+        duration_us,
+        faults: Vec::new(),
+        run_seed: 0,
     };
     let bound = clocklab_net::bind(node).with_context(|| format!("machine {id} cannot start"))?;
     let port = bound.address().port();
@@ -183,14 +187,14 @@ pub(super) fn run(args: MachineArgs) -> anyhow::Result<ExitCode> {
             return Err(error).with_context(|| format!("machine {id} cannot connect (no log kept)"));
         }
     };
-    let duration_us = schedule::duration_us(experiment.duration);
     let start_us = connected.agreed_start_us();
     clocklab_net::note!(
         "machine {id}: every machine connected and ready; ticking for {} s from {}",
         experiment.duration,
         clocklab_log::rfc3339_us(start_us)
     );
-    let summary = connected.run(start_us, duration_us, &stop).with_context(|| format!("machine {id}"))?;
+    let (_keep, news) = clocklab_net::no_news();
+    let summary = connected.run(start_us, &stop, news).with_context(|| format!("machine {id}"))?;
     let signal = signalled.load(Ordering::SeqCst);
     let manifest = MachineManifest {
         clocklab_version: env!("CARGO_PKG_VERSION").to_string(),

@@ -66,6 +66,7 @@ fn machine(id: u32, rate: u32, fastest: u32, received: u64) -> MachineSummary {
         messages_processed: processed,
         messages_unprocessed: received - processed,
         messages_lost: 0,
+        messages_held: 0,
         crashes: 0,
         clock_resets: Vec::new(),
         hlc: None,

@@ -134,6 +134,10 @@ pub struct MachineSummary {
     /// Messages the fault plan lost at this machine, as sender (its `Lost` lines).
     #[serde(skip_serializing_if = "is_zero")]
     pub messages_lost: u64,
+    /// Messages the fault plan still held at this machine, as sender, when
+    /// the run's drain ended (its `Held` lines).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub messages_held: u64,
     /// Times it crashed.
     #[serde(skip_serializing_if = "is_zero_u32")]
     pub crashes: u32,
@@ -178,6 +182,7 @@ pub(crate) struct MachineAcc {
     pub(crate) down: bool,
     crashes: u32,
     lost: u64,
+    held: u64,
     clock_resets: Vec<u64>,
     pub(crate) problems: Vec<String>,
     pub(crate) records: u64,
@@ -267,6 +272,7 @@ impl MachineAcc {
             }
             Event::Unprocessed { .. } => self.unprocessed_lines += 1,
             Event::Lost { .. } => self.lost += 1,
+            Event::Held { .. } => self.held += 1,
             Event::Crashed => {
                 self.down = true;
                 self.crashes += 1;
@@ -377,6 +383,7 @@ impl MachineAcc {
             messages_processed: self.mix.processed,
             messages_unprocessed: unprocessed,
             messages_lost: self.lost,
+            messages_held: self.held,
             crashes: self.crashes,
             clock_resets: self.clock_resets.clone(),
             hlc: self.hlc_offset_max_us.map(|offset_max_us| HlcStats {

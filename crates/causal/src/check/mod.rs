@@ -331,14 +331,8 @@ fn check_rules(
         );
         return Ok(());
     };
-    let expect = clocklab_log::check::Expectations {
-        n_machines: manifest.experiment.machines,
-        duration_s: manifest.experiment.duration,
-        // The simulator makes every tick exactly; real time may be a tick off.
-        tick_tolerance: u64::from(manifest.runtime != clocklab_config::Runtime::Sim),
-        allow_loss: !manifest.status.ran_to_the_end(),
-        clocks: manifest.experiment.clocks,
-    };
+    // The simulator makes every tick exactly; real time may be a tick off.
+    let expect = manifest.expectations(u64::from(manifest.runtime != clocklab_config::Runtime::Sim));
     let (events, _) = source.events()?;
     let report = clocklab_log::check::check_events(events, &expect);
     for violation in report.violations {
@@ -410,7 +404,11 @@ fn check_pairing(
                 }
             }
             MessageStatus::Unknown => unknown += 1,
-            MessageStatus::Processed | MessageStatus::Unprocessed | MessageStatus::Lost | MessageStatus::Crashed => {}
+            MessageStatus::Processed
+            | MessageStatus::Unprocessed
+            | MessageStatus::Lost
+            | MessageStatus::Crashed
+            | MessageStatus::Held => {}
         }
     }
     if lost > 0 && losses_expected {
@@ -452,7 +450,8 @@ fn check_pairing(
 }
 
 /// What the fault plan explains about the messages: those it lost (their
-/// senders' `Lost` lines) and those crashes took.
+/// senders' `Lost` lines), those it still held at the end (`Held` lines) and
+/// those crashes took.
 fn pairing_by_plan(graph: &RunGraph, by_plan: &mut Vec<String>) {
     let counts = graph.message_counts();
     let count = |status| counts.get(&status).copied().unwrap_or(0);
@@ -461,6 +460,13 @@ fn pairing_by_plan(graph: &RunGraph, by_plan: &mut Vec<String>) {
         by_plan.push(format!(
             "pairing: {} messages lost by the fault plan (their senders' `Lost` lines)",
             thousands(lost)
+        ));
+    }
+    let held = count(MessageStatus::Held);
+    if held > 0 {
+        by_plan.push(format!(
+            "pairing: {} messages the fault plan still held when the run's drain ended (their senders' `Held` lines)",
+            thousands(held)
         ));
     }
     if crashed > 0 {

@@ -21,7 +21,8 @@
 //!   receive's position on it and its status (0 processed, 1 unprocessed).
 //! - `fates`: per message no log received whose fate the logs tell, its
 //!   number and its fate: [`FATE_LOST`] (the fault plan lost it: its
-//!   sender's `Lost` line) or [`FATE_CRASHED`] (a crash took it, see
+//!   sender's `Lost` line), [`FATE_HELD`] (the plan still held it at the
+//!   end: its sender's `Held` line) or [`FATE_CRASHED`] (a crash took it, see
 //!   `clocklab_log::incarnations`). Any other message never received is
 //!   missing, or unknown when its receiver's log names no senders (listed in
 //!   [`Meta::unnamed_receivers`]).
@@ -45,6 +46,8 @@ pub const DETAIL_CHUNK: usize = 4_096;
 pub const FATE_LOST: u64 = 2;
 /// In `fates`: a crash took the message (the page's status 3).
 pub const FATE_CRASHED: u64 = 3;
+/// In `fates`: the fault plan still held the message at the end (the page's status 6).
+pub const FATE_HELD: u64 = 6;
 
 /// The header the page reads (the `meta` JSON), written after the data.
 #[derive(Clone, Debug, Default, Serialize)]
@@ -111,6 +114,8 @@ pub struct MetaMessages {
     pub unprocessed: u64,
     /// Lost by the fault plan (the senders' `Lost` lines).
     pub lost: u64,
+    /// Still held by the fault plan at the end (the senders' `Held` lines).
+    pub held: u64,
     /// Taken by a crash.
     pub crashed: u64,
     /// Never received, and nothing in the logs explains it.

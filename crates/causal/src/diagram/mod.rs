@@ -266,14 +266,19 @@ fn write_page_with(
                     }
                 }
             }
-            (Event::Lost { .. }, Pairing::Paired(sent)) => {
+            (Event::Lost { .. } | Event::Held { .. }, Pairing::Paired(sent)) => {
                 if let Some((number, _)) = pending.remove(&sent.id) {
+                    let held = matches!(event.record.event, Event::Held { .. });
                     record.0.clear();
                     record.unsigned(number);
-                    record.unsigned(data::FATE_LOST);
+                    record.unsigned(if held { data::FATE_HELD } else { data::FATE_LOST });
                     fates.push(&record.0);
                     meta.n_fates += 1;
-                    meta.messages.lost += 1;
+                    if held {
+                        meta.messages.held += 1;
+                    } else {
+                        meta.messages.lost += 1;
+                    }
                 }
             }
             (_, Pairing::Unnamed) if !unnamed.contains(&event.id.machine) => {

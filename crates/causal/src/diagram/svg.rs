@@ -200,7 +200,10 @@ pub fn render_window(
             _ => line.set("stroke", "#c0392b").set("stroke-width", 1.2),
         };
         arrows = arrows.add(line);
-        if matches!(message.status, MessageStatus::Lost | MessageStatus::Crashed | MessageStatus::Missing) {
+        if matches!(
+            message.status,
+            MessageStatus::Lost | MessageStatus::Crashed | MessageStatus::Missing | MessageStatus::Held
+        ) {
             let data = Data::new()
                 .move_to((x2 - 5.0, y2 - 5.0))
                 .line_to((x2 + 5.0, y2 + 5.0))
@@ -254,7 +257,7 @@ fn mark(kind: Kind, x: f64, y: f64) -> Option<Group> {
                 .set("stroke", "#222")
                 .set("stroke-width", 2.6),
         ),
-        Kind::Unprocessed | Kind::Lost => return None,
+        Kind::Unprocessed | Kind::Lost | Kind::Held => return None,
         Kind::Crashed => {
             let data = Data::new()
                 .move_to((x - 6.0, y - 6.0))

@@ -112,6 +112,7 @@ pub fn status_name(status: MessageStatus) -> &'static str {
         MessageStatus::Processed => "processed",
         MessageStatus::Unprocessed => "unprocessed",
         MessageStatus::Lost => "lost",
+        MessageStatus::Held => "held",
         MessageStatus::Crashed => "crashed",
         MessageStatus::Missing => "missing",
         MessageStatus::Unknown => "unknown",

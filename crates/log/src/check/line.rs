@@ -49,13 +49,34 @@ impl MachineState {
         self.incarnations.down_us(end_us)
     }
 
-    /// The ticks expected at `rate` with `full` ticks in the whole run, and
-    /// the tolerance: the ticks due while the machine was down are missing,
-    /// give or take one per crash.
-    pub(super) fn expected_ticks(&self, rate: u32, full: u64, expect: &Expectations) -> (u64, u64) {
-        let missed = (f64::from(rate) * self.down_us(expect) as f64 / 1e6).round() as u64;
+    /// The ticks expected of machine `id` at `rate` with `full` ticks in the
+    /// whole run, and the tolerance: the ticks due while the machine was
+    /// down are missing. With the plan's down windows the count is exact (up
+    /// to the tolerance, once more per crash, for real time); without them,
+    /// the crashes and restarts the log tells give it, give or take one per
+    /// crash.
+    pub(super) fn expected_ticks(&self, id: MachineId, rate: u32, full: u64, expect: &Expectations) -> (u64, u64) {
         let n_crashes = self.incarnations.crashes().len() as u64;
-        (full.saturating_sub(missed), expect.tick_tolerance.saturating_add(n_crashes))
+        match &expect.planned_down {
+            Some(planned) => {
+                let duration_us = clocklab_model::schedule::duration_us(expect.duration_s);
+                let gone: u64 = planned
+                    .get(&id)
+                    .into_iter()
+                    .flatten()
+                    .map(|&(from, to)| {
+                        let to = to.min(duration_us);
+                        let ticks = |us| clocklab_model::schedule::n_ticks(rate, us);
+                        ticks(to).saturating_sub(ticks(from.min(to)))
+                    })
+                    .sum();
+                (full.saturating_sub(gone), expect.tick_tolerance.saturating_mul(1 + n_crashes))
+            }
+            None => {
+                let missed = (f64::from(rate) * self.down_us(expect) as f64 / 1e6).round() as u64;
+                (full.saturating_sub(missed), expect.tick_tolerance.saturating_add(n_crashes))
+            }
+        }
     }
 }
 
@@ -165,6 +186,15 @@ pub(super) fn check_line(state: &mut MachineState, event: &RunEvent, expect: &Ex
             *report.lost.entry((id, *to)).or_default() += 1;
             state.clock
         }
+        Event::Held { to, clock } => {
+            if received.is_none() {
+                v(format!("a held message to machine {to} with clock {clock} that this machine never sent"));
+            }
+            *report.held.entry((id, *to)).or_default() += 1;
+            // Held lines belong to the end, with the queue's.
+            state.in_drain = true;
+            state.clock
+        }
         Event::Crashed => {
             state.crashed = true;
             state.clock
@@ -201,7 +231,7 @@ pub(super) fn check_line(state: &mut MachineState, event: &RunEvent, expect: &Ex
         state.incarnation_ticks += 1;
         state.first_tick_us.get_or_insert(record.time_us);
         if state.in_drain {
-            v("a tick after Unprocessed lines".into());
+            v("a tick after Held or Unprocessed lines".into());
         }
         if matches!(record.event, Event::Internal | Event::Sent { .. }) && record.queue_length != 0 {
             v(format!(
@@ -215,8 +245,8 @@ pub(super) fn check_line(state: &mut MachineState, event: &RunEvent, expect: &Ex
         v(format!("{} has clock {}, the clock rule gives {expected_clock}", record.event.kind(), record.logical_clock));
     }
     state.clock = record.logical_clock;
-    // A lost message's pairing is its own send: no clock takes it in.
-    let taken = received.filter(|_| !matches!(record.event, Event::Lost { .. }));
+    // A lost or held message's pairing is its own send: no clock takes it in.
+    let taken = received.filter(|_| !matches!(record.event, Event::Lost { .. } | Event::Held { .. }));
     check_vector(state, record, taken.and_then(|sent| sent.vector.as_deref()), expect, &mut v);
     check_hlc(state, record, taken.map(|sent| sent.hlc), expect, &mut v);
     report.violations.extend(violations.into_iter().map(|m| format!("machine {id}, record {}: {m}", state.records)));

@@ -11,16 +11,15 @@
 //! [`clocks`]); queue lengths consistent with the events; times that never
 //! go back; the tick count against `ceil(rate x duration)` (see
 //! `clocklab_model::schedule`), less the ticks due while the machine was
-//! down. A crash ends an incarnation (`Crashed`); the next one begins with
+//! down (as the fault plan has it, when the run's plan is known). A crash ends an incarnation (`Crashed`); the next one begins with
 //! `Restarted`, its clocks back at 0 (`fresh`) or where they were
 //! (`recovered`, never lower).
 //!
 //! Per pair of machines, every message is accounted for: sent = processed +
-//! unprocessed + lost, where lost is the sender's `Lost` lines (the fault
-//! plan's losses) and the messages a crash took: those sent to a machine
-//! that crashed before the sender reconnected to its next incarnation, and
-//! those a crashed machine sent before its crash and no one received (they
-//! were still in its process). Receives pair with sends in the order they
+//! unprocessed + lost + held, where lost is the sender's `Lost` lines (the
+//! fault plan's losses) and the messages a crash took (see
+//! `crate::incarnations`), and held is the sender's `Held` lines (messages
+//! the plan still held when the run's drain ended). Receives pair with sends in the order they
 //! were sent (a TCP connection keeps order). Clocks are compared as the wire
 //! carries them: a clock above `u32::MAX` is sent as `u32::MAX` (see
 //! `clocklab_model::wire`).
@@ -41,7 +40,7 @@ use crate::record::Record;
 use line::MachineState;
 
 /// What a run is expected to be.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Expectations {
     /// How many machines the run has.
     pub n_machines: u32,
@@ -55,6 +54,19 @@ pub struct Expectations {
     pub allow_loss: bool,
     /// The clocks every line must carry.
     pub clocks: ClockKinds,
+    /// When each machine is down by the run's fault plan, in microseconds
+    /// after the start (`[from, to)` windows; a machine not listed is never
+    /// down); `None` when the plan is unknown, and the crashes and restarts
+    /// the log tells stand in for it.
+    pub planned_down: Option<BTreeMap<MachineId, Vec<(u64, u64)>>>,
+}
+
+impl Expectations {
+    /// A run of `n_machines` that ticked for `duration_s` with `clocks`,
+    /// sound and with no fault plan known, counted exactly.
+    pub fn new(n_machines: u32, duration_s: f64, clocks: ClockKinds) -> Expectations {
+        Expectations { n_machines, duration_s, tick_tolerance: 0, allow_loss: false, clocks, planned_down: None }
+    }
 }
 
 /// The outcome of [`check_run`].
@@ -72,6 +84,8 @@ pub struct CheckReport {
     pub lost: BTreeMap<(MachineId, MachineId), u64>,
     /// Messages a crash took, per ordered pair (derived from the crash windows).
     pub crash_lost: BTreeMap<(MachineId, MachineId), u64>,
+    /// Messages held at the end (the senders' `Held` lines) per ordered pair.
+    pub held: BTreeMap<(MachineId, MachineId), u64>,
 }
 
 impl CheckReport {
@@ -111,13 +125,16 @@ pub fn check_events<I: Iterator<Item = ReadLine>>(mut events: RunEvents<I>, expe
         if !ended && !expect.allow_loss {
             v("the log does not end with Stopped".into());
         }
-        if !state.crashed && state.connected.len() as u32 != expect.n_machines - 1 && !expect.allow_loss {
+        // A restarted incarnation connects to the peers that are up; only
+        // the first must have every one.
+        let first_incarnation = state.incarnations.crashes().is_empty();
+        if first_incarnation && state.connected.len() as u32 != expect.n_machines - 1 && !expect.allow_loss {
             v(format!("connected to {} peers, expected {}", state.connected.len(), expect.n_machines - 1));
         }
         if let Some(rate) = state.rate {
             let full =
                 clocklab_model::schedule::n_ticks(rate, clocklab_model::schedule::duration_us(expect.duration_s));
-            let (want, tolerance) = state.expected_ticks(rate, full, expect);
+            let (want, tolerance) = state.expected_ticks(id, rate, full, expect);
             if state.ticks.abs_diff(want) > tolerance && !expect.allow_loss {
                 let down = if state.down_us(expect) > 0 { " (less the ticks due while it was down)" } else { "" };
                 v(format!(
@@ -152,10 +169,15 @@ fn account<I: Iterator<Item = ReadLine>>(
     let pairs: std::collections::BTreeSet<_> = report.sent.keys().chain(report.received.keys()).copied().collect();
     for pair @ (from, to) in pairs {
         let count = |map: &BTreeMap<(MachineId, MachineId), u64>| map.get(&pair).copied().unwrap_or(0);
-        let (sent, received, lost, crash_lost) =
-            (count(&report.sent), count(&report.received), count(&report.lost), count(&report.crash_lost));
+        let (sent, received, lost, crash_lost, held) = (
+            count(&report.sent),
+            count(&report.received),
+            count(&report.lost),
+            count(&report.crash_lost),
+            count(&report.held),
+        );
         let missing = never_arrived.get(&pair);
-        let accounted = received + lost + crash_lost;
+        let accounted = received + lost + crash_lost + held;
         if sent != accounted && !(expect.allow_loss && accounted < sent) || (missing.is_some() && !expect.allow_loss) {
             let first = missing.and_then(|missing| missing.first()).map_or(String::new(), |index| {
                 format!("; {} never arrived, the first sent in record {index}", missing.map_or(0, Vec::len))
@@ -165,6 +187,7 @@ fn account<I: Iterator<Item = ReadLine>>(
             } else {
                 String::new()
             };
+            let losses = if held > 0 { format!("{losses}, held {held} at the end") } else { losses };
             report.violations.push(format!(
                 "machine {from} -> {to}: sent {sent} messages, received {received} (processed + unprocessed){losses}{first}"
             ));

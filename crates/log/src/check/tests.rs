@@ -36,7 +36,7 @@ fn good_run() -> BTreeMap<MachineId, Vec<Record>> {
 }
 
 fn expect() -> Expectations {
-    Expectations { n_machines: 2, duration_s: 1.0, tick_tolerance: 0, allow_loss: false, clocks: ClockKinds::LAMPORT }
+    Expectations::new(2, 1.0, ClockKinds::LAMPORT)
 }
 
 #[test]

@@ -1,12 +1,15 @@
 //! The event loop: machines tick on their schedules, messages cross the
 //! simulated network, faults happen, all in virtual time.
 //!
-//! - [`wire`]: the event heap (ticks, faults, deliveries, and their order at
-//!   one instant) and the wire (per-link FIFO queues of messages in flight).
-//! - [`faults`]: what a crash, a restart, a pause and a clock step do to a
-//!   machine and its peers.
+//! - [`wire`]: the event heap (machines' timelines and deliveries, and
+//!   their order at one instant) and the wire (per-link FIFO queues of
+//!   messages in flight).
+//!
+//! When each machine ticks, and what its faults do, its
+//! [`clocklab_driver::Timeline`] decides; this loop keeps virtual time, the
+//! wire, and what one machine's crash or restart means to the others (its
+//! peers see it go and come back; what was on the wire to it is gone).
 
-mod faults;
 #[cfg(test)]
 mod tests;
 mod wire;
@@ -15,17 +18,15 @@ use std::io;
 use std::sync::atomic::{self, AtomicBool};
 
 use clocklab_config::{RunPlan, SimSettings};
-use clocklab_driver::Route;
-use clocklab_driver::{ClockSnapshot, Driver};
-use clocklab_faults::{FaultPlan, MachineFault};
-use clocklab_log::Record;
+use clocklab_driver::{Dispatch, Effects, Timeline};
+use clocklab_log::{Event, Record};
 use clocklab_model::seed;
 use clocklab_model::wire::FrameCodec;
-use clocklab_model::{Delivery, MachineId, ParamsError, schedule};
+use clocklab_model::{Delivery, MachineId, ParamsError};
 
 use crate::network::Network;
 use crate::sink::Sink;
-use wire::{Hold, InFlight, Payload, Pending, Wire, fault_key, tick_key};
+use wire::{Hold, InFlight, Payload, Pending, Wire, wake_key};
 
 /// How many events the loop runs between two looks at the stop flag: often
 /// enough that a stop request is seen within milliseconds, rarely enough to
@@ -91,6 +92,8 @@ pub struct SimSummary {
     pub saturated: u64,
     /// Messages the fault plan lost at the sender (`Lost` lines).
     pub lost: u64,
+    /// Messages the fault plan still held when the drain ended (`Held` lines).
+    pub held: u64,
     /// Messages a crash took: in the crashed machine's queue, or on the wire to it.
     pub crash_lost: u64,
     /// The most messages on the wire at once.
@@ -104,28 +107,6 @@ pub struct SimSummary {
     pub stopped_at_us: Option<u64>,
 }
 
-/// One machine of the simulation with its schedule and its faults.
-#[derive(Debug)]
-struct SimMachine {
-    driver: Driver,
-    /// Ticks it makes in the run (less those due while it is down).
-    n_ticks: u64,
-    /// The index of its next tick.
-    next_tick: u64,
-    /// When the last message reached it, in microseconds after the start.
-    last_arrival_us: u64,
-    /// Its faults, in time order.
-    faults: Vec<MachineFault>,
-    /// Which incarnation runs: 0 at the start, one more per crash.
-    incarnation: u32,
-    /// It is down (crashed, not restarted).
-    down: bool,
-    /// It is paused until then.
-    paused_until_us: Option<u64>,
-    /// Its clocks at the crash, for a restart that recovers them.
-    snapshot: Option<ClockSnapshot>,
-}
-
 /// One run of the model in virtual time.
 ///
 /// Built from a [`RunPlan`]; [`Simulation::run`] sends every log line to a
@@ -133,21 +114,111 @@ struct SimMachine {
 /// [`SimSettings::epoch_us`] in the log's `Timestamp`s.
 #[derive(Debug)]
 pub struct Simulation {
-    machines: Vec<SimMachine>,
-    wire: Wire,
-    codec: FrameCodec,
-    plan: FaultPlan,
+    /// Each machine's timeline (`machines[id - 1]`): when it ticks, crashes,
+    /// restarts, pauses and has its clock changed, and what it writes.
+    machines: Vec<Timeline>,
+    /// Everything but the machines: what their effects reach.
+    world: World,
+    /// When the last message reached each machine, in microseconds after the start.
+    last_arrival_us: Vec<u64>,
     host: String,
     epoch_us: i64,
     duration_us: u64,
-    /// Where a send's messages go (reused, so that a tick allocates nothing).
-    deliveries: Vec<(MachineId, Hold)>,
+}
+
+/// What a machine's timeline reaches in the simulator: the wire, and whom it
+/// addresses.
+#[derive(Debug)]
+struct World {
+    wire: Wire,
+    /// Each machine's incarnation, as the wire addresses it.
+    incarnations: Vec<u32>,
+    codec: FrameCodec,
+}
+
+impl World {
+    /// The effects of machine `id`'s timeline at `now_us`.
+    fn effects<'a, S: Sink + ?Sized>(
+        &'a mut self,
+        sink: &'a mut S,
+        summary: &'a mut SimSummary,
+        id: MachineId,
+        now_us: u64,
+    ) -> SimEffects<'a, S> {
+        SimEffects {
+            sink,
+            summary,
+            wire: &mut self.wire,
+            incarnations: &self.incarnations,
+            codec: self.codec,
+            id,
+            now_us,
+            crashed: false,
+            restarted: false,
+        }
+    }
+}
+
+/// What a machine's timeline does, in the simulator: lines to the sink,
+/// frames onto the wire.
+struct SimEffects<'a, S: ?Sized> {
+    sink: &'a mut S,
+    summary: &'a mut SimSummary,
+    wire: &'a mut Wire,
+    incarnations: &'a [u32],
+    codec: FrameCodec,
+    /// The machine whose timeline runs, and the virtual instant.
+    id: MachineId,
+    now_us: u64,
+    /// Its crash or restart, for the loop to tell its peers.
+    crashed: bool,
+    restarted: bool,
+}
+
+impl<S: Sink + ?Sized> Effects for SimEffects<'_, S> {
+    type Error = io::Error;
+
+    fn line(&mut self, record: &Record) -> io::Result<()> {
+        match record.event {
+            Event::Lost { .. } => self.summary.lost += 1,
+            Event::Held { .. } => self.summary.held += 1,
+            Event::Unprocessed { .. } => self.summary.unprocessed += 1,
+            _ => {}
+        }
+        write(self.sink, self.summary, record)
+    }
+
+    fn send(&mut self, frame: &[u8], to: &[Dispatch]) -> io::Result<()> {
+        // What every recipient gets: the frame through the wire's codec.
+        let stamp = self.codec.decode(frame);
+        for dispatch in to {
+            let message = InFlight {
+                stamp: stamp.clone(),
+                incarnation: self.incarnations[dispatch.to as usize - 1],
+                release_us: dispatch.release_us,
+            };
+            let hold = Hold { extra_delay_us: dispatch.extra_delay_us, until_us: dispatch.hold_until_us };
+            self.wire.send(self.now_us, self.id, dispatch.to, message, hold);
+        }
+        Ok(())
+    }
+
+    fn crashed(&mut self, queue_lost: u64) -> io::Result<()> {
+        self.summary.crash_lost += queue_lost;
+        self.crashed = true;
+        Ok(())
+    }
+
+    fn restarted(&mut self) -> io::Result<()> {
+        self.restarted = true;
+        Ok(())
+    }
 }
 
 impl Simulation {
-    /// Sets up the run of `plan`: each machine's driver from its seed (its
-    /// rate drawn as the real runtime draws it), the network's generator
-    /// from the run seed, the fault plan from the experiment's faults.
+    /// Sets up the run of `plan`: each machine's timeline from its seed (its
+    /// rate drawn as the real runtime draws it) and the fault plan, the
+    /// network's generator from the run seed.
     pub fn new(plan: &RunPlan, settings: &SimSettings) -> Result<Simulation, SimError> {
         let experiment = &plan.experiment;
         let n_machines = experiment.machines;
@@ -158,39 +229,30 @@ impl Simulation {
         if virtual_port(n_machines).is_none() {
             return Err(SimError::TooManyMachines(n_machines));
         }
-        let duration_us = schedule::duration_us(experiment.duration);
-        let faults = FaultPlan::new(&experiment.faults, plan.run_seed, duration_us);
+        let faults = plan.fault_plan();
+        let times = plan.run_times(settings.epoch_us);
         let mut machines = Vec::with_capacity(plan.machines.len());
         for planned in &plan.machines {
             let id = planned.id;
-            let driver = Driver::new(plan.driver_params(planned), settings.epoch_us)
+            let timeline = Timeline::new(plan.driver_params(planned), faults.clone(), times, false)
                 .map_err(|source| SimError::Params { id, source })?;
-            if driver.rate() != planned.rate {
-                return Err(SimError::RateMismatch { id, planned: planned.rate, drawn: driver.rate() });
+            if timeline.rate() != planned.rate {
+                return Err(SimError::RateMismatch { id, planned: planned.rate, drawn: timeline.rate() });
             }
-            let n_ticks = schedule::n_ticks(planned.rate, duration_us);
-            machines.push(SimMachine {
-                driver,
-                n_ticks,
-                next_tick: 0,
-                last_arrival_us: 0,
-                faults: faults.machine_faults(id),
-                incarnation: 0,
-                down: false,
-                paused_until_us: None,
-                snapshot: None,
-            });
+            machines.push(timeline);
         }
         let network = Network::new(settings.network, seed::rng_from_seed(seed::network_seed(plan.run_seed)));
         Ok(Simulation {
+            world: World {
+                wire: Wire::new(n_machines as usize, network),
+                incarnations: vec![0; machines.len()],
+                codec: FrameCodec::new(experiment.clocks, n_machines),
+            },
+            last_arrival_us: vec![0; machines.len()],
             machines,
-            wire: Wire::new(n_machines as usize, network),
-            codec: FrameCodec::new(experiment.clocks, n_machines),
-            plan: faults,
             host: plan.host.clone(),
             epoch_us: settings.epoch_us,
-            duration_us,
-            deliveries: Vec::with_capacity(n_machines as usize),
+            duration_us: times.duration_us,
         })
     }
 
@@ -198,50 +260,43 @@ impl Simulation {
     /// [`Sink::finish`].
     ///
     /// At the start instant each machine logs `Initialized` and one
-    /// `Connected` per peer. Each machine then ticks on the absolute
-    /// schedule of `clocklab_model::schedule` until the deadline. A send's
-    /// frame goes through the run's wire codec, as on a real connection, and
-    /// its fate through the fault plan (lost, delayed, held by a partition);
-    /// a delivery goes through the machine's queue cap. Messages still on the
-    /// wire at the deadline arrive afterwards; when the wire is empty, each
-    /// machine that is up writes the end of its log (what is left in its
-    /// queue as `Unprocessed`, then `Stopped`) at the later of the deadline
-    /// and the last arrival at that machine; one that crashed for good ends
-    /// with `Crashed`.
+    /// `Connected` per peer. Each machine's [`Timeline`] then says when it
+    /// ticks and what its faults do, until the deadline; the simulator only
+    /// keeps the clock and the wire. A send's frame goes through the run's
+    /// wire codec, as on a real connection; a delivery goes through the
+    /// machine's queue cap. Messages still on the wire at the deadline arrive
+    /// afterwards; when the wire is empty, each machine that is up writes the
+    /// end of its log (what the plan held past the drain as `Held`, what is
+    /// left in its queue as `Unprocessed`, then `Stopped`) at the later of
+    /// the deadline and the last arrival at that machine; one that crashed
+    /// for good ends with `Crashed`.
     pub fn run<S: Sink + ?Sized>(self, sink: &mut S) -> io::Result<SimSummary> {
         self.run_until(sink, &AtomicBool::new(false))
     }
 
     /// [`Simulation::run`], stopping early when `stop` is set (a signal to
     /// `clocklab run`): from the virtual instant the loop sees it, no machine
-    /// ticks again; messages on the wire still arrive, and every log ends as
-    /// at the deadline (`Unprocessed` lines, then `Stopped`), so the run loses
+    /// ticks again; messages on the wire still arrive (those the plan holds
+    /// past the drain are logged as held), and every log ends as at the
+    /// deadline (`Unprocessed` lines, then `Stopped`), so the run loses
     /// nothing and its logs hold whole lines. A run that is not stopped is
     /// the same, byte for byte, whatever `stop` is.
     pub fn run_until<S: Sink + ?Sized>(mut self, sink: &mut S, stop: &AtomicBool) -> io::Result<SimSummary> {
         let mut summary = SimSummary::default();
-        let n_machines = self.machines.len() as u32;
-        for idx in 0..self.machines.len() {
-            let id = idx as MachineId + 1;
-            let at0 = self.at(0);
-            let sim = &mut self.machines[idx];
-            write(sink, &mut summary, sim.driver.initialized(at0, &self.host, virtual_port(id)))?;
+        let n_machines = self.machines.len() as MachineId;
+        let at0 = self.at(0);
+        for id in 1..=n_machines {
+            let mut effects = self.world.effects(sink, &mut summary, id, 0);
+            let (timeline, host) = (&mut self.machines[id as usize - 1], &self.host);
+            timeline.initialized(at0, host, virtual_port(id), &mut effects)?;
             for peer in (1..=n_machines).filter(|&peer| peer != id) {
-                write(sink, &mut summary, sim.driver.connected(at0, peer, &self.host, virtual_port(peer)))?;
+                timeline.connected(at0, peer, (host, virtual_port(peer)), &mut effects)?;
             }
-            if sim.n_ticks > 0 {
-                self.wire.heap.push(Pending { key: tick_key(0, id), payload: Payload::Tick { id, incarnation: 0 } });
-            }
-            for (fault, machine_fault) in sim.faults.iter().enumerate() {
-                let key = fault_key(machine_fault.at_us(), id, fault as u32);
-                self.wire.heap.push(Pending { key, payload: Payload::Fault { id, idx: fault as u32 } });
-            }
+            self.wake(id, 0);
         }
 
-        // Reused for every send, so that a tick allocates nothing.
-        let mut recipients: Vec<MachineId> = Vec::with_capacity(n_machines as usize);
         let mut n_events = 0u64;
-        while let Some(pending) = self.wire.heap.pop() {
+        while let Some(pending) = self.world.wire.heap.pop() {
             let now_us = pending.time_us();
             n_events += 1;
             if summary.stopped_at_us.is_none()
@@ -249,72 +304,48 @@ impl Simulation {
                 && stop.load(atomic::Ordering::Relaxed)
             {
                 summary.stopped_at_us = Some(now_us);
+                for timeline in &mut self.machines {
+                    timeline.stop_at(now_us);
+                }
             }
             match pending.payload {
-                Payload::Delivery { from, to } => {
-                    let message = self.wire.arrived(from, to);
+                Payload::Delivery { from, to } => self.arrive(&mut summary, now_us, from, to),
+                Payload::Wake { id } => {
                     let at = self.at(now_us);
-                    let sim = &mut self.machines[to as usize - 1];
-                    if sim.down || sim.incarnation != message.incarnation {
-                        // Sent to an incarnation that crashed: gone with it.
-                        summary.crash_lost += 1;
-                        continue;
+                    let mut effects = self.world.effects(sink, &mut summary, id, now_us);
+                    self.machines[id as usize - 1].handle_timeout(at, &mut effects)?;
+                    let (crashed, restarted) = (effects.crashed, effects.restarted);
+                    if crashed {
+                        self.crashed(sink, &mut summary, now_us, id)?;
                     }
-                    if sim.driver.deliver(at, from, message.stamp) == Delivery::Queued {
-                        summary.max_queue_len = summary.max_queue_len.max(sim.driver.machine().queue_len() as u64);
+                    if restarted {
+                        self.restarted(sink, &mut summary, now_us, id)?;
                     }
-                    sim.last_arrival_us = now_us;
-                }
-                Payload::Fault { id, idx } => self.fault(sink, &mut summary, now_us, id, idx)?,
-                Payload::Restart { id, idx } => self.restart(sink, &mut summary, now_us, id, idx)?,
-                // Events come in time order, so every tick from the stop on is dropped.
-                Payload::Tick { .. } if summary.stopped_at_us.is_some() => {}
-                Payload::Tick { id, incarnation } => {
-                    let sim = &mut self.machines[id as usize - 1];
-                    if sim.down || sim.incarnation != incarnation {
-                        continue;
-                    }
-                    if let Some(until_us) = sim.paused_until_us.filter(|&until| now_us < until) {
-                        // A paused machine does not tick; it runs what it missed when it goes on.
-                        let key = tick_key(until_us, id);
-                        self.wire.heap.push(Pending { key, payload: Payload::Tick { id, incarnation } });
-                        continue;
-                    }
-                    self.tick(sink, &mut summary, now_us, id, &mut recipients)?;
+                    self.wake(id, now_us);
                 }
             }
         }
-        assert_eq!(self.wire.in_flight, 0, "the wire is empty when the heap is");
+        assert_eq!(self.world.wire.in_flight, 0, "the wire is empty when the heap is");
 
         for idx in 0..self.machines.len() {
             let id = idx as MachineId + 1;
-            let deadline_us = match summary.stopped_at_us {
-                Some(stopped_at_us) => stopped_at_us,
-                None => {
-                    let sim = &self.machines[idx];
-                    if sim.faults.is_empty() {
-                        assert_eq!(sim.next_tick, sim.n_ticks, "machine {id} made every tick of its schedule");
-                    }
-                    self.duration_us
-                }
-            };
-            let end_us = deadline_us.max(self.machines[idx].last_arrival_us);
-            let at = self.at(end_us);
-            let sim = &mut self.machines[idx];
-            if !sim.down {
+            let deadline_us = summary.stopped_at_us.unwrap_or(self.duration_us);
+            let end_us = deadline_us.max(self.last_arrival_us[idx]);
+            if self.machines[idx].is_up() {
                 summary.end_us = summary.end_us.max(end_us);
-                for record in sim.driver.end(at) {
-                    summary.unprocessed += u64::from(matches!(record.event, clocklab_log::Event::Unprocessed { .. }));
-                    write(sink, &mut summary, &record)?;
-                }
             }
-            let counts = sim.driver.counts();
+            let at = self.at(end_us);
+            let mut effects = self.world.effects(sink, &mut summary, id, end_us);
+            self.machines[idx].end(at, &mut effects)?;
+            let driver = self.machines[idx].driver();
+            let counts = driver.counts();
             summary.ticks += counts.ticks;
             summary.messages += counts.sent;
             summary.saturated += counts.saturated;
-            summary.refused += sim.driver.machine().refused();
+            summary.refused += driver.machine().refused();
+            summary.crash_lost += self.machines[idx].unconnected().map(|(_, n)| n).sum::<u64>();
         }
-        summary.max_in_flight = self.wire.max_in_flight;
+        summary.max_in_flight = self.world.wire.max_in_flight;
         sink.finish()?;
         Ok(summary)
     }
@@ -324,66 +355,81 @@ impl Simulation {
         self.epoch_us.saturating_add_unsigned(time_us)
     }
 
-    /// Machine `id` ticks at `now_us`: its line, its sends through the fault
-    /// plan, its next tick.
-    fn tick<S: Sink + ?Sized>(
+    /// Puts machine `id`'s next timeout in the heap, not before `now_us`
+    /// (a machine catching up runs its late ticks back to back).
+    fn wake(&mut self, id: MachineId, now_us: u64) {
+        if let Some(timeout) = self.machines[id as usize - 1].poll_timeout() {
+            let key = wake_key(timeout.at_us.max(now_us), timeout.due, id);
+            self.world.wire.heap.push(Pending { key, payload: Payload::Wake { id } });
+        }
+    }
+
+    /// The oldest message on the link from `from` to `to` arrives at `now_us`.
+    fn arrive(&mut self, summary: &mut SimSummary, now_us: u64, from: MachineId, to: MachineId) {
+        let message = self.world.wire.arrived(from, to);
+        let sender = &mut self.machines[from as usize - 1];
+        if summary.stopped_at_us.is_some() && clocklab_driver::is_held(message.release_us, sender.drain_end_us()) {
+            // A stop ended the drain before the plan released it.
+            sender.held(to, message.stamp.lamport);
+            return;
+        }
+        let at = self.at(now_us);
+        let receiver = &mut self.machines[to as usize - 1];
+        if self.world.incarnations[to as usize - 1] != message.incarnation {
+            // Sent to an incarnation that crashed: gone with it.
+            summary.crash_lost += 1;
+            return;
+        }
+        match receiver.deliver(at, from, message.stamp) {
+            None => summary.crash_lost += 1,
+            Some(Delivery::Queued) => {
+                summary.max_queue_len = summary.max_queue_len.max(receiver.driver().machine().queue_len() as u64);
+            }
+            Some(Delivery::Refused) => {}
+        }
+        self.last_arrival_us[to as usize - 1] = now_us;
+    }
+
+    /// Machine `id` crashed at `now_us`: what is on the wire to it is gone
+    /// with it (its incarnation moves on), and its peers see it go.
+    fn crashed<S: Sink + ?Sized>(
         &mut self,
         sink: &mut S,
         summary: &mut SimSummary,
         now_us: u64,
         id: MachineId,
-        recipients: &mut Vec<MachineId>,
     ) -> io::Result<()> {
         let at = self.at(now_us);
-        let sim = &mut self.machines[id as usize - 1];
-        let rate = sim.driver.rate();
-        let due_us = schedule::tick_offset_us(sim.next_tick, rate);
-        // A tick run late (after a pause) says so, as in the real runtime.
-        let paused = self.plan.paused_at(id, due_us);
-        let sim = &mut self.machines[id as usize - 1];
-        if let Some(behind) = sim.driver.before_tick(at, sim.next_tick, now_us.saturating_sub(due_us), paused) {
-            write(sink, summary, behind)?;
+        for peer in (1..=self.machines.len() as MachineId).filter(|&peer| peer != id) {
+            let mut effects = self.world.effects(sink, summary, peer, now_us);
+            self.machines[peer as usize - 1].disconnected(at, id, &mut effects)?;
         }
-        let step = sim.driver.tick(at);
-        write(sink, summary, step.record)?;
-        recipients.clear();
-        let stamp = step.frame.map(|frame| {
-            recipients.extend_from_slice(step.recipients());
-            // What every recipient gets: the frame through the wire's codec.
-            self.codec.decode(frame)
-        });
-        let clock = step.record.logical_clock;
-        if let Some(stamp) = stamp {
-            let mut deliveries = std::mem::take(&mut self.deliveries);
-            deliveries.clear();
-            let driver = &mut self.machines[id as usize - 1].driver;
-            driver.route(&mut self.plan, now_us, at, recipients, clock, |route| {
-                match route {
-                    Route::Lost(line) => {
-                        summary.lost += 1;
-                        write(sink, summary, line)?;
-                    }
-                    Route::Deliver { to, extra_delay_us, hold_until_us } => {
-                        deliveries.push((to, Hold { extra_delay_us, until_us: hold_until_us }));
-                    }
-                }
-                Ok::<(), io::Error>(())
-            })?;
-            for &(to, hold) in &deliveries {
-                let message =
-                    InFlight { stamp: stamp.clone(), incarnation: self.machines[to as usize - 1].incarnation };
-                self.wire.send(now_us, id, to, message, hold);
-            }
-            self.deliveries = deliveries;
+        Ok(())
+    }
+
+    /// Machine `id` restarted at `now_us`: it connects to every peer that is
+    /// up, and each of them connects to it.
+    fn restarted<S: Sink + ?Sized>(
+        &mut self,
+        sink: &mut S,
+        summary: &mut SimSummary,
+        now_us: u64,
+        id: MachineId,
+    ) -> io::Result<()> {
+        let at = self.at(now_us);
+        self.world.incarnations[id as usize - 1] = self.machines[id as usize - 1].incarnation();
+        let peers: Vec<MachineId> = (1..=self.machines.len() as MachineId)
+            .filter(|&peer| peer != id && self.machines[peer as usize - 1].is_up())
+            .collect();
+        for &peer in &peers {
+            let mut effects = self.world.effects(sink, summary, id, now_us);
+            let address = (self.host.as_str(), virtual_port(peer));
+            self.machines[id as usize - 1].connected(at, peer, address, &mut effects)?;
         }
-        let sim = &mut self.machines[id as usize - 1];
-        sim.next_tick += 1;
-        if sim.next_tick < sim.n_ticks {
-            let due_us = schedule::tick_offset_us(sim.next_tick, rate);
-            let incarnation = sim.incarnation;
-            // A machine catching up after a pause runs its late ticks back to back.
-            let next_us = due_us.max(now_us);
-            self.wire.heap.push(Pending { key: tick_key(next_us, id), payload: Payload::Tick { id, incarnation } });
+        for &peer in &peers {
+            let mut effects = self.world.effects(sink, summary, peer, now_us);
+            let address = (self.host.as_str(), virtual_port(id));
+            self.machines[peer as usize - 1].connected(at, id, address, &mut effects)?;
         }
         Ok(())
     }

@@ -2,9 +2,10 @@
 
 use std::collections::BinaryHeap;
 
-use super::wire::{Payload, Pending, tick_key};
+use super::wire::{Payload, Pending, wake_key};
 use super::*;
 use clocklab_config::{Config, DelayDistribution, plan_runs};
+use clocklab_driver::Due;
 use clocklab_log::{Event, Record};
 
 /// Keeps every line.
@@ -114,11 +115,8 @@ fn a_stop_request_ends_ticking_and_loses_nothing() {
         );
     }
     let expect = clocklab_log::check::Expectations {
-        n_machines: 2,
-        duration_s: 3_600.0,
         tick_tolerance: u64::MAX,
-        allow_loss: false,
-        clocks: clocklab_model::ClockKinds::LAMPORT,
+        ..clocklab_log::check::Expectations::new(2, 3_600.0, clocklab_model::ClockKinds::LAMPORT)
     };
     let report = clocklab_log::check::check_run(&logs, &expect);
     assert!(report.is_ok(), "{:?}", report.violations);
@@ -158,19 +156,28 @@ fn simultaneous_events_are_ordered_by_key() {
         key: u128::from(time_us) << 64 | u128::from(seq),
         payload: Payload::Delivery { from: 1, to: 2 },
     };
-    let tick = |time_us: u64, id: MachineId| Pending {
-        key: tick_key(time_us, id),
-        payload: Payload::Tick { id, incarnation: 0 },
+    let wake = |time_us: u64, due: Due, id: MachineId| Pending {
+        key: wake_key(time_us, due, id),
+        payload: Payload::Wake { id },
     };
-    let mut heap =
-        BinaryHeap::from([tick(5, 2), tick(5, 1), delivery(5, 9), delivery(5, 3), delivery(4, 10), tick(6, 1)]);
+    let tick = |time_us, id| wake(time_us, Due::Tick, id);
+    let change = |time_us, id| wake(time_us, Due::Change, id);
+    let mut heap = BinaryHeap::from([
+        tick(5, 2),
+        tick(5, 1),
+        delivery(5, 9),
+        change(5, 3),
+        delivery(5, 3),
+        delivery(4, 10),
+        tick(6, 1),
+    ]);
     let mut order = Vec::new();
     while let Some(pending) = heap.pop() {
         order.push(match pending.payload {
-            Payload::Tick { id, .. } => format!("t{}@{}", id, pending.time_us()),
+            Payload::Wake { id } if pending.key >> 62 & 3 == 1 => format!("c{}@{}", id, pending.time_us()),
+            Payload::Wake { id } => format!("t{}@{}", id, pending.time_us()),
             Payload::Delivery { .. } => format!("d{}@{}", pending.key as u64, pending.time_us()),
-            Payload::Fault { .. } | Payload::Restart { .. } => unreachable!("no fault was pushed"),
         });
     }
-    assert_eq!(order, ["d10@4", "d3@5", "d9@5", "t1@5", "t2@5", "t1@6"]);
+    assert_eq!(order, ["d10@4", "d3@5", "d9@5", "c3@5", "t1@5", "t2@5", "t1@6"]);
 }

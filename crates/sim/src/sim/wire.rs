@@ -4,6 +4,7 @@
 use std::cmp::Ordering;
 use std::collections::{BinaryHeap, VecDeque};
 
+use clocklab_driver::Due;
 use clocklab_model::{MachineId, Stamp};
 
 use crate::network::Network;
@@ -15,13 +16,9 @@ use crate::network::Network;
 /// every push and pop).
 #[derive(Clone, Copy, Debug)]
 pub(super) enum Payload {
-    /// Machine `id`'s incarnation `incarnation` ticks (a tick of an
-    /// incarnation that crashed is dropped).
-    Tick { id: MachineId, incarnation: u32 },
-    /// Machine `id`'s fault number `idx` (in its schedule) happens.
-    Fault { id: MachineId, idx: u32 },
-    /// A restarting machine's next incarnation starts.
-    Restart { id: MachineId, idx: u32 },
+    /// Machine `id`'s timeline is due (a change of its life, or a tick):
+    /// each machine has one such entry in the heap while it has anything to do.
+    Wake { id: MachineId },
     /// The oldest message on the link from `from` to `to` arrives at `to`'s queue.
     Delivery { from: MachineId, to: MachineId },
 }
@@ -30,8 +27,9 @@ pub(super) enum Payload {
 ///
 /// The key is `time_us << 64 | class << 62 | order`: earlier first; at the
 /// same microsecond, deliveries (class 0, in the order they were sent) come
-/// before faults (class 1), and faults before ticks (class 2, by machine
-/// id). So a message that arrives at the instant of a tick is already in the
+/// before the changes of machines' lives (class 1, a crash, a restart, a
+/// pause, a clock fault), and those before ticks (class 2), each by machine
+/// id. So a message that arrives at the instant of a tick is already in the
 /// queue when the tick runs, a machine that crashes at the instant of its
 /// tick does not tick, and the order of simultaneous events never depends on
 /// anything but the seed.
@@ -41,7 +39,7 @@ pub(super) struct Pending {
     pub(super) payload: Payload,
 }
 
-const FAULT_CLASS: u128 = 1 << 62;
+const CHANGE_CLASS: u128 = 1 << 62;
 const TICK_CLASS: u128 = 2 << 62;
 
 impl Pending {
@@ -71,14 +69,13 @@ impl Ord for Pending {
     }
 }
 
-/// The heap key of machine `id`'s tick at `time_us`.
-pub(super) fn tick_key(time_us: u64, id: MachineId) -> u128 {
-    u128::from(time_us) << 64 | TICK_CLASS | u128::from(id)
-}
-
-/// The heap key of machine `id`'s fault number `idx` at `time_us`.
-pub(super) fn fault_key(time_us: u64, id: MachineId, idx: u32) -> u128 {
-    u128::from(time_us) << 64 | FAULT_CLASS | u128::from(id) << 32 | u128::from(idx)
+/// The heap key of machine `id`'s timeline, due at `time_us` for `due`.
+pub(super) fn wake_key(time_us: u64, due: Due, id: MachineId) -> u128 {
+    let class = match due {
+        Due::Change => CHANGE_CLASS,
+        Due::Tick => TICK_CLASS,
+    };
+    u128::from(time_us) << 64 | class | u128::from(id)
 }
 
 /// A message on the wire: what it carries, and the incarnation of its
@@ -87,6 +84,8 @@ pub(super) fn fault_key(time_us: u64, id: MachineId, idx: u32) -> u128 {
 pub(super) struct InFlight {
     pub(super) stamp: Stamp,
     pub(super) incarnation: u32,
+    /// When the fault plan let it leave, microseconds after the start.
+    pub(super) release_us: u64,
 }
 
 /// The messages in flight from one sender to one receiver, oldest first, and

@@ -11,13 +11,15 @@
   "use strict";
 
   const KIND_NAMES = ["initialized", "connected", "internal", "send", "processed", "disconnected", "unprocessed",
-    "stopped", "behind schedule", "lost (by the fault plan)", "crashed", "restarted", "physical clock changed"];
+    "stopped", "behind schedule", "lost (by the fault plan)", "crashed", "restarted", "physical clock changed",
+    "held (by the fault plan, at the end)"];
   const K_INTERNAL = 2, K_SENT = 3, K_PROCESSED = 4, K_UNPROCESSED = 6, K_STOPPED = 7;
   const K_CRASHED = 10, K_RESTARTED = 11;
   const STATUS_PROCESSED = 0, STATUS_UNPROCESSED = 1, STATUS_LOST = 2, STATUS_CRASHED = 3, STATUS_MISSING = 4,
-    STATUS_UNKNOWN = 5;
+    STATUS_UNKNOWN = 5, STATUS_HELD = 6;
   const STATUS_NAMES = ["processed", "left unprocessed at the end", "lost by the fault plan (its sender's Lost line)",
-    "taken by a crash", "never received", "not traceable (the receiver's log names no senders)"];
+    "taken by a crash", "never received", "not traceable (the receiver's log names no senders)",
+    "held by the fault plan past the end of the run (its sender's Held line)"];
   // Below this many events in view every event is drawn; above it, density.
   const DETAIL_MAX = 20000;
   // Beyond this many arrows in view they lose their heads; in the density
@@ -482,7 +484,7 @@
     ctx.lineTo(x1, y1);
     ctx.stroke();
     ctx.setLineDash([]);
-    if (status === STATUS_LOST || status === STATUS_CRASHED || status === STATUS_MISSING) {
+    if (status === STATUS_LOST || status === STATUS_CRASHED || status === STATUS_MISSING || status === STATUS_HELD) {
       ctx.beginPath();
       ctx.moveTo(x1 - 5, y1 - 5); ctx.lineTo(x1 + 5, y1 + 5);
       ctx.moveTo(x1 + 5, y1 - 5); ctx.lineTo(x1 - 5, y1 + 5);
@@ -1062,6 +1064,7 @@
     if (m.processed) parts.push(n(m.processed) + " processed");
     if (m.unprocessed) parts.push(n(m.unprocessed) + " left unprocessed");
     if (m.lost) parts.push(n(m.lost) + " lost by the fault plan");
+    if (m.held) parts.push(n(m.held) + " held by the fault plan past the end");
     if (m.crashed) parts.push(n(m.crashed) + " taken by a crash");
     if (m.missing) parts.push(n(m.missing) + " never received");
     if (m.unknown) parts.push(n(m.unknown) + " whose receipt the logs do not show");
