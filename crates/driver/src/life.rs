@@ -66,8 +66,9 @@ pub enum Change {
 }
 
 impl Change {
-    /// The order of changes at one instant: what ends before what begins.
-    fn rank(&self) -> u8 {
+    /// The order of changes at one instant: what ends before what begins
+    /// (a restart, a resume, a clock change, a crash, a pause).
+    pub fn rank(&self) -> u8 {
         match self {
             Change::Restart { .. } => 0,
             Change::Resume { .. } => 1,

@@ -22,10 +22,13 @@
 //!   had goes; after a restart it is connected to no one until the runtime
 //!   says so. A message to a peer it is not connected to is gone (the crash
 //!   that parted them took it).
-//! - **The end.** A message the fault plan releases after the drain (the
-//!   end of ticking plus `drain_us`) is held at the end: its sender logs it
-//!   as `Held` ([`is_held`]) instead of sending it, so that no run waits for
-//!   it.
+//! - **Messages still at the sender.** A message the fault plan delays (a
+//!   latency, a partition that holds) stays at its sender until its
+//!   release. One released after the drain (the end of ticking plus
+//!   `drain_us`) is held at the end ([`is_held`]): no run waits for it. The
+//!   sender logs every message still at it as `Held`, at the end, or when
+//!   it crashes (just before `Crashed`: the crash took it before it left);
+//!   the runtimes drop the same messages, by the same rule.
 
 use clocklab_faults::{Fate, FaultPlan};
 use clocklab_log::Record;
@@ -97,8 +100,8 @@ pub trait Effects {
     fn send(&mut self, frame: &[u8], to: &[Dispatch]) -> Result<(), Self::Error>;
 
     /// The machine has crashed (its `Crashed` line is written): what it held
-    /// is gone (`queue_lost` messages of its queue among it), and its peers
-    /// lose it.
+    /// is gone (`queue_lost` messages of its queue, and every message still
+    /// at it, which its `Held` lines name), and its peers lose it.
     fn crashed(&mut self, queue_lost: u64) -> Result<(), Self::Error> {
         let _ = queue_lost;
         Ok(())
@@ -110,9 +113,12 @@ pub trait Effects {
     }
 }
 
-/// A message held at the end: its recipient and its Lamport clock.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Held {
+/// A message still at its sender: when the fault plan releases it, the
+/// order it was sent in, its recipient and its Lamport clock.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct AtSender {
+    release_us: u64,
+    seq: u64,
     to: MachineId,
     clock: u64,
 }
@@ -145,8 +151,13 @@ pub struct Timeline {
     port: Option<u16>,
     /// Clock changes while the machine was down, to log at its restart.
     clock_lines: Vec<(i64, Option<f64>)>,
-    /// Messages held at the end, in the order they were sent.
-    held: Vec<Held>,
+    /// Messages still at the sender, earliest release first: sent, and
+    /// released later than their send.
+    at_sender: std::collections::BinaryHeap<std::cmp::Reverse<AtSender>>,
+    /// Messages released after the drain: never sent, held at the end.
+    held: Vec<AtSender>,
+    /// The number of the next message a send puts at the sender.
+    next_seq: u64,
     /// Per peer (`unconnected[j - 1]`), messages not sent because no
     /// connection to it was up.
     unconnected: Vec<u64>,
@@ -192,7 +203,9 @@ impl Timeline {
             host: String::new(),
             port: None,
             clock_lines: Vec::new(),
+            at_sender: std::collections::BinaryHeap::new(),
             held: Vec::new(),
+            next_seq: 0,
             unconnected: vec![0; params.n_machines as usize],
             ready_us: 0,
             lateness: record_lateness.then(LatenessRecorder::default),
@@ -419,13 +432,17 @@ impl Timeline {
                 if !self.up {
                     return Ok(());
                 }
+                // What had not left the machine goes with it: said first.
+                let since_us = self.since_start(now_us);
+                for message in self.still_at_sender(since_us) {
+                    effects.line(self.driver.held(now_us, message.to, message.clock))?;
+                }
                 let (line, queue_lost) = self.driver.crashed(now_us);
                 // A recovering machine reads its clocks back from this line.
                 self.snapshot = Some(ClockSnapshot::of(line));
                 effects.line(line)?;
                 self.up = false;
                 self.paused = false;
-                self.held.clear();
                 self.connected.fill(false);
                 effects.crashed(queue_lost)
             }
@@ -469,8 +486,26 @@ impl Timeline {
         }
     }
 
+    /// The messages still at the sender at `since_us` after the start (not
+    /// released by then), in the order they were sent, taken out.
+    fn still_at_sender(&mut self, since_us: u64) -> Vec<AtSender> {
+        let mut left: Vec<AtSender> = std::mem::take(&mut self.held);
+        left.extend(
+            std::mem::take(&mut self.at_sender)
+                .into_iter()
+                .map(|std::cmp::Reverse(message)| message)
+                .filter(|message| message.release_us > since_us),
+        );
+        left.sort_by_key(|message| message.seq);
+        left
+    }
+
     /// Runs the next tick at true time `now_us` (`since_us` after the start).
     fn tick<E: Effects>(&mut self, now_us: i64, since_us: u64, effects: &mut E) -> Result<(), E::Error> {
+        // Messages released by now have left.
+        while self.at_sender.peek().is_some_and(|message| message.0.release_us <= since_us) {
+            self.at_sender.pop();
+        }
         let k = self.next_tick;
         self.next_tick += 1;
         let due_us = schedule::tick_offset_us(k, self.driver.rate());
@@ -510,9 +545,15 @@ impl Timeline {
                     Fate::Lost { .. } => effects.line(self.driver.lost(now_us, to, clock))?,
                     Fate::Deliver { extra_delay_us, hold_until_us } => {
                         let release_us = since_us.saturating_add(extra_delay_us).max(hold_until_us);
+                        let message = AtSender { release_us, seq: self.next_seq, to, clock };
                         if is_held(release_us, drain_end_us) {
-                            self.held.push(Held { to, clock });
+                            self.next_seq += 1;
+                            self.held.push(message);
                         } else if self.connected[to as usize - 1] {
+                            if release_us > since_us {
+                                self.next_seq += 1;
+                                self.at_sender.push(std::cmp::Reverse(message));
+                            }
                             self.dispatches.push(Dispatch { to, extra_delay_us, hold_until_us, release_us });
                         } else {
                             self.unconnected[to as usize - 1] += 1;
@@ -541,15 +582,6 @@ impl Timeline {
         self.stop_us.saturating_add(self.times.drain_us)
     }
 
-    /// A message to `to` with Lamport clock `clock` that the runtime still
-    /// held when the drain ended (a stop came before the deadline): logged
-    /// as held at the end.
-    pub fn held(&mut self, to: MachineId, clock: u64) {
-        if self.up {
-            self.held.push(Held { to, clock });
-        }
-    }
-
     /// The end of the log at true time `now_us`, if the machine is up: a
     /// `Held` line per message held at the end, a line per message left in
     /// the queue (`Unprocessed`, counting down), then `Stopped`. A machine
@@ -558,8 +590,9 @@ impl Timeline {
         if !self.up {
             return Ok(());
         }
-        for held in std::mem::take(&mut self.held) {
-            effects.line(self.driver.held(now_us, held.to, held.clock))?;
+        let drain_end_us = self.drain_end_us();
+        for message in self.still_at_sender(drain_end_us) {
+            effects.line(self.driver.held(now_us, message.to, message.clock))?;
         }
         for record in self.driver.end(now_us) {
             effects.line(&record)?;

@@ -19,6 +19,7 @@
 //! assert_eq!(plan.on_send(1_000, 2, 1), Fate::UNTOUCHED);
 //! ```
 
+pub mod generate;
 pub mod plan;
 pub mod spec;
 

@@ -11,7 +11,9 @@
 //! wire carried it): a sender's Lamport clock rises strictly, so the triple
 //! names one message (past the 32-bit wire limit, or after a restart with a
 //! fresh clock, several sends can share a triple; they pair in order, as a
-//! TCP connection delivers them). `Processed` and `Unprocessed` lines are
+//! TCP connection delivers them); what was sent to a machine and not received
+//! when it crashed never pairs with a later receive. `Processed` and
+//! `Unprocessed` lines are
 //! receives; a `Lost` line (the sender's account of a message the fault
 //! plan lost) pairs with the send it follows, and a `Held` line (one the
 //! plan still held at the end) with its send. A receive whose send is in no
@@ -157,6 +159,14 @@ pub struct RunEvents<I: Iterator<Item = ReadLine>> {
     streams: Vec<Stream<I>>,
     /// Messages sent and not received yet, oldest first per key.
     pending: BTreeMap<MessageKey, Pending>,
+    /// Messages whose receiver crashed before it received them, or that
+    /// their sender sent with no connection to the receiver up: no receive
+    /// pairs with them (a restarted machine's clocks may repeat theirs),
+    /// though their senders' `Lost` or `Held` lines still do.
+    taken: BTreeMap<MessageKey, Pending>,
+    /// Per machine whose log tells its connections, the peers it is
+    /// connected to now.
+    connections: BTreeMap<MachineId, Vec<MachineId>>,
     /// Receivers whose log names no sender: sends to them can never pair.
     unnamed_receivers: Vec<MachineId>,
     /// Sends to such receivers, counted and not kept.
@@ -174,7 +184,14 @@ impl<I: Iterator<Item = ReadLine>> RunEvents<I> {
             })
             .collect();
         streams.sort_by_key(|stream| stream.machine);
-        RunEvents { streams, pending: BTreeMap::new(), unnamed_receivers: Vec::new(), n_unpairable_sends: 0 }
+        RunEvents {
+            streams,
+            pending: BTreeMap::new(),
+            taken: BTreeMap::new(),
+            connections: BTreeMap::new(),
+            unnamed_receivers: Vec::new(),
+            n_unpairable_sends: 0,
+        }
     }
 
     /// The machines whose logs are merged, in id order.
@@ -195,7 +212,7 @@ impl<I: Iterator<Item = ReadLine>> RunEvents<I> {
     /// The messages sent that no log has received so far (after the last
     /// event: never), in key order.
     pub fn unmatched_sends(&self) -> impl Iterator<Item = &SentMessage> {
-        self.pending.values().flat_map(Pending::iter)
+        self.pending.values().chain(self.taken.values()).flat_map(Pending::iter)
     }
 
     /// Sends to machines whose logs name no sender (the reference's), which
@@ -206,16 +223,74 @@ impl<I: Iterator<Item = ReadLine>> RunEvents<I> {
 
     /// The oldest message sent under `key` and not received yet.
     fn take_pending(&mut self, key: MessageKey) -> Option<SentMessage> {
-        let Entry::Occupied(mut entry) = self.pending.entry(key) else { return None };
+        Self::take_from(&mut self.pending, key)
+    }
+
+    /// The oldest message of `key` in `messages`, taken out.
+    fn take_from(messages: &mut BTreeMap<MessageKey, Pending>, key: MessageKey) -> Option<SentMessage> {
+        let Entry::Occupied(mut entry) = messages.entry(key) else { return None };
         Some(match entry.get_mut().later.pop_front() {
             Some(next) => std::mem::replace(&mut entry.get_mut().oldest, next),
             None => entry.remove().oldest,
         })
     }
 
+    /// Moves the messages of `from` whose key `which` picks to `into`,
+    /// after those it holds under the same key.
+    fn move_keys(
+        from: &mut BTreeMap<MessageKey, Pending>,
+        into: &mut BTreeMap<MessageKey, Pending>,
+        which: impl Fn(&MessageKey) -> bool,
+    ) {
+        let keys: Vec<MessageKey> = from.keys().filter(|key| which(key)).copied().collect();
+        for key in keys {
+            let messages = from.remove(&key).expect("listed");
+            for sent in std::iter::once(messages.oldest).chain(messages.later) {
+                Self::keep_in(into, key, sent);
+            }
+        }
+    }
+
+    /// Follows a machine's connections as its log tells them: a crash takes
+    /// what was sent to it and not received, and a send to a peer it is not
+    /// connected to goes nowhere.
+    fn follow_connections(&mut self, machine: MachineId, event: &Event) {
+        match event {
+            Event::Connected { peer, .. } => {
+                let peers = self.connections.entry(machine).or_default();
+                if !peers.contains(peer) {
+                    peers.push(*peer);
+                }
+            }
+            Event::Disconnected { peer } => {
+                if let Some(peers) = self.connections.get_mut(&machine) {
+                    peers.retain(|p| p != peer);
+                }
+            }
+            Event::Crashed => {
+                if let Some(peers) = self.connections.get_mut(&machine) {
+                    peers.clear();
+                }
+                Self::move_keys(&mut self.pending, &mut self.taken, |key| key.1 == machine);
+            }
+            _ => {}
+        }
+    }
+
+    /// Whether `machine` sends to `peer` with no connection up, as its log
+    /// tells its connections (a log that tells none sends to everyone).
+    fn unconnected(&self, machine: MachineId, peer: MachineId) -> bool {
+        self.connections.get(&machine).is_some_and(|peers| !peers.contains(&peer))
+    }
+
     /// Keeps a message sent under `key` until its receive.
     fn keep_pending(&mut self, key: MessageKey, sent: SentMessage) {
-        match self.pending.entry(key) {
+        Self::keep_in(&mut self.pending, key, sent);
+    }
+
+    /// Keeps a message sent under `key` in `messages`, after the others.
+    fn keep_in(messages: &mut BTreeMap<MessageKey, Pending>, key: MessageKey, sent: SentMessage) {
+        match messages.entry(key) {
             Entry::Vacant(entry) => {
                 entry.insert(Pending { oldest: sent, later: VecDeque::new() });
             }
@@ -292,7 +367,12 @@ impl<I: Iterator<Item = ReadLine>> Iterator for RunEvents<I> {
                         hlc: record.hlc,
                         time_us: record.time_us,
                     };
-                    self.keep_pending((machine, peer, on_the_wire(record.logical_clock)), sent);
+                    let key = (machine, peer, on_the_wire(record.logical_clock));
+                    if self.unconnected(machine, peer) {
+                        Self::keep_in(&mut self.taken, key, sent);
+                    } else {
+                        self.keep_pending(key, sent);
+                    }
                 }
                 Pairing::NotAReceive
             }
@@ -315,7 +395,7 @@ impl<I: Iterator<Item = ReadLine>> Iterator for RunEvents<I> {
                 // The sender's own account of a message the fault plan lost,
                 // or held past the end: it pairs with its send.
                 let key = (machine, *to, on_the_wire(*clock));
-                match self.take_pending(key) {
+                match self.take_pending(key).or_else(|| Self::take_from(&mut self.taken, key)) {
                     Some(sent) => Pairing::Paired(Box::new(sent)),
                     None => Pairing::Unmatched,
                 }
@@ -328,6 +408,7 @@ impl<I: Iterator<Item = ReadLine>> Iterator for RunEvents<I> {
                 None => Pairing::NotAReceive,
             },
         };
+        self.follow_connections(machine, &record.event);
         Some(RunEvent { id, line_no: line.line_no, precision: line.precision, record, pairing })
     }
 }

@@ -107,6 +107,26 @@ pub use node::{
 };
 pub use peers::{PeerNews, RestartSpec, no_news};
 
+/// What one machine process uses at most, in a run of `n_machines`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Resources {
+    /// Threads (the system counts each as a task, against `pid_max`,
+    /// `threads-max` and `ulimit -u`): the processing thread, its control
+    /// and signal threads, the acceptor, the outbox, a reader per peer and,
+    /// while it connects, a connector per peer.
+    pub threads: u64,
+    /// File descriptors (`ulimit -n`): a connection each way per peer, the
+    /// listener, the outbox's wake-up pair, the log files and the standard
+    /// streams, with room to spare.
+    pub files: u64,
+}
+
+/// What one machine process of a run of `n_machines` uses at most.
+pub fn machine_resources(n_machines: u32) -> Resources {
+    let peers = u64::from(n_machines.saturating_sub(1));
+    Resources { threads: 2 * peers + 6, files: 2 * peers + 24 }
+}
+
 /// A peer that was not connected by the connect deadline, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MissingPeer {
@@ -138,6 +158,18 @@ fn describe_missing(missing: &[MissingPeer], timeout_s: f64) -> String {
         machine_list(&ids),
         details.join("; ")
     )
+}
+
+impl NetError {
+    /// The peer whose going or silence this error is, if it is one's: a
+    /// machine failing of it is seldom the first to fail.
+    pub fn blames(&self) -> Option<MachineId> {
+        match self {
+            NetError::ConnectTimeout { peer, .. } | NetError::PeerLeft { peer, .. } => Some(*peer),
+            NetError::NotConnected { missing, .. } => missing.first().map(|missing| missing.peer),
+            _ => None,
+        }
+    }
 }
 
 /// Why a machine could not run.

@@ -176,6 +176,11 @@ pub struct RunSummary {
     /// How far behind its schedule the machine fell.
     #[serde(default)]
     pub behind: BehindSummary,
+    /// The fault plan crashed the machine: it wrote what was still at it
+    /// (`Held`) and `Crashed`, sends nothing more, and its process is to be
+    /// killed.
+    #[serde(default)]
+    pub crashed: bool,
 }
 
 impl RunSummary {
@@ -193,6 +198,7 @@ impl RunSummary {
             refused_connections: 0,
             lateness: LatenessSummary::default(),
             behind: BehindSummary::default(),
+            crashed: false,
         }
     }
 

@@ -62,9 +62,6 @@ const FRAMES_PER_WRITE: usize = 512;
 /// The longest the outbox sleeps in a poll without looking at its queue.
 const POLL_MAX: Duration = Duration::from_millis(100);
 
-/// Frames held at the end, by recipient, shared by the thread and its handle.
-type HeldFrames = Arc<Mutex<Vec<(MachineId, Arc<[u8]>)>>>;
-
 /// What the processing thread hands the outbox.
 #[derive(Debug)]
 enum Outgoing {
@@ -121,8 +118,6 @@ pub(crate) struct Outbox {
     /// Peers whose being gone the processing thread has heard of.
     /// Per peer, how many of its goings the processing thread has heard of.
     reported: BTreeMap<MachineId, u64>,
-    /// Frames still due after the drain when the queues closed: held at the end.
-    held: HeldFrames,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -151,7 +146,6 @@ impl Outbox {
             outs.push(PeerOut { peer, stream, queue: VecDeque::new(), offset: 0, blocked_since: None, shared });
         }
         let peers = shared;
-        let held = Arc::new(Mutex::new(Vec::new()));
         let (items, taken) = crossbeam_channel::unbounded();
         let polling = Arc::new(AtomicBool::new(false));
         let aborting = Arc::new(AtomicBool::new(false));
@@ -164,7 +158,6 @@ impl Outbox {
             aborting: Arc::clone(&aborting),
             stall_limit,
             cutoff: None,
-            held: Arc::clone(&held),
         };
         let thread = std::thread::Builder::new()
             .name(format!("machine-{machine}-send"))
@@ -178,7 +171,6 @@ impl Outbox {
             aborting,
             peers,
             reported: BTreeMap::new(),
-            held,
             thread: Some(thread),
         })
     }
@@ -249,12 +241,6 @@ impl Outbox {
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
-    }
-
-    /// The frames held at the end (due after the cutoff of
-    /// [`Outbox::close`]), by recipient, once finished.
-    pub(crate) fn held(&self) -> Vec<(MachineId, Arc<[u8]>)> {
-        std::mem::take(&mut *self.held.lock().expect("the held frames are never poisoned"))
     }
 
     /// Stops the thread at once, writing nothing more, and leaves the
@@ -432,9 +418,9 @@ struct SendThread {
     polling: Arc<AtomicBool>,
     aborting: Arc<AtomicBool>,
     stall_limit: Duration,
-    /// Once the queues close: frames due after it are held, not written.
+    /// Once the queues close: frames due after it are held at the end
+    /// (their sender's timeline says so), not written.
     cutoff: Option<Instant>,
-    held: HeldFrames,
 }
 
 impl SendThread {
@@ -472,10 +458,6 @@ impl SendThread {
             }
         };
         if self.cutoff.is_some_and(|cutoff| due > cutoff) {
-            let mut held = self.held.lock().expect("the held frames are never poisoned");
-            for &peer in to.iter().flatten() {
-                held.push((peer, Arc::clone(&bytes)));
-            }
             return;
         }
         for peer in &mut self.peers {
@@ -491,21 +473,18 @@ impl SendThread {
     }
 
     /// Takes the frames due after the cutoff off every queue: they are held
-    /// at the end. A frame already begun is written whole.
+    /// at the end (their sender's timeline logs them). A frame already begun
+    /// is written whole.
     fn hold_past_cutoff(&mut self) {
         let Some(cutoff) = self.cutoff else { return };
-        let mut held = self.held.lock().expect("the held frames are never poisoned");
         for peer in &mut self.peers {
             let keep_first = usize::from(peer.offset > 0);
-            let mut kept = VecDeque::with_capacity(peer.queue.len());
-            for (idx, queued) in std::mem::take(&mut peer.queue).into_iter().enumerate() {
-                if idx >= keep_first && queued.counts && queued.due > cutoff {
-                    held.push((peer.peer, queued.bytes));
-                } else {
-                    kept.push_back(queued);
-                }
-            }
-            peer.queue = kept;
+            let mut idx = 0;
+            peer.queue.retain(|queued| {
+                let keep = idx < keep_first || !queued.counts || queued.due <= cutoff;
+                idx += 1;
+                keep
+            });
         }
     }
 
@@ -566,7 +545,9 @@ impl SendThread {
                     Wrote::Failed(error) => peer.declare_gone(format!("cannot send to it ({error})")),
                 }
                 let stalled = peer.blocked_since.is_some_and(|since| since.elapsed() >= stall_limit);
-                if peer.queue.len() > SEND_QUEUE_MAX {
+                // Frames a fault delays wait their turn; only a peer that
+                // takes nothing while frames are due is in trouble.
+                if peer.queue.len() > SEND_QUEUE_MAX && peer.blocked_since.is_some() {
                     peer.declare_gone(format!(
                         "it read nothing while {SEND_QUEUE_MAX} messages waited for it (its connection is unwritable)"
                     ));

@@ -84,7 +84,7 @@ impl Effects for NetEffects<'_> {
         Ok(())
     }
 
-    fn crashed(&mut self, _queue_lost: u64) -> Result<(), LogFailed> {
+    fn crashed(&mut self, _lost: u64) -> Result<(), LogFailed> {
         self.crashed = true;
         Ok(())
     }
@@ -277,14 +277,12 @@ impl Ticking<'_> {
     }
 
     /// Runs the timeline until it has nothing left before the end of
-    /// ticking. Returns whether a stop request ended it early.
+    /// ticking, or the plan crashed the machine. Returns whether a stop
+    /// request ended it early.
     fn tick_until_done(&mut self, stop: &Receiver<StopRequest>) -> bool {
         loop {
-            if self.logs.failed() {
+            if self.logs.failed() || !self.timeline.is_up() {
                 return false;
-            }
-            if !self.timeline.is_up() {
-                return self.await_kill(stop);
             }
             let Some(timeout) = self.timeline.poll_timeout() else { return false };
             let due = checked_after(self.start, Duration::from_micros(timeout.at_us));
@@ -303,19 +301,6 @@ impl Ticking<'_> {
             }
             if result.is_err() {
                 return false;
-            }
-        }
-    }
-
-    /// The machine crashed by the plan: it waits to be killed (the
-    /// orchestrator does it at the same instant), and gives up if it is
-    /// told to stop or is forgotten past the end. Returns true.
-    fn await_kill(&mut self, stop: &Receiver<StopRequest>) -> bool {
-        let forgotten = checked_after(self.deadline, crate::node::longest_end(self.config.connect_timeout));
-        loop {
-            match wait_until(forgotten, stop) {
-                Wake::StopAt(_) => continue,
-                Wake::Due | Wake::Stop => return true,
             }
         }
     }
@@ -394,9 +379,11 @@ impl Connected {
         }
         state.summary.stopped_early |= state.deadline < full_deadline || state.logs.failed();
         if !state.timeline.is_up() {
-            // Crashed by the plan and not killed (told to stop, or forgotten):
-            // its log ends with its `Crashed` line.
-            return Ok(state.finish_summary());
+            // Crashed by the plan: its log ends with its `Crashed` line, and
+            // its process waits to be killed (see [`RunSummary::crashed`]).
+            let mut summary = state.finish_summary();
+            summary.crashed = true;
+            return Ok(summary);
         }
 
         // The end: the outbox writes what is due within the drain and ends
@@ -426,10 +413,6 @@ impl Connected {
         }
         // A peer that cannot take what is left is given up within its stall limit.
         state.outbox.finish();
-        let codec = state.timeline.driver().codec();
-        for (peer, frame) in state.outbox.held() {
-            state.timeline.held(peer, codec.decode(&frame).lamport);
-        }
         state.note_gone_peers();
         let mut summary = state.finish_summary();
         let Ticking { mut timeline, mut logs, outbox, .. } = state;

@@ -340,12 +340,15 @@ fn check_rules(
     }
     let count = |map: &BTreeMap<(u32, u32), u64>| map.values().sum::<u64>();
     let (sent, received) = (count(&report.sent), count(&report.received));
-    let (lost, crashed) = (count(&report.lost), count(&report.crash_lost));
-    let losses = if lost + crashed > 0 {
+    let (lost, crashed, held) = (count(&report.lost), count(&report.crash_lost), count(&report.held));
+    let mut losses = if lost + crashed > 0 {
         format!(" + {} lost by the fault plan + {} taken by crashes", thousands(lost), thousands(crashed))
     } else {
         String::new()
     };
+    if held > 0 {
+        losses.push_str(&format!(" + {} held at the end", thousands(held)));
+    }
     tallies.push(Tally {
         check: Check::Rules,
         covered: format!(

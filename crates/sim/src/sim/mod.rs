@@ -196,6 +196,7 @@ impl<S: Sink + ?Sized> Effects for SimEffects<'_, S> {
                 stamp: stamp.clone(),
                 incarnation: self.incarnations[dispatch.to as usize - 1],
                 release_us: dispatch.release_us,
+                dropped: false,
             };
             let hold = Hold { extra_delay_us: dispatch.extra_delay_us, until_us: dispatch.hold_until_us };
             self.wire.send(self.now_us, self.id, dispatch.to, message, hold);
@@ -203,8 +204,8 @@ impl<S: Sink + ?Sized> Effects for SimEffects<'_, S> {
         Ok(())
     }
 
-    fn crashed(&mut self, queue_lost: u64) -> io::Result<()> {
-        self.summary.crash_lost += queue_lost;
+    fn crashed(&mut self, lost: u64) -> io::Result<()> {
+        self.summary.crash_lost += lost;
         self.crashed = true;
         Ok(())
     }
@@ -367,10 +368,10 @@ impl Simulation {
     /// The oldest message on the link from `from` to `to` arrives at `now_us`.
     fn arrive(&mut self, summary: &mut SimSummary, now_us: u64, from: MachineId, to: MachineId) {
         let message = self.world.wire.arrived(from, to);
-        let sender = &mut self.machines[from as usize - 1];
-        if summary.stopped_at_us.is_some() && clocklab_driver::is_held(message.release_us, sender.drain_end_us()) {
-            // A stop ended the drain before the plan released it.
-            sender.held(to, message.stamp.lamport);
+        let sender = &self.machines[from as usize - 1];
+        // Its sender crashed before it left, or a stop ended the drain before
+        // the plan released it: its sender's `Held` line tells it.
+        if message.dropped || clocklab_driver::is_held(message.release_us, sender.drain_end_us()) {
             return;
         }
         let at = self.at(now_us);
@@ -400,6 +401,7 @@ impl Simulation {
         id: MachineId,
     ) -> io::Result<()> {
         let at = self.at(now_us);
+        self.world.wire.sender_crashed(id, now_us);
         for peer in (1..=self.machines.len() as MachineId).filter(|&peer| peer != id) {
             let mut effects = self.world.effects(sink, summary, peer, now_us);
             self.machines[peer as usize - 1].disconnected(at, id, &mut effects)?;

@@ -86,6 +86,8 @@ pub(super) struct InFlight {
     pub(super) incarnation: u32,
     /// When the fault plan let it leave, microseconds after the start.
     pub(super) release_us: u64,
+    /// Its sender crashed before it left: it never arrives.
+    pub(super) dropped: bool,
 }
 
 /// The messages in flight from one sender to one receiver, oldest first, and
@@ -161,6 +163,16 @@ impl Wire {
         self.heap.push(Pending { key, payload: Payload::Delivery { from, to } });
         self.in_flight += 1;
         self.max_in_flight = self.max_in_flight.max(self.in_flight);
+    }
+
+    /// Machine `from` crashed at `at_us`: its messages that the fault plan
+    /// had not released by then never leave.
+    pub(super) fn sender_crashed(&mut self, from: MachineId, at_us: u64) {
+        for link in &mut self.links[from as usize - 1] {
+            for message in link.messages.iter_mut().filter(|message| message.release_us > at_us) {
+                message.dropped = true;
+            }
+        }
     }
 
     /// The oldest message in flight from `from` to `to`, which has arrived.
