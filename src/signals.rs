@@ -1,14 +1,13 @@
 //! Signals: what SIGINT and SIGTERM do to `clocklab run` ([`Interrupt`]) and
 //! to a `clocklab machine` ([`watch_signals`]).
 
-use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
-use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
-use crossbeam_channel::{Receiver, Sender};
+use clocklab_orchestrate::RunControl;
 use signal_hook::consts::{SIGINT, SIGTERM};
 
 /// What SIGINT and SIGTERM do to `clocklab run` (and `calibrate`): while
@@ -17,35 +16,26 @@ use signal_hook::consts::{SIGINT, SIGTERM};
 /// once (every run is complete by then, and the analysis can be made again).
 #[derive(Debug)]
 pub struct Interrupt {
-    /// Dropped by the first signal, which every wait of every run sees as
-    /// its receiver disconnecting.
-    first_sender: Mutex<Option<Sender<()>>>,
-    /// Disconnected by the first signal.
-    pub first: Receiver<()>,
+    /// What every real run watches, and the machine processes to kill at
+    /// the second signal.
+    pub control: Arc<RunControl>,
     /// Set by the first signal: what the simulator checks as it goes.
     stop: AtomicBool,
     /// The runs are done and the analysis is going.
     analysing: AtomicBool,
     /// The first signal's number, 0 before it.
     signal: AtomicI32,
-    /// The process ids of the machines not reaped yet. A pid is removed under
-    /// this lock when its process is reaped, so the second signal never kills
-    /// a process that is not ours.
-    pub children: Mutex<BTreeSet<u32>>,
 }
 
 impl Interrupt {
     /// Installs the handlers; `results_dir` is named when the second signal
     /// ends the command.
     pub fn install(results_dir: &Path) -> anyhow::Result<Arc<Interrupt>> {
-        let (sender, first) = crossbeam_channel::bounded(0);
         let interrupt = Arc::new(Interrupt {
-            first_sender: Mutex::new(Some(sender)),
-            first,
+            control: Arc::new(RunControl::default()),
             stop: AtomicBool::new(false),
             analysing: AtomicBool::new(false),
             signal: AtomicI32::new(0),
-            children: Mutex::new(BTreeSet::new()),
         });
         let mut signals =
             signal_hook::iterator::Signals::new([signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM])
@@ -71,7 +61,7 @@ impl Interrupt {
                             "clocklab: {}: stopping every run (each machine drains and writes Stopped); press Ctrl-C again to kill them at once",
                             signal_name(signal)
                         );
-                        drop(handler.first_sender.lock().expect("the signal lock is never poisoned").take());
+                        handler.control.stop(&format!("clocklab run got {}", signal_name(signal)));
                     } else {
                         handler.kill_all_and_exit(signal, &results_dir);
                     }
@@ -105,24 +95,11 @@ impl Interrupt {
         self.analysing.store(true, Ordering::SeqCst);
     }
 
-    /// What stopped the runs, for their manifests.
-    pub fn cause(&self) -> String {
-        format!("clocklab run got {}", signal_name(self.signal.load(Ordering::SeqCst)))
-    }
-
     fn kill_all_and_exit(&self, signal: i32, results_dir: &Path) -> ! {
-        // The lock is kept to the end: no pid in the set can be reaped (and
-        // reused) while it is killed.
-        let children = self.children.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        for &pid in children.iter() {
-            if let Ok(pid) = i32::try_from(pid) {
-                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
-            }
-        }
+        let killed = self.control.kill_all();
         clocklab_net::note!(
-            "clocklab: {} again: killed {} machines; results so far in {} (the logs of runs that were still going may end without Stopped)",
+            "clocklab: {} again: killed {killed} machines; results so far in {} (the logs of runs that were still going may end without Stopped)",
             signal_name(signal),
-            children.len(),
             results_dir.display()
         );
         std::process::exit(128 + signal);

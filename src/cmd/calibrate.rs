@@ -79,6 +79,7 @@ pub fn run(args: CalibrateArgs) -> anyhow::Result<ExitCode> {
     let estimate = clocklab_config::OutputEstimate::of_plans(&plan_runs(&config, seed, &args.out));
     let both = clocklab_config::OutputEstimate { lines: 2 * estimate.lines, bytes: 2 * estimate.bytes };
     super::check_output_size(both, &args.out, args.yes)?;
+    let budget = super::real_budget(&plan_runs(&config, seed, &args.out))?;
 
     let stamp = time::OffsetDateTime::now_utc()
         .format(time::macros::format_description!("[year]-[month]-[day]T[hour]-[minute]-[second]"))
@@ -90,7 +91,7 @@ pub fn run(args: CalibrateArgs) -> anyhow::Result<ExitCode> {
 
     let real_plans = plan_runs(&config, seed, &real_dir);
     let interrupt = crate::signals::Interrupt::install(&results_dir)?;
-    let manifests = crate::orchestrate::run_real(&real_plans, &config, usize::MAX, &real_dir, &interrupt)?;
+    let manifests = crate::orchestrate::run_real(&real_plans, &config, usize::MAX, &budget, &real_dir, &interrupt)?;
     if let Some(signal) = interrupt.signal() {
         clocklab_net::note!(
             "clocklab: interrupted by {}: the calibration stopped (the real runs so far are in {})",

@@ -129,3 +129,11 @@ pub fn bytes(n: u64) -> String {
         None => format!("{:.1} kB", size / 1e3),
     }
 }
+
+/// The room this computer has for the real runs of `plans` (its limits on
+/// tasks and open files, measured now); a run that does not fit even alone
+/// is bad input, refused before anything is written.
+pub fn real_budget(plans: &[clocklab_config::RunPlan]) -> anyhow::Result<clocklab_orchestrate::Budget> {
+    let limits = clocklab_orchestrate::Limits::measure();
+    clocklab_orchestrate::Budget::for_plans(plans, &limits).map_err(|too_large| UsageError(too_large.0).into())
+}

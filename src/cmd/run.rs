@@ -155,8 +155,14 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let config = resolve_config(&args)?;
     let suite_seed = config.seed.unwrap_or_else(|| rand::rng().next_u64());
     // The plans are drawn before anything is written, to estimate the output.
-    let estimate = OutputEstimate::of_plans(&plan_runs(&config, suite_seed, &args.out));
+    let planned = plan_runs(&config, suite_seed, &args.out);
+    let estimate = OutputEstimate::of_plans(&planned);
     super::check_output_size(estimate, &args.out, args.yes)?;
+    // Real runs must fit this computer's limits on processes, threads and files.
+    let budget = match config.runtime {
+        Runtime::Real => Some(super::real_budget(&planned)?),
+        Runtime::Sim => None,
+    };
     let stamp = time::OffsetDateTime::now_utc()
         .format(time::macros::format_description!("[year]-[month]-[day]T[hour]-[minute]-[second]"))
         .context("formatting the results folder's name")?;
@@ -179,7 +185,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let manifests = match config.runtime {
         Runtime::Real => {
             let jobs = args.jobs.unwrap_or(usize::MAX);
-            crate::orchestrate::run_real(&plans, &config, jobs, &results_dir, &interrupt)?
+            let budget = budget.as_ref().expect("measured for a real suite");
+            crate::orchestrate::run_real(&plans, &config, jobs, budget, &results_dir, &interrupt)?
         }
         Runtime::Sim => {
             let mut manifests = Vec::new();

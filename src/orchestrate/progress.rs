@@ -27,15 +27,6 @@ impl Progress {
         Progress { bar, jobs, deadlines: Mutex::new((0..plans.len()).map(|idx| (idx, None)).collect()), lengths }
     }
 
-    pub(super) fn started(&self, idx: usize, deadline: Instant) {
-        self.deadlines.lock().expect("progress lock").insert(idx, Some(deadline));
-    }
-
-    pub(super) fn finished(&self, idx: usize) {
-        self.deadlines.lock().expect("progress lock").remove(&idx);
-        self.bar.inc(1);
-    }
-
     pub(super) fn refresh(&self) {
         let now = Instant::now();
         let deadlines = self.deadlines.lock().expect("progress lock");
@@ -44,5 +35,16 @@ impl Progress {
         let left = running + queued / self.jobs as u32;
         self.bar.set_message(format!("about {} s left", left.as_secs()));
         self.bar.tick();
+    }
+}
+
+impl clocklab_orchestrate::Observer for Progress {
+    fn started(&self, idx: usize, deadline: Instant) {
+        self.deadlines.lock().expect("progress lock").insert(idx, Some(deadline));
+    }
+
+    fn finished(&self, idx: usize) {
+        self.deadlines.lock().expect("progress lock").remove(&idx);
+        self.bar.inc(1);
     }
 }

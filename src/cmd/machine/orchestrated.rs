@@ -11,8 +11,8 @@ use clocklab_model::{ClockKinds, MachineId};
 use clocklab_net::{NetError, NodeConfig, PeerNews, RunSummary, StopRequest};
 use crossbeam_channel::{Receiver, Sender};
 
-use crate::orchestrate::{FromMachine, Launch, ToMachine, send_line};
 use crate::signals::{signal_name, watch_signals};
+use clocklab_orchestrate::protocol::{FromMachine, Launch, ToMachine, send_line};
 
 /// Reads control lines from stdin on a thread. A `stop` line goes to `stop`
 /// as a request for its instant, `rejoin` and `down` lines to `news`; the
@@ -100,8 +100,21 @@ fn report(message: &FromMachine) {
     let _ = send_line(&mut std::io::stdout().lock(), message);
 }
 
-/// Runs an orchestrated machine.
+/// Runs an orchestrated machine. A machine that fails tells the
+/// orchestrator why, and which peer it blames if it failed of a peer's going
+/// (the orchestrator names the first machine that failed of its own error
+/// as its run's cause).
 pub(super) fn run(id: MachineId) -> anyhow::Result<ExitCode> {
+    let result = run_machine(id);
+    if let Err(error) = &result {
+        let blames = error.chain().find_map(|cause| cause.downcast_ref::<NetError>()).and_then(NetError::blames);
+        report(&FromMachine::Failed { cause: format!("{error:#}"), blames });
+    }
+    result
+}
+
+/// [`run`], but for the report of a failure.
+fn run_machine(id: MachineId) -> anyhow::Result<ExitCode> {
     let (stop_tx, stop) = crossbeam_channel::unbounded();
     let (news_tx, news) = crossbeam_channel::unbounded();
     let controls = control_lines(stop_tx.clone(), news_tx)?;
@@ -217,6 +230,17 @@ pub(super) fn run(id: MachineId) -> anyhow::Result<ExitCode> {
         }
     };
     let summary = connected.run(start_us, &stop, news).with_context(|| format!("machine {id}"))?;
+    if summary.crashed {
+        // Its log ends with `Crashed`: it waits to be killed, or for the end
+        // of its input (the orchestrator is gone).
+        report(&FromMachine::Crashed);
+        while let Ok(request) = stop.recv() {
+            if request == StopRequest::Now {
+                break;
+            }
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     report(&FromMachine::Done(summary));
     Ok(ExitCode::SUCCESS)
 }

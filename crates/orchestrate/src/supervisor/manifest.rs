@@ -5,12 +5,12 @@ use std::collections::BTreeMap;
 use clocklab_config::{MachineOutcome, RunManifest, RunPlan, RunStatus, Runtime};
 use clocklab_net::LatenessSummary;
 
-use super::run::RunRecord;
+use super::RunRecord;
 
 /// The manifest of `plan`'s run, from what the run recorded: `status` is how
 /// it ended, `spawned_us` and `ended_us` when its machines were started and
 /// when the last one was done.
-pub(super) fn build(
+pub(crate) fn build(
     plan: &RunPlan,
     record: &RunRecord,
     status: RunStatus,
@@ -59,7 +59,10 @@ pub(super) fn build(
         extra.insert("interrupted_by".into(), serde_json::Value::String(cause.clone()));
     }
     if !record.failures.is_empty() {
-        extra.insert("failures".into(), serde_json::to_value(&record.failures).expect("strings serialise"));
+        let mut failures: Vec<&super::Failed> = record.failures.iter().collect();
+        failures.sort_by_key(|failed| failed.at);
+        let texts: Vec<&str> = failures.iter().map(|failed| failed.text.as_str()).collect();
+        extra.insert("failures".into(), serde_json::to_value(texts).expect("strings serialise"));
     }
     if !record.pids.is_empty() {
         let pids: BTreeMap<String, u32> = record.pids.iter().map(|(id, pid)| (id.to_string(), *pid)).collect();

@@ -1,5 +1,26 @@
 //! The control protocol between `clocklab run` and its machines: one JSON
 //! object per line, over the machine's stdin and stdout.
+//!
+//! 1. `launch` (everything the machine needs, the run token included: the
+//!    token never touches the disk nor a command line) → the machine binds
+//!    port 0, so the system picks a free port and no two runs can collide,
+//!    and answers `bound` with its port and drawn rate.
+//! 2. `peers` (the address of every machine that is up, once all are bound)
+//!    → the machine connects to them and answers `ready` once every
+//!    connection is up.
+//! 3. `start` (one wall-clock instant a little ahead, the same for the whole
+//!    run: the start barrier) → the machine ticks until start + duration,
+//!    drains, writes `Stopped` and answers `done` with its summary.
+//!
+//! `stop` (an instant, the same for the whole run) tells a machine to stop
+//! ticking then, or at once if it has not started. `rejoin` and `down` tell
+//! of a peer that restarted (where it listens now) or crashed. A machine
+//! that the plan crashes writes its last lines and says `crashed`; the
+//! orchestrator then kills it (`SIGKILL`), as it does one that does not say
+//! so soon after the crash's instant. The end of
+//! stdin is a stop request too: if the orchestrator dies, its machines stop
+//! and no child outlives it. A machine that gets SIGINT or SIGTERM itself
+//! answers `signalled`; one that fails says `failed` before it exits.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -103,6 +124,17 @@ pub enum FromMachine {
     },
     /// It has written `Stopped`.
     Done(RunSummary),
+    /// The fault plan crashed it: it has written what was still at it
+    /// (`Held`) and `Crashed`, and waits to be killed.
+    Crashed,
+    /// It failed, and is about to exit with an error: why, and the peer it
+    /// saw go (a machine that blames a peer is seldom the first to fail).
+    Failed {
+        /// The error, for a person.
+        cause: String,
+        /// The peer whose going made it fail, if that is what it failed of.
+        blames: Option<MachineId>,
+    },
 }
 
 fn default_queue_cap() -> usize {
