@@ -10,6 +10,7 @@ mod diagram_page;
 mod driver;
 mod export;
 mod fake_peer;
+mod fault_cases;
 mod fault_plan;
 mod faults;
 mod machine;

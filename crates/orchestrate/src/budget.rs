@@ -46,22 +46,33 @@ impl Limits {
     /// files to the hard one (the machine processes inherit it).
     pub fn measure() -> Limits {
         let read = |path: &str| std::fs::read_to_string(path).ok().and_then(|text| text.trim().parse::<u64>().ok());
-        let mut candidates: Vec<(u64, &'static str)> = Vec::new();
-        candidates.extend(read("/proc/sys/kernel/pid_max").map(|n| (n, "pid_max (/proc/sys/kernel/pid_max)")));
-        candidates
-            .extend(read("/proc/sys/kernel/threads-max").map(|n| (n, "threads-max (/proc/sys/kernel/threads-max)")));
-        candidates.extend(read("/sys/fs/cgroup/pids.max").map(|n| (n, "the cgroup's pids.max")));
-        if let Ok((soft, _)) = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NPROC)
-            && soft != nix::sys::resource::RLIM_INFINITY
-        {
-            candidates.push((soft, "ulimit -u"));
-        }
-        let tasks_max = candidates.into_iter().min_by_key(|&(n, _)| n).unwrap_or((u64::MAX, "no limit"));
         // The fourth field of /proc/loadavg is "running/total" tasks.
-        let tasks_in_use = std::fs::read_to_string("/proc/loadavg")
+        let system_in_use = std::fs::read_to_string("/proc/loadavg")
             .ok()
             .and_then(|text| text.split_whitespace().nth(3)?.split('/').nth(1)?.parse().ok())
             .unwrap_or(0);
+        // Each limit with the tasks it already counts.
+        let mut candidates: Vec<(u64, u64, &'static str)> = Vec::new();
+        if let Some(max) = read("/proc/sys/kernel/pid_max") {
+            candidates.push((max, system_in_use, "pid_max (/proc/sys/kernel/pid_max)"));
+        }
+        if let Some(max) = read("/proc/sys/kernel/threads-max") {
+            candidates.push((max, system_in_use, "threads-max (/proc/sys/kernel/threads-max)"));
+        }
+        if let Some((max, current)) = cgroup_pids() {
+            candidates.push((max, current, "the cgroup's pids.max"));
+        }
+        // Root is not held to `ulimit -u`.
+        if !nix::unistd::geteuid().is_root()
+            && let Ok((soft, _)) = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NPROC)
+            && soft != nix::sys::resource::RLIM_INFINITY
+        {
+            candidates.push((soft, system_in_use, "ulimit -u"));
+        }
+        let (max, in_use, which) = candidates
+            .into_iter()
+            .min_by_key(|&(max, in_use, _)| max.saturating_sub(in_use))
+            .unwrap_or((u64::MAX, 0, "no limit"));
         let files_max = match nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE) {
             Ok((soft, hard)) => {
                 if soft < hard
@@ -74,7 +85,7 @@ impl Limits {
             }
             Err(_) => 1_024,
         };
-        Limits { tasks_max, tasks_in_use, files_max }
+        Limits { tasks_max: (max, which), tasks_in_use: in_use, files_max }
     }
 
     /// The tasks a suite may use.
@@ -82,6 +93,28 @@ impl Limits {
         let reserve = RESERVED_TASKS.max(self.tasks_max.0 / 20);
         self.tasks_max.0.saturating_sub(self.tasks_in_use).saturating_sub(reserve)
     }
+}
+
+/// The limit and the count of the pids controller of this process's
+/// cgroup (v1, or v2 alone or beside v1), if it limits.
+fn cgroup_pids() -> Option<(u64, u64)> {
+    let cgroups = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+    let mut dirs = Vec::new();
+    for line in cgroups.lines() {
+        let mut fields = line.splitn(3, ':');
+        let (_, controllers, path) = (fields.next()?, fields.next()?, fields.next()?);
+        if controllers.split(',').any(|c| c == "pids") {
+            dirs.push(format!("/sys/fs/cgroup/pids{path}"));
+        } else if controllers.is_empty() {
+            dirs.push(format!("/sys/fs/cgroup{path}"));
+            dirs.push(format!("/sys/fs/cgroup/unified{path}"));
+        }
+    }
+    let read = |path: String| std::fs::read_to_string(path).ok().and_then(|text| text.trim().parse::<u64>().ok());
+    dirs.into_iter().find_map(|dir| {
+        let max = read(format!("{dir}/pids.max"))?;
+        Some((max, read(format!("{dir}/pids.current")).unwrap_or(0)))
+    })
 }
 
 /// What one run uses at most.
