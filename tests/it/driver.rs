@@ -7,7 +7,6 @@ use std::path::{Path, PathBuf};
 
 use clocklab_config::layout;
 use clocklab_log::{Event, LogFormat, Record};
-use clocklab_model::ClockKinds;
 
 use crate::util::run_clocklab;
 
@@ -62,9 +61,44 @@ fn results_dir(out: &Path) -> PathBuf {
     dirs.into_iter().next().unwrap()
 }
 
-/// Runs the baseline's first run for `duration` in `runtime` with every clock.
-fn run(runtime: &str, out: &Path) -> BTreeMap<u32, Vec<Record>> {
-    let out_arg = out.to_str().unwrap();
+/// Latencies that land every message between two ticks, apart from every
+/// other: the seed below draws rate 20 for every machine (a tick every
+/// 50 ms, at the same instants), and each machine's two incoming links delay
+/// their messages by a third and two thirds of that, so every arrival is
+/// 16 ms or more from a tick and from the other arrival, in both runtimes,
+/// whatever the real one's scheduling jitter. The twins then make the same
+/// decisions all the way.
+const APART: &str = "\
+[[faults]]\nkind = \"latency\"\nlinks = [[1, 2], [1, 3], [2, 1]]\ndelay = { kind = \"constant\", ms = 17 }\n
+[[faults]]\nkind = \"latency\"\nlinks = [[3, 2], [2, 3], [3, 1]]\ndelay = { kind = \"constant\", ms = 33 }\n";
+
+/// The suite seed whose baseline run draws rate 20 for its three machines
+/// at `--max-clock-rate 20`.
+const SAME_RATES_SEED: &str = "3870";
+
+/// Runs the baseline's first run for 5.5 s (110 ticks a machine) in
+/// `runtime` with every clock, rates up to 20 and the faults of `faults_toml`.
+///
+/// A real run whose machines ran a tick more than 15 ms late (a computer too
+/// busy to keep the schedule within the margin of [`APART`]) cannot be
+/// compared: it is run again, up to four times in all.
+fn run(runtime: &str, out: &Path, faults_toml: &str) -> BTreeMap<u32, Vec<Record>> {
+    for attempt in 1..=4 {
+        let out = out.join(format!("attempt-{attempt}"));
+        let (logs, worst_us) = run_once(runtime, &out, faults_toml);
+        if worst_us <= 15_000 || runtime == "sim" {
+            return logs;
+        }
+        eprintln!("{runtime} run {attempt}: a tick ran {worst_us} us late; running it again");
+    }
+    panic!("four real runs in a row ran a tick more than 15 ms late: this computer is too busy to compare the twins")
+}
+
+/// One run of [`run`]; its logs and the latest any tick ran, in microseconds.
+fn run_once(runtime: &str, out: &Path, faults_toml: &str) -> (BTreeMap<u32, Vec<Record>>, u64) {
+    let faults = out.with_extension("faults.toml");
+    std::fs::create_dir_all(out.parent().unwrap()).unwrap();
+    std::fs::write(&faults, faults_toml).unwrap();
     let output = run_clocklab(&[
         "run",
         "--runtime",
@@ -74,21 +108,30 @@ fn run(runtime: &str, out: &Path) -> BTreeMap<u32, Vec<Record>> {
         "--runs",
         "1",
         "--duration",
-        "3",
+        "5.5",
+        "--max-clock-rate",
+        "20",
         "--seed",
-        "11",
+        SAME_RATES_SEED,
         "--clocks",
         "lamport,vector,hlc",
+        "--faults",
+        faults.to_str().unwrap(),
         "--no-analyze",
         "--out",
-        out_arg,
+        out.to_str().unwrap(),
     ]);
     assert!(output.status.success(), "{runtime}: {}", String::from_utf8_lossy(&output.stderr));
     let run = layout::read_run(&layout::run_dir(&results_dir(out), "baseline", 1), LogFormat::Text).unwrap();
-    assert_eq!(run.manifest.experiment.clocks, ClockKinds::ALL);
     let report = run.check(1);
     assert!(report.is_ok(), "{runtime}: {:#?}", report.violations);
-    run.logs
+    let worst_us = run
+        .manifest
+        .extra
+        .get("tick_lateness_us")
+        .and_then(|lateness| lateness.as_object())
+        .map_or(0, |machines| machines.values().filter_map(|m| m["max_us"].as_u64()).max().unwrap_or(0));
+    (run.logs, worst_us)
 }
 
 /// What of a line does not depend on when it was written.
@@ -110,24 +153,25 @@ fn timeless(record: &Record) -> (Event, u64, u64, Option<Vec<u64>>, Option<u64>,
     )
 }
 
-#[test]
-fn both_runtimes_give_twins_that_agree_wherever_their_ticks_agree() {
-    let tmp = tempfile::tempdir().unwrap();
-    let real = run("real", &tmp.path().join("real"));
-    let sim = run("sim", &tmp.path().join("sim"));
+/// Compares the twins tick by tick, up to the first tick whose event
+/// differs (where timing decided): every field that does not depend on time
+/// agrees, the vector clock included. Returns how many ticks agreed, per machine.
+fn compare_twins(real: &BTreeMap<u32, Vec<Record>>, sim: &BTreeMap<u32, Vec<Record>>) -> BTreeMap<u32, usize> {
     assert_eq!(real.keys().collect::<Vec<_>>(), sim.keys().collect::<Vec<_>>());
-    let mut compared = 0;
-    for (id, real_log) in &real {
+    let mut compared = BTreeMap::new();
+    for (id, real_log) in real {
         let sim_log = &sim[id];
         // The preamble agrees but for addresses and times.
-        let preamble = |log: &[Record]| log.iter().take_while(|r| !r.event.is_tick()).map(timeless).collect::<Vec<_>>();
+        // (A machine the start caught late says so first: timing, not the step.)
+        let preamble = |log: &[Record]| {
+            let before = log.iter().take_while(|r| !r.event.is_tick());
+            before.filter(|r| r.event.kind() != "behind").map(timeless).collect::<Vec<_>>()
+        };
         assert_eq!(preamble(real_log), preamble(sim_log), "machine {id}'s preamble");
-        // Tick by tick, up to the first tick whose event differs (where timing
-        // decided), every field that does not depend on time agrees: the
-        // vector clock and the HLC's counter included.
         let ticks = |log: &[Record]| log.iter().filter(|r| r.event.is_tick()).cloned().collect::<Vec<_>>();
         let (real_ticks, sim_ticks) = (ticks(real_log), ticks(sim_log));
         assert_eq!(real_ticks.len(), sim_ticks.len(), "machine {id} made the same ticks in both runtimes");
+        let mut agreed = 0;
         for (a, b) in real_ticks.iter().zip(&sim_ticks) {
             if (&a.event, a.logical_clock, a.queue_length) != (&b.event, b.logical_clock, b.queue_length) {
                 break;
@@ -135,12 +179,65 @@ fn both_runtimes_give_twins_that_agree_wherever_their_ticks_agree() {
             let (ta, tb) = (timeless(a), timeless(b));
             // The HLC counter is 0 whenever physical time moved on, in both.
             assert_eq!((ta.0, ta.1, ta.2, ta.3, ta.5), (tb.0, tb.1, tb.2, tb.3, tb.5), "machine {id}: {a:?} / {b:?}");
-            compared += 1;
+            agreed += 1;
         }
         // Every line of both logs carries the same fields.
         for record in real_log.iter().chain(sim_log) {
             assert!(record.vector_clock.is_some() && record.hlc.is_some() && record.physical_clock_us.is_some());
         }
+        compared.insert(*id, agreed);
     }
-    assert!(compared >= 3, "the twins agreed on only {compared} ticks");
+    compared
+}
+
+#[test]
+fn both_runtimes_give_twins_that_agree_wherever_their_ticks_agree() {
+    let tmp = tempfile::tempdir().unwrap();
+    let real = run("real", &tmp.path().join("real"), APART);
+    let sim = run("sim", &tmp.path().join("sim"), APART);
+    for (id, agreed) in compare_twins(&real, &sim) {
+        assert!(agreed >= 100, "the twins agreed on only {agreed} ticks of machine {id}");
+    }
+}
+
+/// Each directed link's messages in the order they were sent, and whether
+/// each was lost (its sender's `Lost` line).
+fn fates(logs: &BTreeMap<u32, Vec<Record>>) -> BTreeMap<(u32, u32), Vec<bool>> {
+    let mut fates: BTreeMap<(u32, u32), Vec<bool>> = BTreeMap::new();
+    for (&id, log) in logs {
+        for record in log {
+            match &record.event {
+                Event::Sent { to } => {
+                    for &peer in to.iter() {
+                        fates.entry((id, peer)).or_default().push(false);
+                    }
+                }
+                // A Lost line follows its send: the link's last message.
+                Event::Lost { to, .. } => *fates.get_mut(&(id, *to)).unwrap().last_mut().unwrap() = true,
+                _ => {}
+            }
+        }
+    }
+    fates
+}
+
+#[test]
+fn the_kth_message_of_each_link_meets_the_same_fate_in_both_runtimes() {
+    let loss = format!("{APART}\n[[faults]]\nkind = \"loss\"\nstart = 0\nprobability = 0.3\n");
+    let tmp = tempfile::tempdir().unwrap();
+    let real = run("real", &tmp.path().join("real"), &loss);
+    let sim = run("sim", &tmp.path().join("sim"), &loss);
+    let (real_fates, sim_fates) = (fates(&real), fates(&sim));
+    assert_eq!(real_fates.keys().collect::<Vec<_>>(), sim_fates.keys().collect::<Vec<_>>());
+    let mut lost = 0;
+    for (link, real_link) in &real_fates {
+        let lost_at =
+            |fates: &[bool]| fates.iter().enumerate().filter(|&(_, &l)| l).map(|(k, _)| k).collect::<Vec<_>>();
+        assert_eq!(lost_at(real_link), lost_at(&sim_fates[link]), "link {link:?}: the indices of the messages lost");
+        lost += lost_at(real_link).len();
+    }
+    assert!(lost >= 10, "only {lost} messages were lost: too few to compare");
+    for (id, agreed) in compare_twins(&real, &sim) {
+        assert!(agreed >= 100, "the twins agreed on only {agreed} ticks of machine {id}");
+    }
 }
