@@ -13,6 +13,7 @@ mod fake_peer;
 mod fault_cases;
 mod fault_plan;
 mod faults;
+mod limits;
 mod machine;
 mod peers;
 mod report_browser;

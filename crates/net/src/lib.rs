@@ -165,7 +165,7 @@ impl NetError {
     /// machine failing of it is seldom the first to fail.
     pub fn blames(&self) -> Option<MachineId> {
         match self {
-            NetError::ConnectTimeout { peer, .. } | NetError::PeerLeft { peer, .. } => Some(*peer),
+            NetError::ConnectTimeout { peer, .. } => Some(*peer),
             NetError::NotConnected { missing, .. } => missing.first().map(|missing| missing.peer),
             _ => None,
         }
@@ -245,14 +245,6 @@ pub enum NetError {
         missing: Vec<MissingPeer>,
         /// The connect timeout, in seconds.
         timeout_s: f64,
-    },
-    /// A peer's connection to this machine ended before the run started.
-    #[error("machine {peer} went away before the run started: {reason}")]
-    PeerLeft {
-        /// The peer.
-        peer: MachineId,
-        /// How its connection ended.
-        reason: String,
     },
     /// A stop request came before every peer was connected; the log ends
     /// with `Stopped`.
