@@ -1,6 +1,7 @@
 //! Integration tests: one binary (see ARCHITECTURE.md).
 
 mod analyze;
+mod architecture;
 mod bounds;
 mod browser;
 mod calibrate;

@@ -612,3 +612,6 @@ impl Timeline {
         self.lateness.as_ref().map(LatenessRecorder::summary).unwrap_or_default()
     }
 }
+
+#[cfg(test)]
+mod tests;
