@@ -51,7 +51,7 @@ pub fn key_docs() -> Vec<KeyDoc> {
         doc(
             "connect_timeout",
             &[],
-            "seconds a machine waits for every peer to connect; also how long a peer may stay unwritable, and the wait for the peers' last messages at the end",
+            "seconds a machine waits for every peer to connect; also how long a peer may stay unwritable, and the drain: how long after ticking ends a message may still leave (the fault plan holds a later one at its sender, logged `Held`) and the end waits for the peers' last messages",
             format!("{}..={} seconds", limits::CONNECT_TIMEOUT_S_MIN, limits::CONNECT_TIMEOUT_S_MAX),
         ),
         doc(
