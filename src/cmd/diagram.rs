@@ -53,7 +53,8 @@ pub fn run(args: DiagramArgs) -> anyhow::Result<ExitCode> {
     if out == Path::new("-") {
         let _ = std::io::stdout().write_all(text.as_bytes());
     } else {
-        std::fs::write(&out, text).with_context(|| format!("cannot write {}", out.display()))?;
+        clocklab_config::output::write_file(&out, text.as_bytes())
+            .with_context(|| format!("cannot write {}", out.display()))?;
         say!("{}", out.display());
     }
     Ok(ExitCode::SUCCESS)

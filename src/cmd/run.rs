@@ -163,7 +163,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let results_dir = layout::create_results_dir(&args.out, &stamp)
         .with_context(|| format!("cannot create a results folder under {}", args.out.display()))?;
     let config_path = results_dir.join(layout::CONFIG_FILE);
-    std::fs::write(&config_path, config.to_toml())
+    clocklab_config::output::write_file(&config_path, config.to_toml().as_bytes())
         .with_context(|| format!("cannot write {}", config_path.display()))?;
     let plans = plan_runs(&config, suite_seed, &results_dir);
     // The handlers go in before the first line, so that a signal from then

@@ -277,7 +277,8 @@ fn drive(
     interrupt: &Arc<Interrupt>,
     record: &mut RunRecord,
 ) -> anyhow::Result<()> {
-    std::fs::create_dir_all(&plan.dir).with_context(|| format!("cannot create {}", plan.dir.display()))?;
+    clocklab_config::output::create_dir_all(&plan.dir)
+        .with_context(|| format!("cannot create {}", plan.dir.display()))?;
     let connect_timeout = Duration::from_secs_f64(config.connect_timeout);
     let (report_tx, reports) = crossbeam_channel::unbounded();
     let mut children = Children(Vec::new());

@@ -13,6 +13,7 @@ mod fake_peer;
 mod fault_plan;
 mod faults;
 mod machine;
+mod outputs;
 mod peers;
 mod report_browser;
 mod run_real;

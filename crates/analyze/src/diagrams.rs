@@ -33,6 +33,14 @@ pub struct DiagramLink {
 pub fn write_diagrams(summary: &Summary, out: &Path) -> Result<Vec<DiagramLink>, AnalyzeError> {
     let jobs: Vec<(&str, &crate::run::RunSummary)> =
         summary.experiments.iter().flat_map(|e| e.runs.iter().map(move |r| (e.name.as_str(), r))).collect();
+    // The folders are made here, one level at a time, so that none is a
+    // link planted to take the pages elsewhere.
+    let diagrams = out.join("diagrams");
+    let folders =
+        std::iter::once(diagrams.clone()).chain(summary.experiments.iter().map(|e| diagrams.join(safe_name(&e.name))));
+    for folder in folders {
+        clocklab_config::output::create_dir(&folder).map_err(|source| AnalyzeError::Io { path: folder, source })?;
+    }
     let results: Mutex<Vec<Option<Result<DiagramLink, AnalyzeError>>>> =
         Mutex::new((0..jobs.len()).map(|_| None).collect());
     let next = AtomicUsize::new(0);
@@ -74,6 +82,9 @@ fn write_one(experiment: &str, run: &str, run_dir: &Path, out: &Path) -> Result<
         Err(clocklab_causal::diagram::DiagramError::Source(error)) if error.is_bad_input() => {
             Ok(link(0, Some(error.to_string())))
         }
-        Err(error) => Err(AnalyzeError::Io { path: path.clone(), source: std::io::Error::other(error.to_string()) }),
+        Err(clocklab_causal::diagram::DiagramError::Write { path, source }) => Err(AnalyzeError::Io { path, source }),
+        Err(clocklab_causal::diagram::DiagramError::Source(error)) => {
+            Err(AnalyzeError::Io { path: path.clone(), source: std::io::Error::other(error.to_string()) })
+        }
     }
 }

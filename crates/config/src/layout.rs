@@ -6,8 +6,8 @@
 //!
 //! Only this module knows the folder layout; readers of results ask it, and
 //! experiment names are checked against it ([`check_experiment_name`]).
-//! Manifests are written atomically: a reader (or a full disk) never sees
-//! half of one.
+//! Manifests are written atomically, as every output is ([`crate::output`]):
+//! a reader (or a full disk) never sees half of one.
 
 use std::collections::BTreeMap;
 use std::io;
@@ -117,22 +117,10 @@ pub fn read_machine_manifests(dir: &Path) -> std::collections::BTreeMap<MachineI
 }
 
 /// Writes `bytes` to `path` so that `path` is either what it was or all of
-/// `bytes`, never a part: a temporary file beside it, synced, then renamed
-/// over it. On an error (a full disk) the temporary file is removed.
+/// `bytes`, never a part, and never through a link planted at its name (see
+/// [`crate::output`]).
 fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    use std::io::Write as _;
-    let file_name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
-    let temporary = path.with_file_name(format!(".{file_name}.{}.tmp", std::process::id()));
-    let written = (|| {
-        let mut file = std::fs::File::create(&temporary)?;
-        file.write_all(bytes)?;
-        file.sync_data()?;
-        std::fs::rename(&temporary, path)
-    })();
-    if written.is_err() {
-        let _ = std::fs::remove_file(&temporary);
-    }
-    written
+    crate::output::write_file(path, bytes)
 }
 
 /// The machine logs in a run folder, by machine id: `machine_<id>.log`,

@@ -13,7 +13,8 @@
 //! reference implementation's spellings included), `source` (parsing with
 //! errors that name file, key and value), `validate`, [`limits`], `keys`
 //! (what every key means, for `clocklab config --print-default`), `plan`,
-//! `manifest`, [`layout`].
+//! `manifest`, [`layout`], and [`output`] (how every file is written and
+//! every folder made: never through a planted link, never half).
 //!
 //! ```
 //! use clocklab_config::{Config, plan_runs};
@@ -36,6 +37,7 @@ mod keys;
 pub mod layout;
 pub mod limits;
 mod manifest;
+pub mod output;
 mod plan;
 mod source;
 mod validate;

@@ -55,15 +55,16 @@ pub struct LogFiles {
 }
 
 impl LogFiles {
-    /// Creates (or truncates) `machine_<id>.<ext>` in `dir` for machines
-    /// `1..=n_machines` and every format in `formats`.
+    /// Creates `machine_<id>.<ext>` in `dir` for machines `1..=n_machines`
+    /// and every format in `formats`, each in place of a file of that name
+    /// (never through a link: see `clocklab_config::output`).
     pub fn create(dir: &Path, n_machines: u32, formats: &[LogFormat]) -> io::Result<LogFiles> {
         let mut writers = Vec::with_capacity(n_machines as usize * formats.len());
         let mut paths = Vec::with_capacity(writers.capacity());
         for id in 1..=n_machines {
             for &format in formats {
                 let path = dir.join(clocklab_log::file_name(id, format));
-                let file = File::create(&path).map_err(|error| with_path(error, &path))?;
+                let file = clocklab_config::output::create_replacing(&path).map_err(|error| with_path(error, &path))?;
                 writers.push(LogWriter::new(BufWriter::with_capacity(FILE_BUFFER_BYTES, file), format));
                 paths.push(path);
             }
