@@ -2,7 +2,7 @@
 //! that no output is written through a path someone else may have planted.
 //!
 //! - A file is written to a new temporary file beside it (created with
-//!   `O_EXCL`, under a random name, so it follows no link), synced, then
+//!   `O_EXCL`, so it follows no link), synced, then
 //!   renamed over its name ([`OutputFile`], [`write_file`]): a reader, a
 //!   crash or a full disk never sees half of it, and a failed write leaves
 //!   nothing behind, not even an empty file.
@@ -126,8 +126,13 @@ pub fn write_file(path: &Path, bytes: &[u8]) -> io::Result<()> {
 #[derive(Debug)]
 pub struct OutputFile {
     path: PathBuf,
-    temporary: tempfile::NamedTempFile,
+    temporary: PathBuf,
+    /// The open temporary file; `None` once it is in place.
+    file: Option<File>,
 }
+
+/// Temporary files made by this process so far, for their names.
+static TEMPORARIES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 impl OutputFile {
     /// Starts writing the file `path` (`rw-rw-rw-` less the umask, as a new
@@ -139,19 +144,20 @@ impl OutputFile {
     /// [`OutputFile::create`] with the permission bits `mode` (less the
     /// umask): `0o600` for a file only its owner may read.
     pub fn create_with_mode(path: &Path, mode: u32) -> io::Result<OutputFile> {
-        use std::os::unix::fs::PermissionsExt as _;
+        use std::os::unix::fs::OpenOptionsExt as _;
         check_file(path)?;
-        let folder = match path.parent() {
-            Some(parent) if !parent.as_os_str().is_empty() => parent,
-            _ => Path::new("."),
-        };
         let name = path.file_name().map_or_else(|| "output".into(), |name| name.to_string_lossy());
-        let temporary = tempfile::Builder::new()
-            .prefix(&format!(".{name}."))
-            .suffix(".tmp")
-            .permissions(std::fs::Permissions::from_mode(mode))
-            .tempfile_in(folder)?;
-        Ok(OutputFile { path: path.to_path_buf(), temporary })
+        loop {
+            // `O_EXCL`: a name already taken, by a link someone planted
+            // included, is never opened; the next number is tried.
+            let number = TEMPORARIES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let temporary = path.with_file_name(format!(".{name}.{}.{number}.tmp", std::process::id()));
+            match File::options().write(true).create_new(true).mode(mode).open(&temporary) {
+                Ok(file) => return Ok(OutputFile { path: path.to_path_buf(), temporary, file: Some(file) }),
+                Err(error) if error.kind() == io::ErrorKind::AlreadyExists => continue,
+                Err(error) => return Err(error),
+            }
+        }
     }
 
     /// The path the file will have.
@@ -172,35 +178,51 @@ impl OutputFile {
     }
 
     fn finish(mut self, new: bool) -> io::Result<()> {
-        self.temporary.as_file_mut().flush()?;
-        self.temporary.as_file().sync_data()?;
-        let placed = if new {
-            self.temporary.persist_noclobber(&self.path)
+        let file = self.file.as_mut().expect("the file is open until it is in place");
+        file.flush()?;
+        file.sync_data()?;
+        if new {
+            // A second name, which fails if the path is taken; then the
+            // temporary one goes (on drop).
+            std::fs::hard_link(&self.temporary, &self.path)?;
         } else {
             check_file(&self.path)?;
-            self.temporary.persist(&self.path)
-        };
-        // A failed rename gives the temporary file back; dropped, it is removed.
-        placed.map_err(|error| error.error)?;
+            // `rename` replaces the name itself: a link there would be
+            // replaced, never followed.
+            std::fs::rename(&self.temporary, &self.path)?;
+            self.file = None;
+        }
         // The new name is durable once the folder that holds it is synced.
         if let Some(folder) = self.path.parent().filter(|parent| !parent.as_os_str().is_empty()) {
             File::open(folder)?.sync_all()?;
         }
         Ok(())
     }
+
+    fn file(&mut self) -> &mut File {
+        self.file.as_mut().expect("the file is open until it is in place")
+    }
+}
+
+impl Drop for OutputFile {
+    fn drop(&mut self) {
+        if self.file.take().is_some() {
+            let _ = std::fs::remove_file(&self.temporary);
+        }
+    }
 }
 
 impl Write for OutputFile {
     fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
-        self.temporary.write(bytes)
+        self.file().write(bytes)
     }
 
     fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
-        self.temporary.write_all(bytes)
+        self.file().write_all(bytes)
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        self.temporary.flush()
+        self.file().flush()
     }
 }
 
