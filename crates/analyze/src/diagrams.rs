@@ -75,16 +75,27 @@ fn write_one(experiment: &str, run: &str, run_dir: &Path, out: &Path) -> Result<
     // why; only failing to write stops the analysis.
     let source = match clocklab_causal::RunSource::open(run_dir) {
         Ok(source) => source,
-        Err(error) => return Ok(link(0, Some(error.to_string()))),
+        Err(error) => return Ok(link(0, Some(with_sources(&error)))),
     };
     match clocklab_causal::diagram::write_run_diagram(&source, &path) {
         Ok(summary) => Ok(link(summary.n_events, None)),
         Err(clocklab_causal::diagram::DiagramError::Source(error)) if error.is_bad_input() => {
-            Ok(link(0, Some(error.to_string())))
+            Ok(link(0, Some(with_sources(&error))))
         }
         Err(clocklab_causal::diagram::DiagramError::Write { path, source }) => Err(AnalyzeError::Io { path, source }),
         Err(clocklab_causal::diagram::DiagramError::Source(error)) => {
-            Err(AnalyzeError::Io { path: path.clone(), source: std::io::Error::other(error.to_string()) })
+            Err(AnalyzeError::Io { path: path.clone(), source: std::io::Error::other(with_sources(&error)) })
         }
     }
+}
+
+/// An error and its sources, as one line: `a: b: c`.
+fn with_sources(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(error) = cause {
+        text.push_str(&format!(": {error}"));
+        cause = error.source();
+    }
+    text
 }

@@ -31,8 +31,8 @@ pub enum SourceError {
         /// What is wrong with it.
         message: String,
     },
-    /// A file could not be read.
-    #[error("{path}: {source}")]
+    /// A file could not be read (what the system said is its source).
+    #[error("{path}")]
     Io {
         /// The file or folder.
         path: PathBuf,

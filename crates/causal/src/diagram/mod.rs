@@ -35,8 +35,8 @@ pub enum DiagramError {
     /// The run could not be read.
     #[error(transparent)]
     Source(#[from] SourceError),
-    /// The page could not be written.
-    #[error("{path}: {source}")]
+    /// The page could not be written (what the system said is its source).
+    #[error("{path}")]
     Write {
         /// The file.
         path: PathBuf,
