@@ -6,6 +6,7 @@ mod browser;
 mod calibrate;
 mod check;
 mod config_errors;
+mod damaged_runs;
 mod diagram_page;
 mod driver;
 mod export;

@@ -23,14 +23,10 @@ pub enum SourceError {
     /// The folder holds no machine logs.
     #[error("no logs in {0} (expected machine_<id>.log, machine_<id>.jsonl or process_<id>.log)")]
     NoLogs(PathBuf),
-    /// The manifest is there but does not parse.
-    #[error("{path}: {message}")]
-    BadManifest {
-        /// The manifest's path.
-        path: PathBuf,
-        /// What is wrong with it.
-        message: String,
-    },
+    /// The manifest is there but is not one, or a number in it is out of
+    /// its range (the error names the file and the key).
+    #[error(transparent)]
+    BadManifest(clocklab_config::ConfigError),
     /// A file could not be read (what the system said is its source).
     #[error("{path}")]
     Io {
@@ -73,13 +69,15 @@ impl RunSource {
             return Err(SourceError::NoLogs(dir.to_path_buf()));
         }
         let manifest_path = layout::manifest_path(dir);
-        let manifest = match std::fs::read_to_string(&manifest_path) {
-            Ok(text) => Some(RunManifest::from_json(&text).map_err(|error| SourceError::BadManifest {
-                path: manifest_path.clone(),
-                message: format!("not a clocklab manifest: {error}"),
-            })?),
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => None,
-            Err(source) => return Err(SourceError::Io { path: manifest_path, source }),
+        // Checked against the configuration's ranges before any table is
+        // sized by one of its numbers.
+        let manifest = match RunManifest::read(&manifest_path) {
+            Ok(manifest) => Some(manifest),
+            Err(error) if error.is_missing() => None,
+            Err(clocklab_config::ConfigError::Read { source, .. }) => {
+                return Err(SourceError::Io { path: manifest_path, source });
+            }
+            Err(error) => return Err(SourceError::BadManifest(error)),
         };
         let run_name = folder_name(dir);
         let experiment = match &manifest {

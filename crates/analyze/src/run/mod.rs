@@ -178,10 +178,13 @@ pub fn analyze_run_in_one_thread(run: &RunDir) -> RunSummary {
 fn analyze_run_reading(run: &RunDir, max_prefetched_logs: usize) -> RunSummary {
     let prefetch = run.logs.len() <= max_prefetched_logs;
     let mut run_problems = Vec::new();
-    let manifest = info::read_manifest(&run.path).unwrap_or_else(|problem| {
-        run_problems.push(problem);
+    // A damaged manifest is one of the run's problems (naming the file and
+    // the key); the run is read from its logs alone.
+    let manifest = info::read_manifest(&run.path).unwrap_or_else(|problems| {
+        run_problems.extend(problems);
         None
     });
+    let manifest_damaged = !run_problems.is_empty();
     let mut diagnostics: Vec<FileDiagnostics> = Vec::new();
     let mut readers: Vec<(u32, Reader)> = Vec::new();
     for (&id, path) in &run.logs {
@@ -331,7 +334,11 @@ fn analyze_run_reading(run: &RunDir, max_prefetched_logs: usize) -> RunSummary {
         path: run.path.clone(),
         duration_s,
         time_precision: if precision_seconds { "s" } else { "us" },
-        info: info::run_info(manifest.as_ref(), precision_seconds, origin_us),
+        info: if manifest_damaged {
+            info::damaged_manifest(precision_seconds, origin_us)
+        } else {
+            info::run_info(manifest.as_ref(), precision_seconds, origin_us)
+        },
         machines,
         causality,
         causality_missing,
