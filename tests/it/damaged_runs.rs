@@ -1,5 +1,5 @@
 //! Damaged run folders as a user meets them: a manifest that is no manifest
-//! or holds a number past its range.
+//! or holds a number past its range, a log that is missing or a folder.
 
 use std::path::{Path, PathBuf};
 
@@ -106,4 +106,23 @@ fn a_manifest_that_is_not_text_is_bad_input_and_the_analysis_calls_it_damaged() 
     assert!(report.contains("1 run whose manifest.json is damaged"), "{report}");
     assert!(!report.contains("without a manifest and of unknown origin"), "{report}");
     assert!(report.contains("without a manifest that could be read"), "{report}");
+}
+
+#[test]
+fn a_missing_log_or_a_folder_in_its_place_is_said_by_the_analysis() {
+    let root = tempfile::tempdir().unwrap();
+    let run = simulated_run(root.path());
+    let log = run.join("machine_2.log");
+    std::fs::remove_file(&log).unwrap();
+    let dir = run.to_str().unwrap();
+    for (what, said) in [("missing", "missing"), ("a folder", "a folder, not a log")] {
+        if what == "a folder" {
+            std::fs::create_dir(&log).unwrap();
+        }
+        let (code, stdout, stderr) = clocklab(&["analyze", dir, "--no-diagrams"]);
+        assert_eq!(code, Some(0), "{what}: {stderr}");
+        let line = format!("{}: unreadable: {said} (manifest.json lists machine 2)", log.display());
+        assert!(stdout.contains(&line), "{what}: {stdout}");
+        assert!(stdout.contains("left out of the aggregates"), "{what}: the run lacks a machine: {stdout}");
+    }
 }
