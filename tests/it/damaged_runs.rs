@@ -1,5 +1,6 @@
 //! Damaged run folders as a user meets them: a manifest that is no manifest
-//! or holds a number past its range, a log that is missing or a folder.
+//! or holds a number past its range, a log that is missing or a folder, and
+//! a diagram's window left open at its end.
 
 use std::path::{Path, PathBuf};
 
@@ -125,4 +126,22 @@ fn a_missing_log_or_a_folder_in_its_place_is_said_by_the_analysis() {
         assert!(stdout.contains(&line), "{what}: {stdout}");
         assert!(stdout.contains("left out of the aggregates"), "{what}: the run lacks a machine: {stdout}");
     }
+}
+
+#[test]
+fn a_window_left_open_at_its_end_reaches_the_run_s_last_event() {
+    let root = tempfile::tempdir().unwrap();
+    let run = simulated_run(root.path());
+    let dir = run.to_str().unwrap();
+    let (code, stdout, stderr) = clocklab(&["diagram", dir, "--from", "0", "--to", "inf"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let svg = PathBuf::from(stdout.trim());
+    assert!(svg.file_name().unwrap().to_string_lossy().starts_with("diagram_0-2"), "{stdout}");
+    let drawn = std::fs::read_to_string(&svg).unwrap();
+    assert!(drawn.contains("true time 0 s to 2"), "{}", &drawn[..drawn.len().min(2000)]);
+    let (code, _, stderr) = clocklab(&["diagram", dir, "--from=-inf", "--to", "1"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let (code, _, stderr) = clocklab(&["diagram", dir, "--from", "0", "--to", "nan"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("must be numbers of seconds"), "{stderr}");
 }
