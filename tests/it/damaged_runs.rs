@@ -1,6 +1,7 @@
 //! Damaged run folders as a user meets them: a manifest that is no manifest
-//! or holds a number past its range, a log that is missing or a folder, and
-//! a diagram's window left open at its end.
+//! or holds a number past its range, a log that is missing or a folder, a
+//! line of megabytes in the middle of a log, and a diagram's window left
+//! open at its end.
 
 use std::path::{Path, PathBuf};
 
@@ -144,4 +145,32 @@ fn a_window_left_open_at_its_end_reaches_the_run_s_last_event() {
     let (code, _, stderr) = clocklab(&["diagram", dir, "--from", "0", "--to", "nan"]);
     assert_eq!(code, Some(2), "{stderr}");
     assert!(stderr.contains("must be numbers of seconds"), "{stderr}");
+}
+
+#[test]
+fn a_line_of_megabytes_in_the_middle_of_a_log_is_skipped_and_never_shown_whole() {
+    let root = tempfile::tempdir().unwrap();
+    let run = simulated_run(root.path());
+    let log = run.join("machine_2.log");
+    let text = std::fs::read_to_string(&log).unwrap();
+    let (head, tail) = text.split_at(text.match_indices('\n').nth(9).unwrap().0 + 1);
+    let long = 4_000_000;
+    std::fs::write(&log, [head.as_bytes(), &vec![0u8; long], b"\n", tail.as_bytes()].concat()).unwrap();
+    let dir = run.to_str().unwrap();
+    let (code, stdout, _) = clocklab(&["check", dir]);
+    assert_eq!(code, Some(1), "{stdout}");
+    assert!(stdout.contains(&format!("longer than 65536 bytes ({long} bytes)")), "{stdout}");
+    assert!(
+        stdout.contains(&format!("(a line of {long} bytes, longer than the 65536 a log line may have: not shown)")),
+        "{stdout}"
+    );
+    assert!(stdout.len() < 100_000, "the line is said, not copied: {} bytes", stdout.len());
+    let (code, stdout, stderr) = clocklab(&["analyze", dir]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        stdout.contains(&format!("1 damaged line skipped, first at line 11 (longer than 65536 bytes ({long} bytes))")),
+        "{stdout}"
+    );
+    let page = std::fs::metadata(run.join("analysis/diagrams/baseline/run_1.html")).unwrap().len();
+    assert!(page < 1_000_000, "the diagram holds no copy of the line: {page} bytes");
 }
