@@ -4,7 +4,6 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::Context;
 use clap::Args;
 
 /// Arguments of `clocklab analyze`.
@@ -51,7 +50,7 @@ fn analyze_results_with(
     })?;
     // The table is for a person; a closed pipe must not stop the files being written.
     let _ = std::io::stdout().write_all(clocklab_analyze::render_table(&summary).as_bytes());
-    let outputs = clocklab_analyze::report::write_outputs_with(&summary, out, options)
-        .with_context(|| format!("writing the analysis to {}", out.display()))?;
+    // Each error names the file it concerns (under `out`), once.
+    let outputs = clocklab_analyze::report::write_outputs_with(&summary, out, options)?;
     Ok(outputs.report)
 }

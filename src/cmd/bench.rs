@@ -64,7 +64,8 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
             simulation.run(&mut sink).context("simulating")?
         }
         Some(_) => {
-            std::fs::create_dir_all(&plan.dir).with_context(|| format!("cannot create {}", plan.dir.display()))?;
+            clocklab_config::output::create_dir_all(&plan.dir)
+                .with_context(|| format!("cannot create {}", plan.dir.display()))?;
             let mut files = LogFiles::create(&plan.dir, args.machines, &plan.log_formats)
                 .with_context(|| format!("cannot create the logs in {}", plan.dir.display()))?;
             let simulation = Simulation::new(&plan, &config.sim).context("setting up the simulation")?;

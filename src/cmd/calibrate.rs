@@ -126,7 +126,8 @@ pub fn run(args: CalibrateArgs) -> anyhow::Result<ExitCode> {
         + "\n";
     for (name, text) in [("calibration.txt", &table), ("calibration.json", &json)] {
         let path = results_dir.join(name);
-        std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
+        clocklab_config::output::write_file(&path, text.as_bytes())
+            .with_context(|| format!("cannot write {}", path.display()))?;
     }
     {
         use std::io::Write as _;

@@ -108,17 +108,23 @@ fn init(path: &Path) -> anyhow::Result<ExitCode> {
 /// Creates `path` (never over an existing file), readable and writable by
 /// its owner only, with `bytes`.
 fn write_new_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt as _;
-    let mut file =
-        std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path).map_err(|error| {
-            if error.kind() == std::io::ErrorKind::AlreadyExists {
-                anyhow::Error::new(UsageError(format!(
-                    "--init {}: the file exists; clocklab never overwrites it",
-                    path.display()
-                )))
-            } else {
-                anyhow::Error::new(error).context(format!("cannot create {}", path.display()))
-            }
-        })?;
-    file.write_all(bytes).with_context(|| format!("cannot write {}", path.display()))
+    let exists = || {
+        anyhow::Error::new(UsageError(format!(
+            "--init {}: the file exists; clocklab never overwrites it",
+            path.display()
+        )))
+    };
+    if std::fs::symlink_metadata(path).is_ok() {
+        return Err(exists());
+    }
+    let mut file = clocklab_config::output::OutputFile::create_with_mode(path, 0o600)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    file.write_all(bytes).with_context(|| format!("cannot write {}", path.display()))?;
+    file.commit_new().map_err(|error| {
+        if error.kind() == std::io::ErrorKind::AlreadyExists {
+            exists()
+        } else {
+            anyhow::Error::new(error).context(format!("cannot write {}", path.display()))
+        }
+    })
 }

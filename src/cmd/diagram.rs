@@ -47,13 +47,17 @@ pub fn run(args: DiagramArgs) -> anyhow::Result<ExitCode> {
     let graph = source.graph(BuildOptions::default()).map_err(source_error)?;
     let origin = diagram::origin_us(&source, &graph);
     let title = source.label.replace('/', " / ");
-    let text = svg::render_window(&graph, &title, origin, from_s, to_s)
-        .map_err(|error| UsageError(format!("--from {from_s} --to {to_s}: {error}")))?;
+    let window_error = |error| UsageError(format!("--from {from_s} --to {to_s}: {error}"));
+    // An open end (`--to inf`) reaches the run's last event; the file is
+    // named after the window drawn.
+    let (from_s, to_s) = svg::resolve_window(&graph, origin, from_s, to_s).map_err(window_error)?;
+    let text = svg::render_window(&graph, &title, origin, from_s, to_s).map_err(window_error)?;
     let out = args.svg.unwrap_or_else(|| args.run_dir.join(format!("diagram_{from_s}-{to_s}s.svg")));
     if out == Path::new("-") {
         let _ = std::io::stdout().write_all(text.as_bytes());
     } else {
-        std::fs::write(&out, text).with_context(|| format!("cannot write {}", out.display()))?;
+        clocklab_config::output::write_file(&out, text.as_bytes())
+            .with_context(|| format!("cannot write {}", out.display()))?;
         say!("{}", out.display());
     }
     Ok(ExitCode::SUCCESS)

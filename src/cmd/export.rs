@@ -1,7 +1,6 @@
 //! `clocklab export`: runs in the formats of other tools (ShiViz, Perfetto,
 //! CSV, JSON Lines, the reference's logs).
 
-use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -9,6 +8,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Args, ValueEnum};
 use clocklab_causal::export::{self, ExportError, ExportSummary};
+use clocklab_config::output::OutputFile;
 
 use super::UsageError;
 use super::check::open_runs;
@@ -48,34 +48,50 @@ pub fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
     let sources = open_runs(&args.dir)?;
     let summary = match (args.format, &args.out) {
         (Format::Reference, Some(dir)) => export::reference::write(&sources, dir).map_err(export_error)?,
-        (format, out) => {
-            let (mut sink, what): (Box<dyn Write>, String) = match out {
-                Some(path) => {
-                    let file = File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
-                    (Box::new(BufWriter::new(file)), path.display().to_string())
-                }
-                None => (Box::new(BufWriter::new(std::io::stdout().lock())), "standard output".to_string()),
-            };
-            let written = match format {
-                Format::Shiviz => export::shiviz::write(&sources, &mut sink, &what),
-                Format::Perfetto => export::perfetto::write(&sources, &mut sink, &what),
-                Format::Jsonl => export::table::write(&sources, export::table::TableFormat::Jsonl, &mut sink, &what),
-                Format::Csv => export::table::write(&sources, export::table::TableFormat::Csv, &mut sink, &what),
-                Format::Reference => unreachable!("the reference export writes a folder"),
-            };
-            match written {
+        (format, Some(path)) => {
+            // Written whole or not at all, never through a link planted at its name.
+            let mut file = OutputFile::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+            let mut sink = BufWriter::new(&mut file);
+            let summary = write_stream(format, &sources, &mut sink, &path.display().to_string())?;
+            sink.flush().with_context(|| format!("cannot write {}", path.display()))?;
+            drop(sink);
+            file.commit().with_context(|| format!("cannot write {}", path.display()))?;
+            summary
+        }
+        (format, None) => {
+            let mut sink = BufWriter::new(std::io::stdout().lock());
+            match write_stream(format, &sources, &mut sink, "standard output") {
                 // A closed pipe (`| head`) ends the export; the reader has what it wanted.
-                Err(ExportError::Write { source, .. })
-                    if out.is_none() && source.kind() == std::io::ErrorKind::BrokenPipe =>
+                Err(error)
+                    if error
+                        .downcast_ref::<ExportError>()
+                        .is_some_and(|e| matches!(e, ExportError::Write { source, .. } if source.kind() == std::io::ErrorKind::BrokenPipe)) =>
                 {
                     return Ok(ExitCode::SUCCESS);
                 }
-                other => other.map_err(export_error)?,
+                other => other?,
             }
         }
     };
     report(&summary, args.out.as_ref());
     Ok(ExitCode::SUCCESS)
+}
+
+/// Writes the runs in `format` to `sink` (`what` names it for messages).
+fn write_stream(
+    format: Format,
+    sources: &[clocklab_causal::RunSource],
+    sink: &mut dyn Write,
+    what: &str,
+) -> anyhow::Result<ExportSummary> {
+    let written = match format {
+        Format::Shiviz => export::shiviz::write(sources, sink, what),
+        Format::Perfetto => export::perfetto::write(sources, sink, what),
+        Format::Jsonl => export::table::write(sources, export::table::TableFormat::Jsonl, sink, what),
+        Format::Csv => export::table::write(sources, export::table::TableFormat::Csv, sink, what),
+        Format::Reference => unreachable!("the reference export writes a folder"),
+    };
+    written.map_err(export_error)
 }
 
 /// Bad input exits with 2, anything else with 1.

@@ -20,9 +20,12 @@ use clocklab_config::{Config, ConfigError, LogFormats, OutputEstimate, limits};
 #[error("{0}")]
 pub struct UsageError(pub String);
 
-/// The exit code for an error: 2 for bad input, 1 for anything else.
+/// The exit code for an error: 2 for bad input (a link or a folder planted
+/// where an output goes included), 1 for anything else.
 pub fn exit_code(error: &anyhow::Error) -> u8 {
-    let bad_input = error.chain().any(|cause| cause.is::<ConfigError>() || cause.is::<UsageError>());
+    let bad_input = error.chain().any(|cause| {
+        cause.is::<ConfigError>() || cause.is::<UsageError>() || clocklab_config::output::refusal(cause).is_some()
+    });
     if bad_input { 2 } else { 1 }
 }
 

@@ -169,7 +169,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let results_dir = layout::create_results_dir(&args.out, &stamp)
         .with_context(|| format!("cannot create a results folder under {}", args.out.display()))?;
     let config_path = results_dir.join(layout::CONFIG_FILE);
-    std::fs::write(&config_path, config.to_toml())
+    clocklab_config::output::write_file(&config_path, config.to_toml().as_bytes())
         .with_context(|| format!("cannot write {}", config_path.display()))?;
     let plans = plan_runs(&config, suite_seed, &results_dir);
     // The handlers go in before the first line, so that a signal from then
@@ -219,11 +219,10 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             clocklab_net::note!("clocklab: run degraded: {}: {cause}", run_name(manifest));
         }
     }
-    if !args.no_analyze {
-        interrupt.enter_analysis();
-        let report = super::analyze::analyze_results(&results_dir, &results_dir.join(layout::ANALYSIS_DIR))?;
-        say!("report: {}", report.display());
-    }
+    // What went wrong with the runs is said first: a run whose logs or
+    // manifest could not be written (a full disk) names the file and the
+    // system's error, before the analysis (which may fail for the same cause)
+    // has its say.
     let failed: Vec<String> = manifests
         .iter()
         .filter_map(|m| match &m.status {
@@ -232,11 +231,23 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             RunStatus::Interrupted => Some(format!("{}: interrupted", run_name(m))),
         })
         .collect();
-    if !failed.is_empty() {
-        for line in &failed {
-            clocklab_net::note!("clocklab: run failed: {line}");
+    for line in &failed {
+        clocklab_net::note!("clocklab: run failed: {line}");
+    }
+    let runs_failed =
+        || anyhow::anyhow!("{} of {} runs failed (see each run's manifest.json)", failed.len(), manifests.len());
+    if !args.no_analyze {
+        interrupt.enter_analysis();
+        // Every run has ended and its logs and manifest are on the disk
+        // (synced) before the analysis reads them.
+        match super::analyze::analyze_results(&results_dir, &results_dir.join(layout::ANALYSIS_DIR)) {
+            Ok(report) => say!("report: {}", report.display()),
+            Err(error) if failed.is_empty() => return Err(error.context("the runs are complete; the analysis failed")),
+            Err(error) => return Err(error.context(format!("{}; the analysis failed too", runs_failed()))),
         }
-        anyhow::bail!("{} of {} runs failed (see each run's manifest.json)", failed.len(), manifests.len());
+    }
+    if !failed.is_empty() {
+        return Err(runs_failed());
     }
     Ok(ExitCode::SUCCESS)
 }

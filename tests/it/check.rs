@@ -75,5 +75,7 @@ fn bad_input_exits_2() {
     std::fs::write(run_dir.join("manifest.json"), "{ not json").unwrap();
     let output = run_clocklab(&["check", run_dir.to_str().unwrap()]);
     assert_eq!(output.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&output.stderr).contains("manifest.json: not a clocklab manifest"));
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("manifest.json:1:3: malformed JSON: key must be a string")
+    );
 }

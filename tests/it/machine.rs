@@ -79,7 +79,8 @@ fn three_standalone_machines_keep_every_rule() {
     assert_eq!(read_logs(&out, 3, LogFormat::Jsonl), logs);
     // Each wrote its manifest beside its log: the same start instant for all
     // three (agreed over their connections), its schedule and its counts.
-    let manifests = clocklab_config::layout::read_machine_manifests(&out);
+    let (manifests, damaged) = clocklab_config::layout::read_machine_manifests(&out);
+    assert!(damaged.is_empty(), "every manifest reads back and is in its ranges: {damaged:?}");
     assert_eq!(manifests.keys().copied().collect::<Vec<_>>(), [1, 2, 3]);
     let started: std::collections::BTreeSet<&str> = manifests.values().map(|m| m.started_at.as_str()).collect();
     assert_eq!(started.len(), 1, "the machines started at different instants: {started:?}");

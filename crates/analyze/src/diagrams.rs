@@ -33,6 +33,14 @@ pub struct DiagramLink {
 pub fn write_diagrams(summary: &Summary, out: &Path) -> Result<Vec<DiagramLink>, AnalyzeError> {
     let jobs: Vec<(&str, &crate::run::RunSummary)> =
         summary.experiments.iter().flat_map(|e| e.runs.iter().map(move |r| (e.name.as_str(), r))).collect();
+    // The folders are made here, one level at a time, so that none is a
+    // link planted to take the pages elsewhere.
+    let diagrams = out.join("diagrams");
+    let folders =
+        std::iter::once(diagrams.clone()).chain(summary.experiments.iter().map(|e| diagrams.join(safe_name(&e.name))));
+    for folder in folders {
+        clocklab_config::output::create_dir(&folder).map_err(|source| AnalyzeError::Io { path: folder, source })?;
+    }
     let results: Mutex<Vec<Option<Result<DiagramLink, AnalyzeError>>>> =
         Mutex::new((0..jobs.len()).map(|_| None).collect());
     let next = AtomicUsize::new(0);
@@ -67,13 +75,27 @@ fn write_one(experiment: &str, run: &str, run_dir: &Path, out: &Path) -> Result<
     // why; only failing to write stops the analysis.
     let source = match clocklab_causal::RunSource::open(run_dir) {
         Ok(source) => source,
-        Err(error) => return Ok(link(0, Some(error.to_string()))),
+        Err(error) => return Ok(link(0, Some(with_sources(&error)))),
     };
     match clocklab_causal::diagram::write_run_diagram(&source, &path) {
         Ok(summary) => Ok(link(summary.n_events, None)),
         Err(clocklab_causal::diagram::DiagramError::Source(error)) if error.is_bad_input() => {
-            Ok(link(0, Some(error.to_string())))
+            Ok(link(0, Some(with_sources(&error))))
         }
-        Err(error) => Err(AnalyzeError::Io { path: path.clone(), source: std::io::Error::other(error.to_string()) }),
+        Err(clocklab_causal::diagram::DiagramError::Write { path, source }) => Err(AnalyzeError::Io { path, source }),
+        Err(clocklab_causal::diagram::DiagramError::Source(error)) => {
+            Err(AnalyzeError::Io { path: path.clone(), source: std::io::Error::other(with_sources(&error)) })
+        }
     }
+}
+
+/// An error and its sources, as one line: `a: b: c`.
+fn with_sources(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(error) = cause {
+        text.push_str(&format!(": {error}"));
+        cause = error.source();
+    }
+    text
 }

@@ -65,8 +65,9 @@ pub enum AnalyzeError {
     /// No run folder with machine logs was found.
     #[error("no logs found in {0} (expected machine_<id>.log, machine_<id>.jsonl or process_<id>.log in run folders)")]
     NoLogs(PathBuf),
-    /// A folder or file could not be read or written.
-    #[error("{path}: {source}")]
+    /// A folder or file could not be read or written. What the system said
+    /// is its source, for the caller to print after the path (with `{:#}`).
+    #[error("{path}")]
     Io {
         /// The path.
         path: PathBuf,

@@ -82,8 +82,20 @@ pub fn render_table(summary: &Summary) -> String {
         }
         let _ = writeln!(out);
     }
-    if !summary.diagnostics.is_empty() {
-        let _ = writeln!(out, "== log problems (skipped or flagged, never fatal)");
+    // The problems of a run's folder (a damaged manifest, naming its file),
+    // then those of each file.
+    let run_problems: Vec<String> = summary
+        .experiments
+        .iter()
+        .flat_map(|e| {
+            e.runs.iter().flat_map(move |r| r.problems.iter().map(move |p| format!("{} {}: {p}", e.name, r.name)))
+        })
+        .collect();
+    if !summary.diagnostics.is_empty() || !run_problems.is_empty() {
+        let _ = writeln!(out, "== problems with the files (skipped or flagged, never fatal)");
+        for problem in &run_problems {
+            let _ = writeln!(out, "{problem}");
+        }
         for d in &summary.diagnostics {
             let _ = writeln!(out, "{}", describe_diagnostics(d));
         }

@@ -76,8 +76,8 @@ fn edit(path: &Path, change: impl Fn(String) -> String) {
 
 #[test]
 fn a_garbage_or_empty_manifest_is_reported() {
-    check(|dir| std::fs::write(layout::manifest_path(dir), "{ garbage").unwrap(), "not a manifest", true);
-    check(|dir| std::fs::write(layout::manifest_path(dir), "").unwrap(), "not a manifest", true);
+    check(|dir| std::fs::write(layout::manifest_path(dir), "{ garbage").unwrap(), "1:3: malformed JSON", true);
+    check(|dir| std::fs::write(layout::manifest_path(dir), "").unwrap(), "1:1: malformed JSON", true);
 }
 
 #[test]
@@ -89,7 +89,7 @@ fn impossible_durations_are_reported_and_the_logs_used() {
                     text.replace("\"duration\": 5.0", &format!("\"duration\": {duration}"))
                 })
             },
-            "is not a run's length",
+            "manifest.json: key `experiment.duration` = ",
             true,
         );
     }

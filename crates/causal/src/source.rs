@@ -4,7 +4,7 @@
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{BufRead, BufReader};
+use std::io::BufReader;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
@@ -23,16 +23,12 @@ pub enum SourceError {
     /// The folder holds no machine logs.
     #[error("no logs in {0} (expected machine_<id>.log, machine_<id>.jsonl or process_<id>.log)")]
     NoLogs(PathBuf),
-    /// The manifest is there but does not parse.
-    #[error("{path}: {message}")]
-    BadManifest {
-        /// The manifest's path.
-        path: PathBuf,
-        /// What is wrong with it.
-        message: String,
-    },
-    /// A file could not be read.
-    #[error("{path}: {source}")]
+    /// The manifest is there but is not one, or a number in it is out of
+    /// its range (the error names the file and the key).
+    #[error(transparent)]
+    BadManifest(clocklab_config::ConfigError),
+    /// A file could not be read (what the system said is its source).
+    #[error("{path}")]
     Io {
         /// The file or folder.
         path: PathBuf,
@@ -73,13 +69,15 @@ impl RunSource {
             return Err(SourceError::NoLogs(dir.to_path_buf()));
         }
         let manifest_path = layout::manifest_path(dir);
-        let manifest = match std::fs::read_to_string(&manifest_path) {
-            Ok(text) => Some(RunManifest::from_json(&text).map_err(|error| SourceError::BadManifest {
-                path: manifest_path.clone(),
-                message: format!("not a clocklab manifest: {error}"),
-            })?),
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => None,
-            Err(source) => return Err(SourceError::Io { path: manifest_path, source }),
+        // Checked against the configuration's ranges before any table is
+        // sized by one of its numbers.
+        let manifest = match RunManifest::read(&manifest_path) {
+            Ok(manifest) => Some(manifest),
+            Err(error) if error.is_missing() => None,
+            Err(clocklab_config::ConfigError::Read { source, .. }) => {
+                return Err(SourceError::Io { path: manifest_path, source });
+            }
+            Err(error) => return Err(SourceError::BadManifest(error)),
         };
         let run_name = folder_name(dir);
         let experiment = match &manifest {
@@ -115,35 +113,41 @@ impl RunSource {
     }
 
     /// The text of the given lines (1-based numbers) of machine `id`'s log,
-    /// without their newlines; a line that cannot be read is left out.
+    /// without their newlines; a line that cannot be read is left out, and
+    /// one longer than [`clocklab_log::MAX_LINE_BYTES`] is said, not copied.
     pub fn read_lines(&self, id: MachineId, line_nos: &[u64]) -> BTreeMap<u64, String> {
         let mut wanted: Vec<u64> = line_nos.to_vec();
         wanted.sort_unstable();
         wanted.dedup();
         let mut out = BTreeMap::new();
         let Some(file) = self.logs.get(&id).and_then(|path| File::open(path).ok()) else { return out };
-        let mut next = wanted.iter().peekable();
-        for (idx, line) in BufReader::new(file).split(b'\n').enumerate() {
-            let Some(&&want) = next.peek() else { break };
-            let Ok(line) = line else { break };
-            if idx as u64 + 1 == want {
-                out.insert(want, String::from_utf8_lossy(&line).trim_end_matches('\r').to_string());
-                next.next();
-            }
+        let mut lines = clocklab_log::RawLines::new(BufReader::new(file));
+        let mut line_no = 0u64;
+        for want in wanted {
+            let line = loop {
+                let Ok(Some(line)) = lines.next_line() else { return out };
+                line_no += 1;
+                if line_no == want {
+                    break line;
+                }
+            };
+            out.insert(want, line.to_text());
         }
         out
     }
 
     /// Each machine's log as raw lines (without newlines), in file order,
-    /// for a caller that copies them: see [`RunSource::read_lines`] for a few.
+    /// for a caller that copies them: see [`RunSource::read_lines`] for a
+    /// few. A line longer than [`clocklab_log::MAX_LINE_BYTES`] (which the
+    /// reader skips) is never held: it comes as a sentence saying so.
     pub fn raw_lines(&self, id: MachineId) -> Result<impl Iterator<Item = Vec<u8>> + use<>, SourceError> {
         let path = self.logs.get(&id).cloned().unwrap_or_default();
         let file = File::open(&path).map_err(|source| SourceError::Io { path, source })?;
-        Ok(BufReader::with_capacity(1 << 16, file).split(b'\n').map_while(Result::ok).map(|mut line| {
-            if line.last() == Some(&b'\r') {
-                line.pop();
-            }
-            line
+        let mut lines = clocklab_log::RawLines::new(BufReader::with_capacity(1 << 16, file));
+        Ok(std::iter::from_fn(move || match lines.next_line() {
+            Ok(Some(clocklab_log::RawLine::Text(bytes))) => Some(bytes.to_vec()),
+            Ok(Some(line)) => Some(line.to_text().into_bytes()),
+            Ok(None) | Err(_) => None,
         }))
     }
 }
@@ -229,5 +233,44 @@ impl Iterator for LogLines {
             self.skipped.0.borrow_mut().insert(self.machine, self.reader.diagnostics().clone());
         }
         line
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_line_past_the_limit_is_never_copied_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let line = |k: u64| {
+            format!(
+                "1> Event: Internal event | System Time: 2026-11-24 04:43:13 | Logical Clock: {k} | Queue Length: 0 \
+                 | Timestamp: 2026-11-24T04:43:13.{k:06}Z\n"
+            )
+        };
+        let mut log = line(1).into_bytes();
+        // A hole of NUL bytes in the middle of the log, as a crash can leave.
+        log.extend(std::iter::repeat_n(0u8, 40 * clocklab_log::MAX_LINE_BYTES));
+        log.push(b'\n');
+        log.extend_from_slice(line(2).as_bytes());
+        std::fs::write(dir.path().join("machine_1.log"), &log).unwrap();
+        let source = RunSource::open(dir.path()).unwrap();
+
+        let raw: Vec<Vec<u8>> = source.raw_lines(1).unwrap().collect();
+        let lengths: Vec<usize> = raw.iter().map(Vec::len).collect();
+        assert_eq!(raw.len(), 3, "one item a line, the long one included: {lengths:?}");
+        assert!(lengths.iter().all(|&len| len <= clocklab_log::MAX_LINE_BYTES), "{lengths:?}");
+        assert_eq!(raw[2], line(2).trim_end().as_bytes());
+
+        let shown = source.read_lines(1, &[2, 3]);
+        assert_eq!(
+            shown[&2],
+            format!(
+                "(a line of {} bytes, longer than the 65536 a log line may have: not shown)",
+                40 * clocklab_log::MAX_LINE_BYTES
+            )
+        );
+        assert_eq!(shown[&3], line(2).trim_end());
     }
 }

@@ -329,6 +329,14 @@ pub enum ConfigError {
     },
 }
 
+impl ConfigError {
+    /// Whether the file is not there at all (a run folder without a
+    /// manifest is no error: the reference's have none).
+    pub fn is_missing(&self) -> bool {
+        matches!(self, ConfigError::Read { source, .. } if source.kind() == std::io::ErrorKind::NotFound)
+    }
+}
+
 /// The default queue cap: far more than any sound run queues, few enough
 /// that a peer flooding a machine cannot exhaust its memory.
 pub(crate) fn default_queue_cap() -> usize {

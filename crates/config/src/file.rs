@@ -34,7 +34,7 @@ struct ConfigFile {
     max_clock_rate: Option<u32>,
     #[serde(alias = "MAX_EVENT_NUM")]
     max_event_num: Option<u32>,
-    runs: Option<u32>,
+    pub(crate) runs: Option<u32>,
     #[serde(alias = "DURATION", alias = "EXPERIMENT_DURATION")]
     duration: Option<f64>,
     #[serde(default, with = "optional_clock_names")]
@@ -130,20 +130,20 @@ mod optional_clock_names {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ExperimentFile {
-    name: Option<String>,
-    machines: Option<u32>,
+    pub(crate) name: Option<String>,
+    pub(crate) machines: Option<u32>,
     #[serde(alias = "MAX_CLOCK_RATE")]
-    max_clock_rate: Option<u32>,
+    pub(crate) max_clock_rate: Option<u32>,
     #[serde(alias = "MAX_EVENT_NUM")]
-    max_event_num: Option<u32>,
-    runs: Option<u32>,
+    pub(crate) max_event_num: Option<u32>,
+    pub(crate) runs: Option<u32>,
     #[serde(alias = "DURATION", alias = "EXPERIMENT_DURATION")]
-    duration: Option<f64>,
-    seed: Option<u64>,
+    pub(crate) duration: Option<f64>,
+    pub(crate) seed: Option<u64>,
     #[serde(default, with = "optional_clock_names")]
-    clocks: Option<ClockKinds>,
-    physical_clock: Option<PhysicalClockSettings>,
-    faults: Option<Vec<FaultSpec>>,
+    pub(crate) clocks: Option<ClockKinds>,
+    pub(crate) physical_clock: Option<PhysicalClockSettings>,
+    pub(crate) faults: Option<Vec<FaultSpec>>,
 }
 
 /// A value that breaks a rule: the key (its last part, or a path below the

@@ -6,8 +6,8 @@
 //!
 //! Only this module knows the folder layout; readers of results ask it, and
 //! experiment names are checked against it ([`check_experiment_name`]).
-//! Manifests are written atomically: a reader (or a full disk) never sees
-//! half of one.
+//! Manifests are written atomically, as every output is ([`crate::output`]):
+//! a reader (or a full disk) never sees half of one.
 
 use std::collections::BTreeMap;
 use std::io;
@@ -92,12 +92,14 @@ pub fn write_machine_manifest(dir: &Path, manifest: &MachineManifest) -> io::Res
     write_atomically(&machine_manifest_path(dir, manifest.id), manifest.to_json().as_bytes())
 }
 
-/// The standalone machines' manifests in `dir`, by id. A file that cannot be
-/// read or is not a machine manifest is left out (its machine is then known
-/// from its log alone), as is one whose id is not its file name's.
-pub fn read_machine_manifests(dir: &Path) -> std::collections::BTreeMap<MachineId, MachineManifest> {
-    let mut manifests = std::collections::BTreeMap::new();
-    let Ok(entries) = std::fs::read_dir(dir) else { return manifests };
+/// The standalone machines' manifests in `dir`, by id, and the errors of
+/// those that could not be read, are not machine manifests or hold a number
+/// out of its range (each checked as [`MachineManifest::read`] does). One
+/// whose id is not its file name's is left out.
+pub fn read_machine_manifests(dir: &Path) -> (BTreeMap<MachineId, MachineManifest>, Vec<crate::ConfigError>) {
+    let mut manifests = BTreeMap::new();
+    let mut damaged = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else { return (manifests, damaged) };
     for entry in entries.flatten() {
         let name = entry.file_name();
         let Some(id) = name
@@ -108,31 +110,22 @@ pub fn read_machine_manifests(dir: &Path) -> std::collections::BTreeMap<MachineI
         else {
             continue;
         };
-        let manifest = std::fs::read_to_string(entry.path()).ok().and_then(|t| MachineManifest::from_json(&t).ok());
-        if let Some(manifest) = manifest.filter(|m| m.id == id) {
-            manifests.insert(id, manifest);
+        match MachineManifest::read(&entry.path()) {
+            Ok(manifest) if manifest.id == id => {
+                manifests.insert(id, manifest);
+            }
+            Ok(_) => {}
+            Err(error) => damaged.push(error),
         }
     }
-    manifests
+    (manifests, damaged)
 }
 
 /// Writes `bytes` to `path` so that `path` is either what it was or all of
-/// `bytes`, never a part: a temporary file beside it, synced, then renamed
-/// over it. On an error (a full disk) the temporary file is removed.
+/// `bytes`, never a part, and never through a link planted at its name (see
+/// [`crate::output`]).
 fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    use std::io::Write as _;
-    let file_name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
-    let temporary = path.with_file_name(format!(".{file_name}.{}.tmp", std::process::id()));
-    let written = (|| {
-        let mut file = std::fs::File::create(&temporary)?;
-        file.write_all(bytes)?;
-        file.sync_data()?;
-        std::fs::rename(&temporary, path)
-    })();
-    if written.is_err() {
-        let _ = std::fs::remove_file(&temporary);
-    }
-    written
+    crate::output::write_file(path, bytes)
 }
 
 /// The machine logs in a run folder, by machine id: `machine_<id>.log`,
@@ -246,10 +239,10 @@ impl RunLogs {
 /// Reads a run folder written by either runtime: `manifest.json` and every
 /// machine's log in `format`.
 pub fn read_run(run_dir: &Path, format: LogFormat) -> io::Result<RunLogs> {
-    let manifest_file = manifest_path(run_dir);
-    let text = std::fs::read_to_string(&manifest_file)?;
-    let manifest = crate::RunManifest::from_json(&text)
-        .map_err(|error| io::Error::new(io::ErrorKind::InvalidData, format!("{}: {error}", manifest_file.display())))?;
+    let manifest = crate::RunManifest::read(&manifest_path(run_dir)).map_err(|error| match error {
+        crate::ConfigError::Read { source, .. } => source,
+        other => io::Error::new(io::ErrorKind::InvalidData, other),
+    })?;
     let mut logs = std::collections::BTreeMap::new();
     let mut diagnostics = std::collections::BTreeMap::new();
     for machine in &manifest.machines {

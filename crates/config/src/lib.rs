@@ -13,7 +13,9 @@
 //! reference implementation's spellings included), `source` (parsing with
 //! errors that name file, key and value), `validate`, [`limits`], `keys`
 //! (what every key means, for `clocklab config --print-default`), `plan`,
-//! `manifest`, [`layout`].
+//! `manifest`, `manifest_read` (a manifest read back, every number checked
+//! against the ranges), [`layout`], and [`output`] (how every file is written and
+//! every folder made: never through a planted link, never half).
 //!
 //! ```
 //! use clocklab_config::{Config, plan_runs};
@@ -36,6 +38,8 @@ mod keys;
 pub mod layout;
 pub mod limits;
 mod manifest;
+mod manifest_read;
+pub mod output;
 mod plan;
 mod source;
 mod validate;
@@ -46,4 +50,5 @@ pub use config::{
 pub use file::load_faults;
 pub use keys::{KeyDoc, key_docs};
 pub use manifest::{MachineCounts, MachineManifest, MachineOutcome, RunManifest, RunStatus, SeedTree};
+pub use manifest_read::MANIFEST_BYTES_MAX;
 pub use plan::{MachinePlan, OutputEstimate, RunPlan, plan_runs};

@@ -156,26 +156,11 @@ pub(crate) fn parse<T: DeserializeOwned>(
 ) -> Result<T, ConfigError> {
     match format {
         Format::Json => {
-            let value: serde_json::Value = serde_json::from_str(text).map_err(|error| {
-                // serde_json's message ends with the position, which the error gives apart.
-                let suffix = format!(" at line {} column {}", error.line(), error.column());
-                let message = error.to_string();
-                let message = message.strip_suffix(&suffix).unwrap_or(&message).to_string();
-                ConfigError::Syntax {
-                    file: file.to_path_buf(),
-                    format: format.name(),
-                    line: error.line().max(1),
-                    column: error.column().max(1),
-                    message,
-                }
-            })?;
+            let value = json_value(file, text)?;
             let node = Node::from_json(&value);
             check_top(file, &node)?;
             check_keys(file, &node, schema)?;
-            serde_path_to_error::deserialize(value).map_err(|error| {
-                let path = error.path().clone();
-                type_error(file, &node, &path, &error.into_inner().to_string())
-            })
+            json_typed(file, &node, value)
         }
         Format::Toml => {
             let table: toml::Table = toml::from_str(text).map_err(|error| {
@@ -201,6 +186,40 @@ pub(crate) fn parse<T: DeserializeOwned>(
             })
         }
     }
+}
+
+/// Parses `text` as a JSON document that clocklab wrote (a manifest) and
+/// deserialises it as `T`, with the errors of [`parse`] (line and column, the
+/// key of a value of the wrong type); keys it does not know are left alone,
+/// as a later version may add some.
+pub(crate) fn parse_json<T: DeserializeOwned>(file: &Path, text: &str) -> Result<T, ConfigError> {
+    let value = json_value(file, text)?;
+    let node = Node::from_json(&value);
+    check_top(file, &node)?;
+    json_typed(file, &node, value)
+}
+
+fn json_value(file: &Path, text: &str) -> Result<serde_json::Value, ConfigError> {
+    serde_json::from_str(text).map_err(|error| {
+        // serde_json's message ends with the position, which the error gives apart.
+        let suffix = format!(" at line {} column {}", error.line(), error.column());
+        let message = error.to_string();
+        let message = message.strip_suffix(&suffix).unwrap_or(&message).to_string();
+        ConfigError::Syntax {
+            file: file.to_path_buf(),
+            format: Format::Json.name(),
+            line: error.line().max(1),
+            column: error.column().max(1),
+            message,
+        }
+    })
+}
+
+fn json_typed<T: DeserializeOwned>(file: &Path, node: &Node, value: serde_json::Value) -> Result<T, ConfigError> {
+    serde_path_to_error::deserialize(value).map_err(|error| {
+        let path = error.path().clone();
+        type_error(file, node, &path, &error.into_inner().to_string())
+    })
 }
 
 /// A configuration is a table of keys; a JSON file may hold anything else.

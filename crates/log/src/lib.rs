@@ -28,6 +28,7 @@ pub mod events;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod incarnations;
+mod lines;
 mod numbers;
 mod read;
 mod record;
@@ -37,8 +38,9 @@ mod write;
 
 pub use events::{EventId, MessageId, Pairing, RunEvent, RunEvents, SentMessage};
 pub use incarnations::{Incarnations, crash_took};
+pub use lines::{MAX_LINE_BYTES, RawLine, RawLines};
 pub use numbers::thousands;
-pub use read::{Diagnostics, LineError, LogReader, MAX_LINE_BYTES, ReadLine, TimePrecision, parse_line};
+pub use read::{Diagnostics, LineError, LogReader, ReadLine, TimePrecision, parse_line};
 pub use record::{Event, LogFormat, Recipients, Record, TickCounter};
 pub use tail::last_record;
 pub use time_fmt::{FIRST_WRITABLE_US, LAST_WRITABLE_US, rfc3339_us};

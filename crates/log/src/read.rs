@@ -8,6 +8,7 @@ use std::io::{self, BufRead};
 
 use clocklab_model::HlcStamp;
 
+use crate::lines::{LineRead, MAX_LINE_BYTES};
 use crate::record::{Event, Recipients, Record};
 use crate::write::JsonLine;
 
@@ -60,22 +61,6 @@ pub enum LineError {
     /// The line is longer than [`MAX_LINE_BYTES`]; its bytes were not kept.
     #[error("longer than {MAX_LINE_BYTES} bytes ({0} bytes)")]
     TooLong(u64),
-}
-
-/// The longest line the reader reads, in bytes, newline excluded: a line of
-/// clocklab's is a few hundred bytes (a vector clock of 1,000 machines is
-/// under 10 KiB), so anything longer is damage, skipped and reported.
-pub const MAX_LINE_BYTES: usize = 64 * 1024;
-
-/// What one read of a line gave.
-enum LineRead {
-    /// The end of the input.
-    End,
-    /// A line in the buffer, with its newline if it had one.
-    Line,
-    /// A line longer than [`MAX_LINE_BYTES`], of this many bytes (newline
-    /// excluded), skipped; `complete` if it ended with a newline.
-    TooLong { len: u64, complete: bool },
 }
 
 /// What a reader skipped.
@@ -142,49 +127,9 @@ impl<R: BufRead> LogReader<R> {
 
 impl<R: BufRead> LogReader<R> {
     /// Reads the next line into the buffer, keeping at most
-    /// [`MAX_LINE_BYTES`] of it: past that the rest of the line is consumed
-    /// and counted, never held.
+    /// [`MAX_LINE_BYTES`] of it.
     fn read_line(&mut self) -> io::Result<LineRead> {
-        self.buf.clear();
-        let mut len = 0u64;
-        let mut too_long = false;
-        loop {
-            let available = match self.input.fill_buf() {
-                Ok(available) => available,
-                Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
-                Err(error) => return Err(error),
-            };
-            if available.is_empty() {
-                return Ok(match (len, too_long) {
-                    (0, _) => LineRead::End,
-                    (len, true) => LineRead::TooLong { len, complete: false },
-                    (_, false) => LineRead::Line,
-                });
-            }
-            let (taken, ends) = match memchr::memchr(b'\n', available) {
-                Some(idx) => (idx + 1, true),
-                None => (available.len(), false),
-            };
-            len += taken as u64;
-            if !too_long {
-                if len - u64::from(ends) > MAX_LINE_BYTES as u64 {
-                    too_long = true;
-                    self.buf.clear();
-                } else {
-                    // Grown by doubling, but never past the longest line kept.
-                    let needed = self.buf.len() + taken;
-                    if needed > self.buf.capacity() {
-                        let capacity = needed.next_power_of_two().min(MAX_LINE_BYTES + 1).max(needed);
-                        self.buf.reserve_exact(capacity - self.buf.len());
-                    }
-                    self.buf.extend_from_slice(&available[..taken]);
-                }
-            }
-            self.input.consume(taken);
-            if ends {
-                return Ok(if too_long { LineRead::TooLong { len: len - 1, complete: true } } else { LineRead::Line });
-            }
-        }
+        crate::lines::read_line(&mut self.input, &mut self.buf)
     }
 }
 

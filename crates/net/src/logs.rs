@@ -15,12 +15,21 @@ use crate::NetError;
 pub(crate) trait Sink: Write + Send + std::fmt::Debug {
     /// Cuts the sink back to its first `len` bytes.
     fn truncate(&mut self, len: u64) -> io::Result<()>;
+
+    /// Puts what was written on the disk.
+    fn sync(&mut self) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 impl Sink for File {
     fn truncate(&mut self, len: u64) -> io::Result<()> {
         // The file is opened for appending, so later lines go after the cut.
         self.set_len(len)
+    }
+
+    fn sync(&mut self) -> io::Result<()> {
+        self.sync_data()
     }
 }
 
@@ -153,7 +162,9 @@ impl Logs {
     /// Writes `Stopped` to every file, those that failed before included
     /// (the cause, such as a full disk, may have passed). A failed file's
     /// `Stopped` carries the Lamport clock of its last whole line: the lines
-    /// it lost are lost, but what it holds stays consistent.
+    /// it lost are lost, but what it holds stays consistent. Then every file
+    /// is synced, so that the log is on the disk before the machine says it
+    /// is done (and the analysis reads it); a sync that fails is a write error.
     pub(crate) fn write_stopped(&mut self, stopped: &Record) {
         for file in &mut self.files {
             let mut record = stopped.clone();
@@ -161,6 +172,12 @@ impl Logs {
                 record.logical_clock = file.last_clock;
             }
             if let Err(source) = file.write(&record)
+                && !file.failed
+            {
+                file.failed = true;
+                self.failure.get_or_insert(NetError::Log { path: file.path.clone(), source });
+            }
+            if let Err(source) = file.writer.get_mut().sink.sync()
                 && !file.failed
             {
                 file.failed = true;
@@ -179,6 +196,70 @@ impl Logs {
         match self.failure.take() {
             Some(error) => Err(error),
             None => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use clocklab_log::Event;
+
+    use super::*;
+
+    /// A sink that says what was done to it.
+    #[derive(Debug, Clone, Default)]
+    struct Watched {
+        bytes: Arc<Mutex<Vec<u8>>>,
+        synced: Arc<Mutex<bool>>,
+        sync_fails: bool,
+    }
+
+    impl Write for Watched {
+        fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+            self.bytes.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl Sink for Watched {
+        fn truncate(&mut self, len: u64) -> io::Result<()> {
+            self.bytes.lock().unwrap().truncate(len as usize);
+            Ok(())
+        }
+
+        fn sync(&mut self) -> io::Result<()> {
+            if self.sync_fails {
+                return Err(io::Error::from_raw_os_error(5));
+            }
+            *self.synced.lock().unwrap() = true;
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn the_end_of_a_log_is_synced_and_a_failed_sync_is_a_write_error() {
+        for sync_fails in [false, true] {
+            let sink = Watched { sync_fails, ..Watched::default() };
+            let mut logs = Logs::over(vec![(LogFormat::Text, PathBuf::from("machine_1.log"), Box::new(sink.clone()))]);
+            let line = |event, clock| Record::new(1, event, clock, 0, 1_767_225_600_000_000);
+            assert!(logs.write(&line(Event::Internal, 1)));
+            assert!(!*sink.synced.lock().unwrap(), "lines are not synced one by one");
+            logs.write_stopped(&line(Event::Stopped, 1));
+            assert!(String::from_utf8_lossy(&sink.bytes.lock().unwrap()).contains("Stopped"));
+            assert_eq!(*sink.synced.lock().unwrap(), !sync_fails);
+            match logs.check() {
+                Ok(()) => assert!(!sync_fails),
+                Err(error) => {
+                    assert!(sync_fails);
+                    assert!(error.to_string().contains("machine_1.log"), "{error}");
+                }
+            }
         }
     }
 }

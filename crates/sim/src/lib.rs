@@ -68,7 +68,7 @@ pub fn run_plan(plan: &RunPlan, settings: &SimSettings) -> io::Result<RunManifes
 pub fn run_plan_until(plan: &RunPlan, settings: &SimSettings, stop: &AtomicBool) -> io::Result<RunManifest> {
     let simulation =
         Simulation::new(plan, settings).map_err(|error| io::Error::new(io::ErrorKind::InvalidInput, error))?;
-    std::fs::create_dir_all(&plan.dir)?;
+    clocklab_config::output::create_dir_all(&plan.dir)?;
     let mut files = LogFiles::create(&plan.dir, plan.experiment.machines, &plan.log_formats)?;
     let summary = simulation.run_until(&mut files, stop)?;
     drop(files);

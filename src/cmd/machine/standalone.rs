@@ -147,7 +147,8 @@ pub(super) fn run(args: MachineArgs) -> anyhow::Result<ExitCode> {
         );
         derived_token(&config)
     });
-    std::fs::create_dir_all(&args.out).with_context(|| format!("cannot create {}", args.out.display()))?;
+    clocklab_config::output::create_dir_all(&args.out)
+        .with_context(|| format!("cannot create {}", args.out.display()))?;
     let port_of = |peer: MachineId| config.ports[peer as usize - 1];
     let mut peers = BTreeMap::new();
     for peer in (1..=n_machines).filter(|&p| p != id) {

@@ -16,7 +16,6 @@
 
 mod draw;
 
-use std::path::Path;
 use std::sync::Once;
 
 use plotters::prelude::*;
@@ -303,17 +302,18 @@ impl Figure {
         Ok(svg)
     }
 
-    /// Draws it as a PNG file at `path`.
-    pub fn to_png(&self, path: &Path) -> Result<(), DrawError> {
-        self.to_png_in(path, &mut Vec::new())
+    /// Draws it as a PNG image: the file's bytes.
+    pub fn to_png(&self) -> Result<Vec<u8>, DrawError> {
+        self.to_png_in(&mut Vec::new())
     }
 
-    /// Draws it as a PNG file at `path`, with `pixels` as the canvas: a
-    /// buffer kept from one figure to the next. A figure's pixels are
-    /// megabytes; allocated afresh for each figure, they left the memory
+    /// Draws it as a PNG image (the file's bytes), with `pixels` as the
+    /// canvas: a buffer kept from one figure to the next. A figure's pixels
+    /// are megabytes; allocated afresh for each figure, they left the memory
     /// allocator holding several such blocks, which counted in the
     /// analysis' peak memory.
-    pub fn to_png_in(&self, path: &Path, pixels: &mut Vec<u8>) -> Result<(), DrawError> {
+    pub fn to_png_in(&self, pixels: &mut Vec<u8>) -> Result<Vec<u8>, DrawError> {
+        use image::ImageEncoder as _;
         register_font();
         let (width, height) = (WIDTH, self.height());
         // What the canvas held from the figure before does not matter:
@@ -325,8 +325,13 @@ impl Figure {
             root.present().map_err(|e| self.error(e.to_string()))?;
         }
         // What plotters does with a file as its target: the same encoder,
-        // with the same settings, so the same bytes.
-        image::save_buffer(path, pixels, width, height, image::ColorType::Rgb8).map_err(|e| self.error(e.to_string()))
+        // with the same settings, so the same bytes. The caller writes them
+        // as it writes every output.
+        let mut png = Vec::new();
+        image::codecs::png::PngEncoder::new(&mut png)
+            .write_image(pixels, width, height, image::ColorType::Rgb8)
+            .map_err(|e| self.error(e.to_string()))?;
+        Ok(png)
     }
 
     fn error(&self, message: String) -> DrawError {

@@ -21,6 +21,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use base64::Engine as _;
 
+use clocklab_config::output;
+
 use crate::AnalyzeError;
 use crate::run::{MachineSummary, RunSummary};
 use crate::summary::{ExperimentSummary, Summary};
@@ -156,13 +158,40 @@ fn render_html(page: view::Page, out: impl std::io::Write) -> Result<(), minijin
         .map(drop)
 }
 
+/// A writer that keeps the first error of the writer under it, for a
+/// caller whose own error type hides it.
+struct FirstError<W> {
+    inner: W,
+    error: Option<std::io::Error>,
+}
+
+impl<W: std::io::Write> std::io::Write for FirstError<W> {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.inner.write(bytes).map_err(|error| self.keep(error))
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush().map_err(|error| self.keep(error))
+    }
+}
+
+impl<W> FirstError<W> {
+    fn keep(&mut self, error: std::io::Error) -> std::io::Error {
+        let kind = error.kind();
+        self.error.get_or_insert(error);
+        kind.into()
+    }
+}
+
 /// Draws figures as PNG into `dir`, one after another on one canvas: the
 /// next one not taken yet (`next` counts them), so that several threads
 /// share the drawing, each with its canvas.
 fn draw_pngs(figures: &[&NamedFigure], dir: &Path, next: &AtomicUsize) -> Result<(), AnalyzeError> {
     let mut pixels = Vec::new();
     while let Some(figure) = figures.get(next.fetch_add(1, Ordering::Relaxed)) {
-        figure.figure.to_png_in(&dir.join(format!("{}.png", figure.name)), &mut pixels)?;
+        let png = figure.figure.to_png_in(&mut pixels)?;
+        let path = dir.join(format!("{}.png", figure.name));
+        output::write_file(&path, &png).map_err(|source| AnalyzeError::Io { path, source })?;
     }
     Ok(())
 }
@@ -187,12 +216,15 @@ pub fn write_outputs_with(summary: &Summary, out: &Path, options: &OutputOptions
         let path = path.to_path_buf();
         move |source| AnalyzeError::Io { path, source }
     };
+    // Every file is written whole or not at all, and never through a link
+    // planted at its name or its folder's (`clocklab_config::output`).
+    output::create_dir_all(out).map_err(io(out))?;
     let figures_dir = out.join("figures");
-    std::fs::create_dir_all(&figures_dir).map_err(io(&figures_dir))?;
+    output::create_dir(&figures_dir).map_err(io(&figures_dir))?;
     let mut files = Vec::new();
     let mut write = |name: &str, bytes: &[u8]| -> Result<(), AnalyzeError> {
         let path = out.join(name);
-        std::fs::write(&path, bytes).map_err(io(&path))?;
+        output::write_file(&path, bytes).map_err(io(&path))?;
         files.push(path);
         Ok(())
     };
@@ -224,7 +256,7 @@ pub fn write_outputs_with(summary: &Summary, out: &Path, options: &OutputOptions
             for figure in &figures {
                 let svg_path = figures_dir.join(format!("{}.svg", figure.name));
                 let svg = figure.figure.to_svg()?;
-                std::fs::write(&svg_path, &svg).map_err(io(&svg_path))?;
+                output::write_file(&svg_path, svg.as_bytes()).map_err(io(&svg_path))?;
                 files.push(svg_path);
                 files.push(figures_dir.join(format!("{}.png", figure.name)));
                 drawn.push((figure, svg));
@@ -247,17 +279,23 @@ pub fn write_outputs_with(summary: &Summary, out: &Path, options: &OutputOptions
     drop(png_order);
     drop(figures);
     let text = out.join("report.txt");
-    std::fs::write(&text, view::notes_text(&page.header, &page.notes)).map_err(io(&text))?;
+    output::write_file(&text, view::notes_text(&page.header, &page.notes).as_bytes()).map_err(io(&text))?;
     files.push(text);
     let report = out.join("report.html");
-    let mut html = std::io::BufWriter::new(std::fs::File::create(&report).map_err(io(&report))?);
-    render_html(page, &mut html).map_err(|error| match error.kind() {
-        minijinja::ErrorKind::WriteFailure => {
-            AnalyzeError::Io { path: report.clone(), source: std::io::Error::other(error) }
-        }
-        _ => panic!("the report's template renders every page: {error:#}"),
-    })?;
-    std::io::Write::flush(&mut html).map_err(io(&report))?;
+    let mut file = output::OutputFile::create(&report).map_err(io(&report))?;
+    let mut html = std::io::BufWriter::new(FirstError { inner: &mut file, error: None });
+    let written = match render_html(page, &mut html) {
+        Ok(()) => std::io::Write::flush(&mut html),
+        Err(error) if error.kind() == minijinja::ErrorKind::WriteFailure => Err(std::io::ErrorKind::Other.into()),
+        Err(error) => panic!("the report's template renders every page: {error:#}"),
+    };
+    if let Err(error) = written {
+        // The system's own error, once: the template engine's wraps it twice.
+        let source = html.get_mut().error.take().unwrap_or(error);
+        return Err(AnalyzeError::Io { path: report, source });
+    }
+    drop(html);
+    file.commit().map_err(io(&report))?;
     files.push(report.clone());
     Ok(Outputs { report, files })
 }

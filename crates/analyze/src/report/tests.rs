@@ -114,6 +114,7 @@ fn run(name: &str, status: &str, machines: Vec<MachineSummary>) -> RunSummary {
             settings: Some(settings(6, 10)),
             clocks: vec!["lamport".into()],
             skew_bound_us: Some(0.0),
+            manifest_damaged: false,
         },
         series: vec![MachineSeries::default(); machines.len()],
         machines,

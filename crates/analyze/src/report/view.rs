@@ -326,8 +326,14 @@ fn header(summary: &Summary) -> Header {
     let runs: Vec<&RunSummary> = summary.experiments.iter().flat_map(|e| &e.runs).collect();
     let mut sentences = Vec::new();
     let runtimes: BTreeSet<&str> = runs.iter().map(|r| r.info.runtime.as_str()).collect();
+    // A run whose manifest is damaged is told apart: it has one, unlike
+    // the runs of unknown origin.
+    let damaged = runs.iter().filter(|r| r.info.manifest_damaged).count();
     for runtime in &runtimes {
-        let n = runs.iter().filter(|r| r.info.runtime == *runtime).count();
+        let n = runs.iter().filter(|r| r.info.runtime == *runtime && !r.info.manifest_damaged).count();
+        if n == 0 {
+            continue;
+        }
         sentences.push(match *runtime {
             "sim" => format!(
                 "{}: the deterministic simulator, in virtual time; the same seed gives the same logs, byte for byte.",
@@ -347,6 +353,13 @@ fn header(summary: &Summary) -> Header {
                 capitalised(&count(n as u64, "run"))
             ),
         });
+    }
+    if damaged > 0 {
+        sentences.push(format!(
+            "{} whose manifest.json is damaged (the problems below say how): the parameters below are read from \
+             the logs.",
+            capitalised(&count(damaged as u64, "run"))
+        ));
     }
     let seeds: BTreeSet<u64> = runs.iter().filter_map(|r| r.info.suite_seed).collect();
     if !seeds.is_empty() {
@@ -389,7 +402,12 @@ fn header(summary: &Summary) -> Header {
             "Every one of the {} has complete logs and enters the aggregates; without {}, whether {} finished as \
              planned is not known.",
             count(runs.len() as u64, "run"),
-            if unknown == 1 { "a manifest" } else { "manifests" },
+            match (unknown, damaged > 0) {
+                (1, false) => "a manifest",
+                (_, false) => "manifests",
+                (1, true) => "a manifest that could be read",
+                (_, true) => "manifests that could be read",
+            },
             if unknown == runs.len() { "they" } else { "some" }
         )
     } else if excluded.is_empty() && runs.len() == 1 {

@@ -9,7 +9,8 @@ use serde::Serialize;
 /// A run's settings and outcome.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct RunInfo {
-    /// `ok`, `failed`, `interrupted`, `degraded`, or `unknown` without a manifest.
+    /// `ok`, `failed`, `interrupted`, `degraded`, or `unknown` without a
+    /// manifest (or with one that could not be used).
     pub status: String,
     /// Why, for a run that is not `ok`.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -38,6 +39,11 @@ pub struct RunInfo {
     /// microseconds: how far an HLC may run ahead of its machine's clock.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub skew_bound_us: Option<f64>,
+    /// Its manifest is there but could not be used (not a manifest, or a
+    /// number out of its range; the run's problems say how): the run is read
+    /// from its logs alone, as one without a manifest.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub manifest_damaged: bool,
 }
 
 impl RunInfo {
@@ -50,20 +56,24 @@ impl RunInfo {
 /// The manifest of `run_dir`, or why it could not be used (`Ok(None)`: there
 /// is none, as for the reference's logs). Machines started by hand write one
 /// manifest each (`machine_<id>.json`): the run's is made from them.
-pub(crate) fn read_manifest(run_dir: &Path) -> Result<Option<RunManifest>, String> {
+pub(crate) fn read_manifest(run_dir: &Path) -> Result<Option<RunManifest>, Vec<String>> {
     let path = layout::manifest_path(run_dir);
-    let text = match std::fs::read_to_string(&path) {
-        Ok(text) => text,
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(from_machine_manifests(run_dir)),
-        Err(error) => return Err(format!("{}: cannot read: {error}", path.display())),
-    };
-    let manifest =
-        RunManifest::from_json(&text).map_err(|error| format!("{}: not a manifest: {error}", path.display()))?;
-    let duration = manifest.experiment.duration;
-    if !(duration.is_finite() && duration > 0.0 && duration < 1e9) {
-        return Err(format!("{}: duration {duration} is not a run's length; the logs' times are used", path.display()));
+    // Every number is checked against its range before the analysis sizes
+    // anything by it; a damaged manifest is reported, and the run is read
+    // from its logs alone.
+    match RunManifest::read(&path) {
+        Ok(manifest) => Ok(Some(manifest)),
+        Err(error) if error.is_missing() => from_machine_manifests(run_dir),
+        Err(error) => Err(vec![format!("{}", with_source(&error))]),
     }
-    Ok(Some(manifest))
+}
+
+/// An error and what the system said, if it said something: `a: b`.
+fn with_source(error: &dyn std::error::Error) -> String {
+    match error.source() {
+        Some(source) => format!("{error}: {source}"),
+        None => error.to_string(),
+    }
 }
 
 /// The key of a run manifest's `extra` that marks one made from the
@@ -73,15 +83,18 @@ const STARTED_BY_HAND: &str = "started_by_hand";
 /// A run's manifest made from the manifests that machines started by hand
 /// wrote beside their logs: their settings, rates and clocks, the start
 /// instant they agreed on, and the worst status any of them saw.
-fn from_machine_manifests(run_dir: &Path) -> Option<RunManifest> {
-    let manifests = layout::read_machine_manifests(run_dir);
-    let first = manifests.values().next()?;
+fn from_machine_manifests(run_dir: &Path) -> Result<Option<RunManifest>, Vec<String>> {
+    let (manifests, damaged) = layout::read_machine_manifests(run_dir);
+    if !damaged.is_empty() {
+        return Err(damaged.iter().map(|error| with_source(error)).collect());
+    }
+    let Some(first) = manifests.values().next() else { return Ok(None) };
     let status = manifests
         .values()
         .map(|m| m.status.clone())
         .find(|status| *status != clocklab_config::RunStatus::Ok)
         .unwrap_or(clocklab_config::RunStatus::Ok);
-    Some(RunManifest {
+    Ok(Some(RunManifest {
         clocklab_version: first.clocklab_version.clone(),
         runtime: clocklab_config::Runtime::Real,
         experiment: Experiment {
@@ -120,7 +133,7 @@ fn from_machine_manifests(run_dir: &Path) -> Option<RunManifest> {
         ended_at: manifests.values().map(|m| m.ended_at.clone()).max().unwrap_or_default(),
         status,
         extra: [(STARTED_BY_HAND.to_string(), serde_json::Value::Bool(true))].into_iter().collect(),
-    })
+    }))
 }
 
 /// The run's information from its manifest (or what the logs say without
@@ -150,7 +163,14 @@ pub(crate) fn run_info(manifest: Option<&RunManifest>, whole_seconds: bool, firs
         settings: Some(manifest.experiment.clone()),
         clocks: manifest.experiment.clocks.names().into_iter().map(str::to_string).collect(),
         skew_bound_us: skew_bound_us(manifest),
+        manifest_damaged: false,
     }
+}
+
+/// The run's information when its manifest is there but damaged: what the
+/// logs say, as without a manifest, and that it was damaged.
+pub(crate) fn damaged_manifest(whole_seconds: bool, first_line_us: Option<i64>) -> RunInfo {
+    RunInfo { manifest_damaged: true, runtime: "unknown".into(), ..run_info(None, whole_seconds, first_line_us) }
 }
 
 /// Microseconds since the Unix epoch as RFC 3339 UTC, as the manifests write

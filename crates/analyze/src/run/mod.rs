@@ -152,9 +152,13 @@ pub struct RunSummary {
 
 impl RunSummary {
     /// Whether the run enters the aggregates: it finished as planned, at
-    /// least one machine's log could be read, and none is damaged.
+    /// least one machine's log could be read, none is damaged, and none is
+    /// missing or could not be opened.
     pub fn is_sound(&self) -> bool {
-        self.info.is_sound() && !self.machines.is_empty() && self.machines.iter().all(|m| m.problems.is_empty())
+        self.info.is_sound()
+            && !self.machines.is_empty()
+            && self.machines.iter().all(|m| m.problems.is_empty())
+            && self.diagnostics.iter().all(|d| d.open_error.is_none())
     }
 }
 
@@ -178,10 +182,13 @@ pub fn analyze_run_in_one_thread(run: &RunDir) -> RunSummary {
 fn analyze_run_reading(run: &RunDir, max_prefetched_logs: usize) -> RunSummary {
     let prefetch = run.logs.len() <= max_prefetched_logs;
     let mut run_problems = Vec::new();
-    let manifest = info::read_manifest(&run.path).unwrap_or_else(|problem| {
-        run_problems.push(problem);
+    // A damaged manifest is one of the run's problems (naming the file and
+    // the key); the run is read from its logs alone.
+    let manifest = info::read_manifest(&run.path).unwrap_or_else(|problems| {
+        run_problems.extend(problems);
         None
     });
+    let manifest_damaged = !run_problems.is_empty();
     let mut diagnostics: Vec<FileDiagnostics> = Vec::new();
     let mut readers: Vec<(u32, Reader)> = Vec::new();
     for (&id, path) in &run.logs {
@@ -200,6 +207,22 @@ fn analyze_run_reading(run: &RunDir, max_prefetched_logs: usize) -> RunSummary {
         diagnostics.push(diagnostic);
     }
     let diagnostic_of: BTreeMap<u32, usize> = run.logs.keys().enumerate().map(|(idx, &id)| (id, idx)).collect();
+    // A machine the manifest lists whose log is missing, or is not a file,
+    // is said: the run's statistics lack it, so the run is not sound.
+    for machine in manifest.iter().flat_map(|m| &m.machines).filter(|m| !run.logs.contains_key(&m.id)) {
+        let name = machine.logs.first().cloned().unwrap_or_else(|| format!("machine_{}.log", machine.id));
+        let path = run.path.join(&name);
+        let what = match std::fs::symlink_metadata(&path) {
+            Ok(metadata) if metadata.is_dir() => "a folder, not a log",
+            Ok(_) => "not a log file",
+            Err(_) => "missing",
+        };
+        diagnostics.push(FileDiagnostics {
+            path,
+            open_error: Some(format!("{what} (manifest.json lists machine {})", machine.id)),
+            ..FileDiagnostics::default()
+        });
+    }
     for (path, why) in &run.ignored {
         diagnostics.push(FileDiagnostics {
             path: path.clone(),
@@ -331,7 +354,11 @@ fn analyze_run_reading(run: &RunDir, max_prefetched_logs: usize) -> RunSummary {
         path: run.path.clone(),
         duration_s,
         time_precision: if precision_seconds { "s" } else { "us" },
-        info: info::run_info(manifest.as_ref(), precision_seconds, origin_us),
+        info: if manifest_damaged {
+            info::damaged_manifest(precision_seconds, origin_us)
+        } else {
+            info::run_info(manifest.as_ref(), precision_seconds, origin_us)
+        },
         machines,
         causality,
         causality_missing,

@@ -18,6 +18,7 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use clocklab_config::output;
 use clocklab_log::{Diagnostics, Event, Incarnations, MessageId, Pairing, TickCounter, crash_took};
 use clocklab_model::MachineId;
 
@@ -34,8 +35,8 @@ pub enum DiagramError {
     /// The run could not be read.
     #[error(transparent)]
     Source(#[from] SourceError),
-    /// The page could not be written.
-    #[error("{path}: {source}")]
+    /// The page could not be written (what the system said is its source).
+    #[error("{path}")]
     Write {
         /// The file.
         path: PathBuf,
@@ -82,17 +83,20 @@ pub fn write_run_diagram(source: &RunSource, out: &Path) -> Result<DiagramSummar
         let path = path.to_path_buf();
         move |source| DiagramError::Write { path: path.clone(), source }
     };
-    if let Some(parent) = out.parent() {
-        std::fs::create_dir_all(parent).map_err(failed(parent))?;
+    if let Some(parent) = out.parent().filter(|parent| !parent.as_os_str().is_empty()) {
+        output::create_dir_all(parent).map_err(failed(parent))?;
     }
-    let file = std::fs::File::create(out).map_err(failed(out))?;
-    let mut writer = std::io::BufWriter::with_capacity(1 << 16, file);
+    // Written whole or not at all, never through a link planted at its name.
+    let mut file = output::OutputFile::create(out).map_err(failed(out))?;
+    let mut writer = std::io::BufWriter::with_capacity(1 << 16, &mut file);
     let (n_events, n_messages) = match write_page(source, &mut writer) {
         Ok(counts) => counts,
         Err(PageError::Source(error)) => return Err(error.into()),
         Err(PageError::Write(error)) => return Err(failed(out)(error)),
     };
     writer.flush().map_err(failed(out))?;
+    drop(writer);
+    file.commit().map_err(failed(out))?;
     let bytes = std::fs::metadata(out).map_err(failed(out))?.len();
     Ok(DiagramSummary { path: out.to_path_buf(), n_events, n_messages, bytes })
 }

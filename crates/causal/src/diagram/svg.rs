@@ -15,6 +15,9 @@ pub const MAX_EVENTS: u64 = 20_000;
 /// Why a window cannot be drawn.
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
 pub enum WindowError {
+    /// `--from` or `--to` is not a number.
+    #[error("--from and --to must be numbers of seconds (`inf` reaches the end of the run)")]
+    NotANumber,
     /// `--from` is not before `--to`, or not a number.
     #[error("the window {from_s} s to {to_s} s is empty: --from must be before --to")]
     Empty {
@@ -57,6 +60,30 @@ const ROW: f64 = 64.0;
 const LEGEND: f64 = 56.0;
 const FONT: &str = "DejaVu Sans, Verdana, sans-serif";
 
+/// The window from `from_s` to `to_s` seconds after `origin_us`, with an
+/// open end (`-inf`, `inf`) taken to the run's first or last event: the
+/// window a static diagram draws.
+pub fn resolve_window(graph: &RunGraph, origin_us: i64, from_s: f64, to_s: f64) -> Result<(f64, f64), WindowError> {
+    if from_s.is_nan() || to_s.is_nan() {
+        return Err(WindowError::NotANumber);
+    }
+    if from_s >= to_s {
+        return Err(WindowError::Empty { from_s, to_s });
+    }
+    let times = || graph.order.iter().map(|&at| (graph.row(at).time_us - origin_us) as f64 / 1e6);
+    let from = if from_s == f64::NEG_INFINITY { times().fold(f64::INFINITY, f64::min) } else { from_s };
+    let to = if to_s == f64::INFINITY { times().fold(f64::NEG_INFINITY, f64::max) } else { to_s };
+    match (from, to) {
+        // A run whose events all fall at one instant: a millisecond around it.
+        (from, to) if from.is_finite() && to.is_finite() && from >= to && (from_s, to_s) != (from, to) => {
+            Ok((from.min(to), from.min(to) + 0.001))
+        }
+        (from, to) if from.is_finite() && to.is_finite() && from < to => Ok((from, to)),
+        // `--from inf` or `--to -inf`, or a run without events.
+        _ => Err(WindowError::Empty { from_s, to_s }),
+    }
+}
+
 /// Draws the events of `graph` between `from_s` and `to_s` seconds after
 /// `origin_us`, titled `title`.
 pub fn render_window(
@@ -66,9 +93,7 @@ pub fn render_window(
     from_s: f64,
     to_s: f64,
 ) -> Result<String, WindowError> {
-    if !(from_s.is_finite() && to_s.is_finite() && from_s < to_s) {
-        return Err(WindowError::Empty { from_s, to_s });
-    }
+    let (from_s, to_s) = resolve_window(graph, origin_us, from_s, to_s)?;
     let seconds = |at: EventRef| (graph.row(at).time_us - origin_us) as f64 / 1e6;
     let inside = |at: EventRef| (from_s..=to_s).contains(&seconds(at));
     let n = graph.order.iter().filter(|&&at| inside(at)).count() as u64;

@@ -34,8 +34,8 @@ pub enum ExportError {
         /// What is wrong, in a sentence.
         message: String,
     },
-    /// The output could not be written.
-    #[error("{path}: {source}")]
+    /// The output could not be written (what the system said is its source).
+    #[error("{path}")]
     Write {
         /// Where (`standard output` for a stream).
         path: PathBuf,

@@ -17,6 +17,7 @@ use std::fs::File;
 use std::io::{BufReader, BufWriter};
 use std::path::Path;
 
+use clocklab_config::output;
 use clocklab_log::{Event, LogFormat, LogReader, LogWriter, Record};
 
 use crate::export::{ExportError, ExportSummary};
@@ -45,12 +46,17 @@ pub fn write(sources: &[RunSource], out: &Path) -> Result<ExportSummary, ExportE
             let path = path.to_path_buf();
             move |source| ExportError::Write { path: path.clone(), source }
         };
-        std::fs::create_dir_all(&dir).map_err(write_err(&dir))?;
+        // The folders below `out` are made one level at a time, so that none
+        // is a link planted to take the logs elsewhere.
+        output::create_dir_all(out).map_err(write_err(out))?;
+        for folder in [out.join(experiment), dir.clone()] {
+            output::create_dir(&folder).map_err(write_err(&folder))?;
+        }
         for (&id, path) in &source.logs {
             let file = File::open(path).map_err(|error| SourceError::Io { path: path.clone(), source: error })?;
             let target = clocklab_config::layout::reference_log_path(&dir, id);
-            let mut writer =
-                LogWriter::new(BufWriter::new(File::create(&target).map_err(write_err(&target))?), LogFormat::Text);
+            let mut target_file = output::OutputFile::create(&target).map_err(write_err(&target))?;
+            let mut writer = LogWriter::new(BufWriter::new(&mut target_file), LogFormat::Text);
             for line in LogReader::new(BufReader::new(file)) {
                 let records = reference_records(&line.record);
                 match records.len() {
@@ -64,6 +70,8 @@ pub fn write(sources: &[RunSource], out: &Path) -> Result<ExportSummary, ExportE
                 }
             }
             writer.flush().map_err(write_err(&target))?;
+            drop(writer);
+            target_file.commit().map_err(write_err(&target))?;
         }
         summary.runs += 1;
     }

@@ -15,7 +15,7 @@ impl Supervisor<'_> {
     /// Takes the run's machines through launch, bind, connect and the start
     /// instant; returns when ticking ends.
     pub(crate) fn start(&mut self, observer: &dyn Observer, idx: usize) -> Result<Instant, Halt> {
-        if let Err(error) = std::fs::create_dir_all(&self.plan.dir) {
+        if let Err(error) = clocklab_config::output::create_dir_all(&self.plan.dir) {
             self.record.fail(None, None, format!("cannot create {}: {error}", self.plan.dir.display()));
             return Err(Halt::Failed);
         }

@@ -44,8 +44,8 @@ pub fn virtual_port(id: MachineId) -> Option<u16> {
 /// Why a [`RunPlan`] cannot be simulated.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum SimError {
-    /// The experiment's parameters do not make a machine.
-    #[error("machine {id}: {source}")]
+    /// The experiment's parameters do not make a machine (its source says why).
+    #[error("machine {id}")]
     Params {
         /// The machine.
         id: MachineId,
