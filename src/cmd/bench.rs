@@ -103,6 +103,27 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     if let Some(cpu_s) = cpu_s {
         say!("  cpu  {cpu_s:.3} s: {}", speed(summary, cpu_s));
     }
+    // The yardstick, in the same process: a bare event loop over the same
+    // machines and schedule (`clocklab_sim::bare`).
+    let bare_cpu_started_ns = thread_cpu_ns();
+    let bare = clocklab_sim::bare::bare_event_loop(&plan);
+    let bare_cpu_s =
+        thread_cpu_ns().zip(bare_cpu_started_ns).map(|(end, start)| end.saturating_sub(start) as f64 / 1e9);
+    if let (Some(cpu_s), Some(bare_s)) = (cpu_s, bare_cpu_s)
+        && cpu_s >= MEASURABLE_S
+        && bare_s >= MEASURABLE_S
+    {
+        // Events: ticks and deliveries.
+        let events = summary.ticks + summary.messages;
+        let (ours, theirs) = (events as f64 / cpu_s, bare.events as f64 / bare_s);
+        say!(
+            "  events (ticks and deliveries): {:.2} million/s (cpu); a bare event loop over the same schedule: {:.2} million/s ({} events in {bare_s:.3} s): {:.0}% of it",
+            ours / 1e6,
+            theirs / 1e6,
+            bare.events,
+            100.0 * ours / theirs
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -43,6 +43,7 @@ use std::sync::atomic::AtomicBool;
 
 use clocklab_config::{MachineOutcome, RunManifest, RunPlan, RunStatus, Runtime, SimSettings, layout};
 
+pub mod bare;
 pub mod network;
 pub mod sim;
 pub mod sink;
