@@ -13,8 +13,13 @@
 /// If `rate` is 0 (the configuration rejects it).
 pub fn tick_offset_us(k: u64, rate: u32) -> u64 {
     assert!(rate > 0, "a machine ticks at least once a second");
-    // u128 so that no run length can overflow the product.
-    (u128::from(k) * 1_000_000 / u128::from(rate)) as u64
+    match k.checked_mul(1_000_000) {
+        Some(product) => product / u64::from(rate),
+        // u128 so that no run length can overflow the product (a 64-bit
+        // division is several times cheaper, and does for any run shorter
+        // than 18 million seconds of ticks at a million a second).
+        None => (u128::from(k) * 1_000_000 / u128::from(rate)) as u64,
+    }
 }
 
 /// How many ticks a machine at `rate` makes in `duration_us`.
@@ -45,6 +50,11 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn the_fast_offset_is_the_exact_one(k in any::<u64>(), rate in 1u32..=1_000_000) {
+            prop_assert_eq!(tick_offset_us(k, rate), (u128::from(k) * 1_000_000 / u128::from(rate)) as u64);
+        }
+
         #[test]
         fn n_ticks_counts_ticks_before_the_deadline(rate in 1u32..50, duration_us in 0u64..5_000_000) {
             let n = n_ticks(rate, duration_us);

@@ -109,6 +109,11 @@ pub(super) struct Hold {
     pub(super) until_us: u64,
 }
 
+/// The most emptied link queues kept for reuse: enough for every link of a
+/// run of dozens of machines to come and go without an allocation, few
+/// enough that memory never grows with the square of the machines.
+const SPARE_QUEUES_MAX: usize = 4_096;
+
 /// The wire: messages in flight, in a heap with the pending ticks and faults.
 #[derive(Debug)]
 pub(super) struct Wire {
@@ -120,6 +125,9 @@ pub(super) struct Wire {
     /// memory grows with the machines and the messages in flight, never with
     /// the square of the machines.
     links: Vec<Vec<Link>>,
+    /// Queues of links that emptied, kept for the next links to empty ones
+    /// (a link is made and dropped as often as messages cross it alone).
+    spare: Vec<VecDeque<InFlight>>,
     /// Messages sent so far; also the order of simultaneous deliveries.
     n_sent: u64,
     pub(super) in_flight: u64,
@@ -133,6 +141,7 @@ impl Wire {
             heap: BinaryHeap::with_capacity(n_machines * 2),
             network,
             links: vec![Vec::new(); n_machines],
+            spare: Vec::new(),
             n_sent: 0,
             in_flight: 0,
             max_in_flight: 0,
@@ -151,7 +160,9 @@ impl Wire {
                 link.last_arrival_us
             }
             None => {
-                links.push(Link { to, last_arrival_us: earliest_us, messages: VecDeque::from([message]) });
+                let mut messages = self.spare.pop().unwrap_or_default();
+                messages.push_back(message);
+                links.push(Link { to, last_arrival_us: earliest_us, messages });
                 earliest_us
             }
         };
@@ -182,7 +193,10 @@ impl Wire {
         let idx = links.iter().position(|link| link.to == to).expect("a delivery has its link");
         let message = links[idx].messages.pop_front().expect("a delivery has its message");
         if links[idx].messages.is_empty() {
-            links.swap_remove(idx);
+            let link = links.swap_remove(idx);
+            if self.spare.len() < SPARE_QUEUES_MAX {
+                self.spare.push(link.messages);
+            }
         }
         message
     }
