@@ -656,7 +656,19 @@ pub(crate) fn checked_after(at: Instant, after: Duration) -> Instant {
 /// epoch. Waits use the monotonic clock, so a wall-clock step during a run
 /// moves no tick.
 pub(crate) fn instant_of(time_us: i64) -> Instant {
-    let (now, now_us) = (Instant::now(), now_us());
+    // The wall clock read just before and just after the monotonic one: of a
+    // few tries, the pair read closest together (a busy computer may
+    // preempt this thread between two reads, which would move the schedule).
+    let (now, now_us) = (0..4)
+        .map(|_| {
+            let before = now_us();
+            let now = Instant::now();
+            let after = now_us();
+            (after.saturating_sub(before), now, before.saturating_add(after.saturating_sub(before) / 2))
+        })
+        .min_by_key(|&(gap, _, _)| gap)
+        .map(|(_, now, now_us)| (now, now_us))
+        .expect("four tries");
     let offset = Duration::from_micros(time_us.abs_diff(now_us));
     if time_us >= now_us { checked_after(now, offset) } else { now.checked_sub(offset).unwrap_or(now) }
 }

@@ -83,8 +83,9 @@ pub struct Dispatch {
     pub extra_delay_us: u64,
     /// A partition holds it until then (microseconds after the start; 0 if none).
     pub hold_until_us: u64,
-    /// When the plan lets it leave: the send's instant plus the extra
-    /// delay, or the heal, whichever is later (microseconds after the start).
+    /// When the plan lets it leave: the send's due instant plus the extra
+    /// delay, or the heal, whichever is later (microseconds after the start);
+    /// for a late tick, possibly already past: it leaves at once.
     pub release_us: u64,
 }
 
@@ -136,6 +137,9 @@ pub struct Timeline {
     n_ticks: u64,
     /// The index of the next tick.
     next_tick: u64,
+    /// When it is due, microseconds after the start (`u64::MAX` past the
+    /// last): kept, so that a poll computes nothing.
+    next_due_us: u64,
     /// Nothing at or after this instant happens (the deadline, or a stop).
     stop_us: u64,
     up: bool,
@@ -194,6 +198,7 @@ impl Timeline {
             next_change: 0,
             n_ticks,
             next_tick: 0,
+            next_due_us: if n_ticks > 0 { 0 } else { u64::MAX },
             stop_us: times.duration_us,
             up: true,
             paused: false,
@@ -391,9 +396,7 @@ impl Timeline {
             // A pause that ends at the deadline still lets its ticks catch up.
             event.at_us < self.stop_us || (event.at_us == self.stop_us && matches!(event.change, Change::Resume { .. }))
         });
-        let tick = (self.up && !self.paused && self.next_tick < self.n_ticks)
-            .then(|| schedule::tick_offset_us(self.next_tick, self.driver.rate()))
-            .filter(|&due_us| due_us < self.stop_us);
+        let tick = (self.up && !self.paused && self.next_due_us < self.stop_us).then_some(self.next_due_us);
         match (change, tick) {
             (Some(change), Some(tick_us)) if tick_us < change.at_us => Some(Timeout { at_us: tick_us, due: Due::Tick }),
             (Some(change), _) => Some(Timeout { at_us: change.at_us, due: Due::Change }),
@@ -459,7 +462,7 @@ impl Timeline {
                     effects.line(self.driver.clock_line(now_us, step_us, drift_ppm))?;
                 }
                 // Its schedule goes on from the planned restart.
-                self.next_tick = schedule::n_ticks(self.driver.rate(), event.at_us);
+                self.set_next_tick(schedule::n_ticks(self.driver.rate(), event.at_us));
                 self.ready_us = self.ready_us.max(event.at_us);
                 effects.restarted()
             }
@@ -506,9 +509,8 @@ impl Timeline {
         while self.at_sender.peek().is_some_and(|message| message.0.release_us <= since_us) {
             self.at_sender.pop();
         }
-        let k = self.next_tick;
-        self.next_tick += 1;
-        let due_us = schedule::tick_offset_us(k, self.driver.rate());
+        let (k, due_us) = (self.next_tick, self.next_due_us);
+        self.set_next_tick(k + 1);
         let late_us = since_us.saturating_sub(due_us);
         if let Some(lateness) = &mut self.lateness {
             lateness.record(std::time::Duration::from_micros(late_us));
@@ -540,11 +542,13 @@ impl Timeline {
             for idx in 0..self.recipients.len() {
                 let to = self.recipients[idx];
                 // Every message meets the plan, so that the k-th of a link
-                // meets the same draws in both runtimes.
-                match self.plan.on_send(since_us, self.driver.params().id, to) {
+                // meets the same draws in both runtimes; at the tick's due
+                // instant, so that a late tick's messages meet the faults,
+                // and leave, as if it had run on time.
+                match self.plan.on_send(due_us, self.driver.params().id, to) {
                     Fate::Lost { .. } => effects.line(self.driver.lost(now_us, to, clock))?,
                     Fate::Deliver { extra_delay_us, hold_until_us } => {
-                        let release_us = since_us.saturating_add(extra_delay_us).max(hold_until_us);
+                        let release_us = due_us.saturating_add(extra_delay_us).max(hold_until_us);
                         let message = AtSender { release_us, seq: self.next_seq, to, clock };
                         if is_held(release_us, drain_end_us) {
                             self.next_seq += 1;
@@ -563,6 +567,12 @@ impl Timeline {
             }
         }
         if self.dispatches.is_empty() { Ok(()) } else { effects.send(&self.frame, &self.dispatches) }
+    }
+
+    /// The next tick is tick `k`.
+    fn set_next_tick(&mut self, k: u64) {
+        self.next_tick = k;
+        self.next_due_us = if k < self.n_ticks { schedule::tick_offset_us(k, self.driver.rate()) } else { u64::MAX };
     }
 
     /// Nothing more happens from `at_us` after the start on (a stop request:
