@@ -11,6 +11,13 @@
 //!   close to r_max / r.
 //! - Event mix: with an empty queue a machine draws n from 1..=E and sends
 //!   for n ≤ 3, so a share (E − 3) / E of those ticks is internal.
+//! - Queues from the rates alone ([`fluid`]): a machine spends a share
+//!   min(ρ, 1) of its ticks processing and sends on the others, so the
+//!   arrivals λ of every machine follow from the run's rates and E alone,
+//!   without anything measured; a machine is predicted overloaded when
+//!   λ > r.
+
+use clocklab_model::{EventChoice, PeerRing};
 
 use crate::run::MachineSummary;
 
@@ -46,9 +53,110 @@ pub fn measured_internal_share(machines: &[&MachineSummary]) -> Option<(f64, u64
     (empty_queue_ticks > 0).then(|| (internal as f64 / empty_queue_ticks as f64, empty_queue_ticks))
 }
 
+/// What the fluid model predicts for one machine of a run from the run's
+/// rates and E alone.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct FluidMachine {
+    /// λ: messages reaching it per second.
+    pub arrival_per_s: f64,
+    /// ρ = λ / r.
+    pub utilisation: f64,
+    /// max(λ − r, 0): how fast its queue grows, in messages per second.
+    pub queue_growth_per_s: f64,
+}
+
+/// The fluid model of a run whose machines `1..=rates.len()` tick at
+/// `rates` (machine `k + 1` at `rates[k]`) and draw events from
+/// `1..=max_event_num`.
+///
+/// A machine at rate r that receives λ messages per second processes on a
+/// share min(λ / r, 1) of its ticks and draws an event on the others; a draw
+/// of n ≤ 3 sends to the machines the ring rule names for n
+/// ([`EventChoice::from_draw`], [`PeerRing::resolve`]), each with probability
+/// 1 / E. So λ_i = Σ_j p_ji · max(r_j − λ_j, 0), where p_ji is the chance that
+/// an empty-queue tick of j sends to i; the fixed point is found by damped
+/// iteration (the map is a contraction once damped by the largest column sum
+/// of p).
+pub fn fluid(rates: &[u32], max_event_num: u32) -> Vec<FluidMachine> {
+    let n = rates.len();
+    if n < 2 || max_event_num == 0 {
+        return rates
+            .iter()
+            .map(|_| FluidMachine { arrival_per_s: 0.0, utilisation: 0.0, queue_growth_per_s: 0.0 })
+            .collect();
+    }
+    // p[j][i]: the chance that a tick of machine j + 1 with an empty queue sends to machine i + 1.
+    let mut p = vec![vec![0.0; n]; n];
+    for (j, row) in p.iter_mut().enumerate() {
+        let ring = PeerRing::new(j as u32 + 1, n as u32);
+        for draw in 1..=max_event_num.min(3) {
+            if let EventChoice::Send(recipients) = EventChoice::from_draw(draw) {
+                for peer in ring.resolve(recipients) {
+                    row[peer as usize - 1] += 1.0 / f64::from(max_event_num);
+                }
+            }
+        }
+    }
+    let largest_column: f64 = (0..n).map(|j| p[j].iter().sum::<f64>()).fold(0.0, f64::max);
+    let damping = 1.0 / (1.0 + largest_column);
+    let rates: Vec<f64> = rates.iter().map(|&r| f64::from(r)).collect();
+    let mut arrival = vec![0.0; n];
+    for _ in 0..100_000 {
+        let next: Vec<f64> = (0..n)
+            .map(|i| (0..n).map(|j| p[j][i] * (rates[j] - arrival[j]).max(0.0)).sum::<f64>())
+            .collect();
+        let mut change: f64 = 0.0;
+        for (now, target) in arrival.iter_mut().zip(next) {
+            let step = damping * (target - *now);
+            change = change.max(step.abs());
+            *now += step;
+        }
+        if change < 1e-13 {
+            break;
+        }
+    }
+    arrival
+        .iter()
+        .zip(&rates)
+        .map(|(&lambda, &rate)| FluidMachine {
+            arrival_per_s: lambda,
+            utilisation: if rate > 0.0 { lambda / rate } else { 0.0 },
+            queue_growth_per_s: (lambda - rate).max(0.0),
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Three machines at one rate: each sends to each other at (2/E)(r − λ)
+    /// per second, so λ = 2 · (2/E)(r − λ); with E = 10 and r = 5,
+    /// λ = 0.4 (5 − λ) = 2 / 1.4.
+    #[test]
+    fn fluid_model_of_equal_machines() {
+        for machine in fluid(&[5, 5, 5], 10) {
+            assert!((machine.arrival_per_s - 2.0 / 1.4).abs() < 1e-9, "{machine:?}");
+            assert_eq!(machine.queue_growth_per_s, 0.0);
+        }
+    }
+
+    /// A slow machine among fast ones: overloaded, its queue growing at
+    /// λ − r, and it sends nothing, so the others see only each other.
+    #[test]
+    fn fluid_model_of_an_overloaded_machine() {
+        // Machines 1 and 2 at rate 6, machine 3 at rate 1, E = 10: if 3 is
+        // overloaded it sends nothing; 1 and 2 each get (0.2)(6 − λ) from the
+        // other: λ = 1.2 − 0.2 λ, λ = 1; machine 3 gets 2 · 0.2 · 5 = 2 > 1.
+        let model = fluid(&[6, 6, 1], 10);
+        assert!((model[0].arrival_per_s - 1.0).abs() < 1e-9, "{model:?}");
+        assert!((model[2].arrival_per_s - 2.0).abs() < 1e-9, "{model:?}");
+        assert!((model[2].queue_growth_per_s - 1.0).abs() < 1e-9, "{model:?}");
+        assert!((model[2].utilisation - 2.0).abs() < 1e-9);
+        // Two machines: every draw of 1 to 3 reaches the one peer.
+        let pair = fluid(&[1, 1], 3);
+        assert!((pair[0].arrival_per_s - 0.5).abs() < 1e-9, "{pair:?}");
+    }
 
     #[test]
     fn event_mix_model() {
