@@ -40,6 +40,7 @@ pub mod faults;
 pub mod figures;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod growth;
 pub mod predict;
 pub mod report;
 pub mod run;

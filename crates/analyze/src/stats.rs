@@ -1,5 +1,6 @@
 //! Streaming statistics: exact histograms, bounded time series, and the
-//! small-sample statistics used across runs.
+//! small-sample statistics used across runs (growth over a run is in
+//! [`crate::growth`]).
 
 use std::collections::BTreeMap;
 
@@ -165,73 +166,6 @@ impl Series {
     }
 }
 
-/// A least-squares line through (time, value) points, kept as running sums
-/// (centred on the first point, so that large times and values lose no
-/// precision).
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
-pub struct Trend {
-    origin: Option<(f64, f64)>,
-    n: f64,
-    sum_t: f64,
-    sum_v: f64,
-    sum_tt: f64,
-    sum_tv: f64,
-    sum_vv: f64,
-}
-
-/// A fitted slope and its standard error.
-#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize)]
-pub struct Slope {
-    /// Value per second.
-    pub per_s: f64,
-    /// Its standard error (0 with fewer than three points). The residuals of
-    /// a time series are correlated, so this understates the uncertainty;
-    /// it is a yardstick, not a test.
-    pub se: f64,
-}
-
-impl Slope {
-    /// Whether the slope is above zero by more than twice its standard error.
-    pub fn clearly_positive(&self) -> bool {
-        self.per_s > 2.0 * self.se && self.per_s > 1e-9
-    }
-}
-
-impl Trend {
-    /// Adds a point.
-    pub fn add(&mut self, time_s: f64, value: f64) {
-        let (t0, v0) = *self.origin.get_or_insert((time_s, value));
-        let (t, v) = (time_s - t0, value - v0);
-        self.n += 1.0;
-        self.sum_t += t;
-        self.sum_v += v;
-        self.sum_tt += t * t;
-        self.sum_tv += t * v;
-        self.sum_vv += v * v;
-    }
-
-    /// The slope, in value per second; 0 with fewer than two distinct times.
-    pub fn slope(&self) -> f64 {
-        self.fit().per_s
-    }
-
-    /// The slope and its standard error.
-    pub fn fit(&self) -> Slope {
-        if self.n < 2.0 {
-            return Slope::default();
-        }
-        let sxx = self.sum_tt - self.sum_t * self.sum_t / self.n;
-        let sxy = self.sum_tv - self.sum_t * self.sum_v / self.n;
-        let syy = self.sum_vv - self.sum_v * self.sum_v / self.n;
-        if sxx.abs() < 1e-12 {
-            return Slope::default();
-        }
-        let per_s = sxy / sxx;
-        let se = if self.n > 2.0 { ((syy - per_s * sxy).max(0.0) / (self.n - 2.0) / sxx).sqrt() } else { 0.0 };
-        Slope { per_s, se }
-    }
-}
-
 /// Mean, spread and a 95% confidence interval of one metric across runs.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct Spread {
@@ -374,16 +308,6 @@ mod tests {
     }
 
     #[test]
-    fn trend_slope() {
-        let mut trend = Trend::default();
-        for t in 0..10 {
-            trend.add(t as f64, 3.0 + 2.0 * t as f64);
-        }
-        assert!((trend.slope() - 2.0).abs() < 1e-9);
-        assert_eq!(Trend::default().slope(), 0.0);
-    }
-
-    #[test]
     fn spread_and_a_confidence_interval_inside_the_values() {
         let spread = Spread::of(&[2.0, 4.0, 6.0]);
         assert_eq!(spread.mean, 4.0);
@@ -404,20 +328,5 @@ mod tests {
     fn t_quantiles_are_exact() {
         assert!((t_quantile(0.975, 4) - 2.776_445_105_197_793).abs() < 1e-9);
         assert!((t_quantile(0.975, 1) - 12.706_204_736_174_7).abs() < 1e-6);
-    }
-
-    #[test]
-    fn slope_with_its_standard_error() {
-        let mut exact = Trend::default();
-        let mut noisy = Trend::default();
-        for t in 0..100 {
-            exact.add(1e9 + t as f64, 5e6 + 0.5 * t as f64);
-            noisy.add(t as f64, if t % 2 == 0 { 1.0 } else { -1.0 });
-        }
-        let fit = exact.fit();
-        assert!((fit.per_s - 0.5).abs() < 1e-9 && fit.se < 1e-6, "{fit:?}");
-        assert!(fit.clearly_positive());
-        let fit = noisy.fit();
-        assert!(fit.per_s.abs() < 0.01 && fit.se > 0.001 && !fit.clearly_positive(), "{fit:?}");
     }
 }

@@ -196,7 +196,7 @@ pub fn machines_csv(summary: &Summary) -> Vec<u8> {
                 lag_max_s: m.lag.max_s,
                 lag_growth_per_s: m.lag.growth.per_s,
                 lag_growth_se: m.lag.growth.se,
-                lag_grows: m.lag.grows,
+                lag_grows: m.lag.growth.grows,
                 lag_stationary_ticks: m.lag.stationary_ticks,
                 queue_mean: m.queue.mean,
                 queue_p99: m.queue.p99,

@@ -188,7 +188,7 @@ fn lag(machines: &[MachineRef]) -> Note {
         who(worst)
     );
     note.answer.push(sentence);
-    let growing: Vec<&&MachineRef> = ticking.iter().filter(|m| m.machine.lag.grows).collect();
+    let growing: Vec<&&MachineRef> = ticking.iter().filter(|m| m.machine.lag.growth.grows).collect();
     let stationary = mean(ticking.iter().filter_map(|m| m.machine.lag.stationary_ticks));
     if growing.is_empty() {
         note.answer.push(format!(
@@ -287,7 +287,7 @@ fn queues(machines: &[MachineRef]) -> Note {
         let predicted = predict::queue_growth_per_s(m.machine, duration);
         let growth = m.machine.queue.growth;
         let queue = &m.machine.queue;
-        let measured = if growth.clearly_positive() {
+        let measured = if growth.grows {
             format!(
                 "it grew by {} ± {}/s, held at most {} and {} at its last tick",
                 fixed(growth.per_s, 3),
@@ -587,7 +587,7 @@ fn causality(summary: &Summary, machines: &[MachineRef]) -> Option<Note> {
         }
         let growing = hlc
             .iter()
-            .filter(|m| m.machine.lag.grows)
+            .filter(|m| m.machine.lag.growth.grows)
             .max_by(|a, b| a.machine.lag.growth.per_s.total_cmp(&b.machine.lag.growth.per_s));
         note.answer.push(match growing {
             Some(m) => format!(

@@ -13,8 +13,13 @@ use super::notes_text;
 use crate::run::{
     EventMix, JumpStats, LagStats, LoadStats, MachineSeries, MachineSummary, QueueStats, RunInfo, RunSummary,
 };
-use crate::stats::Slope;
+use crate::growth::Growth;
 use crate::summary::{ExperimentSummary, Summary};
+
+/// A growth of `per_s` ± `se` over the run, said to grow or not.
+fn slope(per_s: f64, se: f64, grows: bool) -> Growth {
+    Growth { per_s, se, batches: 7, p_value: if grows { 0.001 } else { 0.5 }, over_run: per_s * DURATION_S, grows }
+}
 
 /// `report.html` as text.
 fn render_html(page: super::view::Page) -> String {
@@ -55,11 +60,10 @@ fn machine(id: u32, rate: u32, fastest: u32, received: u64) -> MachineSummary {
             max_ticks: (3.0 * ratio) as u64,
             mean_s: (ratio - 1.0) / f64::from(fastest),
             max_s: 3.0 * ratio / f64::from(fastest),
-            growth: Slope { per_s: 0.001, se: 0.002 },
-            grows: false,
+            growth: slope(0.001, 0.002, false),
             stationary_ticks: Some(ratio - 1.0),
         },
-        queue: QueueStats { mean: 0.3, p99: 2, max: 3, last: 0, growth: Slope { per_s: -0.001, se: 0.002 } },
+        queue: QueueStats { mean: 0.3, p99: 2, max: 3, last: 0, growth: slope(-0.001, 0.002, false) },
         load: LoadStats { received, utilisation, overloaded: utilisation > 1.0 },
         events: EventMix { processed, sent: rest * 3 / 10, internal: rest - rest * 3 / 10 },
         messages_sent: rest * 3 / 10,
@@ -74,10 +78,9 @@ fn machine(id: u32, rate: u32, fastest: u32, received: u64) -> MachineSummary {
 }
 
 /// Makes `m` overloaded: its queue grows by `growth` per second.
-fn overload(m: &mut MachineSummary, growth: Slope, max: u64, last: u64) {
+fn overload(m: &mut MachineSummary, growth: Growth, max: u64, last: u64) {
     m.queue = QueueStats { mean: max as f64 / 2.0, p99: max, max, last, growth };
-    m.lag.growth = Slope { per_s: 0.8, se: 0.05 };
-    m.lag.grows = true;
+    m.lag.growth = slope(0.8, 0.05, true);
     m.lag.stationary_ticks = None;
 }
 
@@ -162,10 +165,10 @@ fn stable_machines_are_said_to_keep_up_and_their_lag_to_be_stationary() {
 #[test]
 fn overloaded_machines_get_the_fluid_model_and_never_a_growth_they_did_not_have() {
     let mut steady = machine(3, 1, 6, 108);
-    overload(&mut steady, Slope { per_s: 0.78, se: 0.02 }, 50, 48);
+    overload(&mut steady, slope(0.78, 0.02, true), 50, 48);
     // Barely overloaded, and its queue ended lower than it peaked: no growth to claim.
     let mut borderline = machine(3, 2, 6, 122);
-    overload(&mut borderline, Slope { per_s: 0.004, se: 0.01 }, 15, 8);
+    overload(&mut borderline, slope(0.004, 0.01, false), 15, 8);
     let summary = summary(vec![(
         "baseline",
         vec![
