@@ -128,6 +128,7 @@ fn generate_run(run_dir: &Path, spec: &RunSpec) -> BTreeMap<u32, Truth> {
             runs: 2,
             duration: f64::from(duration_s),
             seed: None,
+            control: None,
             clocks: ClockKinds::LAMPORT,
             physical_clock: Default::default(),
             faults: Vec::new(),

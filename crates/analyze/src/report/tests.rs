@@ -93,6 +93,7 @@ fn settings(max_clock_rate: u32, max_event_num: u32) -> Experiment {
         runs: 5,
         duration: DURATION_S,
         seed: None,
+        control: None,
         clocks: ClockKinds::LAMPORT,
         physical_clock: Default::default(),
         faults: Vec::new(),

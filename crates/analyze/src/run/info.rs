@@ -92,6 +92,7 @@ fn from_machine_manifests(run_dir: &Path) -> Option<RunManifest> {
             runs: 1,
             duration: first.duration,
             seed: None,
+            control: None,
             clocks: first.clocks,
             physical_clock: Default::default(),
             faults: Vec::new(),
