@@ -86,7 +86,8 @@ impl Blocks {
     /// Doubles the width, merging neighbours.
     fn coarsen(&mut self) {
         self.width_us *= 2;
-        self.sums = self.sums.chunks(2).map(|pair| pair.iter().fold((0.0, 0.0), |a, b| (a.0 + b.0, a.1 + b.1))).collect();
+        self.sums =
+            self.sums.chunks(2).map(|pair| pair.iter().fold((0.0, 0.0), |a, b| (a.0 + b.0, a.1 + b.1))).collect();
     }
 
     /// The time measured, in seconds.

@@ -34,6 +34,8 @@
 //! ```
 
 pub mod compare;
+pub mod contrast;
+pub mod coverage;
 pub mod diagrams;
 pub mod discover;
 pub mod faults;
@@ -41,6 +43,7 @@ pub mod figures;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod growth;
+pub mod interval;
 pub mod predict;
 pub mod report;
 pub mod run;

@@ -19,18 +19,27 @@
 
 use clocklab_model::{EventChoice, PeerRing};
 
+use clocklab_config::Experiment;
+
 use crate::run::MachineSummary;
 
-/// λ: messages that reached the machine per second of the run (processed,
-/// or left in its queue at the end).
+/// λ as measured: messages that reached the machine per second of the run
+/// (processed, or left in its queue at the end).
 pub fn arrival_per_s(machine: &MachineSummary, duration_s: f64) -> f64 {
     if duration_s > 0.0 { machine.load.received as f64 / duration_s } else { 0.0 }
 }
 
-/// The fluid model's queue growth, in messages per second: λ − r when the
-/// machine is overloaded, 0 otherwise.
-pub fn queue_growth_per_s(machine: &MachineSummary, duration_s: f64) -> f64 {
-    (arrival_per_s(machine, duration_s) - f64::from(machine.rate)).max(0.0)
+/// The fluid model of a run of `settings` whose machines are `machines`
+/// ([`fluid`]), in their order; `None` when the logs cannot give it: no
+/// manifest to say E, or a machine of the run without a log (its rate
+/// unknown).
+pub fn fluid_of_run(machines: &[MachineSummary], settings: Option<&Experiment>) -> Option<Vec<FluidMachine>> {
+    let settings = settings?;
+    if !machines.iter().map(|m| m.id).eq(1..=settings.machines) {
+        return None;
+    }
+    let rates: Vec<u32> = machines.iter().map(|m| m.rate).collect();
+    fluid(&rates, settings.max_event_num)
 }
 
 /// The mean jump of a machine that keeps up: r_max / r.
@@ -55,7 +64,7 @@ pub fn measured_internal_share(machines: &[&MachineSummary]) -> Option<(f64, u64
 
 /// What the fluid model predicts for one machine of a run from the run's
 /// rates and E alone.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
 pub struct FluidMachine {
     /// λ: messages reaching it per second.
     pub arrival_per_s: f64,
@@ -65,65 +74,89 @@ pub struct FluidMachine {
     pub queue_growth_per_s: f64,
 }
 
+/// At most this many machine updates are spent on one run's fixed point
+/// (the iteration's steps times the machines); a run that needs more (tens
+/// of thousands of machines) gets no prediction.
+const FLUID_WORK_MAX: usize = 200_000_000;
+
 /// The fluid model of a run whose machines `1..=rates.len()` tick at
 /// `rates` (machine `k + 1` at `rates[k]`) and draw events from
-/// `1..=max_event_num`.
+/// `1..=max_event_num`; `None` when its fixed point is not found within a
+/// bounded effort.
 ///
 /// A machine at rate r that receives λ messages per second processes on a
 /// share min(λ / r, 1) of its ticks and draws an event on the others; a draw
 /// of n ≤ 3 sends to the machines the ring rule names for n
 /// ([`EventChoice::from_draw`], [`PeerRing::resolve`]), each with probability
 /// 1 / E. So λ_i = Σ_j p_ji · max(r_j − λ_j, 0), where p_ji is the chance that
-/// an empty-queue tick of j sends to i; the fixed point is found by damped
-/// iteration (the map is a contraction once damped by the largest column sum
-/// of p).
-pub fn fluid(rates: &[u32], max_event_num: u32) -> Vec<FluidMachine> {
+/// an empty-queue tick of j sends to i. The fixed point is found by damped
+/// iteration: the map is a contraction once damped by the largest share of
+/// its ticks on which a machine sends.
+pub fn fluid(rates: &[u32], max_event_num: u32) -> Option<Vec<FluidMachine>> {
     let n = rates.len();
     if n < 2 || max_event_num == 0 {
-        return rates
-            .iter()
-            .map(|_| FluidMachine { arrival_per_s: 0.0, utilisation: 0.0, queue_growth_per_s: 0.0 })
-            .collect();
+        let idle = FluidMachine { arrival_per_s: 0.0, utilisation: 0.0, queue_growth_per_s: 0.0 };
+        return Some(vec![idle; n]);
     }
-    // p[j][i]: the chance that a tick of machine j + 1 with an empty queue sends to machine i + 1.
-    let mut p = vec![vec![0.0; n]; n];
-    for (j, row) in p.iter_mut().enumerate() {
+    let draw = 1.0 / f64::from(max_event_num);
+    // A draw that sends to every other machine adds draw · (S − s_i) to
+    // machine i, S being every machine's sending rate summed; the others
+    // name one peer each: (machine, peer) for each such draw.
+    let mut to_all = 0.0;
+    let mut to_one: Vec<(usize, usize)> = Vec::new();
+    for j in 0..n {
         let ring = PeerRing::new(j as u32 + 1, n as u32);
-        for draw in 1..=max_event_num.min(3) {
-            if let EventChoice::Send(recipients) = EventChoice::from_draw(draw) {
-                for peer in ring.resolve(recipients) {
-                    row[peer as usize - 1] += 1.0 / f64::from(max_event_num);
+        for choice in (1..=max_event_num.min(3)).map(EventChoice::from_draw) {
+            match choice {
+                EventChoice::Send(clocklab_model::Recipients::AllPeers) if n > 2 => {
+                    if j == 0 {
+                        to_all += draw;
+                    }
                 }
+                EventChoice::Send(recipients) => {
+                    to_one.extend(ring.resolve(recipients).map(|peer| (j, peer as usize - 1)));
+                }
+                EventChoice::Internal => {}
             }
         }
     }
-    let largest_column: f64 = (0..n).map(|j| p[j].iter().sum::<f64>()).fold(0.0, f64::max);
-    let damping = 1.0 / (1.0 + largest_column);
+    let sending_share = to_all * (n - 1) as f64 + draw * (to_one.len() / n) as f64;
+    let damping = 1.0 / (1.0 + sending_share);
     let rates: Vec<f64> = rates.iter().map(|&r| f64::from(r)).collect();
     let mut arrival = vec![0.0; n];
-    for _ in 0..100_000 {
-        let next: Vec<f64> = (0..n)
-            .map(|i| (0..n).map(|j| p[j][i] * (rates[j] - arrival[j]).max(0.0)).sum::<f64>())
-            .collect();
+    let mut next = vec![0.0; n];
+    let mut converged = false;
+    for _ in 0..FLUID_WORK_MAX / (n + to_one.len()) {
+        let sending: Vec<f64> = rates.iter().zip(&arrival).map(|(r, l)| (r - l).max(0.0)).collect();
+        let total: f64 = sending.iter().sum();
+        for (i, target) in next.iter_mut().enumerate() {
+            *target = to_all * (total - sending[i]);
+        }
+        for &(j, i) in &to_one {
+            next[i] += draw * sending[j];
+        }
         let mut change: f64 = 0.0;
-        for (now, target) in arrival.iter_mut().zip(next) {
+        for (now, &target) in arrival.iter_mut().zip(&next) {
             let step = damping * (target - *now);
             change = change.max(step.abs());
             *now += step;
         }
-        if change < 1e-13 {
+        if change < 1e-12 * (1.0 + total) {
+            converged = true;
             break;
         }
     }
-    arrival
-        .iter()
-        .zip(&rates)
-        .map(|(&lambda, &rate)| FluidMachine {
-            arrival_per_s: lambda,
-            utilisation: if rate > 0.0 { lambda / rate } else { 0.0 },
-            queue_growth_per_s: (lambda - rate).max(0.0),
-        })
-        .collect()
+    converged.then(|| {
+        arrival
+            .iter()
+            .zip(&rates)
+            .map(|(&lambda, &rate)| FluidMachine {
+                arrival_per_s: lambda,
+                utilisation: if rate > 0.0 { lambda / rate } else { 0.0 },
+                queue_growth_per_s: (lambda - rate).max(0.0),
+            })
+            .collect()
+    })
 }
 
 #[cfg(test)]
@@ -135,7 +168,7 @@ mod tests {
     /// λ = 0.4 (5 − λ) = 2 / 1.4.
     #[test]
     fn fluid_model_of_equal_machines() {
-        for machine in fluid(&[5, 5, 5], 10) {
+        for machine in fluid(&[5, 5, 5], 10).unwrap() {
             assert!((machine.arrival_per_s - 2.0 / 1.4).abs() < 1e-9, "{machine:?}");
             assert_eq!(machine.queue_growth_per_s, 0.0);
         }
@@ -148,14 +181,26 @@ mod tests {
         // Machines 1 and 2 at rate 6, machine 3 at rate 1, E = 10: if 3 is
         // overloaded it sends nothing; 1 and 2 each get (0.2)(6 − λ) from the
         // other: λ = 1.2 − 0.2 λ, λ = 1; machine 3 gets 2 · 0.2 · 5 = 2 > 1.
-        let model = fluid(&[6, 6, 1], 10);
+        let model = fluid(&[6, 6, 1], 10).unwrap();
         assert!((model[0].arrival_per_s - 1.0).abs() < 1e-9, "{model:?}");
         assert!((model[2].arrival_per_s - 2.0).abs() < 1e-9, "{model:?}");
         assert!((model[2].queue_growth_per_s - 1.0).abs() < 1e-9, "{model:?}");
         assert!((model[2].utilisation - 2.0).abs() < 1e-9);
         // Two machines: every draw of 1 to 3 reaches the one peer.
-        let pair = fluid(&[1, 1], 3);
+        let pair = fluid(&[1, 1], 3).unwrap();
         assert!((pair[0].arrival_per_s - 0.5).abs() < 1e-9, "{pair:?}");
+    }
+
+    /// Many machines: each hears from all the others on a draw of 3, and
+    /// from the two before it in the ring on draws of 1 and 2.
+    #[test]
+    fn fluid_model_of_many_equal_machines() {
+        // With N machines at rate r, all keeping up: λ = (N − 1 + 2)/E · (r − λ).
+        let (n, e, r) = (100usize, 1_000u32, 10.0);
+        let k = (n as f64 + 1.0) / f64::from(e);
+        let expected = k * r / (1.0 + k);
+        let model = fluid(&vec![10; n], e).unwrap();
+        assert!(model.iter().all(|m| (m.arrival_per_s - expected).abs() < 1e-9), "{:?}", model[0]);
     }
 
     #[test]

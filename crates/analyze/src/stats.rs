@@ -1,5 +1,5 @@
-//! Streaming statistics: exact histograms, bounded time series, and the
-//! small-sample statistics used across runs (growth over a run is in
+//! Streaming statistics: exact histograms and bounded time series (a
+//! metric across runs is in [`crate::interval`], growth over a run in
 //! [`crate::growth`]).
 
 use std::collections::BTreeMap;
@@ -166,72 +166,6 @@ impl Series {
     }
 }
 
-/// Mean, spread and a 95% confidence interval of one metric across runs.
-#[derive(Clone, Debug, PartialEq, serde::Serialize)]
-pub struct Spread {
-    /// How many runs.
-    pub n: usize,
-    /// The mean.
-    pub mean: f64,
-    /// The sample standard deviation (0 for one run).
-    pub sd: f64,
-    /// The smallest value.
-    pub min: f64,
-    /// The largest value.
-    pub max: f64,
-    /// A 95% bootstrap percentile interval of the mean (2,000 resamples with
-    /// a fixed seed); absent for fewer than three runs, where it would mean
-    /// nothing. It never leaves the range of the values, so a quantity that
-    /// cannot be negative never gets a negative bound.
-    pub ci95: Option<[f64; 2]>,
-}
-
-/// Resamples of the bootstrap.
-const BOOTSTRAP_RESAMPLES: usize = 2_000;
-
-impl Spread {
-    /// The spread of `values`.
-    ///
-    /// # Panics
-    /// If `values` is empty.
-    pub fn of(values: &[f64]) -> Spread {
-        assert!(!values.is_empty(), "a spread needs at least one value");
-        let n = values.len();
-        let mean = values.iter().sum::<f64>() / n as f64;
-        let sd =
-            if n > 1 { (values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1) as f64).sqrt() } else { 0.0 };
-        let min = values.iter().copied().fold(f64::INFINITY, f64::min);
-        let max = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-        let ci95 = (n > 2).then(|| bootstrap_mean_ci(values));
-        Spread { n, mean, sd, min, max, ci95 }
-    }
-}
-
-/// The 2.5% and 97.5% quantiles of the means of resamples of `values`.
-fn bootstrap_mean_ci(values: &[f64]) -> [f64; 2] {
-    use rand::RngExt;
-    use statrs::statistics::{Data, OrderStatistics};
-    // The same values always give the same interval.
-    let mut rng = clocklab_model::seed::rng_from_seed(0x626f_6f74_7374_7261);
-    let means: Vec<f64> = (0..BOOTSTRAP_RESAMPLES)
-        .map(|_| {
-            (0..values.len()).map(|_| values[rng.random_range(0..values.len())]).sum::<f64>() / values.len() as f64
-        })
-        .collect();
-    let mut data = Data::new(means);
-    [data.quantile(0.025), data.quantile(0.975)]
-}
-
-/// The `p` quantile of Student's t distribution with `df` degrees of freedom.
-///
-/// # Panics
-/// If `df` is 0.
-pub fn t_quantile(p: f64, df: usize) -> f64 {
-    use statrs::distribution::{ContinuousCDF, StudentsT};
-    assert!(df > 0, "Student's t needs a degree of freedom");
-    StudentsT::new(0.0, 1.0, df as f64).expect("df > 0 makes a distribution").inverse_cdf(p)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -305,28 +239,5 @@ mod tests {
         assert!(series.len() <= MAX_POINTS);
         assert!(series.len() > MAX_POINTS / 4);
         assert_eq!(series.points().iter().map(|p| p.1).fold(0.0, f64::max), 1e6);
-    }
-
-    #[test]
-    fn spread_and_a_confidence_interval_inside_the_values() {
-        let spread = Spread::of(&[2.0, 4.0, 6.0]);
-        assert_eq!(spread.mean, 4.0);
-        assert_eq!(spread.sd, 2.0);
-        let [low, high] = spread.ci95.unwrap();
-        assert!((2.0..4.0).contains(&low) && high > 4.0 && high <= 6.0, "[{low}, {high}]");
-        assert_eq!(spread, Spread::of(&[2.0, 4.0, 6.0]), "the same values give the same interval");
-        // A skewed non-negative metric: a t interval would go below 0, this never does.
-        let skewed = Spread::of(&[0.0, 0.0, 0.0, 0.0, 120.0]);
-        let [low, _] = skewed.ci95.unwrap();
-        assert!(low >= 0.0, "{low}");
-        assert!(skewed.mean - t_quantile(0.975, 4) * skewed.sd / 5f64.sqrt() < 0.0);
-        assert_eq!(Spread::of(&[5.0]).ci95, None);
-        assert_eq!(Spread::of(&[5.0, 6.0]).ci95, None);
-    }
-
-    #[test]
-    fn t_quantiles_are_exact() {
-        assert!((t_quantile(0.975, 4) - 2.776_445_105_197_793).abs() < 1e-9);
-        assert!((t_quantile(0.975, 1) - 12.706_204_736_174_7).abs() < 1e-6);
     }
 }

@@ -155,7 +155,10 @@ struct MachineCsvRow<'a> {
     queue_last: u64,
     queue_growth_per_s: f64,
     queue_growth_se: f64,
-    queue_growth_predicted_per_s: f64,
+    queue_grows: bool,
+    predicted_arrival_per_s: Option<f64>,
+    predicted_utilisation: Option<f64>,
+    predicted_queue_growth_per_s: Option<f64>,
     received: u64,
     processed: u64,
     sent: u64,
@@ -204,7 +207,10 @@ pub fn machines_csv(summary: &Summary) -> Vec<u8> {
                 queue_last: m.queue.last,
                 queue_growth_per_s: m.queue.growth.per_s,
                 queue_growth_se: m.queue.growth.se,
-                queue_growth_predicted_per_s: crate::predict::queue_growth_per_s(m, r.duration_s),
+                queue_grows: m.queue.growth.grows,
+                predicted_arrival_per_s: m.fluid.map(|f| f.arrival_per_s),
+                predicted_utilisation: m.fluid.map(|f| f.utilisation),
+                predicted_queue_growth_per_s: m.fluid.map(|f| f.queue_growth_per_s),
                 received: m.load.received,
                 processed: m.events.processed,
                 sent: m.events.sent,
@@ -285,7 +291,7 @@ pub fn runs_csv(summary: &Summary) -> Vec<u8> {
     let mut writer = csv::Writer::from_writer(Vec::new());
     let mut header: Vec<&str> =
         vec!["experiment", "run", "rates", "status", "in_aggregates", "runtime", "run_seed", "duration_s"];
-    header.extend(METRICS.iter().map(|(metric, _)| *metric));
+    header.extend(METRICS.iter().map(|metric| metric.name));
     writer.write_record(&header).expect("writing to memory cannot fail");
     for e in &summary.experiments {
         for r in &e.runs {
@@ -300,8 +306,8 @@ pub fn runs_csv(summary: &Summary) -> Vec<u8> {
                 r.info.run_seed.map(|s| s.to_string()).unwrap_or_default(),
                 r.duration_s.to_string(),
             ];
-            record.extend(METRICS.iter().map(|(metric, _)| {
-                let value = run_metric(r, metric);
+            record.extend(METRICS.iter().map(|metric| {
+                let value = run_metric(r, metric.name);
                 if value.is_finite() { value.to_string() } else { String::new() }
             }));
             writer.write_record(&record).expect("writing to memory cannot fail");

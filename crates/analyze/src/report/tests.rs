@@ -10,11 +10,12 @@ use clocklab_model::ClockKinds;
 
 use super::notes::notes;
 use super::notes_text;
+use crate::growth::Growth;
 use crate::run::{
     EventMix, JumpStats, LagStats, LoadStats, MachineSeries, MachineSummary, QueueStats, RunInfo, RunSummary,
 };
-use crate::growth::Growth;
 use crate::summary::{ExperimentSummary, Summary};
+use crate::words::fixed;
 
 /// A growth of `per_s` ± `se` over the run, said to grow or not.
 fn slope(per_s: f64, se: f64, grows: bool) -> Growth {
@@ -73,6 +74,7 @@ fn machine(id: u32, rate: u32, fastest: u32, received: u64) -> MachineSummary {
         crashes: 0,
         clock_resets: Vec::new(),
         hlc: None,
+        fluid: None,
         problems: Vec::new(),
     }
 }
@@ -100,7 +102,14 @@ fn settings(max_clock_rate: u32, max_event_num: u32) -> Experiment {
     }
 }
 
-fn run(name: &str, status: &str, machines: Vec<MachineSummary>) -> RunSummary {
+/// A run of `machines`, each given the fluid model's prediction from the
+/// run's rates, as the analysis gives it.
+fn run(name: &str, status: &str, mut machines: Vec<MachineSummary>) -> RunSummary {
+    if let Some(model) = crate::predict::fluid_of_run(&machines, Some(&settings(6, 10))) {
+        for (machine, predicted) in machines.iter_mut().zip(model) {
+            machine.fluid = Some(predicted);
+        }
+    }
     RunSummary {
         name: name.into(),
         path: PathBuf::from(name),
@@ -180,15 +189,28 @@ fn overloaded_machines_get_the_fluid_model_and_never_a_growth_they_did_not_have(
     let queues = answers(&summary, "queues");
     assert!(queues.contains("2 of 6 machines were overloaded"), "{queues}");
     let first = queues.lines().find(|l| l.contains("baseline run_1")).unwrap();
-    // λ = 108 / 60 = 1.8 per s against r = 1: the model predicts 0.8 per s.
-    assert!(first.contains("received 1.80 messages/s") && first.contains("λ − r = 0.800/s"), "{first}");
+    // Measured: λ = 108 / 60 = 1.8 per s against r = 1. From the rates (6, 3,
+    // 1) and E = 10 alone the model predicts what reaches machine 3.
+    let model = crate::predict::fluid(&[6, 3, 1], 10).unwrap()[2];
+    assert!(model.queue_growth_per_s > 0.0, "{model:?}");
+    let predicted = format!(
+        "the fluid model predicts λ = {}/s and a queue growing by {}/s",
+        fixed(model.arrival_per_s, 2),
+        fixed(model.queue_growth_per_s, 3)
+    );
+    assert!(first.contains("received 1.80 messages/s") && first.contains(&predicted), "{first}");
     assert!(first.contains("it grew by 0.780 ± 0.020/s, held at most 50 and 48 at its last tick"), "{first}");
+    // Measured and predicted overload side by side.
+    assert!(queues.contains("From the rates alone, the fluid model predicted"), "{queues}");
+    let queue_note = notes(&summary).into_iter().find(|n| n.id == "queues").unwrap();
+    assert_eq!(queue_note.predictions[0].quantity, "arrivals at a machine (messages/s)");
     let second = queues.lines().find(|l| l.contains("baseline run_2")).unwrap();
     assert!(second.contains("did not grow measurably"), "{second}");
     assert!(!second.contains("grew by"), "{second}");
     assert!(!second.contains("receives more than it can process"), "{second}");
     let lag = answers(&summary, "lag");
-    assert!(lag.contains("The lag of 2 of 6 machines grew steadily") && lag.contains("All are overloaded"), "{lag}");
+    assert!(lag.contains("The lag of 2 of 6 machines grew (") && lag.contains("All are overloaded"), "{lag}");
+    assert!(lag.contains("The other 4 machines have a stationary lag"), "{lag}");
     // The slower machines that keep up are the only ones the jump model speaks for.
     let jumps = notes(&summary).into_iter().find(|n| n.id == "jumps").unwrap();
     assert_eq!(jumps.predictions[0].over, "2 machines");
@@ -264,7 +286,7 @@ fn reference_logs_say_what_they_do_not_record() {
 }
 
 #[test]
-fn experiments_differ_only_where_intervals_do_not_overlap() {
+fn experiments_are_called_different_by_the_permutation_test_only() {
     let bigger = |name: &str| {
         let mut r = stable_run(name);
         for m in &mut r.machines {
@@ -272,14 +294,55 @@ fn experiments_differ_only_where_intervals_do_not_overlap() {
         }
         r
     };
+    let names = ["run_1", "run_2", "run_3", "run_4", "run_5"];
     let summary = summary(vec![
-        ("baseline", vec![stable_run("run_1"), stable_run("run_2"), stable_run("run_3")]),
-        ("other", vec![bigger("run_1"), bigger("run_2"), bigger("run_3")]),
+        ("baseline", names.iter().map(|n| stable_run(n)).collect()),
+        ("other", names.iter().map(|n| bigger(n)).collect()),
     ]);
     let text = answers(&summary, "experiments");
     let line = text.lines().find(|l| l.starts_with("other against baseline")).unwrap();
-    assert!(line.contains("mean jump") && line.contains("(higher)"), "{line}");
-    assert!(line.contains("mean lag 0.17 s [0.17, 0.17] against 0.17 s [0.17, 0.17] (intervals overlap)"), "{line}");
+    // Five runs apart from five: only the split that is the data (and its
+    // mirror) is as extreme, p = 2/252. (The mean jump is tick-weighted.)
+    assert!(line.contains("mean jump 4.91 against 1.64: +3.27 [") && line.contains("], higher (p = 0.008)"), "{line}");
+    // The crafted experiments share their settings, which the sentence says.
+    assert!(line.contains("(the same settings: the two are copies of one experiment"), "{line}");
+    assert!(
+        line.contains("mean lag 0.17 s against 0.17 s: 0.00 s [0.00, 0.00], no difference shown (p = 1.000)"),
+        "{line}"
+    );
+    // Three runs against three can never make p ≤ 5%: no row, one sentence.
+    let few = |name: &str| names[..3].iter().map(|n| if name == "few" { bigger(n) } else { stable_run(n) }).collect();
+    let small = self::summary(vec![("baseline", few("baseline")), ("few", few("few"))]);
+    let text = answers(&small, "experiments");
+    assert!(!text.lines().any(|l| l.starts_with("few against")), "{text}");
+    assert!(text.contains("few has too few runs that enter the aggregates for the permutation test ever"), "{text}");
+    assert!(!text.contains("too few runs for an interval"), "{text}");
+}
+
+#[test]
+fn a_variation_is_set_beside_its_control_run_by_run() {
+    let mut control = settings(6, 10);
+    control.name = "no-faults".into();
+    let mut varied = control.clone();
+    varied.name = "lossy".into();
+    varied.control = Some("no-faults".into());
+    let with = |name: &str, settings: &Experiment, jump: f64| {
+        let mut r = stable_run(name);
+        r.info.settings = Some(settings.clone());
+        r.machines.iter_mut().for_each(|m| m.jump.mean = jump);
+        r
+    };
+    let summary =
+        summary(vec![("no-faults", vec![with("run_1", &control, 1.5)]), ("lossy", vec![with("run_1", &varied, 2.0)])]);
+    let text = answers(&summary, "experiments");
+    assert!(
+        text.contains(
+            "lossy against its control no-faults on the same seeds (run_1 against no-faults's run_1): \
+                       mean jump 2.00 against 1.50 (+0.50)"
+        ),
+        "{text}"
+    );
+    assert!(!text.contains("Only no-faults has runs"), "{text}");
 }
 
 /// One `Initialized … with clock rate 4294967295` line, or a run of twenty

@@ -51,6 +51,8 @@ pub struct Page {
     pub omitted: Vec<String>,
     /// Each run's space-time diagram, experiment by experiment.
     pub diagrams: Vec<(String, Vec<crate::diagrams::DiagramLink>)>,
+    /// How everything is counted, and what the simulator measured of it.
+    pub method: super::method::MethodView,
 }
 
 /// The top of the report: what was run, and how every run went.
@@ -147,6 +149,8 @@ pub struct AggregateTable {
     pub runs: Vec<usize>,
     /// The rows.
     pub rows: Vec<AggregateRow>,
+    /// Which experiments' intervals were never measured, in a sentence.
+    pub unmeasured: Option<String>,
 }
 
 /// One metric across experiments.
@@ -156,8 +160,9 @@ pub struct AggregateRow {
     pub metric: String,
     /// How a run's value is computed.
     pub meaning: String,
-    /// Per experiment: mean and interval (empty without one).
-    pub cells: Vec<[String; 2]>,
+    /// Per experiment: mean, interval (empty without one), and the
+    /// coverage the simulator measured when it misses 93–97%.
+    pub cells: Vec<[String; 3]>,
 }
 
 /// One run and its run-level metrics.
@@ -301,6 +306,7 @@ pub fn page(summary: &Summary, notes: Vec<NoteView>, run_figures: Vec<FigureView
         n_problems,
         omitted,
         diagrams: Vec::new(),
+        method: super::method::method(summary),
     }
 }
 
@@ -559,30 +565,51 @@ fn statuses(summary: &Summary) -> Vec<StatusRow> {
 }
 
 fn aggregate(summary: &Summary) -> AggregateTable {
+    let mut unmeasured: BTreeSet<String> = BTreeSet::new();
     let rows = METRICS
         .iter()
-        .map(|(metric, meaning)| AggregateRow {
-            metric: metric.to_string(),
-            meaning: meaning.to_string(),
+        .map(|metric| AggregateRow {
+            metric: metric.name.to_string(),
+            meaning: metric.meaning.to_string(),
             cells: summary
                 .experiments
                 .iter()
-                .map(|e| match e.metric(metric) {
-                    Some(s) => {
+                .map(|e| match e.aggregate.iter().find(|a| a.metric == metric.name) {
+                    Some(aggregate) => {
+                        let s = &aggregate.spread;
                         let decimals = if s.max.abs() >= 100.0 { 1 } else { 3 };
                         let interval = s
                             .ci95
                             .map(|[low, high]| format!("[{}, {}]", fixed(low, decimals), fixed(high, decimals)))
                             .unwrap_or_default();
-                        [fixed(s.mean, decimals), interval]
+                        let coverage = match (s.ci95, aggregate.coverage) {
+                            (Some(_), Some(measured)) if !measured.kept() => {
+                                format!("covers {} in the simulator", crate::words::percent(measured.coverage, 1.0))
+                            }
+                            (Some(_), None) => {
+                                unmeasured.insert(e.name.clone());
+                                String::new()
+                            }
+                            _ => String::new(),
+                        };
+                        [fixed(s.mean, decimals), interval, coverage]
                     }
-                    None => ["—".into(), String::new()],
+                    None => ["—".into(), String::new(), String::new()],
                 })
                 .collect(),
         })
         .collect();
     let runs = summary.experiments.iter().map(|e| e.runs.iter().filter(|r| r.is_sound()).count()).collect();
-    AggregateTable { experiments: summary.experiments.iter().map(|e| e.name.clone()).collect(), runs, rows }
+    let unmeasured = (!unmeasured.is_empty()).then(|| {
+        let names: Vec<String> = unmeasured.into_iter().collect();
+        format!(
+            "The intervals of {} have no measured coverage: the simulator's study covers the classic suite's \
+             settings with their runs and duration, not these (`clocklab study coverage --config FILE` measures \
+             any).",
+            list(&names)
+        )
+    });
+    AggregateTable { experiments: summary.experiments.iter().map(|e| e.name.clone()).collect(), runs, rows, unmeasured }
 }
 
 /// Every problem: damaged or skipped files, incomplete logs, bad manifests.

@@ -148,6 +148,11 @@ pub struct MachineSummary {
     /// Its HLC against its physical clock, when the run kept one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hlc: Option<HlcStats>,
+    /// What the fluid model predicts for it from the run's rates alone
+    /// ([`crate::predict::fluid`]); absent when the logs cannot say (no
+    /// manifest to give E, a machine without a log).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fluid: Option<crate::predict::FluidMachine>,
     /// What is wrong with its log (no `Stopped`, a clock that breaks its
     /// rule); a machine with problems is left out of the leader and flagged.
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -387,6 +392,7 @@ impl MachineAcc {
                 offset_mean_us: self.hlc_offset_sum_us / self.hlc_ticks.max(1) as f64,
                 counter_max: self.hlc_counter_max,
             }),
+            fluid: None,
             problems,
         }
     }

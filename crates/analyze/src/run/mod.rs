@@ -322,8 +322,13 @@ fn analyze_run_reading(run: &RunDir, max_prefetched_logs: usize) -> RunSummary {
             clocklab_model::schedule::n_ticks(rate, clocklab_model::schedule::duration_us(duration_s)) as f64
         }
     };
-    let machines: Vec<MachineSummary> =
+    let mut machines: Vec<MachineSummary> =
         kept.iter().map(|acc| acc.summarise(duration_s, fastest, schedule_ticks)).collect();
+    if let Some(model) = crate::predict::fluid_of_run(&machines, manifest.as_ref().map(|m| &m.experiment)) {
+        for (machine, predicted) in machines.iter_mut().zip(model) {
+            machine.fluid = Some(predicted);
+        }
+    }
     let causality = causality_missing
         .is_none()
         .then(|| CausalitySummary::new(if logged_vectors { "logged" } else { "replayed" }, concurrency.counts()));
