@@ -84,7 +84,7 @@ struct GrowthArgs {
 /// Runs `clocklab study`.
 pub fn run(args: StudyArgs) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
-    let scratch = scratch_folder().context("cannot make a scratch folder for the study's runs")?;
+    let scratch = clocklab_study::scratch_folder().context("cannot make a scratch folder for the study's runs")?;
     match args.what {
         What::Coverage(common) => {
             let (experiments, options) = resolve(&common)?;
@@ -150,19 +150,6 @@ pub fn run(args: StudyArgs) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// Where the study's runs are written, analysed and removed, one after the
-/// other: in memory (`/dev/shm`) where the system has it, since every run's
-/// manifest is synced to its disk; otherwise the system's temporary folder.
-fn scratch_folder() -> std::io::Result<tempfile::TempDir> {
-    let in_memory = Path::new("/dev/shm");
-    if in_memory.is_dir()
-        && let Ok(dir) = tempfile::Builder::new().prefix("clocklab-study-").tempdir_in(in_memory)
-    {
-        return Ok(dir);
-    }
-    tempfile::Builder::new().prefix("clocklab-study-").tempdir()
 }
 
 /// The experiments to study, checked, and the study's size.

@@ -28,7 +28,7 @@
 //! let mut experiment = clocklab_config::Config::default().experiments.remove(0);
 //! experiment.duration = 2.0;
 //! let options = Options { groups: 4, runs: 5, truth_runs: 40, seed: 1, threads: 1 };
-//! let scratch = tempfile::tempdir().unwrap();
+//! let scratch = clocklab_study::scratch_folder().unwrap();
 //! let rows = coverage::coverage(&experiment, &options, scratch.path()).unwrap();
 //! let jump = rows.iter().find(|r| r.metric == "jump_mean").unwrap();
 //! assert_eq!(jump.covered + jump.below + jump.above, 4);
@@ -54,6 +54,20 @@ pub struct Options {
     pub seed: u64,
     /// Threads that simulate and analyse runs side by side.
     pub threads: usize,
+}
+
+/// Where a study's runs are written, analysed and removed, one after the
+/// other: in memory (`/dev/shm`) where the system has it, since every run's
+/// manifest is synced to its disk (which made a study ten times slower);
+/// otherwise the system's temporary folder.
+pub fn scratch_folder() -> std::io::Result<tempfile::TempDir> {
+    let in_memory = std::path::Path::new("/dev/shm");
+    if in_memory.is_dir()
+        && let Ok(dir) = tempfile::Builder::new().prefix("clocklab-study-").tempdir_in(in_memory)
+    {
+        return Ok(dir);
+    }
+    tempfile::Builder::new().prefix("clocklab-study-").tempdir()
 }
 
 /// The seed of one part of a study (`truth`, `groups`, …) of `seed`.
