@@ -102,10 +102,10 @@ fn print_report(checks: &[RunCheck], show: usize) {
         );
         if detailed {
             for tally in &check.tallies {
-                let state = if tally.violations == 0 {
-                    "ok".to_string()
-                } else {
-                    format!("{} violations", thousands(tally.violations))
+                let state = match tally.violations {
+                    0 => "ok".to_string(),
+                    1 => "1 violation".to_string(),
+                    n => format!("{} violations", thousands(n)),
                 };
                 say!("  {:<8} {state}: {}", tally.check.name(), tally.covered);
             }

@@ -198,8 +198,10 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     if let Some(signal) = interrupt.signal() {
         let interrupted = manifests.iter().filter(|m| m.status == RunStatus::Interrupted).count();
         clocklab_net::note!(
-            "clocklab: interrupted by {}: {interrupted} runs stopped early (each manifest.json says \"interrupted\"), {} finished, {} never started",
+            "clocklab: interrupted by {}: {} stopped early ({} manifest.json says \"interrupted\"), {} finished, {} never started",
             crate::signals::signal_name(signal),
+            clocklab_analyze::words::count(interrupted as u64, "run"),
+            if interrupted == 1 { "its" } else { "each" },
             manifests.len() - interrupted,
             plans.len() - manifests.len()
         );

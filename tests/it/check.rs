@@ -58,6 +58,9 @@ fn a_violation_exits_1_and_shows_both_events_with_their_lines() {
     assert!(stdout.contains(&broken), "the changed line is shown: {stdout}");
     assert!(stdout.contains("Sent message to machine"), "the send is shown: {stdout}");
     assert!(stdout.lines().last().unwrap().ends_with("in the run"), "{stdout}");
+    // One broken clock is one violation of each rule it breaks, said in the singular.
+    assert!(stdout.contains("  lamport  1 violation: "), "{stdout}");
+    assert!(!stdout.contains(" 1 violations"), "{stdout}");
 }
 
 #[test]

@@ -375,3 +375,28 @@ fn summary_of_rates(rates: &[u32]) -> Summary {
     let machines = rates.iter().enumerate().map(|(idx, &rate)| machine(idx as u32 + 1, rate, fastest, 10)).collect();
     summary(vec![("few", vec![run("run_1", "ok", machines)])])
 }
+
+/// A count of one reads in the singular everywhere: one slower machine, one
+/// other machine, one growing lag, one run.
+#[test]
+fn counts_of_one_read_in_the_singular() {
+    let mut growing = machine(2, 1, 6, 100);
+    overload(&mut growing, slope(0.8, 0.05, true), 40, 40);
+    let summary = summary(vec![("baseline", vec![run("run_1", "ok", vec![machine(1, 6, 6, 20), growing])])]);
+    let text = notes_text(&summary);
+    assert!(text.contains("the 1 slower machine "), "{text}");
+    assert!(text.contains("The other 1 machine has a stationary lag"), "{text}");
+    let plural_after_one = plurals_after_one(&text);
+    assert!(plural_after_one.is_empty(), "{plural_after_one:?} in {text}");
+}
+
+/// Every "1 <noun>s" in `text`, for the nouns the report counts.
+fn plurals_after_one(text: &str) -> Vec<String> {
+    let nouns = ["machines", "runs", "ticks", "violations", "ones", "messages", "pairs", "experiments", "have"];
+    let words: Vec<&str> = text.split(|c: char| c.is_whitespace() || c == '(' || c == ',').collect();
+    words
+        .windows(2)
+        .filter(|w| w[0] == "1" && nouns.contains(&w[1].trim_end_matches(['.', ':', ';', ')'])))
+        .map(|w| w.join(" "))
+        .collect()
+}
