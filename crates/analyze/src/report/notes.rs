@@ -516,7 +516,7 @@ fn causality(summary: &Summary, machines: &[MachineRef]) -> Option<Note> {
         let within = hlc.iter().filter(|m| within_bound(m)).count();
         let bound = hlc.iter().filter_map(|m| m.run.info.skew_bound_us).fold(0.0, f64::max);
         let verdict = if within == hlc.len() {
-            format!("every one of them stayed within its run's skew bound (at most {} µs here)", fixed(bound, 0))
+            format!("every one of them stayed within its run's skew bound (at most {} ms here)", fixed(bound / 1e3, 1))
         } else {
             format!("{} went past their run's skew bound", count((hlc.len() - within) as u64, "machine"))
         };
@@ -530,12 +530,12 @@ fn causality(summary: &Summary, machines: &[MachineRef]) -> Option<Note> {
             ));
         } else {
             note.answer.push(format!(
-                "HLC stays close to physical time: over {} that kept one, l − pt was at most {} µs (mean {} µs) and \
-             the counter c reached {}; {verdict}, the largest difference between two machines' physical clocks \
-             over the run.",
+                "HLC stays close to physical time: over {} that kept one, l − pt was at most {} ms (mean {} ms) and \
+                 the counter c reached {}; {verdict}, the largest difference between two machines' physical clocks \
+                 over the run.",
                 count(hlc.len() as u64, "machine"),
-                offset_max,
-                fixed(offset_mean, 1),
+                fixed(offset_max as f64 / 1e3, 1),
+                fixed(offset_mean / 1e3, 1),
                 counter_max
             ));
         }
