@@ -42,7 +42,7 @@ pub struct RunArgs {
     /// Event draws are from 1..=this, overriding the configuration.
     #[arg(long, value_name = "E")]
     max_event_num: Option<u32>,
-    /// How many runs go side by side (real runtime); default: all of an experiment's.
+    /// How many runs go side by side (real runtime); default: every run of the suite at once.
     #[arg(long)]
     jobs: Option<usize>,
     /// The suite's seed: the same seed reproduces every rate and event draw.
