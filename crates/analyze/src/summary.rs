@@ -14,6 +14,10 @@ pub struct Summary {
     pub experiments: Vec<ExperimentSummary>,
     /// Files with something to report (skipped lines, lines after `Stopped`, unreadable).
     pub diagnostics: Vec<FileDiagnostics>,
+    /// What the command line changed in the configuration the runs were
+    /// made from (the results folder's `command.json`), when it says.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub command: Option<clocklab_config::CommandRecord>,
 }
 
 /// One experiment.

@@ -140,7 +140,7 @@ pub fn key_docs() -> Vec<KeyDoc> {
             &[],
             "the experiments, each a table of `name`, the experiment keys above, a fixed `seed`, and `control`: the name of the experiment this one varies, whose seeds it draws (the same rates and event draws) and which the report compares it with run by run",
             format!(
-                "1..={} experiments; a name is a folder's: letters, digits, `-`, `_`, `.`, at most {} bytes, unique, not `analysis`, `config.toml`, `manifest.json` or `run_<k>`",
+                "1..={} experiments; a name is a folder's: letters, digits, `-`, `_`, `.`, at most {} bytes, unique, not `analysis`, `config.toml`, `command.json`, `manifest.json` or `run_<k>`",
                 limits::EXPERIMENTS_MAX,
                 limits::NAME_LEN_MAX
             ),

@@ -27,9 +27,12 @@ pub const CONFIG_FILE: &str = "config.toml";
 /// The analysis' folder in a results folder.
 pub const ANALYSIS_DIR: &str = "analysis";
 
+/// What the command line changed, in a results folder ([`crate::CommandRecord`]).
+pub const COMMAND_FILE: &str = "command.json";
+
 /// Names that a results folder holds beside its experiments, which an
 /// experiment must therefore not take.
-const RESERVED_NAMES: &[&str] = &[ANALYSIS_DIR, CONFIG_FILE, MANIFEST_FILE];
+const RESERVED_NAMES: &[&str] = &[ANALYSIS_DIR, CONFIG_FILE, MANIFEST_FILE, COMMAND_FILE];
 
 /// Why `name` cannot name an experiment's folder, if it cannot: it must be
 /// letters, digits, `-`, `_` or `.`, not start with a dot (so not `.` or
@@ -85,6 +88,16 @@ pub fn machine_manifest_path(dir: &Path, id: MachineId) -> PathBuf {
 /// Writes `manifest` as the manifest of the run in `run_dir`, atomically.
 pub fn write_manifest(run_dir: &Path, manifest: &RunManifest) -> io::Result<()> {
     write_atomically(&manifest_path(run_dir), manifest.to_json().as_bytes())
+}
+
+/// Writes what the command line changed into the results folder `dir`, atomically.
+pub fn write_command(dir: &Path, record: &crate::CommandRecord) -> io::Result<()> {
+    write_atomically(&dir.join(COMMAND_FILE), record.to_json().as_bytes())
+}
+
+/// What the command line changed in the results folder `dir`, if it says.
+pub fn read_command(dir: &Path) -> Option<crate::CommandRecord> {
+    crate::CommandRecord::from_json(&std::fs::read_to_string(dir.join(COMMAND_FILE)).ok()?)
 }
 
 /// Writes `manifest` beside machine `manifest.id`'s log in `dir`, atomically.

@@ -45,5 +45,5 @@ pub use config::{
 };
 pub use file::load_faults;
 pub use keys::{KeyDoc, key_docs};
-pub use manifest::{MachineCounts, MachineManifest, MachineOutcome, RunManifest, RunStatus, SeedTree};
+pub use manifest::{CommandRecord, MachineCounts, MachineManifest, MachineOutcome, RunManifest, RunStatus, SeedTree};
 pub use plan::{MachinePlan, OutputEstimate, RunPlan, plan_runs};

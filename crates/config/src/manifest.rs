@@ -262,3 +262,31 @@ mod tests {
         assert_eq!(status.name(), "degraded");
     }
 }
+
+/// What the command line changed in the configuration of a results folder
+/// (`command.json` beside `config.toml`, which holds the result): the
+/// settings it set for every experiment and, per experiment, the values
+/// they replaced. The report says what the flags did from it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommandRecord {
+    /// The command, as typed after `clocklab`.
+    pub args: Vec<String>,
+    /// The settings the command line set for every experiment, as
+    /// (configuration key, value), in the order of the flags' help.
+    pub set: Vec<(String, String)>,
+    /// Per experiment, the keys whose value the command line changed and the
+    /// value each had before.
+    pub replaced: std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>>,
+}
+
+impl CommandRecord {
+    /// The record as pretty JSON.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("a command record always serialises") + "\n"
+    }
+
+    /// Reads a record; `None` when it does not parse.
+    pub fn from_json(text: &str) -> Option<CommandRecord> {
+        serde_json::from_str(text).ok()
+    }
+}

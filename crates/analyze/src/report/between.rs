@@ -94,7 +94,7 @@ pub(super) fn note(summary: &Summary) -> Note {
 }
 
 /// The experiment's settings, from its runs' manifests.
-fn settings(e: &ExperimentSummary) -> Option<clocklab_config::Experiment> {
+pub(super) fn settings(e: &ExperimentSummary) -> Option<clocklab_config::Experiment> {
     e.runs.iter().find_map(|r| r.info.settings.clone())
 }
 
@@ -253,7 +253,7 @@ fn paired_sentence(other: &ExperimentSummary, control: &ExperimentSummary) -> St
 
 /// Whether two experiments ran the same model: machines, rates, events,
 /// duration, clocks, physical clocks and faults.
-fn same_settings(a: &clocklab_config::Experiment, b: &clocklab_config::Experiment) -> bool {
+pub(super) fn same_settings(a: &clocklab_config::Experiment, b: &clocklab_config::Experiment) -> bool {
     (a.machines, a.max_clock_rate, a.max_event_num, a.duration, a.clocks, a.physical_clock, &a.faults)
         == (b.machines, b.max_clock_rate, b.max_event_num, b.duration, b.clocks, b.physical_clock, &b.faults)
 }

@@ -145,6 +145,7 @@ fn summary(experiments: Vec<(&str, Vec<RunSummary>)>) -> Summary {
             .map(|(name, runs)| ExperimentSummary::new(name.to_string(), runs))
             .collect(),
         diagnostics: Vec::new(),
+        command: None,
     }
 }
 

@@ -382,6 +382,7 @@ fn header(summary: &Summary) -> Header {
     }
     let clocks: BTreeSet<String> = runs.iter().map(|r| clock_names(&r.info.clocks)).collect();
     sentences.push(format!("Clocks kept: {}.", list(&clocks.into_iter().collect::<Vec<_>>())));
+    sentences.extend(flags(summary));
     let experiments: Vec<ExperimentRow> = summary.experiments.iter().map(experiment_row).collect();
     let statuses = statuses(summary);
     let excluded: Vec<String> = summary
@@ -420,6 +421,58 @@ fn header(summary: &Summary) -> Header {
     };
     let faulted = experiments.iter().any(|e| !e.faults.is_empty());
     Header { sentences, experiments, statuses, excluded, faulted }
+}
+
+/// What the command line's flags did to the configuration, and which
+/// experiments they left with the same settings (the rule: `--runs`,
+/// `--duration`, `--machines`, `--max-clock-rate`, `--max-event-num` and
+/// `--clocks` set every experiment's value; experiments made identical are
+/// compared as copies of one experiment).
+fn flags(summary: &Summary) -> Vec<String> {
+    let Some(command) = summary.command.as_ref().filter(|c| !c.set.is_empty()) else { return Vec::new() };
+    let set: Vec<String> = command.set.iter().map(|(key, value)| format!("{key} = {value}")).collect();
+    let replaced: Vec<String> = command
+        .replaced
+        .iter()
+        .map(|(experiment, keys)| {
+            let was: Vec<String> = keys.iter().map(|(key, value)| format!("{key} {value}")).collect();
+            format!("{experiment} had {}", list(&was))
+        })
+        .collect();
+    let mut out = vec![format!(
+        "The command line (`clocklab {}`) set {} for every experiment{}.",
+        command.args.join(" "),
+        list(&set),
+        if replaced.is_empty() {
+            ", which their configuration had already".to_string()
+        } else {
+            format!(", in place of their configured values: {}", list(&replaced))
+        }
+    )];
+    let settings: Vec<(&str, clocklab_config::Experiment)> =
+        summary.experiments.iter().filter_map(|e| super::between::settings(e).map(|s| (e.name.as_str(), s))).collect();
+    let mut seen: Vec<&str> = Vec::new();
+    for (idx, (name, own)) in settings.iter().enumerate() {
+        if seen.contains(name) {
+            continue;
+        }
+        let alike: Vec<String> = settings[idx + 1..]
+            .iter()
+            .filter(|(_, other)| super::between::same_settings(own, other))
+            .map(|(other, _)| other.to_string())
+            .collect();
+        if !alike.is_empty() {
+            seen.extend(
+                settings[idx + 1..].iter().filter(|(_, o)| super::between::same_settings(own, o)).map(|(n, _)| *n),
+            );
+            out.push(format!(
+                "So {name} and {} ran with the same settings and differ by name only: the comparisons below treat \
+                 them as copies of one experiment.",
+                list(&alike)
+            ));
+        }
+    }
+    out
 }
 
 fn capitalised(text: &str) -> String {
