@@ -78,10 +78,15 @@ impl RunSource {
                 path: manifest_path.clone(),
                 message: format!("not a clocklab manifest: {error}"),
             })?),
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => None,
+            // Machines started by hand write one manifest each: the run's is
+            // made from them, so that its rules are checked too.
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => layout::machines_run_manifest(dir),
             Err(source) => return Err(SourceError::Io { path: manifest_path, source }),
         };
-        let run_name = folder_name(dir);
+        let run_name = match &manifest {
+            Some(manifest) if manifest.started_by_hand() => manifest.run_name(),
+            _ => folder_name(dir),
+        };
         let experiment = match &manifest {
             Some(manifest) => manifest.experiment.name.clone(),
             None => dir

@@ -148,6 +148,13 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
     written
 }
 
+/// The manifest of the run in `run_dir` when it has no `manifest.json` but
+/// the manifests of machines started by hand ([`RunManifest::of_machines`]).
+pub fn machines_run_manifest(run_dir: &Path) -> Option<RunManifest> {
+    let folder = run_dir.file_name().map_or_else(|| "machines".into(), |n| n.to_string_lossy().into_owned());
+    RunManifest::of_machines(&read_machine_manifests(run_dir), &folder)
+}
+
 /// The machine logs in a run folder, by machine id: `machine_<id>.log`,
 /// `machine_<id>.jsonl` or the reference's `process_<id>.log`; when a
 /// machine has both, the text log is preferred. Empty if `dir` holds none.

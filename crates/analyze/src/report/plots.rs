@@ -100,9 +100,9 @@ pub fn figures(summary: &Summary) -> (Vec<NamedFigure>, Vec<String>) {
         out.push(scatter(
             "lag_growth_vs_utilisation",
             "lag",
-            "Growth of the lag (least squares) against the utilisation ρ",
-            "A lag that grows by more than twice its standard error makes its mean depend on the run's length. \
-             The dashed line is ρ = 1.",
+            "Growth of the lag (the slope through its means over stretches of the run) against the utilisation ρ",
+            "A lag that grows (the slope through its means over stretches of the run above zero at p ≤ 5%, and \
+             more than a tick over the run) makes its mean depend on the run's length. The dashed line is ρ = 1.",
             ("utilisation ρ = received / (rate × duration)", Quantity::NonNegative),
             ("lag growth (ticks/s)", Quantity::Signed),
             &groups,

@@ -121,6 +121,7 @@ fn run(name: &str, status: &str, mut machines: Vec<MachineSummary>) -> RunSummar
             runtime: "sim".into(),
             suite_seed: Some(42),
             run_seed: Some(7),
+            machine_seeds: Default::default(),
             started_at: Some("2026-11-24T04:43:13.000000Z".into()),
             clocklab_version: Some("0.1.0".into()),
             settings: Some(settings(6, 10)),

@@ -354,6 +354,14 @@ fn header(summary: &Summary) -> Header {
             ),
         });
     }
+    let by_hand = runs.iter().filter(|r| !r.info.machine_seeds.is_empty()).count();
+    if by_hand > 0 {
+        sentences.push(format!(
+            "{} of machines started by hand (`clocklab machine`), each machine with a seed of its own, listed with \
+             its run below (`clocklab machine <id> --seed S` derives it from S and the id).",
+            capitalised(&count(by_hand as u64, "run"))
+        ));
+    }
     let seeds: BTreeSet<u64> = runs.iter().filter_map(|r| r.info.suite_seed).collect();
     if !seeds.is_empty() {
         let seeds: Vec<String> = seeds.iter().map(u64::to_string).collect();
@@ -590,7 +598,17 @@ fn statuses(summary: &Summary) -> Vec<StatusRow> {
                 status: status_of(run),
                 sound: run.is_sound(),
                 started: run.info.started_at.as_deref().map(readable_time).unwrap_or_default(),
-                seed: run.info.run_seed.map(|s| s.to_string()).unwrap_or_default(),
+                seed: match run.info.run_seed {
+                    Some(seed) => seed.to_string(),
+                    // Machines started by hand have a seed each.
+                    None => run
+                        .info
+                        .machine_seeds
+                        .iter()
+                        .map(|(id, seed)| format!("machine {id}: {seed}"))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                },
                 note: notes.join("; "),
             });
         }
