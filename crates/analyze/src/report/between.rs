@@ -244,7 +244,7 @@ fn paired_sentence(other: &ExperimentSummary, control: &ExperimentSummary) -> St
         ));
     }
     let runs = if pairs.len() == 1 {
-        format!("{} against {}'s {}", pairs[0].0.name, control.name, pairs[0].1.name)
+        format!("{} of each", pairs[0].0.name)
     } else {
         format!("means over {}", count(pairs.len() as u64, "pair of runs"))
     };

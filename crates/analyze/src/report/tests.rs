@@ -339,8 +339,8 @@ fn a_variation_is_set_beside_its_control_run_by_run() {
     let text = answers(&summary, "experiments");
     assert!(
         text.contains(
-            "lossy against its control no-faults on the same seeds (run_1 against no-faults's run_1): \
-                       mean jump 2.00 against 1.50 (+0.50)"
+            "lossy against its control no-faults on the same seeds (run_1 of each): mean jump 2.00 against 1.50 \
+             (+0.50)"
         ),
         "{text}"
     );
