@@ -72,11 +72,14 @@ pub fn render_table(summary: &Summary) -> String {
             }
         }
         if !experiment.aggregate.is_empty() {
-            let _ = writeln!(out, "across the runs that enter the aggregates: mean [95% bootstrap interval]");
+            let _ = writeln!(out, "across the runs that enter the aggregates: mean [95% t interval]");
         }
-        for MetricSpread { metric, spread, .. } in &experiment.aggregate {
-            let ci =
+        for MetricSpread { metric, spread, coverage, .. } in &experiment.aggregate {
+            let mut ci =
                 spread.ci95.map(|[low, high]| format!(" [{}, {}]", fixed(low, 3), fixed(high, 3))).unwrap_or_default();
+            if let Some(measured) = coverage.filter(|m| spread.ci95.is_some() && !m.kept()) {
+                ci += &format!(" (covers {} in the simulator)", crate::words::percent(measured.coverage, 1.0));
+            }
             let _ =
                 writeln!(out, "  {metric:<17} {:>9}{ci} ({})", fixed(spread.mean, 3), count(spread.n as u64, "run"));
         }
