@@ -186,7 +186,26 @@ fn command_record(args: &RunArgs, before: &[Experiment], after: &[Experiment]) -
             replaced.insert(is.name.clone(), changed);
         }
     }
-    CommandRecord { args: std::env::args().skip(1).collect(), set, replaced }
+    CommandRecord { args: without_out(std::env::args().skip(1)), set, replaced }
+}
+
+/// The command's arguments without `--out DIR`: where the results went is
+/// the folder that holds the record, and two runs of the same command with
+/// the same seed make the same bytes wherever they write.
+fn without_out(args: impl Iterator<Item = String>) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut skip_next = false;
+    for arg in args {
+        if std::mem::take(&mut skip_next) {
+            continue;
+        }
+        if arg == "--out" {
+            skip_next = true;
+        } else if !arg.starts_with("--out=") {
+            out.push(arg);
+        }
+    }
+    out
 }
 
 /// Runs `clocklab run`.

@@ -86,11 +86,11 @@ pub fn figures(summary: &Summary) -> (Vec<NamedFigure>, Vec<String>) {
         out.push(scatter(
             "lag_vs_rate_ratio",
             "lag",
-            "Mean lag behind the leader, in seconds of the leader's clock, against the rate ratio",
+            "Mean lag behind the leader, in seconds (ticks / r_max), against the rate ratio",
             "Each mark is one machine of one run. Hollow marks are overloaded machines (ρ > 1): their lag grows \
              with the run's length.",
             ("rate ratio r_max / r", Quantity::NonNegative),
-            ("mean lag (s of the leader's clock)", Quantity::NonNegative),
+            ("mean lag (s: ticks / r_max)", Quantity::NonNegative),
             &groups,
             &machines,
             |m| Some((m.machine.rate_ratio, m.machine.lag.mean_s)),
