@@ -117,6 +117,53 @@ fn is_zero_f64(value: &f64) -> bool {
     *value == 0.0
 }
 
+/// One host of a run on several computers, as it went.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HostOutcome {
+    /// Its name (what `{host}` became in its launcher).
+    pub name: String,
+    /// Where its machines listened.
+    pub address: String,
+    /// Its launcher's command, `{host}` and `{clocklab}` filled in.
+    pub launcher: Vec<String>,
+    /// The machines it ran.
+    pub machines: Vec<MachineId>,
+    /// Its clock minus the orchestrator's at the start, in microseconds
+    /// (the best of several four-timestamp exchanges by round trip).
+    pub clock_offset_us: i64,
+    /// The same at the end, if it could be measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clock_offset_end_us: Option<i64>,
+    /// Half the best round trip of the start's exchanges: the offset is
+    /// within this of the truth.
+    pub clock_offset_uncertainty_us: i64,
+    /// Half the best round trip of the end's exchanges.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clock_offset_end_uncertainty_us: Option<i64>,
+    /// Why the host was lost mid-run, if it was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lost: Option<String>,
+}
+
+impl HostOutcome {
+    /// The host's clock minus the orchestrator's at `fraction` (0 at the
+    /// start, 1 at the end) of the run: the drift between the two
+    /// measurements taken as steady.
+    pub fn offset_at_us(&self, fraction: f64) -> i64 {
+        match self.clock_offset_end_us {
+            Some(end) => {
+                self.clock_offset_us + ((end - self.clock_offset_us) as f64 * fraction.clamp(0.0, 1.0)).round() as i64
+            }
+            None => self.clock_offset_us,
+        }
+    }
+
+    /// The uncertainty of [`HostOutcome::offset_at_us`]: the larger of the two.
+    pub fn uncertainty_us(&self) -> i64 {
+        self.clock_offset_uncertainty_us.max(self.clock_offset_end_uncertainty_us.unwrap_or(0))
+    }
+}
+
 /// `manifest.json`: what a run was and how it went.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RunManifest {
@@ -141,6 +188,9 @@ pub struct RunManifest {
     /// Anything else the runtime records (network model, tick lateness, …).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub extra: BTreeMap<String, serde_json::Value>,
+    /// The hosts of a run on several computers (none for a run on this one).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hosts: Vec<HostOutcome>,
 }
 
 impl RunManifest {

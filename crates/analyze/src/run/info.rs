@@ -133,6 +133,7 @@ fn from_machine_manifests(run_dir: &Path) -> Result<Option<RunManifest>, Vec<Str
         ended_at: manifests.values().map(|m| m.ended_at.clone()).max().unwrap_or_default(),
         status,
         extra: [(STARTED_BY_HAND.to_string(), serde_json::Value::Bool(true))].into_iter().collect(),
+        hosts: Vec::new(),
     }))
 }
 
