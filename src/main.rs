@@ -51,6 +51,9 @@ enum Command {
     Diagram(cmd::diagram::DiagramArgs),
     /// Write runs for other tools: ShiViz, Perfetto, CSV, JSON Lines, the reference's analyzer.
     Export(cmd::export::ExportArgs),
+    /// What `run --hosts` starts on another host, through its launcher.
+    #[command(hide = true)]
+    Agent(cmd::agent::AgentArgs),
 }
 
 fn main() -> ExitCode {
@@ -65,6 +68,7 @@ fn main() -> ExitCode {
         Command::Check(args) => cmd::check::run(args),
         Command::Diagram(args) => cmd::diagram::run(args),
         Command::Export(args) => cmd::export::run(args),
+        Command::Agent(args) => cmd::agent::run(args),
     };
     match result {
         Ok(code) => code,

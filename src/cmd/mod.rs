@@ -1,5 +1,6 @@
 //! One module per subcommand: its arguments and what it does.
 
+pub mod agent;
 pub mod analyze;
 pub mod bench;
 pub mod calibrate;

@@ -24,6 +24,11 @@ pub struct RunArgs {
     /// experiment goes through, in place of its own.
     #[arg(long, value_name = "FILE")]
     faults: Option<PathBuf>,
+    /// A file of hosts (`[[hosts]]` entries, JSON or TOML): the machines run
+    /// on them, started through each host's launcher, in place of the
+    /// configuration's hosts.
+    #[arg(long, value_name = "FILE")]
+    hosts: Option<PathBuf>,
     /// Run only this experiment (repeat to run several).
     #[arg(long = "experiment", value_name = "NAME")]
     experiments: Vec<String>,
@@ -91,6 +96,9 @@ fn resolve_config(args: &RunArgs) -> anyhow::Result<Config> {
         }
         config.experiments.retain(|e| args.experiments.contains(&e.name));
     }
+    if let Some(path) = &args.hosts {
+        config.hosts = clocklab_config::load_hosts(path).context("invalid hosts")?;
+    }
     let clocks = args.clocks.as_deref().map(super::parse_clocks).transpose()?;
     if args.machines.is_some() {
         // `run` picks free ports itself; the file's ports are for machines started by hand.
@@ -145,6 +153,9 @@ fn resolve_config(args: &RunArgs) -> anyhow::Result<Config> {
     };
     if let Some(path) = &args.faults {
         source = format!("{source} and the faults of {}", path.display());
+    }
+    if let Some(path) = &args.hosts {
+        source = format!("{source} and the hosts of {}", path.display());
     }
     config.validate(&source).context("invalid configuration")?;
     Ok(config)
