@@ -8,6 +8,7 @@ pub mod check;
 pub mod config;
 pub mod diagram;
 pub mod export;
+pub mod hosts;
 pub mod machine;
 pub mod run;
 

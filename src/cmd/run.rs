@@ -169,6 +169,13 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let planned = plan_runs(&config, suite_seed, &args.out);
     let estimate = OutputEstimate::of_plans(&planned);
     super::check_output_size(estimate, &args.out, args.yes)?;
+    // Every host answers before anything is written: reachable, the same
+    // version, a free port, its clock.
+    if !config.hosts.is_empty() {
+        let file = args.hosts.clone().or_else(|| args.config.clone()).unwrap_or_default();
+        let timeout = std::time::Duration::from_secs_f64(config.connect_timeout.max(10.0));
+        super::hosts::check(&file, &config.hosts, timeout, false)?;
+    }
     // Real runs must fit this computer's limits on processes, threads and files.
     let budget = match config.runtime {
         Runtime::Real => Some(super::real_budget(&planned)?),

@@ -233,6 +233,16 @@ pub(crate) fn fetch(
     }
 }
 
+/// Probes every host side by side (see [`probe`]), each through its
+/// command (its launcher, filled in); the answers in the hosts' order.
+pub fn probe_all(hosts: &[(String, Vec<String>)], timeout: Duration) -> Vec<Result<HostProbe, String>> {
+    std::thread::scope(|scope| {
+        let asked: Vec<_> =
+            hosts.iter().map(|(address, command)| scope.spawn(move || probe(command, address, timeout))).collect();
+        asked.into_iter().map(|asked| asked.join().unwrap_or_else(|_| Err("its probe panicked".into()))).collect()
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

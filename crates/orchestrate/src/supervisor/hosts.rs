@@ -34,15 +34,9 @@ impl Supervisor<'_> {
     /// clock's offset; a host that fails them fails the run, named.
     pub(crate) fn probe_hosts(&mut self) -> Result<(), Halt> {
         let timeout = self.host_timeout();
-        let answers: Vec<Result<probe::HostProbe, String>> = std::thread::scope(|scope| {
-            let asked: Vec<_> = self
-                .hosts
-                .iter()
-                .zip(&self.host_commands)
-                .map(|(host, command)| scope.spawn(move || probe::probe(command, &host.spec.address, timeout)))
-                .collect();
-            asked.into_iter().map(|asked| asked.join().unwrap_or_else(|_| Err("its probe panicked".into()))).collect()
-        });
+        let asked: Vec<(String, Vec<String>)> =
+            self.hosts.iter().zip(&self.host_commands).map(|(h, c)| (h.spec.address.clone(), c.clone())).collect();
+        let answers = probe::probe_all(&asked, timeout);
         for (idx, answer) in answers.into_iter().enumerate() {
             match answer {
                 Ok(answer) => {
