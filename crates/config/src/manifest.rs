@@ -194,6 +194,21 @@ pub struct RunManifest {
 }
 
 impl RunManifest {
+    /// Each machine's host's clock minus the orchestrator's, with its
+    /// uncertainty, in microseconds, for the machines of a run on several
+    /// hosts (none for a run on one computer): what takes a line's
+    /// `Timestamp`, in its own host's clock, to the orchestrator's. The
+    /// offset measured at the start is taken; the end's shows the drift.
+    pub fn host_clock_offsets(&self) -> BTreeMap<MachineId, (i64, i64)> {
+        self.hosts
+            .iter()
+            .flat_map(|host| {
+                let at = (host.clock_offset_us, host.uncertainty_us());
+                host.machines.iter().map(move |&id| (id, at))
+            })
+            .collect()
+    }
+
     /// What the log check expects of this run's logs, a tick count off by
     /// up to `tick_tolerance` allowed (0 for the simulator's).
     pub fn expectations(&self, tick_tolerance: u64) -> clocklab_log::check::Expectations {
