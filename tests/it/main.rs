@@ -15,6 +15,7 @@ mod fake_peer;
 mod fault_cases;
 mod fault_plan;
 mod faults;
+mod host_clocks;
 mod hosts;
 mod limits;
 mod machine;
