@@ -143,6 +143,11 @@ pub struct HostOutcome {
     /// Why the host was lost mid-run, if it was.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lost: Option<String>,
+    /// Its machines whose control channel broke before they ended (their
+    /// launcher died, or the host went away): gone mid-run, as a peer that
+    /// stopped reading is; their logs hold what arrived of them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gone: Vec<MachineId>,
 }
 
 impl HostOutcome {
@@ -194,6 +199,12 @@ pub struct RunManifest {
 }
 
 impl RunManifest {
+    /// The machines of a run on several hosts whose control channel broke
+    /// mid-run (see [`HostOutcome::gone`]).
+    pub fn gone_machines(&self) -> Vec<MachineId> {
+        self.hosts.iter().flat_map(|host| host.gone.iter().copied()).collect()
+    }
+
     /// Each machine's host's clock minus the orchestrator's, with its
     /// uncertainty, in microseconds, for the machines of a run on several
     /// hosts (none for a run on one computer): what takes a line's
@@ -216,7 +227,8 @@ impl RunManifest {
             n_machines: self.experiment.machines,
             duration_s: self.experiment.duration,
             tick_tolerance,
-            allow_loss: !self.status.ran_to_the_end(),
+            // A machine gone mid-run took its messages and its ticks with it.
+            allow_loss: !self.status.ran_to_the_end() || !self.gone_machines().is_empty(),
             clocks: self.experiment.clocks,
             planned_down: Some(self.experiment.down_windows()),
         }

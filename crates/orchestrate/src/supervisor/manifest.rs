@@ -88,6 +88,7 @@ pub(crate) fn build(
                 clock_offset_uncertainty_us: start.map_or(0, |clock| clock.uncertainty_us),
                 clock_offset_end_uncertainty_us: end.map(|clock| clock.uncertainty_us),
                 lost: record.lost.get(&idx).cloned(),
+                gone: host.machines.iter().copied().filter(|id| record.gone.contains_key(id)).collect(),
             }
         })
         .collect();
