@@ -16,6 +16,7 @@ mod fault_cases;
 mod fault_plan;
 mod faults;
 mod host_clocks;
+mod host_loss;
 mod hosts;
 mod limits;
 mod machine;
