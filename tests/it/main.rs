@@ -26,5 +26,6 @@ mod peers;
 mod report_browser;
 mod run_real;
 mod sim;
+mod ssh_hosts;
 mod stops;
 mod util;
