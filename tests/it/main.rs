@@ -26,6 +26,7 @@ mod peers;
 mod report_browser;
 mod run_real;
 mod sim;
+mod slurm_hosts;
 mod ssh_hosts;
 mod stops;
 mod util;
