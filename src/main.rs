@@ -56,6 +56,8 @@ enum Command {
     /// What `run --hosts` starts on another host, through its launcher.
     #[command(hide = true)]
     Agent(cmd::agent::AgentArgs),
+    /// Measure the analysis' statistics against the simulator: coverage, false positives, power.
+    Study(cmd::study::StudyArgs),
 }
 
 fn main() -> ExitCode {
@@ -72,6 +74,7 @@ fn main() -> ExitCode {
         Command::Export(args) => cmd::export::run(args),
         Command::Agent(args) => cmd::agent::run(args),
         Command::Hosts(args) => cmd::hosts::run(args),
+        Command::Study(args) => cmd::study::run(args),
     };
     match result {
         Ok(code) => code,

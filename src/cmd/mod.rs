@@ -11,6 +11,7 @@ pub mod export;
 pub mod hosts;
 pub mod machine;
 pub mod run;
+pub mod study;
 
 use std::path::Path;
 

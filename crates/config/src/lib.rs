@@ -51,6 +51,8 @@ pub use config::{
 pub use file::load_faults;
 pub use hosts::{BuiltinLauncher, HostSpec, LauncherSpec, RunHost, load_hosts, run_hosts};
 pub use keys::{KeyDoc, key_docs};
-pub use manifest::{HostOutcome, MachineCounts, MachineManifest, MachineOutcome, RunManifest, RunStatus, SeedTree};
+pub use manifest::{
+    CommandRecord, HostOutcome, MachineCounts, MachineManifest, MachineOutcome, RunManifest, RunStatus, SeedTree,
+};
 pub use manifest_read::MANIFEST_BYTES_MAX;
 pub use plan::{MachinePlan, OutputEstimate, RunPlan, plan_runs};
