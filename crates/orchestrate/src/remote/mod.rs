@@ -98,6 +98,9 @@ pub(crate) struct RemoteProcess {
     state: Arc<(Mutex<AgentState>, Condvar)>,
 }
 
+/// Each log's bytes the orchestrator has: where an agent starts sending.
+pub(crate) type ShipFrom = Vec<(LogFormat, u64)>;
+
 /// Starts machine `who` through `launcher` (the host's command, filled
 /// in): its agent's reports go to `reports`, and the logs it sends to the
 /// copies of `logs`.
@@ -107,7 +110,7 @@ pub(crate) fn spawn_machine(
     logs: &[(LogFormat, PathBuf)],
     reports: &Sender<(Who, Report)>,
     control: &Arc<RunControl>,
-) -> io::Result<(Box<dyn Process>, Vec<(LogFormat, u64)>)> {
+) -> io::Result<(Box<dyn Process>, ShipFrom)> {
     let args = ["agent".to_string(), "--machine".to_string(), who.id.to_string()];
     let mut command = command(launcher, &args)?;
     let mut child = control.register(|| {
