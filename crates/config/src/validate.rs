@@ -394,6 +394,36 @@ mod tests {
         config.validate("the command line").unwrap();
     }
 
+    #[test]
+    fn hosts_take_the_machines_within_their_capacity_and_need_the_real_runtime() {
+        let hosts = "[[hosts]]\nname = \"a\"\naddress = \"10.0.0.1\"\nlauncher = \"ssh\"\nmachines = 2\n\n\
+                     [[hosts]]\nname = \"b\"\naddress = \"10.0.0.2\"\nlauncher = \"ssh\"\nmachines = 3\n";
+        let mut config = load("c.toml", &format!("machines = 5\nruns = 1\n{hosts}")).unwrap();
+        config.runtime = Runtime::Real;
+        config.validate("c.toml").unwrap();
+        config.experiments[0].machines = 6;
+        let message = config.validate("c.toml").unwrap_err().to_string();
+        assert!(
+            message.contains(
+                "key `experiments[0].machines` = 6: the 2 hosts cannot take them (the hosts' `machines` add up to 5"
+            ),
+            "{message}"
+        );
+        // Past the real runtime's limit on one computer, within the hosts'.
+        let mut config = load(
+            "c.toml",
+            "machines = 150\nruns = 1\n[[hosts]]\nname = \"a\"\naddress = \"x\"\n\
+                                          launcher = \"ssh\"\n[[hosts]]\nname = \"b\"\naddress = \"y\"\n\
+                                          launcher = \"ssh\"\n",
+        )
+        .unwrap();
+        config.runtime = Runtime::Real;
+        config.validate("c.toml").unwrap();
+        config.runtime = Runtime::Sim;
+        let message = config.validate("c.toml").unwrap_err().to_string();
+        assert!(message.contains("key `hosts` = (2 hosts): the simulator runs on this computer alone"), "{message}");
+    }
+
     /// Names are checked against the results layout: each of these once
     /// passed and broke the run or its analysis.
     #[test]
