@@ -102,6 +102,15 @@ fn a_host_whose_clock_is_2_5_s_ahead_is_measured_and_its_lines_placed_on_one_tim
         assert!((plain - shifted).abs() < 1.0, "machine {id}: lag {shifted} ticks, {plain} with the clocks in step");
     }
 
+    // The analysis says the offsets and their uncertainty.
+    let report = std::fs::read_to_string(shifted.join("analysis/report.html")).unwrap();
+    let said = format!("host {second} (machines [3, 4]): clock +2");
+    assert!(report.contains(&said) && report.contains("placed on the orchestrator"), "{said} not in the report");
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(shifted.join("analysis/summary.json")).unwrap()).unwrap();
+    let hosts = summary.to_string();
+    assert!(hosts.contains("\"clock_offset_uncertainty_us\"") && hosts.contains(&second), "{hosts}");
+
     // Without the correction (the offsets taken as 0), receives land before
     // their sends, by about the shift, and the HLC seems to run ahead of
     // every clock; what the clocks say of causality still holds.

@@ -8,8 +8,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use clocklab_config::RunStatus;
-
 use crate::hosts::{assert_checks, manifests, results_dir};
 use crate::util::{clocklab, free_ports};
 
@@ -179,7 +177,7 @@ fn the_classic_experiment_runs_on_a_slurm_node_and_checks() {
     let runs = manifests(&results);
     assert_eq!(runs.len(), 2);
     for (run, manifest) in &runs {
-        assert_eq!(manifest.status, RunStatus::Ok, "{}", run.display());
+        crate::hosts::assert_ran_as_planned(run, &manifest.status);
         let host = &manifest.hosts[0];
         assert_eq!(host.launcher, ["srun", &format!("--nodelist={NODE}"), "-N1", "-n1", "--overlap", "clocklab"]);
         assert_eq!(host.machines.len(), manifest.machines.len());
