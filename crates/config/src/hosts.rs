@@ -323,4 +323,27 @@ mod tests {
             assert!(message.starts_with(&path.display().to_string()), "{message}");
         }
     }
+
+    #[test]
+    fn the_kubernetes_recipe_s_hosts_are_its_stateful_set_s_pods_reached_with_kubectl_exec() {
+        let recipe = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/kubernetes");
+        let hosts = load_hosts(&recipe.join("hosts.toml")).unwrap();
+        let manifest = std::fs::read_to_string(recipe.join("clocklab-hosts.yaml")).unwrap();
+        // A StatefulSet `clocklab` names its pods clocklab-0, clocklab-1, …: one host each.
+        assert!(manifest.contains("kind: StatefulSet\nmetadata:\n  name: clocklab\n"), "{manifest}");
+        assert!(manifest.contains(&format!("  replicas: {}\n", hosts.len())), "one pod per host");
+        assert!(manifest.contains("command: [\"sleep\", \"infinity\"]"), "idle pods");
+        let exe = Path::new("/usr/local/bin/clocklab");
+        for (idx, host) in hosts.iter().enumerate() {
+            let pod = format!("clocklab-{idx}");
+            assert_eq!(host.name, pod);
+            assert_eq!(
+                host.launcher.command(&host.name, exe),
+                ["kubectl", "exec", "-i", pod.as_str(), "--", "clocklab"]
+            );
+            assert!(host.address.parse::<std::net::IpAddr>().is_ok(), "{host:?}");
+            assert!(manifest.contains(&format!("mountPath: {}\n", host.workdir.as_deref().unwrap())), "{host:?}");
+        }
+        assert_eq!(share(&hosts, 30).unwrap(), [10, 10, 10]);
+    }
 }
