@@ -95,8 +95,12 @@ fn three_namespace_hosts_run_the_classic_experiment_and_the_fault_suite_and_chec
     let mut seen = std::collections::BTreeSet::new();
     let deadline = Instant::now() + Duration::from_secs(60);
     while run.try_wait().unwrap().is_none() && Instant::now() < deadline {
-        for (_, cmdline) in clocklab_processes() {
-            seen.insert(cmdline);
+        // This run's processes: itself, and those in its hosts (other
+        // tests run the same commands side by side).
+        for (pid, cmdline) in clocklab_processes() {
+            if pid == run.id() || hosts.contains(pid) {
+                seen.insert(cmdline);
+            }
         }
         std::thread::sleep(Duration::from_millis(100));
     }

@@ -80,6 +80,13 @@ impl Namespaces {
         path
     }
 
+    /// Whether process `pid` runs in one of these namespaces.
+    pub fn contains(&self, pid: u32) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        let Ok(inside) = std::fs::metadata(format!("/proc/{pid}/ns/net")).map(|m| m.ino()) else { return false };
+        self.names.iter().any(|name| std::fs::metadata(format!("/run/netns/{name}")).is_ok_and(|m| m.ino() == inside))
+    }
+
     fn remove(&self) {
         for name in &self.names {
             let _ = Command::new("ip").args(["netns", "del", name]).output();
