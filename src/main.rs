@@ -51,6 +51,11 @@ enum Command {
     Diagram(cmd::diagram::DiagramArgs),
     /// Write runs for other tools: ShiViz, Perfetto, CSV, JSON Lines, the reference's analyzer.
     Export(cmd::export::ExportArgs),
+    /// Check the hosts of a file before a run: reachable, the same version, a free port, the clock.
+    Hosts(cmd::hosts::HostsArgs),
+    /// What `run --hosts` starts on another host, through its launcher.
+    #[command(hide = true)]
+    Agent(cmd::agent::AgentArgs),
     /// Measure the analysis' statistics against the simulator: coverage, false positives, power.
     Study(cmd::study::StudyArgs),
 }
@@ -67,6 +72,8 @@ fn main() -> ExitCode {
         Command::Check(args) => cmd::check::run(args),
         Command::Diagram(args) => cmd::diagram::run(args),
         Command::Export(args) => cmd::export::run(args),
+        Command::Agent(args) => cmd::agent::run(args),
+        Command::Hosts(args) => cmd::hosts::run(args),
         Command::Study(args) => cmd::study::run(args),
     };
     match result {

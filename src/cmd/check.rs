@@ -130,6 +130,12 @@ fn print_report(checks: &[RunCheck], show: usize) {
             let names: Vec<&str> = check.tallies.iter().map(|t| t.check.name()).collect();
             say!("  checked: {}", names.join(", "));
         }
+        for note in &check.timeline {
+            say!("  timeline: {note}");
+        }
+        for note in &check.clock_sync {
+            say!("  clock sync: {note}");
+        }
         for note in &check.by_plan {
             say!("  by the fault plan: {note}");
         }

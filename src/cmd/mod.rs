@@ -1,5 +1,6 @@
 //! One module per subcommand: its arguments and what it does.
 
+pub mod agent;
 pub mod analyze;
 pub mod bench;
 pub mod calibrate;
@@ -7,6 +8,7 @@ pub mod check;
 pub mod config;
 pub mod diagram;
 pub mod export;
+pub mod hosts;
 pub mod machine;
 pub mod run;
 pub mod study;

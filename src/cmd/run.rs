@@ -26,6 +26,11 @@ pub struct RunArgs {
     /// experiment goes through, in place of its own.
     #[arg(long, value_name = "FILE")]
     faults: Option<PathBuf>,
+    /// A file of hosts (`[[hosts]]` entries, JSON or TOML): the machines run
+    /// on them, started through each host's launcher, in place of the
+    /// configuration's hosts.
+    #[arg(long, value_name = "FILE")]
+    hosts: Option<PathBuf>,
     /// Run only this experiment (repeat to run several).
     #[arg(long = "experiment", value_name = "NAME")]
     experiments: Vec<String>,
@@ -94,6 +99,9 @@ fn resolve_config(args: &RunArgs) -> anyhow::Result<(Config, CommandRecord)> {
         }
         config.experiments.retain(|e| args.experiments.contains(&e.name));
     }
+    if let Some(path) = &args.hosts {
+        config.hosts = clocklab_config::load_hosts(path).context("invalid hosts")?;
+    }
     let clocks = args.clocks.as_deref().map(super::parse_clocks).transpose()?;
     let configured = config.experiments.clone();
     if args.machines.is_some() {
@@ -150,6 +158,9 @@ fn resolve_config(args: &RunArgs) -> anyhow::Result<(Config, CommandRecord)> {
     };
     if let Some(path) = &args.faults {
         source = format!("{source} and the faults of {}", path.display());
+    }
+    if let Some(path) = &args.hosts {
+        source = format!("{source} and the hosts of {}", path.display());
     }
     config.validate(&source).context("invalid configuration")?;
     Ok((config, record))
@@ -216,6 +227,13 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let planned = plan_runs(&config, suite_seed, &args.out);
     let estimate = OutputEstimate::of_plans(&planned);
     super::check_output_size(estimate, &args.out, args.yes)?;
+    // Every host answers before anything is written: reachable, the same
+    // version, a free port, its clock.
+    if !config.hosts.is_empty() {
+        let file = args.hosts.clone().or_else(|| args.config.clone()).unwrap_or_default();
+        let timeout = std::time::Duration::from_secs_f64(config.connect_timeout.max(10.0));
+        super::hosts::check(&file, &config.hosts, timeout, false)?;
+    }
     // Real runs must fit this computer's limits on processes, threads and files.
     let budget = match config.runtime {
         Runtime::Real => Some(super::real_budget(&planned)?),

@@ -156,6 +156,7 @@ fn generate_run(run_dir: &Path, spec: &RunSpec) -> BTreeMap<u32, Truth> {
         ended_at: "2026-11-24T04:43:23.050000Z".into(),
         status: RunStatus::Ok,
         extra: BTreeMap::new(),
+        hosts: Vec::new(),
     };
     std::fs::write(clocklab_config::layout::manifest_path(run_dir), manifest.to_json()).unwrap();
     truth

@@ -108,7 +108,17 @@ impl RunSource {
             let reader = LogReader::new(BufReader::with_capacity(1 << 16, file));
             streams.push((id, LogLines { machine: id, reader, skipped: skipped.clone() }));
         }
-        Ok((RunEvents::new(streams), skipped))
+        Ok((RunEvents::new(streams).with_clock_offsets(&self.clock_offsets()), skipped))
+    }
+
+    /// Each machine's host's clock offset to the orchestrator's (a run on
+    /// several hosts; none otherwise), taken off its lines' times so that
+    /// the run's events are on one timeline.
+    pub fn clock_offsets(&self) -> BTreeMap<MachineId, i64> {
+        self.manifest
+            .as_ref()
+            .map(|m| m.host_clock_offsets().into_iter().map(|(id, (offset, _))| (id, offset)).collect())
+            .unwrap_or_default()
     }
 
     /// The run's happens-before graph, with what the readers skipped.

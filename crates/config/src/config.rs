@@ -256,6 +256,10 @@ pub struct Config {
     pub sim: SimSettings,
     /// The experiments, in order.
     pub experiments: Vec<Experiment>,
+    /// The hosts the machines of a real run go to (`[[hosts]]`, or
+    /// `clocklab run --hosts FILE`); none: every machine on this computer.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hosts: Vec<crate::hosts::HostSpec>,
 }
 
 /// A bad configuration: one line that names the file, and the key and the
@@ -380,6 +384,7 @@ impl Default for Config {
                 experiment("fewer-internal-events", 6, 5),
                 experiment("both", 3, 5),
             ],
+            hosts: Vec::new(),
         }
     }
 }

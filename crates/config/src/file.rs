@@ -42,6 +42,7 @@ struct ConfigFile {
     physical_clock: Option<PhysicalClockSettings>,
     faults: Option<Vec<FaultSpec>>,
     experiments: Option<Vec<ExperimentFile>>,
+    hosts: Option<Vec<crate::hosts::HostSpec>>,
 }
 
 /// `ports` as written: a list (`[5001, 5002, 5003]`), or a table from
@@ -170,6 +171,9 @@ impl ConfigFile {
             }
         }
         self.defaults().check().map_err(invalid)?;
+        if let Some(hosts) = &self.hosts {
+            crate::hosts::check_hosts(hosts, source)?;
+        }
         for (idx, exp) in self.experiments.iter().flatten().enumerate() {
             exp.check()
                 .map_err(|(key, value, reason)| invalid((format!("experiments[{idx}].{key}"), value, reason)))?;
@@ -288,6 +292,7 @@ pub(crate) const FILE_SCHEMA: Schema = Schema::Table(&[
     Field { name: "physical_clock", aliases: &[], schema: Schema::Table(PHYSICAL_CLOCK_FIELDS) },
     Field { name: "faults", aliases: &[], schema: FAULTS },
     Field { name: "experiments", aliases: &[], schema: Schema::ArrayOf(&Schema::Table(EXPERIMENT_FIELDS)) },
+    Field { name: "hosts", aliases: &[], schema: crate::hosts::HOSTS },
 ]);
 
 /// A number as an error message shows it: `1e300` rather than its 301
@@ -393,7 +398,7 @@ struct FaultsFile {
 const FAULTS_FILE_SCHEMA: Schema = Schema::Table(&[Field { name: "faults", aliases: &[], schema: FAULTS }]);
 
 /// The format of a file, from its extension.
-fn format_of(path: &Path) -> Result<Format, ConfigError> {
+pub(crate) fn format_of(path: &Path) -> Result<Format, ConfigError> {
     let extension = path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
     match extension.as_deref() {
         Some("json") => Ok(Format::Json),
@@ -480,6 +485,7 @@ impl Config {
             queue_cap: file.queue_cap.unwrap_or(builtin.queue_cap),
             sim: file.sim.unwrap_or_default(),
             experiments,
+            hosts: file.hosts.unwrap_or_default(),
         }
     }
 }
@@ -611,7 +617,7 @@ pub(crate) mod tests {
                 "colour = 1",
                 "c.toml: unknown key `colour` (expected one of `host`, `ports`, `runtime`, `log_format`, `seed`, \
                  `token`, `connect_timeout`, `queue_cap`, `sim`, `machines`, `max_clock_rate`, `max_event_num`, \
-                 `runs`, `duration`, `clocks`, `physical_clock`, `faults`, `experiments`)",
+                 `runs`, `duration`, `clocks`, `physical_clock`, `faults`, `experiments`, `hosts`)",
             ),
         ];
         for (name, text, want) in cases {

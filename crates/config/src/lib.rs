@@ -34,6 +34,7 @@
 
 mod config;
 mod file;
+pub mod hosts;
 mod keys;
 pub mod layout;
 pub mod limits;
@@ -48,7 +49,10 @@ pub use config::{
     Config, ConfigError, DelayDistribution, Experiment, LogFormats, PhysicalClockSettings, Runtime, SimSettings,
 };
 pub use file::load_faults;
+pub use hosts::{BuiltinLauncher, HostSpec, LauncherSpec, RunHost, load_hosts, run_hosts};
 pub use keys::{KeyDoc, key_docs};
-pub use manifest::{CommandRecord, MachineCounts, MachineManifest, MachineOutcome, RunManifest, RunStatus, SeedTree};
+pub use manifest::{
+    CommandRecord, HostOutcome, MachineCounts, MachineManifest, MachineOutcome, RunManifest, RunStatus, SeedTree,
+};
 pub use manifest_read::MANIFEST_BYTES_MAX;
 pub use plan::{MachinePlan, OutputEstimate, RunPlan, plan_runs};

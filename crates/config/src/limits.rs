@@ -13,6 +13,14 @@ pub const MACHINES_MAX: u32 = 20_000;
 /// processes that all want a core at every tick.
 pub const REAL_MACHINES_MAX: u32 = 100;
 
+/// The most machines a run on several hosts may have: each host holds at
+/// most [`REAL_MACHINES_MAX`], and the orchestrator keeps a launcher process
+/// and two threads per machine.
+pub const HOSTS_MACHINES_MAX: u32 = 1_000;
+
+/// The most hosts a configuration may list.
+pub const HOSTS_MAX: usize = 1_000;
+
 /// The most machines a run that keeps vector clocks may have: every line
 /// carries a vector of one number per machine.
 pub const VECTOR_MACHINES_MAX: u32 = 1_000;

@@ -117,6 +117,58 @@ fn is_zero_f64(value: &f64) -> bool {
     *value == 0.0
 }
 
+/// One host of a run on several computers, as it went.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HostOutcome {
+    /// Its name (what `{host}` became in its launcher).
+    pub name: String,
+    /// Where its machines listened.
+    pub address: String,
+    /// Its launcher's command, `{host}` and `{clocklab}` filled in.
+    pub launcher: Vec<String>,
+    /// The machines it ran.
+    pub machines: Vec<MachineId>,
+    /// Its clock minus the orchestrator's at the start, in microseconds
+    /// (the best of several four-timestamp exchanges by round trip).
+    pub clock_offset_us: i64,
+    /// The same at the end, if it could be measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clock_offset_end_us: Option<i64>,
+    /// Half the best round trip of the start's exchanges: the offset is
+    /// within this of the truth.
+    pub clock_offset_uncertainty_us: i64,
+    /// Half the best round trip of the end's exchanges.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clock_offset_end_uncertainty_us: Option<i64>,
+    /// Why the host was lost mid-run, if it was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lost: Option<String>,
+    /// Its machines whose control channel broke before they ended (their
+    /// launcher died, or the host went away): gone mid-run, as a peer that
+    /// stopped reading is; their logs hold what arrived of them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gone: Vec<MachineId>,
+}
+
+impl HostOutcome {
+    /// The host's clock minus the orchestrator's at `fraction` (0 at the
+    /// start, 1 at the end) of the run: the drift between the two
+    /// measurements taken as steady.
+    pub fn offset_at_us(&self, fraction: f64) -> i64 {
+        match self.clock_offset_end_us {
+            Some(end) => {
+                self.clock_offset_us + ((end - self.clock_offset_us) as f64 * fraction.clamp(0.0, 1.0)).round() as i64
+            }
+            None => self.clock_offset_us,
+        }
+    }
+
+    /// The uncertainty of [`HostOutcome::offset_at_us`]: the larger of the two.
+    pub fn uncertainty_us(&self) -> i64 {
+        self.clock_offset_uncertainty_us.max(self.clock_offset_end_uncertainty_us.unwrap_or(0))
+    }
+}
+
 /// `manifest.json`: what a run was and how it went.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RunManifest {
@@ -141,9 +193,33 @@ pub struct RunManifest {
     /// Anything else the runtime records (network model, tick lateness, …).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub extra: BTreeMap<String, serde_json::Value>,
+    /// The hosts of a run on several computers (none for a run on this one).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hosts: Vec<HostOutcome>,
 }
 
 impl RunManifest {
+    /// The machines of a run on several hosts whose control channel broke
+    /// mid-run (see [`HostOutcome::gone`]).
+    pub fn gone_machines(&self) -> Vec<MachineId> {
+        self.hosts.iter().flat_map(|host| host.gone.iter().copied()).collect()
+    }
+
+    /// Each machine's host's clock minus the orchestrator's, with its
+    /// uncertainty, in microseconds, for the machines of a run on several
+    /// hosts (none for a run on one computer): what takes a line's
+    /// `Timestamp`, in its own host's clock, to the orchestrator's. The
+    /// offset measured at the start is taken; the end's shows the drift.
+    pub fn host_clock_offsets(&self) -> BTreeMap<MachineId, (i64, i64)> {
+        self.hosts
+            .iter()
+            .flat_map(|host| {
+                let at = (host.clock_offset_us, host.uncertainty_us());
+                host.machines.iter().map(move |&id| (id, at))
+            })
+            .collect()
+    }
+
     /// What the log check expects of this run's logs, a tick count off by
     /// up to `tick_tolerance` allowed (0 for the simulator's).
     pub fn expectations(&self, tick_tolerance: u64) -> clocklab_log::check::Expectations {
@@ -151,7 +227,8 @@ impl RunManifest {
             n_machines: self.experiment.machines,
             duration_s: self.experiment.duration,
             tick_tolerance,
-            allow_loss: !self.status.ran_to_the_end(),
+            // A machine gone mid-run took its messages and its ticks with it.
+            allow_loss: !self.status.ran_to_the_end() || !self.gone_machines().is_empty(),
             clocks: self.experiment.clocks,
             planned_down: Some(self.experiment.down_windows()),
         }
@@ -313,6 +390,7 @@ impl RunManifest {
             ended_at: manifests.values().map(|m| m.ended_at.clone()).max().unwrap_or_default(),
             status,
             extra: [(STARTED_BY_HAND.to_string(), serde_json::Value::Bool(true))].into_iter().collect(),
+            hosts: Vec::new(),
         })
     }
 

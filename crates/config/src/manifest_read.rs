@@ -247,6 +247,7 @@ mod tests {
             ended_at: "2026-01-01T00:01:00.000000Z".into(),
             status: RunStatus::Ok,
             extra: BTreeMap::new(),
+            hosts: Vec::new(),
         }
     }
 

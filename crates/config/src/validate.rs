@@ -16,6 +16,9 @@ impl Config {
     /// every override is applied.
     pub fn validate(&self, source: &str) -> Result<(), ConfigError> {
         self.validate_settings(source)?;
+        if !self.hosts.is_empty() {
+            return self.validate_hosts(source);
+        }
         if self.runtime == Runtime::Real {
             for (idx, exp) in self.experiments.iter().enumerate() {
                 if exp.machines > limits::REAL_MACHINES_MAX {
@@ -32,6 +35,45 @@ impl Config {
                         ),
                     ));
                 }
+            }
+        }
+        Ok(())
+    }
+
+    /// The hosts of a run on several computers: the real runtime, every
+    /// experiment's machines placed within the hosts' capacity (at most
+    /// [`limits::REAL_MACHINES_MAX`] on one host, at most
+    /// [`limits::HOSTS_MACHINES_MAX`] in all).
+    fn validate_hosts(&self, source: &str) -> Result<(), ConfigError> {
+        crate::hosts::check_hosts(&self.hosts, source)?;
+        if self.runtime != Runtime::Real {
+            return Err(invalid(
+                source,
+                "hosts".into(),
+                format!("({} hosts)", self.hosts.len()),
+                "the simulator runs on this computer alone: hosts need the real runtime".into(),
+            ));
+        }
+        for (idx, exp) in self.experiments.iter().enumerate() {
+            let capacity = if self.hosts.iter().any(|host| host.machines.is_none()) {
+                format!("at most {} on each host", limits::REAL_MACHINES_MAX)
+            } else {
+                let total: u32 = self.hosts.iter().filter_map(|host| host.machines).sum();
+                format!("the hosts' `machines` add up to {total}")
+            };
+            if exp.machines > limits::HOSTS_MACHINES_MAX || crate::hosts::share(&self.hosts, exp.machines).is_none() {
+                return Err(invalid(
+                    source,
+                    format!("experiments[{idx}].machines"),
+                    exp.machines.to_string(),
+                    format!(
+                        "the {} hosts cannot take them ({capacity}; at most {} machines a run on several hosts; \
+                         experiment `{}`)",
+                        self.hosts.len(),
+                        limits::HOSTS_MACHINES_MAX,
+                        exp.name
+                    ),
+                ));
             }
         }
         Ok(())
@@ -350,6 +392,36 @@ mod tests {
         );
         config.runtime = Runtime::Sim;
         config.validate("the command line").unwrap();
+    }
+
+    #[test]
+    fn hosts_take_the_machines_within_their_capacity_and_need_the_real_runtime() {
+        let hosts = "[[hosts]]\nname = \"a\"\naddress = \"10.0.0.1\"\nlauncher = \"ssh\"\nmachines = 2\n\n\
+                     [[hosts]]\nname = \"b\"\naddress = \"10.0.0.2\"\nlauncher = \"ssh\"\nmachines = 3\n";
+        let mut config = load("c.toml", &format!("machines = 5\nruns = 1\n{hosts}")).unwrap();
+        config.runtime = Runtime::Real;
+        config.validate("c.toml").unwrap();
+        config.experiments[0].machines = 6;
+        let message = config.validate("c.toml").unwrap_err().to_string();
+        assert!(
+            message.contains(
+                "key `experiments[0].machines` = 6: the 2 hosts cannot take them (the hosts' `machines` add up to 5"
+            ),
+            "{message}"
+        );
+        // Past the real runtime's limit on one computer, within the hosts'.
+        let mut config = load(
+            "c.toml",
+            "machines = 150\nruns = 1\n[[hosts]]\nname = \"a\"\naddress = \"x\"\n\
+                                          launcher = \"ssh\"\n[[hosts]]\nname = \"b\"\naddress = \"y\"\n\
+                                          launcher = \"ssh\"\n",
+        )
+        .unwrap();
+        config.runtime = Runtime::Real;
+        config.validate("c.toml").unwrap();
+        config.runtime = Runtime::Sim;
+        let message = config.validate("c.toml").unwrap_err().to_string();
+        assert!(message.contains("key `hosts` = (2 hosts): the simulator runs on this computer alone"), "{message}");
     }
 
     /// Names are checked against the results layout: each of these once

@@ -151,6 +151,18 @@ struct Stream<I> {
     head: Option<ReadLine>,
     /// The index the head will get.
     next_index: u64,
+    /// What is taken off each line's time: its host's clock offset (0 on
+    /// the orchestrator's computer).
+    offset_us: i64,
+}
+
+impl<I: Iterator<Item = ReadLine>> Stream<I> {
+    /// The next line, its time on the run's one timeline.
+    fn read(&mut self) -> Option<ReadLine> {
+        let mut line = self.lines.next()?;
+        line.record.time_us -= self.offset_us;
+        Some(line)
+    }
 }
 
 /// Every event of a run, merged; see the [module documentation](self).
@@ -180,7 +192,7 @@ impl<I: Iterator<Item = ReadLine>> RunEvents<I> {
             .into_iter()
             .map(|(machine, mut lines)| {
                 let head = lines.next();
-                Stream { machine, lines, head, next_index: 1 }
+                Stream { machine, lines, head, next_index: 1, offset_us: 0 }
             })
             .collect();
         streams.sort_by_key(|stream| stream.machine);
@@ -192,6 +204,21 @@ impl<I: Iterator<Item = ReadLine>> RunEvents<I> {
             unnamed_receivers: Vec::new(),
             n_unpairable_sends: 0,
         }
+    }
+
+    /// Places every machine's lines on one timeline: `offsets` gives, per
+    /// machine, its host's clock minus the orchestrator's (a run on several
+    /// hosts; see `RunManifest::host_clock_offsets`), which is taken off
+    /// each of its lines' times. A line's `Timestamp` in its log stays in
+    /// its own host's clock; the events given out are in the orchestrator's.
+    pub fn with_clock_offsets(mut self, offsets: &BTreeMap<MachineId, i64>) -> RunEvents<I> {
+        for stream in &mut self.streams {
+            stream.offset_us = offsets.get(&stream.machine).copied().unwrap_or(0);
+            if let Some(head) = &mut stream.head {
+                head.record.time_us -= stream.offset_us;
+            }
+        }
+        self
     }
 
     /// The machines whose logs are merged, in id order.
@@ -347,7 +374,8 @@ impl<I: Iterator<Item = ReadLine>> Iterator for RunEvents<I> {
     fn next(&mut self) -> Option<RunEvent> {
         let idx = self.pick()?;
         let stream = &mut self.streams[idx];
-        let line = std::mem::replace(&mut stream.head, stream.lines.next()).expect("a picked stream has a head");
+        let next = stream.read();
+        let line = std::mem::replace(&mut stream.head, next).expect("a picked stream has a head");
         let machine = stream.machine;
         let id = EventId { machine, index: stream.next_index };
         stream.next_index += 1;
@@ -507,5 +535,31 @@ mod tests {
         assert_eq!(all.last().unwrap().pairing, Pairing::Unnamed);
         assert_eq!(events.unmatched_sends().count(), 0);
         assert_eq!(events.n_unpairable_sends(), 1);
+    }
+
+    #[test]
+    fn each_host_s_clock_offset_is_taken_off_its_machines_times() {
+        // Machine 2's host's clock is 1 s ahead: by its own clock its send
+        // is at 1_000_020, after machine 1's internal event at 30; on one
+        // timeline it is at 20, before it.
+        let logs = BTreeMap::from([
+            (
+                1,
+                vec![rec(1, Event::Internal, 1, 30), rec(1, Event::Processed { from: Some(2), clock: Some(1) }, 2, 40)],
+            ),
+            (2, vec![rec(2, Event::Sent { to: vec![1].into() }, 1, 1_000_020), rec(2, Event::Internal, 2, 1_000_050)]),
+        ]);
+        let order = |offsets: &BTreeMap<MachineId, i64>| {
+            let events = RunEvents::new(logs.iter().map(|(&id, records)| (id, lines_of(records))));
+            events.with_clock_offsets(offsets).map(|e| (e.id.to_string(), e.record.time_us)).collect::<Vec<_>>()
+        };
+        assert_eq!(
+            order(&BTreeMap::new()),
+            [("m1e1".into(), 30), ("m2e1".into(), 1_000_020), ("m1e2".into(), 40), ("m2e2".into(), 1_000_050)]
+        );
+        assert_eq!(
+            order(&BTreeMap::from([(2, 1_000_000)])),
+            [("m2e1".into(), 20), ("m1e1".into(), 30), ("m1e2".into(), 40), ("m2e2".into(), 50)]
+        );
     }
 }

@@ -37,6 +37,39 @@ pub(crate) fn write_crash_line(
     Ok(())
 }
 
+/// Writes the `Crashed` line of machine `id`, launched with `launch` and
+/// killed at `now_us` (its host's clock; `start_us` its run's start in the
+/// same clock), to each of its logs: what an agent does on a host when the
+/// plan crashes the machine there.
+pub fn write_crash_line_of(
+    launch: &crate::protocol::Launch,
+    id: clocklab_model::MachineId,
+    start_us: i64,
+    now_us: i64,
+) -> std::io::Result<()> {
+    let plan = clocklab_faults::FaultPlan::new(&launch.faults, launch.run_seed, launch.duration_us);
+    let faults = plan.machine_faults(id);
+    let base = PhysicalClock::new(start_us, launch.clock_offset_us, launch.clock_drift_ppm);
+    let physical_us = physical_reading(&base, start_us, &faults, now_us);
+    for (format, path) in &launch.logs {
+        append_crash_line(path, *format, now_us, physical_us)?;
+    }
+    Ok(())
+}
+
+/// Cuts a line a killed machine left half written at the end of each of
+/// `paths` that exists.
+pub fn cut_partial_lines(paths: &[&Path]) -> std::io::Result<()> {
+    for path in paths {
+        match OpenOptions::new().read(true).write(true).open(path) {
+            Ok(mut file) => cut_partial_line(&mut file)?,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+            Err(error) => return Err(error),
+        }
+    }
+    Ok(())
+}
+
 fn append_crash_line(
     path: &Path,
     format: clocklab_log::LogFormat,

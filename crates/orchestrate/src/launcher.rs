@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 
+use clocklab_config::HostSpec;
 use clocklab_model::MachineId;
 use crossbeam_channel::Sender;
 
@@ -17,7 +18,7 @@ use crate::control::RunControl;
 use crate::protocol::{FromMachine, ToMachine, send_line};
 
 /// How many lines of a machine's stderr are kept for the failure cause.
-const STDERR_LINES: usize = 20;
+pub(crate) const STDERR_LINES: usize = 20;
 
 /// Which process a report comes from: a machine, and its incarnation (0
 /// for the first process, one more after each restart the fault plan makes).
@@ -102,6 +103,23 @@ pub trait Process: Send + std::fmt::Debug {
     /// The last line it wrote on stderr, if any, without the command's own
     /// `clocklab: error: ` prefix.
     fn last_error(&self) -> Option<String>;
+
+    /// Kills it for the fault plan's crash (`SIGKILL`) and reaps it; on
+    /// another host its agent also writes its `Crashed` line there.
+    fn crash(&mut self) {
+        self.kill();
+    }
+
+    /// On another host: why its control channel broke before the machine
+    /// ended, if it did (its launcher died, or the host went away).
+    fn channel_broke(&self) -> Option<String> {
+        None
+    }
+
+    /// On another host: why the copy of its logs is not whole, if it is not.
+    fn copy_failure(&self) -> Option<String> {
+        None
+    }
 }
 
 /// Starts machine processes.
@@ -114,6 +132,13 @@ pub trait Launcher: Sync + std::fmt::Debug {
         reports: &Sender<(Who, Report)>,
         control: &Arc<RunControl>,
     ) -> io::Result<Box<dyn Process>>;
+
+    /// The command that runs a program on `host` (its launcher, `{host}`
+    /// and `{clocklab}` filled in), if this launcher reaches other hosts.
+    fn host_command(&self, host: &HostSpec) -> Option<Vec<String>> {
+        let _ = host;
+        None
+    }
 }
 
 /// Starts `clocklab machine <id> --orchestrated` (the running executable)
@@ -132,6 +157,10 @@ impl LocalLauncher {
 }
 
 impl Launcher for LocalLauncher {
+    fn host_command(&self, host: &HostSpec) -> Option<Vec<String>> {
+        Some(host.launcher.command(&host.name, &self.exe))
+    }
+
     fn spawn(
         &self,
         who: Who,

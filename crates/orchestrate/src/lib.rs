@@ -13,7 +13,10 @@
 //! - [`control`]: the stop request every run watches ([`RunControl`]).
 //! - [`budget`]: this computer's limits on tasks and files, and the runs
 //!   admitted within them.
-//! - `crash_line`: the `Crashed` line of a machine killed before it wrote it.
+//! - [`crash_line`]: the `Crashed` line of a machine killed before it wrote it.
+//! - [`remote`]: machines on other hosts, through each host's launcher and
+//!   an agent there (`clocklab agent`): their logs sent home as they grow,
+//!   their hosts' clocks measured.
 //!
 //! When a machine crashes, restarts or pauses, its `clocklab_driver::Life`
 //! says, as its own timeline does: the supervisor only acts on the process.
@@ -30,10 +33,11 @@
 
 pub mod budget;
 pub mod control;
-mod crash_line;
+pub mod crash_line;
 pub mod launcher;
 mod pool;
 pub mod protocol;
+pub mod remote;
 mod supervisor;
 #[cfg(test)]
 mod tests;

@@ -21,6 +21,21 @@
 //! stdin is a stop request too: if the orchestrator dies, its machines stop
 //! and no child outlives it. A machine that gets SIGINT or SIGTERM itself
 //! answers `signalled`; one that fails says `failed` before it exits.
+//!
+//! On another host (`clocklab agent`, started through the host's launcher)
+//! the same lines pass through an agent, which starts the machine process
+//! there and adds its own: it says `hello` (its version and process id)
+//! first; answers `ping` with `pong` (a four-timestamp exchange: the
+//! orchestrator's clock offset to the host's), `port` with `probed` (a
+//! port of the address bound, or why not); takes `launch` with its
+//! `remote` settings (where the logs go on the host, and from which byte to
+//! send them); sends each log home as it grows (`log`: an offset and the
+//! bytes, whole lines only), then `exited` (how the machine process ended)
+//! and `shipped` (each log's length and CRC-32, which the orchestrator's
+//! copy must match). `kill`, `crash` (a kill, then the `Crashed` line) and
+//! `pause` act on the machine process on its host. `fetch` asks an agent
+//! without a machine for the rest of a machine's logs, from the bytes the
+//! orchestrator has: what a broken channel left behind.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -58,6 +73,60 @@ pub enum ToMachine {
         /// The peer.
         peer: MachineId,
     },
+    /// To an agent: the orchestrator's clock now, in microseconds since
+    /// the Unix epoch (`t1` of a four-timestamp exchange).
+    Ping(i64),
+    /// To an agent: bind a free port of this address and say which.
+    Port {
+        /// The address the host's machines listen on.
+        address: String,
+    },
+    /// To an agent: kill the machine process (`SIGKILL`).
+    Kill,
+    /// To an agent: the fault plan's crash: kill the machine process, and
+    /// write its `Crashed` line if it had not.
+    Crash,
+    /// To an agent: stop (`true`, `SIGSTOP`) or continue the machine process.
+    Pause(bool),
+    /// To an agent without a machine: send the rest of a machine's logs.
+    Fetch(Box<Fetch>),
+}
+
+/// Where a machine's logs are on its host, and what the orchestrator has.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Remote {
+    /// The folder the host's logs go in (default: `clocklab` under the
+    /// host's temporary folder).
+    pub workdir: Option<PathBuf>,
+    /// The run's folder under it, the same for every incarnation.
+    pub run_key: String,
+    /// Each log's bytes that the orchestrator has already: the agent sends
+    /// from there.
+    pub ship_from: Vec<(LogFormat, u64)>,
+}
+
+/// The rest of a machine's logs, asked of an agent without a machine.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fetch {
+    /// The machine.
+    pub machine: MachineId,
+    /// Where its logs are, and from which byte to send them.
+    pub remote: Remote,
+    /// How long the logs may go without growing before they are taken as
+    /// they are (a machine that lost its channel ends its log within the
+    /// drain), in microseconds.
+    pub quiet_us: u64,
+}
+
+/// One log's end, as its host has it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogEnd {
+    /// The log.
+    pub format: LogFormat,
+    /// Its length in bytes.
+    pub len: u64,
+    /// The CRC-32 of its bytes.
+    pub crc32: u32,
 }
 
 /// The settings of one orchestrated machine.
@@ -102,6 +171,9 @@ pub struct Launch {
     /// This process restarts the machine after a crash: how.
     #[serde(default)]
     pub restart: Option<RestartSpec>,
+    /// The machine runs on another host, through an agent: where its logs go.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote: Option<Remote>,
 }
 
 /// What a machine tells the orchestrator, one JSON line each.
@@ -135,6 +207,53 @@ pub enum FromMachine {
         /// The peer whose going made it fail, if that is what it failed of.
         blames: Option<MachineId>,
     },
+    /// An agent started: its clocklab version and process id.
+    Hello {
+        /// `clocklab --version`'s number.
+        version: String,
+        /// The agent's process id on its host.
+        pid: u32,
+    },
+    /// An agent's answer to `ping`: `t1` as sent, `t2` when the ping was
+    /// read and `t3` when the answer left, both by the host's clock.
+    Pong {
+        /// The orchestrator's clock when it sent the ping.
+        t1: i64,
+        /// The host's clock when the ping arrived.
+        t2: i64,
+        /// The host's clock when the answer left.
+        t3: i64,
+    },
+    /// An agent's answer to `port`: the port it could bind, or why not.
+    Probed {
+        /// The port the system gave.
+        port: Option<u16>,
+        /// Why no port could be bound.
+        error: Option<String>,
+    },
+    /// The agent started the machine process: its id on the host.
+    Spawned {
+        /// The process id.
+        pid: u32,
+    },
+    /// Bytes of a log, from `offset`, base64-encoded: whole lines.
+    Log {
+        /// The log.
+        format: LogFormat,
+        /// Where the bytes start in it.
+        offset: u64,
+        /// The bytes, base64-encoded.
+        data: String,
+    },
+    /// How the machine process ended on its host.
+    Exited {
+        /// Its exit code, if it exited.
+        code: Option<i32>,
+        /// The signal that ended it, if one did.
+        signal: Option<i32>,
+    },
+    /// Every log was sent: each one's length and checksum on the host.
+    Shipped(Vec<LogEnd>),
 }
 
 fn default_queue_cap() -> usize {

@@ -217,7 +217,16 @@ impl Fake {
                     self.journal.note(self.who, format!("rejoin {peer} at {}", address.port()));
                 }
                 Ok(ToMachine::Down { peer }) => self.journal.note(self.who, format!("down {peer}")),
-                Ok(ToMachine::Launch(_)) => return 1,
+                // A second launch, or a line for an agent: a machine takes neither.
+                Ok(
+                    ToMachine::Launch(_)
+                    | ToMachine::Ping(_)
+                    | ToMachine::Port { .. }
+                    | ToMachine::Kill
+                    | ToMachine::Crash
+                    | ToMachine::Pause(_)
+                    | ToMachine::Fetch(_),
+                ) => return 1,
                 Err(crossbeam_channel::RecvTimeoutError::Timeout) if deadline.is_some() => break,
                 Err(_) => {
                     if matches!(self.script, Script::Stubborn) {

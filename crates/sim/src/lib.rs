@@ -135,5 +135,6 @@ pub fn manifest(plan: &RunPlan, settings: &SimSettings, summary: &SimSummary) ->
         ended_at: clocklab_log::rfc3339_us(settings.epoch_us.saturating_add_unsigned(summary.end_us)),
         status: if summary.stopped_at_us.is_some() { RunStatus::Interrupted } else { RunStatus::Ok },
         extra,
+        hosts: Vec::new(),
     }
 }

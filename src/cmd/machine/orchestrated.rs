@@ -146,6 +146,7 @@ fn run_machine(id: MachineId) -> anyhow::Result<ExitCode> {
         faults,
         run_seed,
         restart,
+        remote: _,
     } = launch;
     let token = clocklab_model::wire::token_from_hex(&token_hex).ok_or_else(|| anyhow!("bad run token"))?;
     let clocks = ClockKinds::parse(clocks.iter().map(String::as_str))?;

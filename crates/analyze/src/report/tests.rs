@@ -129,6 +129,7 @@ fn run(name: &str, status: &str, mut machines: Vec<MachineSummary>) -> RunSummar
             clocks: vec!["lamport".into()],
             skew_bound_us: Some(0.0),
             manifest_damaged: false,
+            hosts: Vec::new(),
         },
         series: vec![MachineSeries::default(); machines.len()],
         machines,

@@ -606,6 +606,17 @@ fn statuses(summary: &Summary) -> Vec<StatusRow> {
                 continue;
             }
             let mut notes: Vec<String> = run.info.cause.iter().cloned().collect();
+            // A run on several hosts: the offsets its timeline was joined by.
+            notes.extend(run.info.hosts.iter().map(|host| {
+                format!(
+                    "host {} (machines {:?}): clock {:+} µs ± {} µs from the orchestrator's, its lines placed on \
+                     the orchestrator's timeline by it",
+                    host.name,
+                    host.machines,
+                    host.clock_offset_us,
+                    host.uncertainty_us()
+                )
+            }));
             notes.extend(run.problems.iter().cloned());
             for m in &run.machines {
                 notes.extend(m.problems.iter().map(|p| format!("machine {}: {p}", m.id)));

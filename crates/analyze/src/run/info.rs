@@ -48,6 +48,12 @@ pub struct RunInfo {
     /// from its logs alone, as one without a manifest.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub manifest_damaged: bool,
+    /// The hosts of a run on several computers, each with its clock's
+    /// offset to the orchestrator's and its uncertainty: every line of a
+    /// host's machines was placed on the orchestrator's timeline by its
+    /// host's offset, within that uncertainty.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub hosts: Vec<clocklab_config::HostOutcome>,
 }
 
 impl RunInfo {
@@ -110,6 +116,7 @@ pub(crate) fn run_info(manifest: Option<&RunManifest>, whole_seconds: bool, firs
         clocks: manifest.experiment.clocks.names().into_iter().map(str::to_string).collect(),
         skew_bound_us: skew_bound_us(manifest),
         manifest_damaged: false,
+        hosts: manifest.hosts.clone(),
     }
 }
 
@@ -140,11 +147,17 @@ fn skew_bound_us(manifest: &RunManifest) -> Option<f64> {
     }
     let duration_us = clocklab_model::schedule::duration_us(manifest.experiment.duration);
     let plan = FaultPlan::new(&manifest.experiment.faults, 0, duration_us);
+    // On several hosts a machine's clock reads its host's, which is the
+    // host's offset from the timeline, known within its uncertainty.
+    let hosts = manifest.host_clock_offsets();
+    let host_of = |id: u32| hosts.get(&id).map_or(0, |&(offset, _)| offset);
+    let uncertainty = hosts.values().map(|&(_, uncertainty)| uncertainty).max().unwrap_or(0);
     let clocks: Vec<(clocklab_model::PhysicalClock, Vec<MachineFault>)> = manifest
         .machines
         .iter()
         .map(|m| {
-            (clocklab_model::PhysicalClock::new(0, m.clock_offset_us, m.clock_drift_ppm), plan.machine_faults(m.id))
+            let offset = m.clock_offset_us + host_of(m.id);
+            (clocklab_model::PhysicalClock::new(0, offset, m.clock_drift_ppm), plan.machine_faults(m.id))
         })
         .collect();
     let mut instants: Vec<i64> = vec![0, i64::try_from(duration_us).unwrap_or(i64::MAX)];
@@ -161,7 +174,7 @@ fn skew_bound_us(manifest: &RunManifest) -> Option<f64> {
         let slowest = clocks.iter().map(|(base, faults)| physical_reading(base, 0, faults, t)).min().unwrap_or(0);
         fastest - slowest
     };
-    instants.into_iter().filter(|&t| t >= 0).map(lead_at).max().map(|us| us as f64)
+    instants.into_iter().filter(|&t| t >= 0).map(lead_at).max().map(|us| (us + 2 * uncertainty) as f64)
 }
 
 #[cfg(test)]

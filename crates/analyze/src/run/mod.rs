@@ -238,7 +238,13 @@ fn analyze_run_reading(run: &RunDir, max_prefetched_logs: usize) -> RunSummary {
     let machine_ids: Vec<u32> = readers.iter().map(|(id, _)| *id).collect();
     debug_assert!(machine_ids.is_sorted());
 
-    let mut events = RunEvents::new(readers);
+    // A run on several hosts: each line's time in its host's clock, taken
+    // to the orchestrator's by the host's measured offset.
+    let offsets: BTreeMap<u32, i64> = manifest
+        .as_ref()
+        .map(|m| m.host_clock_offsets().into_iter().map(|(id, (offset, _))| (id, offset)).collect())
+        .unwrap_or_default();
+    let mut events = RunEvents::new(readers).with_clock_offsets(&offsets);
     let logged_vectors = manifest.as_ref().is_some_and(|m| m.experiment.clocks.vector);
     let mut replay = VectorReplay::new(machine_ids.iter().copied());
     let label = clocklab_model::seed::label_of(&run.path.to_string_lossy());

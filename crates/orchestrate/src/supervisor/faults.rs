@@ -34,6 +34,8 @@ impl Supervisor<'_> {
             match self.slots[&id].life.events()[idx].change {
                 Change::Crash { .. } => self.crash(id),
                 Change::Restart { recovered, .. } => {
+                    // The new incarnation's schedule, in its host's clock.
+                    let start_us = start_us + self.offset_us(id);
                     self.restart(id, RestartSpec { start_us, at_us, recovered });
                 }
                 Change::Pause { .. } => self.pause(id, true),
@@ -63,7 +65,7 @@ impl Supervisor<'_> {
     pub(crate) fn kill_for_crash(&mut self, id: MachineId) {
         let slot = self.slots.get_mut(&id).expect("a machine of the plan");
         let Some(mut process) = slot.process.take() else { return };
-        process.kill();
+        process.crash();
         let who = Who { id, incarnation: slot.incarnation };
         (slot.phase, slot.address, slot.crash_pending, slot.crash_by, slot.paused) =
             (Phase::Down, None, false, None, false);

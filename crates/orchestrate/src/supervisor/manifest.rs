@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use clocklab_config::{MachineOutcome, RunManifest, RunPlan, RunStatus, Runtime};
+use clocklab_config::{HostOutcome, MachineOutcome, RunHost, RunManifest, RunPlan, RunStatus, Runtime};
 use clocklab_net::LatenessSummary;
 
 use super::RunRecord;
@@ -16,15 +16,20 @@ pub(crate) fn build(
     status: RunStatus,
     spawned_us: i64,
     ended_us: i64,
+    hosts: &[RunHost],
+    host_commands: &[Vec<String>],
 ) -> RunManifest {
     let machines = plan
         .machines
         .iter()
         .map(|m| MachineOutcome {
             id: m.id,
-            address: match record.ports.get(&m.id) {
-                Some(port) => format!("{}:{port}", plan.host),
-                None => format!("{}:?", plan.host),
+            address: {
+                let host = hosts.iter().find(|h| h.machines.contains(&m.id)).map_or(&plan.host, |h| &h.spec.address);
+                match record.ports.get(&m.id) {
+                    Some(port) => format!("{host}:{port}"),
+                    None => format!("{host}:?"),
+                }
             },
             rate: m.rate,
             seed: m.seed,
@@ -68,7 +73,27 @@ pub(crate) fn build(
         let pids: BTreeMap<String, u32> = record.pids.iter().map(|(id, pid)| (id.to_string(), *pid)).collect();
         extra.insert("pids".into(), serde_json::to_value(pids).expect("plain numbers serialise"));
     }
+    let hosts = hosts
+        .iter()
+        .enumerate()
+        .map(|(idx, host)| {
+            let (start, end) = (record.clocks.get(&idx), record.clocks_end.get(&idx));
+            HostOutcome {
+                name: host.spec.name.clone(),
+                address: host.spec.address.clone(),
+                launcher: host_commands.get(idx).cloned().unwrap_or_default(),
+                machines: host.machines.clone(),
+                clock_offset_us: start.map_or(0, |clock| clock.offset_us),
+                clock_offset_end_us: end.map(|clock| clock.offset_us),
+                clock_offset_uncertainty_us: start.map_or(0, |clock| clock.uncertainty_us),
+                clock_offset_end_uncertainty_us: end.map(|clock| clock.uncertainty_us),
+                lost: record.lost.get(&idx).cloned(),
+                gone: host.machines.iter().copied().filter(|id| record.gone.contains_key(id)).collect(),
+            }
+        })
+        .collect();
     RunManifest {
+        hosts,
         clocklab_version: env!("CARGO_PKG_VERSION").to_string(),
         runtime: Runtime::Real,
         experiment: plan.experiment.clone(),

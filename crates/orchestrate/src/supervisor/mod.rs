@@ -14,6 +14,7 @@
 //! that saw it go.
 
 mod faults;
+mod hosts;
 mod manifest;
 mod reap;
 mod start;
@@ -24,7 +25,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use clocklab_config::{Config, MachinePlan, RunManifest, RunPlan, RunStatus};
+use clocklab_config::{Config, MachinePlan, RunHost, RunManifest, RunPlan, RunStatus};
 use clocklab_driver::Life;
 use clocklab_model::MachineId;
 use clocklab_model::wire::TOKEN_LEN;
@@ -33,7 +34,8 @@ use crossbeam_channel::{Receiver, Sender};
 
 use crate::control::RunControl;
 use crate::launcher::{Launcher, Process, Report, Who};
-use crate::protocol::{Launch, ToMachine};
+use crate::protocol::{Launch, Remote, ToMachine};
+use crate::remote::probe::ClockOffset;
 use crate::{Failure, Observer};
 
 /// How far ahead of "all ready" the shared start instant is: enough for every
@@ -81,6 +83,15 @@ pub(crate) struct RunRecord {
     /// to stop while connecting may fail because its peers left, which is
     /// no failure of the run.
     pub(crate) called_off: bool,
+    /// Machines whose control channel broke (their host's launcher died):
+    /// gone, as a peer that stopped reading is; why, for a person.
+    pub(crate) gone: BTreeMap<MachineId, String>,
+    /// Each host's clock against the orchestrator's at the start, by host index.
+    pub(crate) clocks: BTreeMap<usize, ClockOffset>,
+    /// The same at the end.
+    pub(crate) clocks_end: BTreeMap<usize, ClockOffset>,
+    /// Hosts lost mid-run, by index: why.
+    pub(crate) lost: BTreeMap<usize, String>,
 }
 
 impl RunRecord {
@@ -171,6 +182,12 @@ pub(crate) struct Supervisor<'a> {
     pub(crate) record: RunRecord,
     pub(crate) token: [u8; TOKEN_LEN],
     pub(crate) stopping: bool,
+    /// The hosts of a run on several computers (empty: all on this one).
+    pub(crate) hosts: Vec<RunHost>,
+    /// Each host's launcher command, filled in.
+    pub(crate) host_commands: Vec<Vec<String>>,
+    /// The run's folder on its hosts, under their workdir.
+    pub(crate) run_key: String,
 }
 
 impl std::fmt::Debug for Supervisor<'_> {
@@ -196,15 +213,16 @@ pub(crate) fn run_one(
     }
     supervisor.reap();
     let ended_us = now_us();
+    supervisor.measure_end_clocks();
     supervisor.unsent_failures();
     let record = &supervisor.record;
     let status = match (record.cause(), &record.interrupted) {
         (_, Some(_)) if record.called_off => RunStatus::Interrupted,
         (Some(cause), _) => RunStatus::Failed { cause: cause.to_string() },
         (None, Some(_)) => RunStatus::Interrupted,
-        (None, None) => RunStatus::from_behind(&record.summaries.iter().map(|(&id, s)| (id, s.behind)).collect()),
+        (None, None) => supervisor.gone_status(),
     };
-    manifest::build(plan, record, status, spawned_us, ended_us)
+    manifest::build(plan, record, status, spawned_us, ended_us, &supervisor.hosts, &supervisor.host_commands)
 }
 
 impl<'a> Supervisor<'a> {
@@ -244,6 +262,13 @@ impl<'a> Supervisor<'a> {
         actions.sort_unstable();
         let mut token = [0u8; TOKEN_LEN];
         rand::Rng::fill_bytes(&mut rand::rng(), &mut token);
+        let hosts = clocklab_config::run_hosts(&config.hosts, plan.experiment.machines);
+        let host_commands = hosts.iter().map(|host| launcher.host_command(&host.spec).unwrap_or_default()).collect();
+        // Where the run's logs go on its hosts: a folder of its own, named
+        // by a random number (the token stays secret), the same for every
+        // incarnation of a machine.
+        let run_key =
+            format!("run-{:016x}-{}-{}", rand::Rng::next_u64(&mut rand::rng()), plan.experiment.name, plan.run_idx);
         Supervisor {
             plan,
             connect_timeout: Duration::from_secs_f64(config.connect_timeout),
@@ -258,6 +283,9 @@ impl<'a> Supervisor<'a> {
             record: RunRecord::default(),
             token,
             stopping: false,
+            hosts,
+            host_commands,
+            run_key,
         }
     }
 
@@ -274,7 +302,10 @@ impl<'a> Supervisor<'a> {
             clocks: plan.experiment.clocks.names().into_iter().map(str::to_string).collect(),
             clock_offset_us: machine.clock_offset_us,
             clock_drift_ppm: machine.clock_drift_ppm,
-            host: plan.host.clone(),
+            host: match self.host_of(id) {
+                Some(idx) => self.hosts[idx].spec.address.clone(),
+                None => plan.host.clone(),
+            },
             token_hex: clocklab_model::wire::token_to_hex(&self.token),
             connect_timeout_s: self.connect_timeout.as_secs_f64(),
             queue_cap: plan.queue_cap,
@@ -287,6 +318,7 @@ impl<'a> Supervisor<'a> {
             faults: plan.experiment.faults.clone(),
             run_seed: plan.run_seed,
             restart,
+            remote: None,
         }
     }
 
@@ -299,11 +331,23 @@ impl<'a> Supervisor<'a> {
         restart: Option<clocklab_net::RestartSpec>,
     ) -> Result<(), Failure> {
         let who = Who { id, incarnation };
-        let launch = self.launch(id, restart);
-        let mut process = self
-            .launcher
-            .spawn(who, &self.reports_tx, self.control)
-            .map_err(|error| Failure(format!("cannot start machine {id}: {error}")))?;
+        let mut launch = self.launch(id, restart);
+        let spawned = match self.host_of(id) {
+            None => self.launcher.spawn(who, &self.reports_tx, self.control),
+            Some(idx) => crate::remote::spawn_machine(
+                &self.host_commands[idx],
+                who,
+                &launch.logs,
+                &self.reports_tx,
+                self.control,
+            )
+            .map(|(process, ship_from)| {
+                let workdir = self.hosts[idx].spec.workdir.as_ref().map(std::path::PathBuf::from);
+                launch.remote = Some(Remote { workdir, run_key: self.run_key.clone(), ship_from });
+                process
+            }),
+        };
+        let mut process = spawned.map_err(|error| Failure(format!("cannot start machine {id}: {error}")))?;
         if let Some(pid) = process.pid() {
             self.record.pids.insert(id, pid);
         }
@@ -348,6 +392,7 @@ impl<'a> Supervisor<'a> {
             }
             if !matches!(slot.phase, Phase::Done | Phase::Exited | Phase::Down) {
                 // A machine that has exited cannot take it, and needs not.
+                let at_us = at_us + self.offset_us(id);
                 self.send(id, &ToMachine::Stop(at_us));
             }
         }
@@ -378,8 +423,9 @@ impl<'a> Supervisor<'a> {
         let mut unsent = Vec::new();
         for (&id, summary) in &self.record.summaries {
             for (&peer, &n) in &summary.unsent {
-                // Sent to a machine the fault plan crashed: the crash took them.
-                if !crashed.contains(&peer) {
+                // Sent to a machine the fault plan crashed: the crash took
+                // them; to one whose host's channel broke: it is gone.
+                if !crashed.contains(&peer) && !self.record.gone.contains_key(&peer) {
                     unsent.push((id, peer, n));
                 }
             }

@@ -61,6 +61,18 @@ impl Supervisor<'_> {
     /// Records how machine `id`'s last process ended.
     fn ended(&mut self, id: MachineId, exit: Exit) {
         let slot = &self.slots[&id];
+        if let Some(process) = &slot.process {
+            if let Some(why) = process.channel_broke() {
+                // Its host's launcher died: the machine is gone, not failed.
+                self.record.exit_statuses.insert(id, format!("its control channel broke: {why}"));
+                self.channel_broke(id, why);
+                return;
+            }
+            if let Some(why) = process.copy_failure() {
+                self.record.fail(Some(id), None, format!("machine {id}: its logs did not arrive whole: {why}"));
+            }
+        }
+        let slot = &self.slots[&id];
         self.record.exit_statuses.insert(id, exit.to_string());
         let (cause, blames) = match &slot.failed {
             Some((cause, blames)) => (Some(cause.clone()), *blames),

@@ -19,6 +19,11 @@ impl Supervisor<'_> {
             self.record.fail(None, None, format!("cannot create {}: {error}", self.plan.dir.display()));
             return Err(Halt::Failed);
         }
+        if !self.hosts.is_empty() {
+            // Every host answers before any machine starts: its version, a
+            // free port, its clock.
+            self.probe_hosts()?;
+        }
         let ids: Vec<MachineId> = self.slots.keys().copied().collect();
         for &id in &ids {
             if let Err(failure) = self.spawn(id, 0, None) {
@@ -40,7 +45,8 @@ impl Supervisor<'_> {
         let start_us = now_us() + START_LEAD_US;
         self.record.start_us = Some(start_us);
         for &id in &ids {
-            self.send(id, &ToMachine::Start(start_us));
+            // Each machine is told the instant in its host's clock.
+            self.send(id, &ToMachine::Start(start_us + self.offset_us(id)));
             self.slots.get_mut(&id).expect("listed").phase = Phase::Ticking;
         }
         let lead = u64::try_from(START_LEAD_US).unwrap_or(0);

@@ -29,7 +29,7 @@ impl Supervisor<'_> {
                 if who.incarnation > 0 && !self.stopping {
                     // A restarted machine ticks from its planned restart on.
                     if let Some(start_us) = self.record.start_us
-                        && self.send(id, &ToMachine::Start(start_us))
+                        && self.send(id, &ToMachine::Start(start_us + self.offset_us(id)))
                     {
                         self.slots.get_mut(&id).expect("current").phase = Phase::Ticking;
                     }
@@ -45,6 +45,16 @@ impl Supervisor<'_> {
             Report::Said(FromMachine::Failed { cause, blames }) => {
                 self.slots.get_mut(&id).expect("current").failed = Some((cause, blames));
             }
+            // An agent's own lines are taken by its process, not reported.
+            Report::Said(
+                FromMachine::Hello { .. }
+                | FromMachine::Pong { .. }
+                | FromMachine::Probed { .. }
+                | FromMachine::Spawned { .. }
+                | FromMachine::Log { .. }
+                | FromMachine::Exited { .. }
+                | FromMachine::Shipped(_),
+            ) => {}
             Report::Garbled(line) => {
                 self.record.fail(Some(id), None, format!("machine {id} said something unexpected: {line:?}"));
             }
@@ -70,7 +80,15 @@ impl Supervisor<'_> {
             );
         }
         self.record.ports.insert(id, port);
-        let address = match resolve(&self.plan.host, port) {
+        // On another host, the machine process's id is known once its agent started it.
+        if let Some(pid) = self.slots[&id].process.as_ref().and_then(|process| process.pid()) {
+            self.record.pids.insert(id, pid);
+        }
+        let host = match self.host_of(id) {
+            Some(idx) => self.hosts[idx].spec.address.clone(),
+            None => self.plan.host.clone(),
+        };
+        let address = match resolve(&host, port) {
             Ok(address) => address,
             Err(failure) => {
                 self.record.fail(Some(id), None, failure.0);
