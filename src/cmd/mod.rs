@@ -2,6 +2,7 @@
 
 pub mod analyze;
 pub mod bench;
+pub mod bench_real;
 pub mod calibrate;
 pub mod check;
 pub mod config;
