@@ -9,8 +9,13 @@
 //! shares. The modules:
 //!
 //! - `accept`: the receiving side: the acceptor, hello slots shared fairly
-//!   under a flood of connections, and one reader thread per accepted
-//!   connection, which push [`Inbound`] events into one bounded channel.
+//!   under a flood of connections, and one short-lived reader thread per
+//!   accepted connection, which checks its hello, reads its ready message,
+//!   and hands it to the processing thread, pushing [`Inbound`] events into
+//!   one bounded channel.
+//! - `receive`: the processing thread's own reads of its peers'
+//!   connections, through one epoll set, when it wakes to tick (and every
+//!   `ABSORB_INTERVAL`): no thread wakes for a message.
 //! - `link`: one short-lived thread per peer that connects to it (retrying
 //!   until the connect timeout) and hands the connection over.
 //! - `send`: the outbox, one thread that writes the frames the processing
@@ -91,6 +96,7 @@ mod link;
 mod logs;
 mod node;
 mod peers;
+mod receive;
 mod send;
 mod ticking;
 
