@@ -18,10 +18,11 @@
 //!   `ABSORB_INTERVAL`): no thread wakes for a message.
 //! - `link`: one short-lived thread per peer that connects to it (retrying
 //!   until the connect timeout) and hands the connection over.
-//! - `send`: the outbox, one thread that writes the frames the processing
-//!   thread queues for each peer, each at its due instant, on non-blocking
-//!   connections; a peer that stops reading is declared gone and what it did
-//!   not get is counted.
+//! - `send`: the outbox: a frame due now to a peer with nothing queued is
+//!   written by the processing thread at once (one non-blocking write);
+//!   everything else (frames a fault delays, a full socket) goes to one
+//!   thread that writes the queues, each frame at its due instant; a peer
+//!   that stops reading is declared gone and what it did not get is counted.
 //! - `hello`: reading a hello within a deadline, for both sides.
 //! - `logs`: the log files, written a whole line at a time.
 //! - `node`: the processing thread, the only owner of the `Machine` and the

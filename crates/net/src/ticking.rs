@@ -72,19 +72,19 @@ impl Effects for NetEffects<'_> {
 
     fn send(&mut self, frame: &[u8], to: &[Dispatch]) -> Result<(), LogFailed> {
         let Some(outbox) = self.outbox else { return Ok(()) };
-        let frame: Arc<[u8]> = Arc::from(frame);
         // The line went out first: a process killed in between leaves a send
         // that never arrived (which a failed run, or a crash, allows), never
         // a message that arrived without its send.
-        let now = Instant::now();
-        let at_once: Vec<MachineId> =
-            to.iter().filter(|d| d.extra_delay_us == 0 && d.hold_until_us == 0).map(|d| d.to).collect();
-        if !at_once.is_empty() {
-            outbox.send_frame(now, Arc::clone(&frame), &at_once);
+        let at_once = |d: &&Dispatch| d.extra_delay_us == 0 && d.hold_until_us == 0;
+        if to.iter().any(|d| at_once(&d)) {
+            outbox.send_now(frame, to.iter().filter(at_once).map(|d| d.to));
         }
-        for dispatch in to.iter().filter(|d| d.extra_delay_us > 0 || d.hold_until_us > 0) {
-            let due = checked_after(self.start, Duration::from_micros(dispatch.release_us));
-            outbox.send_frame(due, Arc::clone(&frame), &[dispatch.to]);
+        if to.iter().any(|d| !at_once(&d)) {
+            let frame: Arc<[u8]> = Arc::from(frame);
+            for dispatch in to.iter().filter(|d| !at_once(d)) {
+                let due = checked_after(self.start, Duration::from_micros(dispatch.release_us));
+                outbox.send_frame(due, Arc::clone(&frame), &[dispatch.to]);
+            }
         }
         Ok(())
     }
