@@ -119,19 +119,20 @@ pub use peers::{PeerNews, RestartSpec, no_news};
 pub struct Resources {
     /// Threads (the system counts each as a task, against `pid_max`,
     /// `threads-max` and `ulimit -u`): the processing thread, its control
-    /// and signal threads, the acceptor, the outbox, a reader per peer and,
-    /// while it connects, a connector per peer.
+    /// and signal threads, the acceptor, the outbox and, while it connects,
+    /// a reader per peer (until its ready message) and a connector per peer.
     pub threads: u64,
-    /// File descriptors (`ulimit -n`): a connection each way per peer, the
-    /// listener, the outbox's wake-up pair, the log files and the standard
-    /// streams, with room to spare.
+    /// File descriptors (`ulimit -n`): a connection each way per peer (and,
+    /// while the outbox waits for full sockets, a second handle on each), the
+    /// listener, the outbox's wake-up pair, the epoll set, the log files and
+    /// the standard streams, with room to spare.
     pub files: u64,
 }
 
 /// What one machine process of a run of `n_machines` uses at most.
 pub fn machine_resources(n_machines: u32) -> Resources {
     let peers = u64::from(n_machines.saturating_sub(1));
-    Resources { threads: 2 * peers + 6, files: 2 * peers + 24 }
+    Resources { threads: 2 * peers + 6, files: 3 * peers + 24 }
 }
 
 /// A peer that was not connected by the connect deadline, and why.
