@@ -51,6 +51,8 @@ enum Command {
     Diagram(cmd::diagram::DiagramArgs),
     /// Write runs for other tools: ShiViz, Perfetto, CSV, JSON Lines, the reference's analyzer.
     Export(cmd::export::ExportArgs),
+    /// Measure the analysis' statistics against the simulator: coverage, false positives, power.
+    Study(cmd::study::StudyArgs),
 }
 
 fn main() -> ExitCode {
@@ -65,6 +67,7 @@ fn main() -> ExitCode {
         Command::Check(args) => cmd::check::run(args),
         Command::Diagram(args) => cmd::diagram::run(args),
         Command::Export(args) => cmd::export::run(args),
+        Command::Study(args) => cmd::study::run(args),
     };
     match result {
         Ok(code) => code,

@@ -22,9 +22,10 @@ pub struct AnalyzeArgs {
 
 /// Runs `clocklab analyze`.
 pub fn run(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
-    let out = args.out.unwrap_or_else(|| args.dir.join("analysis"));
+    let dir = super::check::chosen_folder(&args.dir);
+    let out = args.out.unwrap_or_else(|| dir.join("analysis"));
     let options = clocklab_analyze::report::OutputOptions { no_diagrams: args.no_diagrams };
-    let report = analyze_results_with(&args.dir, &out, &options)?;
+    let report = analyze_results_with(&dir, &out, &options)?;
     // A closed pipe (`| head`) is not a failure: the files are written.
     let _ = writeln!(std::io::stdout(), "report: {}", report.display());
     Ok(ExitCode::SUCCESS)

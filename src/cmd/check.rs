@@ -28,8 +28,25 @@ pub struct CheckArgs {
     show: u32,
 }
 
-/// The runs under `dir` (a results, experiment or run folder), opened.
+/// The folder a command reads for `dir`: `dir` itself, or, for the folder
+/// `clocklab run --out` wrote into, its newest results folder (said on
+/// standard error).
+pub fn chosen_folder(dir: &Path) -> PathBuf {
+    let chosen = clocklab_analyze::discover::results_folder(dir);
+    if chosen != dir {
+        clocklab_net::note!(
+            "clocklab: {} holds results folders; reading the newest, {}",
+            dir.display(),
+            chosen.display()
+        );
+    }
+    chosen
+}
+
+/// The runs under `dir` (a results, experiment or run folder, or the folder
+/// of results folders `run --out` names), opened.
 pub fn open_runs(dir: &Path) -> anyhow::Result<Vec<RunSource>> {
+    let dir = &chosen_folder(dir);
     let experiments = clocklab_analyze::discover::discover(dir).map_err(|error| match error {
         clocklab_analyze::AnalyzeError::NoLogs(_) | clocklab_analyze::AnalyzeError::NotAFolder(_) => {
             anyhow::Error::new(UsageError(error.to_string()))
@@ -102,10 +119,10 @@ fn print_report(checks: &[RunCheck], show: usize) {
         );
         if detailed {
             for tally in &check.tallies {
-                let state = if tally.violations == 0 {
-                    "ok".to_string()
-                } else {
-                    format!("{} violations", thousands(tally.violations))
+                let state = match tally.violations {
+                    0 => "ok".to_string(),
+                    1 => "1 violation".to_string(),
+                    n => format!("{} violations", thousands(n)),
                 };
                 say!("  {:<8} {state}: {}", tally.check.name(), tally.covered);
             }

@@ -2,13 +2,13 @@
 //! CSV, JSON Lines, the reference's logs).
 
 use std::io::{BufWriter, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Args, ValueEnum};
 use clocklab_causal::export::{self, ExportError, ExportSummary};
-use clocklab_config::output::OutputFile;
+use clocklab_config::output::{self, OutputFile};
 
 use super::UsageError;
 use super::check::open_runs;
@@ -47,7 +47,7 @@ pub fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
     }
     let sources = open_runs(&args.dir)?;
     let summary = match (args.format, &args.out) {
-        (Format::Reference, Some(dir)) => export::reference::write(&sources, dir).map_err(export_error)?,
+        (Format::Reference, Some(dir)) => write_folder(dir, |temporary| export::reference::write(&sources, temporary))?,
         (format, Some(path)) => {
             // Written whole or not at all, never through a link planted at its name.
             let mut file = OutputFile::create(path).with_context(|| format!("cannot create {}", path.display()))?;
@@ -92,6 +92,54 @@ fn write_stream(
         Format::Reference => unreachable!("the reference export writes a folder"),
     };
     written.map_err(export_error)
+}
+
+/// The folder `path` is in (the current one for a bare name).
+fn parent_of(path: &Path) -> &Path {
+    path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."))
+}
+
+/// Writes a folder of files through `write`, into a temporary folder beside
+/// `dir`, then moves each run's folder into place: a failure leaves `dir`
+/// as it was.
+fn write_folder(
+    dir: &Path,
+    write: impl FnOnce(&Path) -> Result<ExportSummary, ExportError>,
+) -> anyhow::Result<ExportSummary> {
+    let parent = parent_of(dir);
+    std::fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
+    // Whatever holds the name already is looked at before anything is written.
+    if dir.symlink_metadata().is_ok() {
+        output::create_dir(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let temporary = tempfile::Builder::new()
+        .prefix(".clocklab-export-")
+        .tempdir_in(parent)
+        .with_context(|| format!("cannot create a folder beside {}", dir.display()))?;
+    let summary = write(temporary.path()).map_err(export_error)?;
+    // The export's layout: <experiment>/<run>/ under the folder, each level
+    // made one at a time so that none is a link planted to take the logs
+    // elsewhere.
+    output::create_dir(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    for experiment in read_folders(temporary.path())? {
+        let target = dir.join(experiment.file_name().unwrap_or_default());
+        output::create_dir(&target).with_context(|| format!("cannot create {}", target.display()))?;
+        for run in read_folders(&experiment)? {
+            let target = target.join(run.file_name().unwrap_or_default());
+            output::create_dir(&target).with_context(|| format!("cannot create {}", target.display()))?;
+            if target.is_dir() {
+                std::fs::remove_dir_all(&target).with_context(|| format!("cannot replace {}", target.display()))?;
+            }
+            std::fs::rename(&run, &target).with_context(|| format!("cannot write {}", target.display()))?;
+        }
+    }
+    Ok(summary)
+}
+
+/// The folders in `dir`.
+fn read_folders(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let entries = std::fs::read_dir(dir).with_context(|| format!("cannot read {}", dir.display()))?;
+    Ok(entries.filter_map(Result::ok).map(|e| e.path()).filter(|p| p.is_dir()).collect())
 }
 
 /// Bad input exits with 2, anything else with 1.

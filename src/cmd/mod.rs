@@ -10,6 +10,7 @@ pub mod diagram;
 pub mod export;
 pub mod machine;
 pub mod run;
+pub mod study;
 
 use std::path::Path;
 

@@ -5,7 +5,9 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Args;
-use clocklab_config::{Config, OutputEstimate, RunManifest, RunStatus, Runtime, layout, plan_runs};
+use clocklab_config::{
+    CommandRecord, Config, Experiment, OutputEstimate, RunManifest, RunStatus, Runtime, layout, plan_runs,
+};
 use rand::Rng;
 
 use super::UsageError;
@@ -42,7 +44,7 @@ pub struct RunArgs {
     /// Event draws are from 1..=this, overriding the configuration.
     #[arg(long, value_name = "E")]
     max_event_num: Option<u32>,
-    /// How many runs go side by side (real runtime); default: all of an experiment's.
+    /// How many runs go side by side (real runtime); default: every run of the suite at once.
     #[arg(long)]
     jobs: Option<usize>,
     /// The suite's seed: the same seed reproduces every rate and event draw.
@@ -75,8 +77,9 @@ enum RuntimeArg {
     Sim,
 }
 
-/// The configuration with the command line's overrides applied and checked.
-fn resolve_config(args: &RunArgs) -> anyhow::Result<Config> {
+/// The configuration with the command line's overrides applied and checked,
+/// and what the overrides changed.
+fn resolve_config(args: &RunArgs) -> anyhow::Result<(Config, CommandRecord)> {
     let mut config = super::load_suite(args.config.as_deref(), args.suite, args.faults.as_deref())?;
     if !args.experiments.is_empty() {
         for name in &args.experiments {
@@ -92,6 +95,7 @@ fn resolve_config(args: &RunArgs) -> anyhow::Result<Config> {
         config.experiments.retain(|e| args.experiments.contains(&e.name));
     }
     let clocks = args.clocks.as_deref().map(super::parse_clocks).transpose()?;
+    let configured = config.experiments.clone();
     if args.machines.is_some() {
         // `run` picks free ports itself; the file's ports are for machines started by hand.
         config.ports.clear();
@@ -116,6 +120,7 @@ fn resolve_config(args: &RunArgs) -> anyhow::Result<Config> {
             experiment.clocks = clocks;
         }
     }
+    let record = command_record(args, &configured, &config.experiments);
     if let Some(runtime) = args.runtime {
         config.runtime = match runtime {
             RuntimeArg::Real => Runtime::Real,
@@ -147,12 +152,65 @@ fn resolve_config(args: &RunArgs) -> anyhow::Result<Config> {
         source = format!("{source} and the faults of {}", path.display());
     }
     config.validate(&source).context("invalid configuration")?;
-    Ok(config)
+    Ok((config, record))
+}
+
+/// What the flags that set every experiment's value did: the values they
+/// set, and per experiment the ones they replaced (`before` as configured,
+/// `after` as run).
+fn command_record(args: &RunArgs, before: &[Experiment], after: &[Experiment]) -> CommandRecord {
+    let set: Vec<(String, String)> = [
+        ("runs", args.runs.map(|v| v.to_string())),
+        ("duration", args.duration.map(|v| v.to_string())),
+        ("machines", args.machines.map(|v| v.to_string())),
+        ("max_clock_rate", args.max_clock_rate.map(|v| v.to_string())),
+        ("max_event_num", args.max_event_num.map(|v| v.to_string())),
+        ("clocks", args.clocks.as_ref().map(|v| v.join(","))),
+    ]
+    .into_iter()
+    .filter_map(|(key, value)| value.map(|value| (key.to_string(), value)))
+    .collect();
+    let mut replaced = std::collections::BTreeMap::new();
+    for (was, is) in before.iter().zip(after) {
+        let pairs = [
+            ("runs", was.runs.to_string(), is.runs.to_string()),
+            ("duration", was.duration.to_string(), is.duration.to_string()),
+            ("machines", was.machines.to_string(), is.machines.to_string()),
+            ("max_clock_rate", was.max_clock_rate.to_string(), is.max_clock_rate.to_string()),
+            ("max_event_num", was.max_event_num.to_string(), is.max_event_num.to_string()),
+            ("clocks", was.clocks.names().join(","), is.clocks.names().join(",")),
+        ];
+        let changed: std::collections::BTreeMap<String, String> =
+            pairs.into_iter().filter(|(_, a, b)| a != b).map(|(key, a, _)| (key.to_string(), a)).collect();
+        if !changed.is_empty() {
+            replaced.insert(is.name.clone(), changed);
+        }
+    }
+    CommandRecord { args: without_out(std::env::args().skip(1)), set, replaced }
+}
+
+/// The command's arguments without `--out DIR`: where the results went is
+/// the folder that holds the record, and two runs of the same command with
+/// the same seed make the same bytes wherever they write.
+fn without_out(args: impl Iterator<Item = String>) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut skip_next = false;
+    for arg in args {
+        if std::mem::take(&mut skip_next) {
+            continue;
+        }
+        if arg == "--out" {
+            skip_next = true;
+        } else if !arg.starts_with("--out=") {
+            out.push(arg);
+        }
+    }
+    out
 }
 
 /// Runs `clocklab run`.
 pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
-    let config = resolve_config(&args)?;
+    let (config, command) = resolve_config(&args)?;
     let suite_seed = config.seed.unwrap_or_else(|| rand::rng().next_u64());
     // The plans are drawn before anything is written, to estimate the output.
     let planned = plan_runs(&config, suite_seed, &args.out);
@@ -171,6 +229,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let config_path = results_dir.join(layout::CONFIG_FILE);
     clocklab_config::output::write_file(&config_path, config.to_toml().as_bytes())
         .with_context(|| format!("cannot write {}", config_path.display()))?;
+    layout::write_command(&results_dir, &command)
+        .with_context(|| format!("cannot write {}", results_dir.join(layout::COMMAND_FILE).display()))?;
     let plans = plan_runs(&config, suite_seed, &results_dir);
     // The handlers go in before the first line, so that a signal from then
     // on always stops the runs cleanly.
@@ -205,8 +265,10 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     if let Some(signal) = interrupt.signal() {
         let interrupted = manifests.iter().filter(|m| m.status == RunStatus::Interrupted).count();
         clocklab_net::note!(
-            "clocklab: interrupted by {}: {interrupted} runs stopped early (each manifest.json says \"interrupted\"), {} finished, {} never started",
+            "clocklab: interrupted by {}: {} stopped early ({} manifest.json says \"interrupted\"), {} finished, {} never started",
             crate::signals::signal_name(signal),
+            clocklab_analyze::words::count(interrupted as u64, "run"),
+            if interrupted == 1 { "its" } else { "each" },
             manifests.len() - interrupted,
             plans.len() - manifests.len()
         );

@@ -128,6 +128,7 @@ fn generate_run(run_dir: &Path, spec: &RunSpec) -> BTreeMap<u32, Truth> {
             runs: 2,
             duration: f64::from(duration_s),
             seed: None,
+            control: None,
             clocks: ClockKinds::LAMPORT,
             physical_clock: Default::default(),
             faults: Vec::new(),
@@ -409,4 +410,33 @@ fn reference_exp_3_shows_the_rate_1_queue_growing() {
         .max()
         .unwrap();
     assert!(slowest_queue > 100, "{stdout}");
+}
+
+/// The README's variation (`--machines 10 --max-clock-rate 20`) sets every
+/// experiment's rate: the report says what the flags replaced, and calls
+/// the experiments it made identical copies rather than a variation.
+#[test]
+fn the_report_says_what_the_command_lines_flags_did() {
+    let root = tempfile::tempdir().unwrap();
+    let out = root.path().join("results");
+    let args =
+        ["run", "--runtime", "sim", "--machines", "10", "--max-clock-rate", "20", "--duration", "5", "--seed", "2"];
+    let output = crate::util::run_clocklab(&[&args[..], &["--no-analyze", "--out", out.to_str().unwrap()]].concat());
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let results = std::fs::read_dir(&out).unwrap().next().unwrap().unwrap().path();
+    let output = crate::util::run_clocklab(&["analyze", results.to_str().unwrap(), "--no-diagrams"]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let text = std::fs::read_to_string(results.join("analysis/report.txt")).unwrap();
+    assert!(
+        text.contains("set duration = 5, machines = 10 and max_clock_rate = 20 for every experiment, in place of their configured values: baseline had duration 60, machines 3 and max_clock_rate 6"),
+        "{text}"
+    );
+    assert!(text.contains("small-rate-variation had duration 60, machines 3 and max_clock_rate 3"), "{text}");
+    assert!(
+        text.contains("So baseline and small-rate-variation ran with the same settings and differ by name only"),
+        "{text}"
+    );
+    let line = text.lines().find(|l| l.starts_with("- small-rate-variation against baseline")).unwrap();
+    assert!(line.contains("(the same settings: the two are copies of one experiment"), "{line}");
+    assert!(!line.contains("max_clock_rate 3 instead of 6"), "{line}");
 }

@@ -58,6 +58,34 @@ fn a_violation_exits_1_and_shows_both_events_with_their_lines() {
     assert!(stdout.contains(&broken), "the changed line is shown: {stdout}");
     assert!(stdout.contains("Sent message to machine"), "the send is shown: {stdout}");
     assert!(stdout.lines().last().unwrap().ends_with("in the run"), "{stdout}");
+    // One broken clock is one violation of each rule it breaks, said in the singular.
+    assert!(stdout.contains("  lamport  1 violation: "), "{stdout}");
+    assert!(!stdout.contains(" 1 violations"), "{stdout}");
+}
+
+/// The folder given to `run --out` holds results folders: `check` and
+/// `analyze` read the newest, and say so.
+#[test]
+fn the_folder_of_run_out_is_read_as_its_newest_results() {
+    let root = tempfile::tempdir().unwrap();
+    let out = root.path().join("results");
+    let args = ["run", "--runtime", "sim", "--experiment", "baseline", "--runs", "1", "--duration", "5"];
+    for seed in ["1", "2"] {
+        run(&[&args[..], &["--seed", seed]].concat(), &out);
+    }
+    let mut folders: Vec<PathBuf> = std::fs::read_dir(&out).unwrap().map(|e| e.unwrap().path()).collect();
+    folders.sort();
+    assert_eq!(folders.len(), 2, "{folders:?}");
+    let output = run_clocklab(&["check", out.to_str().unwrap()]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stdout}{stderr}");
+    assert!(stdout.contains("all holds: 1 run"), "{stdout}");
+    assert!(stderr.contains(&format!("reading the newest, {}", folders[1].display())), "{stderr}");
+    let output = run_clocklab(&["analyze", out.to_str().unwrap(), "--no-diagrams"]);
+    assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(folders[1].join("analysis/report.html").is_file());
+    assert!(!out.join("analysis").exists() && !folders[0].join("analysis").exists());
 }
 
 #[test]

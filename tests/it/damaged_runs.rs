@@ -63,6 +63,7 @@ fn a_number_out_of_its_range_in_a_manifest_is_bad_input_naming_the_file_and_the_
     let hand = MachineManifest {
         clocklab_version: "0.1.0".into(),
         id: 1,
+        experiment: Some("baseline".into()),
         n_machines: 100_000_000,
         host: "127.0.0.1".into(),
         port: 5001,

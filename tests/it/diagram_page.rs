@@ -298,3 +298,50 @@ fn a_run_that_cannot_be_read_has_no_diagram_and_the_analysis_goes_on() {
     assert!(results.join("analysis/diagrams/baseline/run_1.html").is_file());
     assert!(!results.join("analysis/diagrams/baseline/run_2.html").exists());
 }
+
+/// Every 64-bit number on a page is exact: a seed past 2^53, and instants
+/// of a simulated calendar in the year 9000, whose microseconds are too.
+#[test]
+fn numbers_past_two_to_the_53_show_exactly() {
+    let Some(chromium) = browser::launch() else { return };
+    let root = tempfile::tempdir().unwrap();
+    let config = root.path().join("late.toml");
+    let seed: u64 = 16_125_340_619_037_971_083;
+    // 9000-01-01T00:00:00Z.
+    let epoch_us: i64 = 221_845_392_000_000_000;
+    assert!(seed > 1 << 53 && epoch_us > 1 << 53);
+    std::fs::write(
+        &config,
+        format!(
+            "runtime = \"sim\"\nclocks = [\"lamport\", \"hlc\"]\n[sim]\nepoch_us = {epoch_us}\n\
+             [[experiments]]\nname = \"late\"\nruns = 1\nduration = 5\n"
+        ),
+    )
+    .unwrap();
+    let out = root.path().join("results");
+    // A TOML integer stops at 2^63: the seed comes from the command line.
+    let args =
+        ["run", "--config", config.to_str().unwrap(), "--seed", &seed.to_string(), "--out", out.to_str().unwrap()];
+    let output = run_clocklab(&args);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let results = std::fs::read_dir(&out).unwrap().next().unwrap().unwrap().path();
+    let graph = RunSource::open(&results.join("late/run_1")).unwrap().graph(BuildOptions { replay: false }).unwrap();
+    let page = chromium.open(&file_url(&results.join("analysis/diagrams/late/run_1.html")));
+    wait_ready(&page);
+    let header = page.text_of("n-messages-detail");
+    assert!(header.contains(&format!("seed {seed}")), "{header}");
+    // An event's HLC, to the microsecond, in the panel's tooltip.
+    let at = EventRef { machine: 1, pos: 5 };
+    let hlc = graph.hlc(at).expect("the run keeps HLC");
+    assert!(hlc.l_us > 1 << 53);
+    page.eval(&format!("location.hash = '{}'", graph.event_id(at)));
+    page.wait_until(&format!("document.body.dataset.detail === '{}'", graph.event_id(at)), Duration::from_secs(10));
+    let titles = page.eval("Array.from(document.querySelectorAll('#clock-table tr')).map((r) => r.title).join(' | ')");
+    let titles = titles.as_str().unwrap();
+    assert!(
+        titles.contains(&format!("({} µs since the Unix epoch)", hlc.l_us)),
+        "{} {hlc:?}: {titles}",
+        graph.event_id(at)
+    );
+    assert!(page.problems().is_empty(), "{:?}", page.problems());
+}

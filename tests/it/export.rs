@@ -152,6 +152,60 @@ fn a_logged_vector_that_breaks_shivizs_rules_is_refused() {
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("both/run_2: m2e") && stderr.contains("ShiViz needs the own component"), "{stderr}");
+    // Nothing is left behind, neither the file nor its temporary.
+    let left: Vec<String> = std::fs::read_dir(root.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(left, ["results"], "a failed export left {left:?}");
+}
+
+/// The faults suite's crash-fresh run (machine 2 back with its clocks at
+/// 0), simulated: its results folder and the run's graph.
+fn crash_fresh(root: &Path) -> (PathBuf, RunGraph) {
+    let out = root.join("results");
+    let args = ["run", "--runtime", "sim", "--suite", "faults", "--experiment", "crash-fresh", "--seed", "5"];
+    let output = run_clocklab(&[&args[..], &["--no-analyze", "--out", out.to_str().unwrap()]].concat());
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let results = std::fs::read_dir(&out).unwrap().next().unwrap().unwrap().path();
+    let graph =
+        RunSource::open(&results.join("crash-fresh/run_1")).unwrap().graph(BuildOptions { replay: true }).unwrap();
+    (results, graph)
+}
+
+/// A fresh restart's logged vectors forget the machine's past; the export
+/// makes each incarnation a host, with happens-before's vectors split among
+/// them, ShiViz's rules kept for every host.
+#[test]
+fn each_incarnation_of_a_restarted_machine_is_a_host_of_its_own() {
+    let root = tempfile::tempdir().unwrap();
+    let (results, graph) = crash_fresh(root.path());
+    let file = root.path().join("crash.shiviz");
+    let output =
+        run_clocklab(&["export", results.to_str().unwrap(), "--format", "shiviz", "--out", file.to_str().unwrap()]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let executions = parse_shiviz(&std::fs::read_to_string(&file).unwrap());
+    let events = &executions["crash-fresh/run_1"];
+    assert_eq!(events.len() as u64, graph.n_ticks());
+    let hosts: std::collections::BTreeSet<&str> = events.iter().map(|(host, _, _)| host.as_str()).collect();
+    assert_eq!(hosts.into_iter().collect::<Vec<_>>(), ["machine_1", "machine_2", "machine_2#2", "machine_3"]);
+    let mut own = BTreeMap::new();
+    for (host, id, clock) in events {
+        let count = own.entry(host.clone()).or_insert(0u64);
+        *count += 1;
+        assert_eq!(clock.get(host), Some(&*count), "{id}: {host} counts its own events from 1");
+        // Each machine's incarnations add up to what happens-before gives.
+        let at = graph.event_ref(id.parse_id()).unwrap();
+        for (machine, &value) in graph.machines.iter().zip(graph.replayed(at).unwrap()) {
+            let name = format!("machine_{}", machine.id);
+            let split: u64 =
+                clock.iter().filter(|(h, _)| **h == name || h.starts_with(&format!("{name}#"))).map(|(_, v)| v).sum();
+            assert_eq!(split, value, "{id}: {name}");
+        }
+    }
+    // The second incarnation's first event has the first's whole past.
+    let first = events.iter().find(|(host, _, _)| host == "machine_2#2").unwrap();
+    assert_eq!(first.2.get("machine_2"), own.get("machine_2"), "{first:?}");
 }
 
 #[test]
@@ -193,6 +247,42 @@ fn shiviz_opens_the_export_with_every_host_and_event() {
         })
         .collect();
     assert_eq!(shown, want);
+    assert!(page.problems().is_empty(), "{:?}", page.problems());
+}
+
+/// The real ShiViz opens the export of a run with a fresh restart: the
+/// crash is the second incarnation's host taking over.
+#[test]
+fn shiviz_opens_a_run_with_a_fresh_restart() {
+    let shiviz = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/tools/shiviz/index.html");
+    if !shiviz.is_file() {
+        eprintln!("skipped: ShiViz is not at {} (it is beside the repository in CI)", shiviz.display());
+        return;
+    }
+    let Some(chromium) = browser::launch() else { return };
+    let root = tempfile::tempdir().unwrap();
+    let (results, graph) = crash_fresh(root.path());
+    let file = root.path().join("crash.shiviz");
+    export(&results, "shiviz", &file);
+    let page = chromium.open(&file_url(&shiviz));
+    page.eval("$('.try').click()");
+    page.tab.wait_for_element("#file").unwrap().set_input_files(&[file.to_str().unwrap()]).unwrap();
+    page.wait_until(
+        "$('.error').is(':visible') || (typeof SearchBar !== 'undefined' && !!SearchBar.getInstance().getGlobal())",
+        Duration::from_secs(30),
+    );
+    assert_eq!(
+        page.eval("$('.error').is(':visible')"),
+        serde_json::Value::Bool(false),
+        "{}",
+        page.eval("$('#errorbox').text()")
+    );
+    let views = page.eval(
+        "SearchBar.getInstance().getGlobal().getViews().map(v => [v.getLabel(), v.getModel().getHosts().slice().sort(), v.getModel().getNodes().length])",
+    );
+    let shown: Vec<(String, Vec<String>, u64)> = serde_json::from_value(views).unwrap();
+    let hosts = ["machine_1", "machine_2", "machine_2#2", "machine_3"].map(String::from).to_vec();
+    assert_eq!(shown, [("crash-fresh/run_1".to_string(), hosts, graph.n_ticks())]);
     assert!(page.problems().is_empty(), "{:?}", page.problems());
 }
 
@@ -307,7 +397,16 @@ fn the_reference_export_reads_as_the_reference_reads_its_own_logs() {
     let out = root.path().join("reference");
     let output = run_clocklab(&["export", results.to_str().unwrap(), "--format", "reference"]);
     assert_eq!(output.status.code(), Some(2), "--out is required");
-    export(&results, "reference", &out);
+    let output =
+        run_clocklab(&["export", results.to_str().unwrap(), "--format", "reference", "--out", out.to_str().unwrap()]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    // The summary counts the messages it wrote: one Sent line each.
+    let messages: usize = graphs(&results).iter().map(|(_, graph)| graph.messages.len()).sum();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains(&format!(", {messages} messages to ")), "{messages}: {stderr}");
+    assert!(
+        std::fs::read_dir(root.path()).unwrap().all(|e| !e.unwrap().file_name().to_string_lossy().starts_with('.'))
+    );
     let pattern = regex::Regex::new(REFERENCE_REGEX).unwrap();
     for (label, graph) in graphs(&results) {
         let dir = out.join(&label);

@@ -171,7 +171,7 @@ fn sigterm_to_clocklab_run_stops_every_machine_cleanly() {
     let (code, stdout, stderr) = run.wait(Duration::from_secs(20));
     assert_eq!(code, Some(128 + 15), "{stderr}");
     assert!(stderr.contains("clocklab: SIGTERM: stopping every run"), "{stderr}");
-    assert!(stderr.contains("interrupted by SIGTERM: 1 runs stopped early"), "{stderr}");
+    assert!(stderr.contains("interrupted by SIGTERM: 1 run stopped early (its manifest.json"), "{stderr}");
     assert!(stdout.contains("results: "), "{stdout}");
     let status = assert_interrupted_cleanly(&run_dir, 3, "SIGTERM");
     assert_eq!(status, RunStatus::Interrupted);

@@ -108,6 +108,25 @@ fn three_standalone_machines_keep_every_rule() {
     for machine in run["machines"].as_array().unwrap() {
         assert_eq!(machine["tick_ratio"], 1.0, "{machine}");
     }
+    // The machines' manifests are the run's: named after the configuration's
+    // experiment and the instant they started, not the folder; their seeds
+    // shown; the checker's rules run on them.
+    let started = manifests[&1].started_at.clone();
+    let name = format!("started {} {} UTC", &started[..10], &started[11..19]);
+    assert_eq!(summary["experiments"][0]["name"], "experiment", "{summary}");
+    assert_eq!(run["name"], name.as_str());
+    let report = std::fs::read_to_string(analysis.join("report.txt")).unwrap();
+    assert!(report.contains("1 run of machines started by hand"), "{report}");
+    let html = std::fs::read_to_string(analysis.join("report.html")).unwrap();
+    for (id, manifest) in &manifests {
+        assert!(html.contains(&format!("machine {id}: {}", manifest.seed)), "machine {id}'s seed");
+    }
+    assert!(!html.contains("logs-"), "the run is named after its folder");
+    let output = run_clocklab(&["check", out.to_str().unwrap()]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains(&format!("experiment/{name}: ok")), "{stdout}");
+    assert!(stdout.contains("  rules    ok: "), "the rules are checked: {stdout}");
 }
 
 /// Microseconds since the Unix epoch of an RFC 3339 instant.

@@ -159,3 +159,58 @@ fn report_reads_well_at_1200_px() {
         console.lock().unwrap().iter().filter(|line| line.to_lowercase().contains("error")).cloned().collect();
     assert!(errors.is_empty(), "console errors: {errors:?}");
 }
+
+/// The classic suite's report, in the browser: every interval the study
+/// measured outside 93–97% carries its coverage, the method section holds
+/// the study's table, and no comparison is a row of words without numbers.
+#[test]
+fn the_classic_suites_intervals_carry_what_the_simulator_measured() {
+    let root = tempfile::tempdir().unwrap();
+    let out = root.path().join("results");
+    let args = ["run", "--runtime", "sim", "--seed", "42", "--no-analyze", "--out", out.to_str().unwrap()];
+    let output = Command::new(env!("CARGO_BIN_EXE_clocklab")).args(args).output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let results = std::fs::read_dir(&out).unwrap().next().unwrap().unwrap().path();
+    let output = Command::new(env!("CARGO_BIN_EXE_clocklab"))
+        .args(["analyze", results.to_str().unwrap(), "--no-diagrams"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+
+    let profile = tempfile::tempdir().unwrap();
+    let Some(browser) = browser(profile.path()) else { return };
+    let tab = browser.new_tab().unwrap();
+    let url = format!("file://{}", results.join("analysis/report.html").display());
+    tab.navigate_to(&url).unwrap().wait_until_navigated().unwrap();
+    let script = r#"(() => JSON.stringify({
+      labels: [...document.querySelectorAll('#aggregates span.coverage')].map((s) => s.textContent),
+      coverageRows: document.querySelectorAll('#coverage tr').length - 1,
+      missedRows: document.querySelectorAll('#coverage tr.missed').length,
+      between: document.querySelector('section#experiments').innerText,
+      ids: [...document.querySelectorAll('[id]')].map((e) => e.id),
+      method: document.getElementById('method').innerText,
+      text: document.body.innerText,
+    }))()"#;
+    let value = tab.evaluate(script, false).unwrap().value.expect("the script returns a value");
+    let page: serde_json::Value = serde_json::from_str(value.as_str().unwrap()).unwrap();
+    // The study's rows for the four experiments and their eleven intervals,
+    // and a label under each interval whose row misses 93–97%.
+    assert_eq!(page["coverageRows"], 44, "{page}");
+    let missed = page["missedRows"].as_u64().unwrap();
+    let labels: Vec<&str> = page["labels"].as_array().unwrap().iter().map(|l| l.as_str().unwrap()).collect();
+    assert!(missed > 0 && labels.len() as u64 == missed, "{missed} rows missed, {labels:?}");
+    assert!(labels.iter().all(|l| l.starts_with("covers ") && l.ends_with("% in the simulator")), "{labels:?}");
+    let method = page["method"].as_str().unwrap();
+    assert!(method.contains("Student's t interval") && method.contains("permutation test"), "{method}");
+    let between = page["between"].as_str().unwrap();
+    assert!(between.contains("small-rate-variation against baseline (max_clock_rate 3 instead of 6)"), "{between}");
+    // Every id once: the section between experiments and the table of
+    // settings at the top once shared one.
+    let ids: Vec<&str> = page["ids"].as_array().unwrap().iter().map(|i| i.as_str().unwrap()).collect();
+    let unique: std::collections::BTreeSet<&str> = ids.iter().copied().collect();
+    assert_eq!(unique.len(), ids.len(), "{ids:?}");
+    let text = page["text"].as_str().unwrap();
+    for slip in ["too few runs for an interval", "bootstrap", "intervals overlap", " µs", "1 slower ones"] {
+        assert!(!text.contains(slip), "{slip:?} in the page");
+    }
+}

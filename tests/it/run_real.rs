@@ -101,6 +101,17 @@ fn walk(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
     files
 }
 
+/// `--jobs` says what its default does: the orchestrator starts every run of
+/// the suite at once, not an experiment's runs at a time.
+#[test]
+fn the_help_of_jobs_says_every_run_of_the_suite_starts_together() {
+    let output = run_clocklab(&["run", "--help"]);
+    let help = String::from_utf8_lossy(&output.stdout);
+    let jobs = help.split("--jobs").nth(1).unwrap_or_default();
+    assert!(jobs.contains("default: every run of the suite at once"), "{help}");
+    assert!(!help.contains("all of an experiment's"), "{help}");
+}
+
 #[test]
 fn bad_run_arguments_are_one_clear_error() {
     let dir = tempfile::tempdir().unwrap();

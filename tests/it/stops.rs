@@ -40,7 +40,7 @@ fn interrupt_a_simulated_suite(sent: Signal, code: i32) {
     let (exit, _, stderr) = run.wait(Duration::from_secs(60));
     let name = if sent == Signal::SIGINT { "SIGINT" } else { "SIGTERM" };
     assert_eq!(exit, Some(code), "{stderr}");
-    assert!(stderr.contains(&format!("interrupted by {name}: 1 runs stopped early")), "{stderr}");
+    assert!(stderr.contains(&format!("interrupted by {name}: 1 run stopped early (its manifest.json")), "{stderr}");
     // Whole lines, Stopped last, every message received.
     for id in 1..=3 {
         check_text_lines(&layout::log_path(&run_dir, id, LogFormat::Text), id);

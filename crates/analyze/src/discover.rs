@@ -43,11 +43,15 @@ pub fn discover(dir: &Path) -> Result<Vec<ExperimentDir>, AnalyzeError> {
         return Err(AnalyzeError::NotAFolder(dir.to_path_buf()));
     }
     if let Some(run) = run_dir(dir).map_err(io_error)? {
-        let name = dir
-            .canonicalize()
-            .ok()
-            .and_then(|path| path.parent().and_then(|p| p.file_name()).map(|n| n.to_string_lossy().into_owned()))
-            .unwrap_or_else(|| "experiment".to_string());
+        // Machines started by hand name their experiment in their manifests.
+        let name = match hand_started(dir) {
+            Some(manifest) => manifest.experiment.name,
+            None => dir
+                .canonicalize()
+                .ok()
+                .and_then(|path| path.parent().and_then(|p| p.file_name()).map(|n| n.to_string_lossy().into_owned()))
+                .unwrap_or_else(|| "experiment".to_string()),
+        };
         return Ok(vec![ExperimentDir { name, runs: vec![run] }]);
     }
     let mut seen = std::collections::BTreeSet::new();
@@ -121,13 +125,41 @@ fn sorted_subfolders(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     Ok(subs)
 }
 
-/// `dir` as a run, if it holds machine logs.
+/// `dir` as a run, if it holds machine logs. A run of machines started by
+/// hand is named after when they started, which their manifests say, not
+/// after the folder they wrote to.
 fn run_dir(dir: &Path) -> std::io::Result<Option<RunDir>> {
     let found = clocklab_config::layout::find_logs_reporting(dir)?;
     if found.logs.is_empty() {
         return Ok(None);
     }
-    Ok(Some(RunDir { name: folder_name(dir), path: dir.to_path_buf(), logs: found.logs, ignored: found.ignored }))
+    let name = hand_started(dir).map_or_else(|| folder_name(dir), |manifest| manifest.run_name());
+    Ok(Some(RunDir { name, path: dir.to_path_buf(), logs: found.logs, ignored: found.ignored }))
+}
+
+/// The run manifest of machines started by hand in `dir`, when it has no
+/// `manifest.json` of its own.
+fn hand_started(dir: &Path) -> Option<clocklab_config::RunManifest> {
+    use clocklab_config::layout;
+    if layout::manifest_path(dir).exists() {
+        return None;
+    }
+    layout::machines_run_manifest(dir).ok().flatten()
+}
+
+/// The folder to read when `dir` is the folder `clocklab run --out` wrote
+/// into: it holds results folders (each with its `config.toml`) and no run
+/// of its own, and the newest of them (their names are their start
+/// instants) is the one meant. Any other folder is itself.
+pub fn results_folder(dir: &Path) -> PathBuf {
+    let is_results = |path: &Path| path.join(clocklab_config::layout::CONFIG_FILE).is_file();
+    if is_results(dir) || clocklab_config::layout::find_logs(dir).is_ok_and(|logs| !logs.is_empty()) {
+        return dir.to_path_buf();
+    }
+    match sorted_subfolders(dir) {
+        Ok(subs) => subs.into_iter().rfind(|sub| is_results(sub)).unwrap_or_else(|| dir.to_path_buf()),
+        Err(_) => dir.to_path_buf(),
+    }
 }
 
 #[cfg(test)]

@@ -62,9 +62,16 @@ pub fn fuzz_run_folder(data: &[u8]) {
     for experiment in &summary.experiments {
         for metric in &experiment.aggregate {
             if let Some([low, high]) = metric.spread.ci95 {
+                let range = crate::summary::metric_named(&metric.metric).expect("a known metric").range;
+                let inside = match range {
+                    crate::interval::Range::Real => true,
+                    crate::interval::Range::NonNegative => low >= 0.0,
+                    crate::interval::Range::Share => low >= 0.0 && high <= 1.0,
+                };
+                let mean = metric.spread.mean;
                 assert!(
-                    metric.spread.min <= low && high <= metric.spread.max,
-                    "{}: an interval outside the values",
+                    inside && low <= mean + 1e-9 && mean <= high + 1e-9,
+                    "{}: an interval [{low}, {high}] outside what the metric can take",
                     metric.metric
                 );
             }

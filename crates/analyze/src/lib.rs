@@ -34,12 +34,16 @@
 //! ```
 
 pub mod compare;
+pub mod contrast;
+pub mod coverage;
 pub mod diagrams;
 pub mod discover;
 pub mod faults;
 pub mod figures;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod growth;
+pub mod interval;
 pub mod predict;
 pub mod report;
 pub mod run;
@@ -114,7 +118,10 @@ pub fn analyze(dir: &Path) -> Result<Summary, AnalyzeError> {
         work();
     });
     let mut results = results.into_inner().expect("no thread panicked").into_iter();
-    let mut out = Summary { experiments: Vec::new(), diagnostics: Vec::new() };
+    // The results folder says what the command line changed: `dir`, or the
+    // results folder above an experiment or run folder.
+    let command = dir.ancestors().take(3).find_map(clocklab_config::layout::read_command);
+    let mut out = Summary { experiments: Vec::new(), diagnostics: Vec::new(), command };
     for experiment in &experiments {
         let runs: Vec<run::RunSummary> =
             experiment.runs.iter().map(|_| results.next().flatten().expect("every run was analysed")).collect();

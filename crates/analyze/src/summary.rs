@@ -3,8 +3,9 @@
 
 use serde::Serialize;
 
+use crate::coverage::{self, Measured};
+use crate::interval::{Range, Spread};
 use crate::run::{FileDiagnostics, RunSummary};
-use crate::stats::Spread;
 
 /// Everything the analysis found, as written to `summary.json`.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -13,6 +14,10 @@ pub struct Summary {
     pub experiments: Vec<ExperimentSummary>,
     /// Files with something to report (skipped lines, lines after `Stopped`, unreadable).
     pub diagnostics: Vec<FileDiagnostics>,
+    /// What the command line changed in the configuration the runs were
+    /// made from (the results folder's `command.json`), when it says.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub command: Option<clocklab_config::CommandRecord>,
 }
 
 /// One experiment.
@@ -39,23 +44,69 @@ pub struct MetricSpread {
     /// Its spread across runs.
     #[serde(flatten)]
     pub spread: Spread,
+    /// What the simulator measured of the interval, for these settings and
+    /// this many runs (see [`crate::coverage`]); absent when not measured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub coverage: Option<Measured>,
 }
 
-/// The run-level metrics aggregated across runs: name, meaning, and how a run's value is computed.
-pub const METRICS: [(&str, &str); 12] = [
-    ("jump_mean", "mean jump per tick over the run's machines (tick-weighted)"),
-    ("jump_max", "largest jump in the run"),
-    ("lag_mean_ticks", "mean over machines of the time-weighted lag behind the leader, in ticks"),
-    ("lag_mean_s", "mean over machines of the time-weighted lag behind the leader, in seconds of the leader's clock"),
-    ("lag_growth_max", "fastest growth of a machine's lag, in ticks per second"),
-    ("queue_max", "largest queue in the run"),
-    ("utilisation_max", "highest utilisation (messages received / (rate x duration)) of a machine"),
-    ("tick_ratio_min", "lowest ticks / expected ticks in the run"),
-    ("processed_share", "share of ticks that processed a message"),
-    ("internal_share", "share of ticks that were internal events"),
-    ("unprocessed", "messages left unprocessed at the end"),
-    ("concurrent_share", "share of pairs of ticks on different machines that are concurrent"),
+/// A run-level metric.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Metric {
+    /// Its name, in `summary.json` and the CSV tables.
+    pub name: &'static str,
+    /// How a run's value is computed.
+    pub meaning: &'static str,
+    /// The values it can take.
+    pub range: Range,
+    /// Whether it gets an interval across runs: not a check that every run
+    /// passes, such as the tick ratio, whose spread is the schedule's
+    /// rounding and not a quantity to estimate.
+    pub interval: bool,
+}
+
+const fn metric(name: &'static str, meaning: &'static str, range: Range) -> Metric {
+    Metric { name, meaning, range, interval: true }
+}
+
+/// The run-level metrics aggregated across runs.
+pub const METRICS: [Metric; 12] = [
+    metric("jump_mean", "mean jump per tick over the run's machines (tick-weighted)", Range::NonNegative),
+    metric("jump_max", "largest jump in the run", Range::NonNegative),
+    metric(
+        "lag_mean_ticks",
+        "mean over machines of the time-weighted lag behind the leader, in ticks",
+        Range::NonNegative,
+    ),
+    metric(
+        "lag_mean_s",
+        "mean over machines of the time-weighted lag behind the leader, in seconds: ticks divided by the run's fastest \
+         rate r_max, the rate at which the largest clock advances",
+        Range::NonNegative,
+    ),
+    metric("lag_growth_max", "fastest growth of a machine's lag, in ticks per second", Range::Real),
+    metric("queue_max", "largest queue in the run", Range::NonNegative),
+    metric(
+        "utilisation_max",
+        "highest utilisation (messages received / (rate x duration)) of a machine",
+        Range::NonNegative,
+    ),
+    Metric {
+        name: "tick_ratio_min",
+        meaning: "lowest ticks / expected ticks in the run",
+        range: Range::NonNegative,
+        interval: false,
+    },
+    metric("processed_share", "share of ticks that processed a message", Range::Share),
+    metric("internal_share", "share of ticks that were internal events", Range::Share),
+    metric("unprocessed", "messages left unprocessed at the end", Range::NonNegative),
+    metric("concurrent_share", "share of pairs of ticks on different machines that are concurrent", Range::Share),
 ];
+
+/// The metric called `name`.
+pub fn metric_named(name: &str) -> Option<&'static Metric> {
+    METRICS.iter().find(|m| m.name == name)
+}
 
 /// A run's value of a metric named in [`METRICS`].
 pub fn run_metric(run: &RunSummary, metric: &str) -> f64 {
@@ -104,15 +155,29 @@ impl ExperimentSummary {
             })
             .collect();
         let sound: Vec<&RunSummary> = runs.iter().filter(|run| run.is_sound()).collect();
+        let settings = sound.iter().find_map(|run| run.info.settings.as_ref());
         let aggregate = METRICS
             .iter()
-            .filter_map(|(metric, meaning)| {
+            .filter_map(|metric| {
                 let values: Vec<f64> =
-                    sound.iter().map(|run| run_metric(run, metric)).filter(|value| value.is_finite()).collect();
-                (!values.is_empty()).then(|| MetricSpread {
-                    metric: metric.to_string(),
-                    meaning: meaning.to_string(),
-                    spread: Spread::of(&values),
+                    sound.iter().map(|run| run_metric(run, metric.name)).filter(|value| value.is_finite()).collect();
+                if values.is_empty() {
+                    return None;
+                }
+                let mut spread = Spread::of(&values, metric.range);
+                if !metric.interval {
+                    spread.ci95 = None;
+                }
+                let coverage = spread
+                    .ci95
+                    .and(settings)
+                    .and_then(|settings| coverage::measured(settings, values.len(), metric.name))
+                    .map(|row| row.measured());
+                Some(MetricSpread {
+                    metric: metric.name.to_string(),
+                    meaning: metric.meaning.to_string(),
+                    spread,
+                    coverage,
                 })
             })
             .collect();

@@ -72,11 +72,14 @@ pub fn render_table(summary: &Summary) -> String {
             }
         }
         if !experiment.aggregate.is_empty() {
-            let _ = writeln!(out, "across the runs that enter the aggregates: mean [95% bootstrap interval]");
+            let _ = writeln!(out, "across the runs that enter the aggregates: mean [95% t interval]");
         }
-        for MetricSpread { metric, spread, .. } in &experiment.aggregate {
-            let ci =
+        for MetricSpread { metric, spread, coverage, .. } in &experiment.aggregate {
+            let mut ci =
                 spread.ci95.map(|[low, high]| format!(" [{}, {}]", fixed(low, 3), fixed(high, 3))).unwrap_or_default();
+            if let Some(measured) = coverage.filter(|m| spread.ci95.is_some() && !m.kept()) {
+                ci += &format!(" (covers {} in the simulator)", crate::words::percent(measured.coverage, 1.0));
+            }
             let _ =
                 writeln!(out, "  {metric:<17} {:>9}{ci} ({})", fixed(spread.mean, 3), count(spread.n as u64, "run"));
         }
@@ -167,7 +170,10 @@ struct MachineCsvRow<'a> {
     queue_last: u64,
     queue_growth_per_s: f64,
     queue_growth_se: f64,
-    queue_growth_predicted_per_s: f64,
+    queue_grows: bool,
+    predicted_arrival_per_s: Option<f64>,
+    predicted_utilisation: Option<f64>,
+    predicted_queue_growth_per_s: Option<f64>,
     received: u64,
     processed: u64,
     sent: u64,
@@ -208,7 +214,7 @@ pub fn machines_csv(summary: &Summary) -> Vec<u8> {
                 lag_max_s: m.lag.max_s,
                 lag_growth_per_s: m.lag.growth.per_s,
                 lag_growth_se: m.lag.growth.se,
-                lag_grows: m.lag.grows,
+                lag_grows: m.lag.growth.grows,
                 lag_stationary_ticks: m.lag.stationary_ticks,
                 queue_mean: m.queue.mean,
                 queue_p99: m.queue.p99,
@@ -216,7 +222,10 @@ pub fn machines_csv(summary: &Summary) -> Vec<u8> {
                 queue_last: m.queue.last,
                 queue_growth_per_s: m.queue.growth.per_s,
                 queue_growth_se: m.queue.growth.se,
-                queue_growth_predicted_per_s: crate::predict::queue_growth_per_s(m, r.duration_s),
+                queue_grows: m.queue.growth.grows,
+                predicted_arrival_per_s: m.fluid.map(|f| f.arrival_per_s),
+                predicted_utilisation: m.fluid.map(|f| f.utilisation),
+                predicted_queue_growth_per_s: m.fluid.map(|f| f.queue_growth_per_s),
                 received: m.load.received,
                 processed: m.events.processed,
                 sent: m.events.sent,
@@ -297,7 +306,7 @@ pub fn runs_csv(summary: &Summary) -> Vec<u8> {
     let mut writer = csv::Writer::from_writer(Vec::new());
     let mut header: Vec<&str> =
         vec!["experiment", "run", "rates", "status", "in_aggregates", "runtime", "run_seed", "duration_s"];
-    header.extend(METRICS.iter().map(|(metric, _)| *metric));
+    header.extend(METRICS.iter().map(|metric| metric.name));
     writer.write_record(&header).expect("writing to memory cannot fail");
     for e in &summary.experiments {
         for r in &e.runs {
@@ -312,8 +321,8 @@ pub fn runs_csv(summary: &Summary) -> Vec<u8> {
                 r.info.run_seed.map(|s| s.to_string()).unwrap_or_default(),
                 r.duration_s.to_string(),
             ];
-            record.extend(METRICS.iter().map(|(metric, _)| {
-                let value = run_metric(r, metric);
+            record.extend(METRICS.iter().map(|metric| {
+                let value = run_metric(r, metric.name);
                 if value.is_finite() { value.to_string() } else { String::new() }
             }));
             writer.write_record(&record).expect("writing to memory cannot fail");

@@ -73,13 +73,20 @@ impl RunSource {
         // sized by one of its numbers.
         let manifest = match RunManifest::read(&manifest_path) {
             Ok(manifest) => Some(manifest),
-            Err(error) if error.is_missing() => None,
+            // Machines started by hand write one manifest each: the run's is
+            // made from them, so that its rules are checked too.
+            Err(error) if error.is_missing() => {
+                layout::machines_run_manifest(dir).map_err(|mut damaged| SourceError::BadManifest(damaged.remove(0)))?
+            }
             Err(clocklab_config::ConfigError::Read { source, .. }) => {
                 return Err(SourceError::Io { path: manifest_path, source });
             }
             Err(error) => return Err(SourceError::BadManifest(error)),
         };
-        let run_name = folder_name(dir);
+        let run_name = match &manifest {
+            Some(manifest) if manifest.started_by_hand() => manifest.run_name(),
+            _ => folder_name(dir),
+        };
         let experiment = match &manifest {
             Some(manifest) => manifest.experiment.name.clone(),
             None => dir

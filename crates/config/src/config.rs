@@ -189,6 +189,11 @@ pub struct Experiment {
     /// A fixed seed for this experiment; otherwise derived from the suite's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seed: Option<u64>,
+    /// The experiment this one varies: it draws that experiment's seeds
+    /// (the same rates and event draws, up to where the settings differ),
+    /// and the report compares the two run by run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub control: Option<String>,
     /// The clocks every machine keeps (Lamport's always).
     #[serde(default, with = "clock_names", skip_serializing_if = "clock_names::is_lamport_only")]
     pub clocks: ClockKinds,
@@ -354,6 +359,7 @@ impl Default for Config {
             runs: 5,
             duration: 60.0,
             seed: None,
+            control: None,
             clocks: ClockKinds::LAMPORT,
             physical_clock: PhysicalClockSettings::default(),
             faults: Vec::new(),
@@ -381,8 +387,10 @@ impl Default for Config {
 impl Config {
     /// The built-in suite of faults (`clocklab run --suite faults`): the
     /// classic three machines (rates up to 6, events up to 10), every clock,
-    /// one 30 s run per experiment, each fault from 10 s:
+    /// one 30 s run per experiment, each fault from 10 s, each experiment
+    /// on the seeds of the first, `no-faults`, its control:
     ///
+    /// - `no-faults`: the same machines without a fault;
     /// - `partition-heal`: machine 1 cut off from machines 2 and 3 until
     ///   20 s, its messages held and delivered at the heal;
     /// - `lossy-link`: a third of the messages between machines 1 and 2 lost;
@@ -394,11 +402,13 @@ impl Config {
     pub fn faults_suite() -> Config {
         use clocklab_faults::{Direction, PartitionMode, RestartClock};
         let base = Config::default().experiments.remove(0);
+        const CONTROL: &str = "no-faults";
         let experiment = |name: &str, faults: Vec<FaultSpec>| Experiment {
             name: name.to_string(),
             runs: 1,
             duration: 30.0,
             clocks: ClockKinds::ALL,
+            control: Some(CONTROL.to_string()),
             faults,
             ..base.clone()
         };
@@ -410,6 +420,7 @@ impl Config {
         clock_step.physical_clock = PhysicalClockSettings { offset_ms_max: 100.0, drift_ppm_max: 200.0 };
         Config {
             experiments: vec![
+                Experiment { control: None, ..experiment(CONTROL, Vec::new()) },
                 experiment(
                     "partition-heal",
                     vec![FaultSpec::Partition {

@@ -138,9 +138,9 @@ pub fn key_docs() -> Vec<KeyDoc> {
         doc(
             "experiments",
             &[],
-            "the experiments, each a table of `name`, the experiment keys above and a fixed `seed`",
+            "the experiments, each a table of `name`, the experiment keys above, a fixed `seed`, and `control`: the name of the experiment this one varies, whose seeds it draws (the same rates and event draws) and which the report compares it with run by run",
             format!(
-                "1..={} experiments; a name is a folder's: letters, digits, `-`, `_`, `.`, at most {} bytes, unique, not `analysis`, `config.toml`, `manifest.json` or `run_<k>`",
+                "1..={} experiments; a name is a folder's: letters, digits, `-`, `_`, `.`, at most {} bytes, unique, not `analysis`, `config.toml`, `command.json`, `manifest.json` or `run_<k>`",
                 limits::EXPERIMENTS_MAX,
                 limits::NAME_LEN_MAX
             ),
@@ -220,7 +220,8 @@ impl Config {
                 out.push_str("\n[[experiments]]\n");
                 if let toml::Value::Table(experiment) = experiment {
                     // In the order of the README's table, the name first.
-                    let order = ["name", "machines", "max_clock_rate", "max_event_num", "runs", "duration", "seed"];
+                    let order =
+                        ["name", "machines", "max_clock_rate", "max_event_num", "runs", "duration", "seed", "control"];
                     let rest = experiment.keys().filter(|key| !order.contains(&key.as_str())).map(String::as_str);
                     for key in order.into_iter().chain(rest) {
                         let Some(value) = experiment.get(key) else { continue };

@@ -27,9 +27,12 @@ pub const CONFIG_FILE: &str = "config.toml";
 /// The analysis' folder in a results folder.
 pub const ANALYSIS_DIR: &str = "analysis";
 
+/// What the command line changed, in a results folder ([`crate::CommandRecord`]).
+pub const COMMAND_FILE: &str = "command.json";
+
 /// Names that a results folder holds beside its experiments, which an
 /// experiment must therefore not take.
-const RESERVED_NAMES: &[&str] = &[ANALYSIS_DIR, CONFIG_FILE, MANIFEST_FILE];
+const RESERVED_NAMES: &[&str] = &[ANALYSIS_DIR, CONFIG_FILE, MANIFEST_FILE, COMMAND_FILE];
 
 /// Why `name` cannot name an experiment's folder, if it cannot: it must be
 /// letters, digits, `-`, `_` or `.`, not start with a dot (so not `.` or
@@ -87,6 +90,16 @@ pub fn write_manifest(run_dir: &Path, manifest: &RunManifest) -> io::Result<()> 
     write_atomically(&manifest_path(run_dir), manifest.to_json().as_bytes())
 }
 
+/// Writes what the command line changed into the results folder `dir`, atomically.
+pub fn write_command(dir: &Path, record: &crate::CommandRecord) -> io::Result<()> {
+    write_atomically(&dir.join(COMMAND_FILE), record.to_json().as_bytes())
+}
+
+/// What the command line changed in the results folder `dir`, if it says.
+pub fn read_command(dir: &Path) -> Option<crate::CommandRecord> {
+    crate::CommandRecord::from_json(&std::fs::read_to_string(dir.join(COMMAND_FILE)).ok()?)
+}
+
 /// Writes `manifest` beside machine `manifest.id`'s log in `dir`, atomically.
 pub fn write_machine_manifest(dir: &Path, manifest: &MachineManifest) -> io::Result<()> {
     write_atomically(&machine_manifest_path(dir, manifest.id), manifest.to_json().as_bytes())
@@ -126,6 +139,22 @@ pub fn read_machine_manifests(dir: &Path) -> (BTreeMap<MachineId, MachineManifes
 /// [`crate::output`]).
 fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
     crate::output::write_file(path, bytes)
+}
+
+/// The manifest of the run in `run_dir` when it has no `manifest.json` but
+/// the manifests of machines started by hand ([`RunManifest::of_machines`]);
+/// `Ok(None)` when it has none.
+///
+/// # Errors
+///
+/// Every machine manifest that cannot be read or breaks a range.
+pub fn machines_run_manifest(run_dir: &Path) -> Result<Option<RunManifest>, Vec<crate::ConfigError>> {
+    let folder = run_dir.file_name().map_or_else(|| "machines".into(), |n| n.to_string_lossy().into_owned());
+    let (manifests, damaged) = read_machine_manifests(run_dir);
+    if !damaged.is_empty() {
+        return Err(damaged);
+    }
+    Ok(RunManifest::of_machines(&manifests, &folder))
 }
 
 /// The machine logs in a run folder, by machine id: `machine_<id>.log`,

@@ -49,6 +49,6 @@ pub use config::{
 };
 pub use file::load_faults;
 pub use keys::{KeyDoc, key_docs};
-pub use manifest::{MachineCounts, MachineManifest, MachineOutcome, RunManifest, RunStatus, SeedTree};
+pub use manifest::{CommandRecord, MachineCounts, MachineManifest, MachineOutcome, RunManifest, RunStatus, SeedTree};
 pub use manifest_read::MANIFEST_BYTES_MAX;
 pub use plan::{MachinePlan, OutputEstimate, RunPlan, plan_runs};

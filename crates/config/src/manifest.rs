@@ -221,6 +221,10 @@ pub struct MachineManifest {
     /// The clocks it kept, as in the configuration (`["lamport", "vector"]`).
     #[serde(with = "crate::config::clock_names")]
     pub clocks: ClockKinds,
+    /// The name of the configuration's experiment it ran (absent in the
+    /// manifests of versions before it was recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub experiment: Option<String>,
     /// Its physical clock's offset from true time at the start, in microseconds.
     pub clock_offset_us: i64,
     /// Its physical clock's drift, in parts per million.
@@ -242,6 +246,95 @@ pub struct MachineManifest {
     pub tick_lateness_us: clocklab_driver::LatenessSummary,
 }
 
+/// The key of a run manifest's `extra` that marks one made from the
+/// manifests of machines started by hand.
+pub const STARTED_BY_HAND: &str = "started_by_hand";
+
+impl RunManifest {
+    /// The manifest of a run whose machines were started by hand, made from
+    /// the manifests they wrote (`manifests`, by id; `folder` names the
+    /// experiment when they do not): their settings, rates, seeds and
+    /// clocks, the start instant they agreed on, and the gravest status any
+    /// of them saw (failed, interrupted, then degraded, naming the machine
+    /// that fell furthest behind). `None` without a manifest.
+    pub fn of_machines(manifests: &BTreeMap<MachineId, MachineManifest>, folder: &str) -> Option<RunManifest> {
+        let first = manifests.values().next()?;
+        let gravest = |name: &'static str| manifests.values().filter(move |m| m.status.name() == name);
+        let status = gravest("failed")
+            .chain(gravest("interrupted"))
+            .map(|m| m.status.clone())
+            .next()
+            .or_else(|| {
+                gravest("degraded")
+                    .max_by_key(|m| match m.status {
+                        RunStatus::Degraded { lateness_us_max, .. } => (lateness_us_max, std::cmp::Reverse(m.id)),
+                        _ => (0, std::cmp::Reverse(m.id)),
+                    })
+                    .map(|m| m.status.clone())
+            })
+            .unwrap_or(RunStatus::Ok);
+        Some(RunManifest {
+            clocklab_version: first.clocklab_version.clone(),
+            runtime: Runtime::Real,
+            experiment: Experiment {
+                name: first.experiment.clone().unwrap_or_else(|| folder.to_string()),
+                machines: first.n_machines,
+                max_clock_rate: first.max_clock_rate,
+                max_event_num: first.max_event_num,
+                runs: 1,
+                duration: first.duration,
+                seed: None,
+                control: None,
+                clocks: first.clocks,
+                physical_clock: Default::default(),
+                faults: Vec::new(),
+            },
+            run_idx: 1,
+            seeds: SeedTree {
+                suite: 0,
+                experiment: 0,
+                run: 0,
+                machines: manifests.iter().map(|(&id, m)| (id, m.seed)).collect(),
+            },
+            machines: manifests
+                .values()
+                .map(|m| MachineOutcome {
+                    id: m.id,
+                    address: format!("{}:{}", m.host, m.port),
+                    rate: m.rate,
+                    seed: m.seed,
+                    clock_offset_us: m.clock_offset_us,
+                    clock_drift_ppm: m.clock_drift_ppm,
+                    exit_status: None,
+                    logs: Vec::new(),
+                })
+                .collect(),
+            started_at: first.started_at.clone(),
+            ended_at: manifests.values().map(|m| m.ended_at.clone()).max().unwrap_or_default(),
+            status,
+            extra: [(STARTED_BY_HAND.to_string(), serde_json::Value::Bool(true))].into_iter().collect(),
+        })
+    }
+
+    /// Whether it was made from the manifests of machines started by hand.
+    pub fn started_by_hand(&self) -> bool {
+        self.extra.contains_key(STARTED_BY_HAND)
+    }
+
+    /// The name of a run: `run_<k>` for a run of a suite; for machines
+    /// started by hand, which have no run number, the instant they started
+    /// (`started 2026-12-07 10:00:00 UTC`).
+    pub fn run_name(&self) -> String {
+        if !self.started_by_hand() {
+            return format!("run_{}", self.run_idx);
+        }
+        match (self.started_at.get(..10), self.started_at.get(11..19)) {
+            (Some(date), Some(time)) => format!("started {date} {time} UTC"),
+            _ => format!("started {}", self.started_at),
+        }
+    }
+}
+
 impl MachineManifest {
     /// Pretty JSON with a final newline.
     pub fn to_json(&self) -> String {
@@ -261,6 +354,55 @@ mod tests {
     use super::*;
     use clocklab_driver::BehindSummary;
 
+    /// Three machines started by hand, two of them late: the run's status
+    /// names the one that fell furthest behind, whatever its id.
+    #[test]
+    fn a_run_of_machines_started_by_hand_names_its_worst_machine() {
+        let manifest = |id: MachineId, status: RunStatus| MachineManifest {
+            clocklab_version: "0.1.0".into(),
+            id,
+            n_machines: 3,
+            host: "127.0.0.1".into(),
+            port: 5000 + id as u16,
+            rate: id,
+            seed: 100 + u64::from(id),
+            max_clock_rate: 6,
+            max_event_num: 10,
+            clocks: ClockKinds::LAMPORT,
+            experiment: Some("lab".into()),
+            clock_offset_us: 0,
+            clock_drift_ppm: 0.0,
+            duration: 60.0,
+            started_at: "2026-12-07T10:00:00.000000Z".into(),
+            deadline_at: "2026-12-07T10:01:00.000000Z".into(),
+            ended_at: format!("2026-12-07T10:01:0{id}.000000Z"),
+            status,
+            counts: MachineCounts::default(),
+            tick_lateness_us: Default::default(),
+        };
+        let late = |id: MachineId, us: u64| {
+            let behind = BehindSummary { episodes: 1, lateness_us_max: us, paused_episodes: 0 };
+            RunStatus::from_behind(&BTreeMap::from([(id, behind)]))
+        };
+        let manifests = BTreeMap::from([
+            (1, manifest(1, late(1, 566_000))),
+            (2, manifest(2, RunStatus::Ok)),
+            (3, manifest(3, late(3, 2_749_000))),
+        ]);
+        let run = RunManifest::of_machines(&manifests, "logs").unwrap();
+        let RunStatus::Degraded { cause, lateness_us_max } = &run.status else { panic!("{:?}", run.status) };
+        assert_eq!(*lateness_us_max, 2_749_000);
+        assert!(cause.starts_with("machine 3 fell behind its schedule by up to 2749.0 ms"), "{cause}");
+        assert_eq!((run.experiment.name.as_str(), run.run_name().as_str()), ("lab", "started 2026-12-07 10:00:00 UTC"));
+        assert_eq!(run.seeds.machines, BTreeMap::from([(1, 101), (2, 102), (3, 103)]));
+        assert_eq!(run.ended_at, "2026-12-07T10:01:03.000000Z");
+        // A failure is graver than any lateness.
+        let mut failed = manifests.clone();
+        failed.insert(2, manifest(2, RunStatus::Failed { cause: "machine 1 went away".into() }));
+        assert_eq!(RunManifest::of_machines(&failed, "logs").unwrap().status.name(), "failed");
+        assert!(RunManifest::of_machines(&BTreeMap::new(), "logs").is_none());
+    }
+
     #[test]
     fn a_run_whose_machine_fell_behind_is_degraded_with_the_figure() {
         let on_time = BehindSummary::default();
@@ -273,5 +415,33 @@ mod tests {
         assert_eq!((json["status"].as_str(), json["cause"].as_str()), (Some("degraded"), Some(cause)));
         assert!(status.ran_to_the_end());
         assert_eq!(status.name(), "degraded");
+    }
+}
+
+/// What the command line changed in the configuration of a results folder
+/// (`command.json` beside `config.toml`, which holds the result): the
+/// settings it set for every experiment and, per experiment, the values
+/// they replaced. The report says what the flags did from it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommandRecord {
+    /// The command, as typed after `clocklab`.
+    pub args: Vec<String>,
+    /// The settings the command line set for every experiment, as
+    /// (configuration key, value), in the order of the flags' help.
+    pub set: Vec<(String, String)>,
+    /// Per experiment, the keys whose value the command line changed and the
+    /// value each had before.
+    pub replaced: std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>>,
+}
+
+impl CommandRecord {
+    /// The record as pretty JSON.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("a command record always serialises") + "\n"
+    }
+
+    /// Reads a record; `None` when it does not parse.
+    pub fn from_json(text: &str) -> Option<CommandRecord> {
+        serde_json::from_str(text).ok()
     }
 }

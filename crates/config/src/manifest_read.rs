@@ -254,6 +254,7 @@ mod tests {
         MachineManifest {
             clocklab_version: "0.1.0".into(),
             id: 2,
+            experiment: Some("baseline".into()),
             n_machines: 3,
             host: "127.0.0.1".into(),
             port: 5002,

@@ -144,12 +144,29 @@ impl OutputEstimate {
     }
 }
 
+/// The seed of `experiment`: its own fixed `seed`, else its control's (the
+/// control's fixed seed when the configuration has one, so that a
+/// variation keeps its control's draws), else derived from `suite_seed` and
+/// the name of the control or, without one, its own.
+pub fn experiment_seed(config: &Config, experiment: &Experiment, suite_seed: u64) -> u64 {
+    if let Some(fixed) = experiment.seed {
+        return fixed;
+    }
+    match &experiment.control {
+        Some(control) => match config.experiment(control).and_then(|c| c.seed) {
+            Some(fixed) => fixed,
+            None => seed::experiment_seed(suite_seed, control),
+        },
+        None => seed::experiment_seed(suite_seed, &experiment.name),
+    }
+}
+
 /// Plans every run of `config` under the results folder `out`, all seeds
 /// derived from `suite_seed`.
 pub fn plan_runs(config: &Config, suite_seed: u64, out: &Path) -> Vec<RunPlan> {
     let mut plans = Vec::new();
     for experiment in &config.experiments {
-        let experiment_seed = experiment.seed.unwrap_or_else(|| seed::experiment_seed(suite_seed, &experiment.name));
+        let experiment_seed = experiment_seed(config, experiment, suite_seed);
         for run_idx in 1..=experiment.runs {
             let run_seed = seed::run_seed(experiment_seed, run_idx);
             let machines = (1..=experiment.machines)
@@ -201,6 +218,26 @@ mod tests {
             }
         }
         assert_eq!(a[7].dir, Path::new("r/small-rate-variation/run_3"));
+    }
+
+    #[test]
+    fn a_variation_draws_its_controls_seeds() {
+        let config = Config::faults_suite();
+        let plans = plan_runs(&config, 5, Path::new("r"));
+        let control = &plans[0];
+        assert_eq!(control.experiment.name, "no-faults");
+        for plan in &plans[1..] {
+            assert_eq!(plan.experiment.control.as_deref(), Some("no-faults"));
+            // The same seeds and rates; what the settings change (clock-step's
+            // physical clocks) is drawn apart.
+            let draws = |p: &RunPlan| p.machines.iter().map(|m| (m.seed, m.rate)).collect::<Vec<_>>();
+            assert_eq!((plan.run_seed, draws(plan)), (control.run_seed, draws(control)), "{}", plan.experiment.name);
+        }
+        // Without a control, every experiment draws its own.
+        let mut alone = config.clone();
+        alone.experiments.iter_mut().for_each(|e| e.control = None);
+        let plans = plan_runs(&alone, 5, Path::new("r"));
+        assert_ne!(plans[0].run_seed, plans[1].run_seed);
     }
 
     #[test]

@@ -107,6 +107,16 @@ impl Config {
             if self.experiments[..idx].iter().any(|other| other.name.eq_ignore_ascii_case(&exp.name)) {
                 return fail(&key("name"), format!("{:?}", exp.name), "is used twice (letter case aside)".into());
             }
+            if let Some(control) = &exp.control {
+                // The control need not be in this configuration (`--experiment`
+                // may run a variation alone): its name is what the seeds derive from.
+                if let Err(reason) = layout::check_experiment_name(control) {
+                    return fail(&key("control"), format!("{control:?}"), reason);
+                }
+                if control == &exp.name {
+                    return fail(&key("control"), format!("{control:?}"), "must name another experiment".into());
+                }
+            }
             if let Err((name, value, reason)) = ExperimentFile::from(exp).check() {
                 return fail(&key(&name), value, format!("{reason} (experiment `{}`)", exp.name));
             }
@@ -362,6 +372,12 @@ mod tests {
         let message =
             load("c.toml", "[[experiments]]\nname = \"a\"\n[[experiments]]\nname = \"A\"\n").unwrap_err().to_string();
         assert!(message.contains("key `experiments[1].name` = \"A\": is used twice"), "{message}");
+        let message = load("c.toml", "[[experiments]]\nname = \"a\"\ncontrol = \"a\"\n").unwrap_err().to_string();
+        assert!(message.contains("key `experiments[0].control` = \"a\": must name another experiment"), "{message}");
+        let message = load("c.toml", "[[experiments]]\nname = \"a\"\ncontrol = \"../b\"\n").unwrap_err().to_string();
+        assert!(message.contains("key `experiments[0].control`"), "{message}");
+        let config = load("c.toml", "[[experiments]]\nname = \"a\"\n[[experiments]]\nname = \"b\"\ncontrol = \"a\"\n");
+        assert_eq!(config.unwrap().experiments[1].control.as_deref(), Some("a"));
     }
 
     /// Simulated time stays in the calendar that logs and manifests can write.

@@ -149,6 +149,10 @@ pub struct Driver {
     counts: DriverCounts,
     /// Whether the ticks keep their schedule.
     watch: ScheduleWatch,
+    /// [`DriverParams::writes_physical_clock`], asked once.
+    physical_in_lines: bool,
+    /// The buffer of the last send's recipients, while the record holds another event.
+    spare_recipients: clocklab_log::Recipients,
 }
 
 impl Driver {
@@ -177,6 +181,8 @@ impl Driver {
             frame,
             counts: DriverCounts::default(),
             watch: ScheduleWatch::new(rate),
+            physical_in_lines: params.writes_physical_clock(),
+            spare_recipients: clocklab_log::Recipients::new(),
         })
     }
 
@@ -266,30 +272,30 @@ impl Driver {
     pub fn tick(&mut self, now_us: i64) -> Step<'_> {
         let tick = self.machine.tick(now_us, &mut self.rng);
         self.counts.ticks += 1;
-        // The recipients of the last send are reused (beyond two, their
-        // heap buffer).
-        let mut to = match std::mem::replace(&mut self.record.event, Event::Stopped) {
-            Event::Sent { to } => to,
-            _ => clocklab_log::Recipients::new(),
-        };
         let mut sends = false;
-        let event = match tick.event {
+        match tick.event {
             TickEvent::Processed { from, stamp } => {
                 self.counts.processed += 1;
-                Event::Processed { from: Some(from), clock: Some(stamp.lamport) }
+                self.set_event(Event::Processed { from: Some(from), clock: Some(stamp.lamport) });
             }
-            TickEvent::Internal => Event::Internal,
+            TickEvent::Internal => self.set_event(Event::Internal),
             TickEvent::Sent { recipients, stamp } => {
+                // The recipients' buffer is the last send's (beyond two, on the heap).
+                let mut to = match &mut self.record.event {
+                    Event::Sent { to } => std::mem::take(to),
+                    _ => std::mem::take(&mut self.spare_recipients),
+                };
                 to.clear();
                 to.extend(self.machine.recipients(recipients));
+                self.set_event(Event::Sent { to });
+                let Event::Sent { to } = &self.record.event else { unreachable!("just written") };
                 self.counts.sent += to.len() as u64;
                 self.frame.clear();
                 self.counts.saturated += u64::from(self.codec.encode(&stamp, &mut self.frame));
                 sends = true;
-                Event::Sent { to }
             }
-        };
-        self.fill(event, tick.queue_len, now_us, tick.physical_us);
+        }
+        self.fill_clocks(tick.queue_len, now_us, tick.physical_us);
         Step { record: &self.record, frame: sends.then_some(self.frame.as_slice()) }
     }
 
@@ -318,9 +324,23 @@ impl Driver {
 
     /// Makes the current record: the event, and every clock the run keeps.
     fn fill(&mut self, event: Event, queue_length: u64, now_us: i64, physical_us: i64) {
+        self.set_event(event);
+        self.fill_clocks(queue_length, now_us, physical_us);
+    }
+
+    /// The current record's event is `event`; a send's recipients' buffer is
+    /// kept for the next send.
+    fn set_event(&mut self, event: Event) {
+        if let Event::Sent { to } = std::mem::replace(&mut self.record.event, event) {
+            self.spare_recipients = to;
+        }
+    }
+
+    /// Makes the current record's every field but its event: the clocks the
+    /// run keeps, the queue and the time.
+    fn fill_clocks(&mut self, queue_length: u64, now_us: i64, physical_us: i64) {
         let clocks = self.machine.logical_clock();
         let record = &mut self.record;
-        record.event = event;
         record.logical_clock = clocks.lamport();
         record.queue_length = queue_length;
         record.time_us = now_us;
@@ -333,7 +353,7 @@ impl Driver {
             (None, slot) => *slot = None,
         }
         record.hlc = clocks.hlc();
-        record.physical_clock_us = self.params.writes_physical_clock().then_some(physical_us);
+        record.physical_clock_us = self.physical_in_lines.then_some(physical_us);
     }
 }
 

@@ -56,6 +56,7 @@ fn experiment() -> impl Strategy<Value = Experiment> {
             runs,
             duration,
             seed: None,
+            control: None,
             clocks: ClockKinds::from_bits(clocks).expect("two bits"),
             physical_clock: PhysicalClockSettings { offset_ms_max: physical.0, drift_ppm_max: physical.1 },
             faults: Vec::new(),

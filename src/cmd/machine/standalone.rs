@@ -208,6 +208,7 @@ pub(super) fn run(args: MachineArgs) -> anyhow::Result<ExitCode> {
         max_clock_rate: experiment.max_clock_rate,
         max_event_num: experiment.max_event_num,
         clocks: experiment.clocks,
+        experiment: Some(experiment.name.clone()),
         clock_offset_us,
         clock_drift_ppm,
         duration: experiment.duration,

@@ -203,16 +203,35 @@ fn reference_style() -> ShapeStyle {
     ShapeStyle::from(RGBColor(60, 60, 60)).stroke_width(2)
 }
 
+/// The corners of a triangle or a diamond mark, about its centre.
+fn corners(shape: Shape) -> &'static [(i32, i32)] {
+    match shape {
+        Shape::Triangle => &[(0, -6), (6, 5), (-6, 5)],
+        Shape::Diamond => &[(0, -7), (6, 0), (0, 7), (-6, 0)],
+        _ => &[],
+    }
+}
+
+/// The outline of a hollow triangle or diamond: a closed path (plotters'
+/// polygon is always filled, whatever its style says).
+fn outline(shape: Shape) -> Vec<(i32, i32)> {
+    let corners = corners(shape);
+    corners.iter().chain(corners.first()).copied().collect()
+}
+
 /// Draws a mark centred on a pixel.
 fn draw_mark<DB: DrawingBackend>(area: &Area<DB>, mark: Mark, at: (i32, i32)) -> Drawn {
     let base = ShapeStyle::from(colour(mark.colour));
     let style = if mark.hollow { base.stroke_width(2) } else { base.filled() };
     let (x, y) = at;
+    let moved = |points: Vec<(i32, i32)>| points.into_iter().map(|(dx, dy)| (x + dx, y + dy)).collect::<Vec<_>>();
     match mark.shape {
         Shape::Circle => area.draw(&Circle::new(at, 5, style)),
-        Shape::Triangle => area.draw(&Polygon::new(vec![(x, y - 6), (x + 6, y + 5), (x - 6, y + 5)], style)),
+        Shape::Triangle | Shape::Diamond if mark.hollow => {
+            area.draw(&PathElement::new(moved(outline(mark.shape)), style))
+        }
+        Shape::Triangle | Shape::Diamond => area.draw(&Polygon::new(moved(corners(mark.shape).to_vec()), style)),
         Shape::Square => area.draw(&Rectangle::new([(x - 5, y - 5), (x + 5, y + 5)], style)),
-        Shape::Diamond => area.draw(&Polygon::new(vec![(x, y - 7), (x + 6, y), (x, y + 7), (x - 6, y)], style)),
         Shape::Cross => area.draw(&Cross::new(at, 5, base.stroke_width(2))),
     }
     .map_err(err)
@@ -261,6 +280,9 @@ fn x_labels_for(quantity: Quantity, high: f64) -> usize {
     }
 }
 
+/// The blank rows between two stacked panels, in pixels.
+const PANEL_GAP: u32 = 18;
+
 fn draw_panels<DB: DrawingBackend>(area: &Area<DB>, panels: &Panels) -> Drawn {
     let n = panels.panels.len().max(1);
     let x_end = if panels.x_end_s > 0.0 { panels.x_end_s } else { 1.0 };
@@ -289,6 +311,9 @@ fn draw_panels<DB: DrawingBackend>(area: &Area<DB>, panels: &Panels) -> Drawn {
         let mut chart = ChartBuilder::on(&here)
             .margin_right(14)
             .margin_top(6)
+            // A gap under every panel but the last, so that no panel's axis
+            // touches the next one's top.
+            .margin_bottom(if last { 0 } else { PANEL_GAP })
             .x_label_area_size(if last { 48 } else { 6 })
             .y_label_area_size(84)
             .build_cartesian_2d(0.0..x_end, y_lo..y_hi)
@@ -376,9 +401,11 @@ fn draw_scatter<DB: DrawingBackend>(area: &Area<DB>, scatter: &Scatter) -> Drawn
         .draw()
         .map_err(err)?;
     for (_, points) in &scatter.lines {
-        let clipped: Vec<(f64, f64)> =
-            points.iter().copied().filter(|p| p.0 >= x_lo && p.0 <= x_hi && p.1 >= y_lo && p.1 <= y_hi).collect();
-        chart.draw_series(DashedLineSeries::new(clipped, 8, 5, reference_style())).map_err(err)?;
+        for segment in points.windows(2) {
+            if let Some(inside) = clip(segment[0], segment[1], (x_lo, x_hi), (y_lo, y_hi)) {
+                chart.draw_series(DashedLineSeries::new(inside, 8, 5, reference_style())).map_err(err)?;
+            }
+        }
     }
     for (x, _) in &scatter.verticals {
         chart.draw_series(DashedLineSeries::new(vec![(*x, y_lo), (*x, y_hi)], 8, 5, reference_style())).map_err(err)?;
@@ -393,6 +420,29 @@ fn draw_scatter<DB: DrawingBackend>(area: &Area<DB>, scatter: &Scatter) -> Drawn
         draw_marks(&mut chart, *mark, points.iter().map(|p| (p.0, p.1)))?;
     }
     Ok(())
+}
+
+/// The part of the segment from `a` to `b` inside the rectangle `x` × `y`
+/// (Liang and Barsky's clipping), or `None` when none of it is: a line
+/// whose ends lie outside the plot still crosses it.
+fn clip(a: (f64, f64), b: (f64, f64), x: (f64, f64), y: (f64, f64)) -> Option<Vec<(f64, f64)>> {
+    let (dx, dy) = (b.0 - a.0, b.1 - a.1);
+    let (mut enter, mut leave) = (0.0f64, 1.0f64);
+    for (p, q) in [(-dx, a.0 - x.0), (dx, x.1 - a.0), (-dy, a.1 - y.0), (dy, y.1 - a.1)] {
+        if p == 0.0 {
+            if q < 0.0 {
+                return None;
+            }
+        } else {
+            let t = q / p;
+            if p < 0.0 {
+                enter = enter.max(t);
+            } else {
+                leave = leave.min(t);
+            }
+        }
+    }
+    (enter < leave).then(|| vec![(a.0 + enter * dx, a.1 + enter * dy), (a.0 + leave * dx, a.1 + leave * dy)])
 }
 
 /// The points of a group, binned along x when there are too many.
@@ -427,20 +477,16 @@ fn draw_marks<DB: DrawingBackend>(
     let points: Vec<(f64, f64)> = points.collect();
     let result = match mark.shape {
         Shape::Circle => chart.draw_series(points.iter().map(|&p| Circle::new(p, 5, style))).map(|_| ()),
-        Shape::Triangle => chart
+        Shape::Triangle | Shape::Diamond if mark.hollow => chart
+            .draw_series(points.iter().map(|&p| EmptyElement::at(p) + PathElement::new(outline(mark.shape), style)))
+            .map(|_| ()),
+        Shape::Triangle | Shape::Diamond => chart
             .draw_series(
-                points.iter().map(|&p| EmptyElement::at(p) + Polygon::new(vec![(0, -6), (6, 5), (-6, 5)], style)),
+                points.iter().map(|&p| EmptyElement::at(p) + Polygon::new(corners(mark.shape).to_vec(), style)),
             )
             .map(|_| ()),
         Shape::Square => chart
             .draw_series(points.iter().map(|&p| EmptyElement::at(p) + Rectangle::new([(-5, -5), (5, 5)], style)))
-            .map(|_| ()),
-        Shape::Diamond => chart
-            .draw_series(
-                points
-                    .iter()
-                    .map(|&p| EmptyElement::at(p) + Polygon::new(vec![(0, -7), (6, 0), (0, 7), (-6, 0)], style)),
-            )
             .map(|_| ()),
         Shape::Cross => chart.draw_series(points.iter().map(|&p| Cross::new(p, 5, base.stroke_width(2)))).map(|_| ()),
     };
@@ -616,6 +662,16 @@ mod tests {
         let widths: Vec<u32> = (0..3).map(|idx| line_look(idx, 3).0).collect();
         assert_eq!(widths, [5, 4, 2]);
         assert!(line_look(11, 12).1, "past the palette, lines are dashed");
+    }
+
+    #[test]
+    fn a_line_is_clipped_to_the_plot_not_dropped() {
+        // The prediction's diagonal ends beyond the plot: its part inside is kept.
+        let inside = clip((0.0, 0.0), (6.3, 6.3), (0.0, 6.5), (0.0, 5.9)).unwrap();
+        assert_eq!(inside, [(0.0, 0.0), (5.9, 5.9)]);
+        assert_eq!(clip((7.0, 0.0), (8.0, 1.0), (0.0, 6.0), (0.0, 6.0)), None);
+        let crossing = clip((-1.0, 3.0), (7.0, 3.0), (0.0, 6.0), (0.0, 6.0)).unwrap();
+        assert_eq!(crossing, [(0.0, 3.0), (6.0, 3.0)]);
     }
 
     #[test]

@@ -14,7 +14,10 @@
 //! - the size of the output is bounded whatever the data: series are thinned
 //!   to [`MAX_LINE_POINTS`] points, large scatters are binned.
 
+#[cfg(test)]
+mod checks;
 mod draw;
+mod raster;
 
 use std::sync::Once;
 
@@ -320,7 +323,7 @@ impl Figure {
         // `draw::draw` starts by painting all of it white.
         pixels.resize(3 * width as usize * height as usize, 0);
         {
-            let root = BitMapBackend::with_buffer(pixels, (width, height)).into_drawing_area();
+            let root = raster::Raster::new(pixels, (width, height)).into_drawing_area();
             draw::draw(&root, self).map_err(|message| self.error(message))?;
             root.present().map_err(|e| self.error(e.to_string()))?;
         }

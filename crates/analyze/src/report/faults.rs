@@ -104,8 +104,8 @@ pub(super) fn sentence(fault: &FaultEffect) -> String {
              {jump_after}.",
             if *ticks_not_above_crash == 1 { "was" } else { "were" }
         ),
-        Effect::Clock { step_ms, lead_before_us, lead_after_us, lead_max_after_us } => {
-            let step = step_ms.map_or_else(String::new, |ms| format!(" (a step of {} ms)", fixed(ms, 0)));
+        // The fault's label says the step (or the drift) already.
+        Effect::Clock { lead_before_us, lead_after_us, lead_max_after_us, .. } => {
             match (lead_before_us, lead_after_us) {
                 (Some(before), Some(after)) => {
                     let reading = if *after > *before {
@@ -115,16 +115,14 @@ pub(super) fn sentence(fault: &FaultEffect) -> String {
                          any time the HLC had seen"
                     };
                     format!(
-                        "{what}{step}: its HLC ran ahead of its physical clock (l − pt) by {} ms on average in the \
+                        "{what}: its HLC ran ahead of its physical clock (l − pt) by {} ms on average in the \
                          2 s before and {} ms in the 2 s after, {} ms at most after; {reading}.",
                         fixed(before / 1e3, 1),
                         fixed(after / 1e3, 1),
                         fixed(lead_max_after_us.unwrap_or(0) as f64 / 1e3, 1)
                     )
                 }
-                _ => format!(
-                    "{what}{step}: the run keeps no HLC, or the machine ticked too little around the step to say."
-                ),
+                _ => format!("{what}: the run keeps no HLC, or the machine ticked too little around the step to say."),
             }
         }
         Effect::Loss { sent, lost, probability } => {

@@ -9,7 +9,9 @@
 //! (`templates/report.html`, rendered by minijinja with HTML escaping), which
 //! inlines the figures as SVG and embeds their font, DejaVu Sans, once.
 
+mod between;
 mod faults;
+pub mod method;
 pub mod notes;
 pub mod plots;
 #[cfg(test)]

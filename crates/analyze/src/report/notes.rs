@@ -58,7 +58,8 @@ fn mean(values: impl Iterator<Item = f64>) -> Option<f64> {
 /// Every question with its answer.
 pub fn notes(summary: &Summary) -> Vec<Note> {
     let machines = sound_machines(summary);
-    let mut out = vec![jumps(&machines), lag(&machines), queues(&machines), events(summary), experiments(summary)];
+    let mut out =
+        vec![jumps(&machines), lag(&machines), queues(&machines), events(summary), super::between::note(summary)];
     if let Some(note) = causality(summary, &machines) {
         out.push(note);
     }
@@ -110,10 +111,10 @@ fn jumps(machines: &[MachineRef]) -> Note {
     let slower: Vec<&&MachineRef> = ticking.iter().filter(|m| m.machine.rate_ratio > 1.0).collect();
     match (fastest, slower.iter().max_by(|a, b| a.machine.jump.mean.total_cmp(&b.machine.jump.mean))) {
         (Some(fast), Some(top)) => note.answer.push(format!(
-            "Machines at their run's fastest rate averaged a jump of {}; the {} slower ones {}, up to {} for {}, \
-             which ticks {} times slower than its run's fastest.",
+            "Machines at their run's fastest rate averaged a jump of {}; the {} {}, up to {} for {}, which ticks {} \
+             times slower than its run's fastest.",
             fixed(fast, 2),
-            slower.len(),
+            count(slower.len() as u64, "slower machine"),
             fixed(mean(slower.iter().map(|m| m.machine.jump.mean)).unwrap_or(0.0), 2),
             fixed(top.machine.jump.mean, 2),
             who(top),
@@ -159,8 +160,8 @@ fn lag(machines: &[MachineRef]) -> Note {
         question: "How far apart do the machines' logical clocks drift?",
         answer: vec![
             "Lag is how far a machine's clock is behind the largest clock of its run at the same instant, read \
-             through the logs' timestamps: in ticks, and in seconds of the leader's clock (ticks divided by the \
-             leader's rate)."
+             through the logs' timestamps: in ticks, and in seconds, the ticks divided by r_max, the run's fastest \
+             rate, at which the largest clock advances."
                 .into(),
         ],
         predictions: Vec::new(),
@@ -179,7 +180,12 @@ fn lag(machines: &[MachineRef]) -> Note {
     if let (Some(ticks), Some(seconds)) =
         (mean(slower.iter().map(|m| m.machine.lag.mean_ticks)), mean(slower.iter().map(|m| m.machine.lag.mean_s)))
     {
-        sentence += &format!(", the slower ones {} ticks ({} s)", fixed(ticks, 2), fixed(seconds, 2));
+        sentence += &format!(
+            ", the {} {} ticks ({} s)",
+            count(slower.len() as u64, "slower machine"),
+            fixed(ticks, 2),
+            fixed(seconds, 2)
+        );
     }
     sentence += &format!(
         "; the largest lag was {} ({} s) for {}.",
@@ -188,12 +194,18 @@ fn lag(machines: &[MachineRef]) -> Note {
         who(worst)
     );
     note.answer.push(sentence);
-    let growing: Vec<&&MachineRef> = ticking.iter().filter(|m| m.machine.lag.grows).collect();
+    let growing: Vec<&&MachineRef> = ticking.iter().filter(|m| m.machine.lag.growth.grows).collect();
     let stationary = mean(ticking.iter().filter_map(|m| m.machine.lag.stationary_ticks));
+    let test = format!(
+        "a slope through its means over {} equal stretches of the run, the first left out, above zero at p ≤ 5% and \
+         more than {} over the run",
+        crate::growth::BATCHES,
+        count(crate::growth::PRACTICAL_TICKS as u64, "tick")
+    );
     if growing.is_empty() {
         note.answer.push(format!(
-            "No machine's lag grew over its run (no least-squares slope above twice its standard error): every lag \
-             is stationary, averaging {} ticks, so these means do not depend on the runs' length.",
+            "No machine's lag grew over its run ({test}): every lag is stationary, averaging {} ticks, so these \
+             means do not depend on the runs' length.",
             fixed(stationary.unwrap_or(0.0), 2)
         ));
     } else {
@@ -212,9 +224,8 @@ fn lag(machines: &[MachineRef]) -> Note {
             format!("{overloaded} of them {} overloaded (ρ > 1).", if overloaded == 1 { "is" } else { "are" })
         };
         note.answer.push(format!(
-            "The lag of {} of {} grew steadily (a least-squares slope above twice its standard error), fastest \
-             {} ± {} ticks/s for {} (ρ = {}): such a mean grows with the run's length, so compare slopes, not \
-             means. {of_them}",
+            "The lag of {} of {} grew ({test}), fastest {} ± {} ticks/s for {} (ρ = {}): such a mean grows with the \
+             run's length, so compare slopes, not means. {of_them}",
             growing.len(),
             count(ticking.len() as u64, "machine"),
             fixed(top.machine.lag.growth.per_s, 3),
@@ -223,9 +234,11 @@ fn lag(machines: &[MachineRef]) -> Note {
             fixed(top.machine.load.utilisation, 2)
         ));
         if let Some(stationary) = stationary {
+            let others = (ticking.len() - growing.len()) as u64;
             note.answer.push(format!(
-                "The other {} have a stationary lag, averaging {} ticks: a longer run would not change it.",
-                count((ticking.len() - growing.len()) as u64, "machine"),
+                "The other {} {} a stationary lag, averaging {} ticks: a longer run would not change it.",
+                count(others, "machine"),
+                if others == 1 { "has" } else { "have" },
                 fixed(stationary, 2)
             ));
         }
@@ -241,7 +254,9 @@ fn queues(machines: &[MachineRef]) -> Note {
         answer: vec![
             "A machine keeps up when it can process what reaches it: its utilisation ρ = messages received / (rate × \
              duration) is at most 1. This report calls a machine overloaded when ρ > 1; unlike a queue's growth \
-             over a run, this does not depend on the run's length."
+             over a run, this does not depend on the run's length. The fluid model predicts what reaches each \
+             machine from the run's rates and E alone: a machine sends on the ticks it does not spend processing, \
+             so its arrivals λ follow from everyone's rates (see Method), and it is overloaded when λ > r."
                 .into(),
         ],
         predictions: Vec::new(),
@@ -261,6 +276,42 @@ fn queues(machines: &[MachineRef]) -> Note {
             percent(gaps as f64, processed as f64),
             count(processed, "processed message")
         ));
+    }
+    let modelled: Vec<(&MachineRef, crate::predict::FluidMachine)> =
+        ticking.iter().filter_map(|m| m.machine.fluid.map(|f| (*m, f))).collect();
+    if !modelled.is_empty() {
+        let predicted: Vec<&(&MachineRef, crate::predict::FluidMachine)> =
+            modelled.iter().filter(|(_, f)| f.utilisation > 1.0).collect();
+        let measured = modelled.iter().filter(|(m, _)| m.machine.load.overloaded).count();
+        let both = predicted.iter().filter(|(m, _)| m.machine.load.overloaded).count();
+        note.answer.push(format!(
+            "From the rates alone, the fluid model predicted {} of {} overloaded; {} {} measured overloaded, {} of \
+             them among those predicted.",
+            predicted.len(),
+            count(modelled.len() as u64, "machine"),
+            measured,
+            if measured == 1 { "was" } else { "were" },
+            both
+        ));
+        note.predictions.push(Prediction {
+            quantity: "arrivals at a machine (messages/s)".into(),
+            model: "λ from the rates and E".into(),
+            over: count(modelled.len() as u64, "machine"),
+            predicted: fixed(mean(modelled.iter().map(|(_, f)| f.arrival_per_s)).unwrap_or(0.0), 3),
+            measured: fixed(
+                mean(modelled.iter().map(|(m, _)| predict::arrival_per_s(m.machine, m.run.duration_s))).unwrap_or(0.0),
+                3,
+            ),
+        });
+        if !predicted.is_empty() {
+            note.predictions.push(Prediction {
+                quantity: "queue growth of the machines predicted overloaded (messages/s)".into(),
+                model: "λ − r, λ from the rates and E".into(),
+                over: count(predicted.len() as u64, "machine"),
+                predicted: fixed(mean(predicted.iter().map(|(_, f)| f.queue_growth_per_s)).unwrap_or(0.0), 3),
+                measured: fixed(mean(predicted.iter().map(|(m, _)| m.machine.queue.growth.per_s)).unwrap_or(0.0), 3),
+            });
+        }
     }
     let overloaded: Vec<&&MachineRef> = ticking.iter().filter(|m| m.machine.load.overloaded).collect();
     if overloaded.is_empty() {
@@ -282,12 +333,20 @@ fn queues(machines: &[MachineRef]) -> Note {
     ));
     const DESCRIBED: usize = 4;
     for m in overloaded.iter().take(DESCRIBED) {
-        let duration = m.run.duration_s;
-        let arrival = predict::arrival_per_s(m.machine, duration);
-        let predicted = predict::queue_growth_per_s(m.machine, duration);
+        let arrival = predict::arrival_per_s(m.machine, m.run.duration_s);
         let growth = m.machine.queue.growth;
         let queue = &m.machine.queue;
-        let measured = if growth.clearly_positive() {
+        let model = m.machine.fluid.map_or_else(
+            || "the fluid model needs E, which these logs do not record".to_string(),
+            |f| {
+                format!(
+                    "from the rates alone the fluid model predicts λ = {}/s and a queue growing by {}/s",
+                    fixed(f.arrival_per_s, 2),
+                    fixed(f.queue_growth_per_s, 3)
+                )
+            },
+        );
+        let measured = if growth.grows {
             format!(
                 "it grew by {} ± {}/s, held at most {} and {} at its last tick",
                 fixed(growth.per_s, 3),
@@ -305,8 +364,8 @@ fn queues(machines: &[MachineRef]) -> Note {
             )
         };
         note.answer.push(format!(
-            "In {} {}, the rate-{} machine {} received {} messages/s but processes at most {}/s (ρ = {}); the fluid \
-             model predicts a queue growing by λ − r = {}/s, and {measured}.",
+            "In {} {}, the rate-{} machine {} received {} messages/s but processes at most {}/s (ρ = {}); {model}, \
+             and {measured}.",
             m.experiment.name,
             m.run.name,
             m.machine.rate,
@@ -314,23 +373,14 @@ fn queues(machines: &[MachineRef]) -> Note {
             fixed(arrival, 2),
             m.machine.rate,
             fixed(m.machine.load.utilisation, 2),
-            fixed(predicted, 3),
         ));
     }
     if overloaded.len() > DESCRIBED {
-        note.answer
-            .push(format!("{} more overloaded machines are marked in the table below.", overloaded.len() - DESCRIBED));
-    }
-    let predicted = mean(overloaded.iter().map(|m| predict::queue_growth_per_s(m.machine, m.run.duration_s)));
-    let measured = mean(overloaded.iter().map(|m| m.machine.queue.growth.per_s));
-    if let (Some(predicted), Some(measured)) = (predicted, measured) {
-        note.predictions.push(Prediction {
-            quantity: "queue growth of an overloaded machine (per s)".into(),
-            model: "λ − r".into(),
-            over: count(overloaded.len() as u64, "machine"),
-            predicted: fixed(predicted, 3),
-            measured: fixed(measured, 3),
-        });
+        let more = (overloaded.len() - DESCRIBED) as u64;
+        note.answer.push(format!(
+            "{more} more overloaded {} marked in the table below.",
+            if more == 1 { "machine is" } else { "machines are" }
+        ));
     }
     note
 }
@@ -403,102 +453,6 @@ fn max_event_num(experiment: &ExperimentSummary) -> Option<u32> {
     experiment.runs.iter().find_map(|r| r.info.settings.as_ref()).map(|s| s.max_event_num)
 }
 
-/// How two experiments' values of a metric compare, from their intervals.
-fn compare_metric(
-    a: &ExperimentSummary,
-    b: &ExperimentSummary,
-    metric: &str,
-    unit: &str,
-    decimals: usize,
-) -> Option<String> {
-    let (x, y) = (a.metric(metric)?, b.metric(metric)?);
-    let value = |s: &crate::stats::Spread| match s.ci95 {
-        Some([low, high]) => {
-            format!("{}{unit} [{}, {}]", fixed(s.mean, decimals), fixed(low, decimals), fixed(high, decimals))
-        }
-        None => format!("{}{unit}", fixed(s.mean, decimals)),
-    };
-    let verdict = match (x.ci95, y.ci95) {
-        (Some([x_low, _]), Some([_, y_high])) if x_low > y_high => "higher",
-        (Some([_, x_high]), Some([y_low, _])) if x_high < y_low => "lower",
-        (Some(_), Some(_)) => "intervals overlap",
-        _ => "too few runs for an interval",
-    };
-    Some(format!("{} against {} ({verdict})", value(x), value(y)))
-}
-
-fn experiments(summary: &Summary) -> Note {
-    let mut note = Note {
-        id: "experiments",
-        heading: "Between experiments",
-        question: "What changes from one experiment to the next?",
-        answer: Vec::new(),
-        predictions: Vec::new(),
-    };
-    let compared: Vec<&ExperimentSummary> = summary.experiments.iter().filter(|e| !e.aggregate.is_empty()).collect();
-    let Some((base, others)) = compared.split_first() else {
-        note.answer.push("No experiment has a run that enters the aggregates, so there is nothing to compare.".into());
-        return note;
-    };
-    if others.is_empty() {
-        note.answer.push(format!("Only {} has runs to aggregate: there is nothing to compare it with.", base.name));
-        return note;
-    }
-    note.answer.push(
-        "Each value is the mean over an experiment's runs with its 95% bootstrap interval; a difference is called \
-         higher or lower only when the two intervals do not overlap."
-            .into(),
-    );
-    for other in others {
-        let mut parts = Vec::new();
-        let labelled = [
-            ("jump_mean", "mean jump ", "", 2),
-            ("lag_mean_s", "mean lag ", " s", 2),
-            ("queue_max", "largest queue ", "", 1),
-            ("internal_share", "internal share ", "", 3),
-        ];
-        for (metric, label, unit, decimals) in labelled {
-            if let Some(text) = compare_metric(other, base, metric, unit, decimals) {
-                parts.push(format!("{label}{text}"));
-            }
-        }
-        let overloaded = |e: &ExperimentSummary| {
-            let machines: Vec<_> = e.runs.iter().filter(|r| r.is_sound()).flat_map(|r| &r.machines).collect();
-            (machines.iter().filter(|m| m.load.overloaded).count(), machines.len())
-        };
-        let ((k, n), (k0, n0)) = (overloaded(other), overloaded(base));
-        parts.push(format!("overloaded machines {k} of {n} against {k0} of {n0}"));
-        note.answer.push(format!(
-            "{} against {}{}: {}.",
-            other.name,
-            base.name,
-            settings_difference(other, base).map(|d| format!(" ({d})")).unwrap_or_default(),
-            list(&parts)
-        ));
-    }
-    note
-}
-
-/// How an experiment's settings differ from another's, in words.
-fn settings_difference(a: &ExperimentSummary, b: &ExperimentSummary) -> Option<String> {
-    let settings = |e: &ExperimentSummary| e.runs.iter().find_map(|r| r.info.settings.clone());
-    let (x, y) = (settings(a)?, settings(b)?);
-    let mut parts = Vec::new();
-    if x.max_clock_rate != y.max_clock_rate {
-        parts.push(format!("max_clock_rate {} instead of {}", x.max_clock_rate, y.max_clock_rate));
-    }
-    if x.max_event_num != y.max_event_num {
-        parts.push(format!("max_event_num {} instead of {}", x.max_event_num, y.max_event_num));
-    }
-    if x.machines != y.machines {
-        parts.push(format!("{} instead of {}", count(x.machines, "machine"), y.machines));
-    }
-    if x.duration != y.duration {
-        parts.push(format!("{} s runs instead of {} s", fixed(x.duration, 0), fixed(y.duration, 0)));
-    }
-    (!parts.is_empty()).then(|| list(&parts))
-}
-
 fn causality(summary: &Summary, machines: &[MachineRef]) -> Option<Note> {
     let runs: Vec<_> = summary.experiments.iter().flat_map(|e| &e.runs).filter(|r| r.is_sound()).collect();
     let with: Vec<_> = runs.iter().filter_map(|r| r.causality.as_ref()).collect();
@@ -562,7 +516,7 @@ fn causality(summary: &Summary, machines: &[MachineRef]) -> Option<Note> {
         let within = hlc.iter().filter(|m| within_bound(m)).count();
         let bound = hlc.iter().filter_map(|m| m.run.info.skew_bound_us).fold(0.0, f64::max);
         let verdict = if within == hlc.len() {
-            format!("every one of them stayed within its run's skew bound (at most {} µs here)", fixed(bound, 0))
+            format!("every one of them stayed within its run's skew bound (at most {} ms here)", fixed(bound / 1e3, 1))
         } else {
             format!("{} went past their run's skew bound", count((hlc.len() - within) as u64, "machine"))
         };
@@ -576,18 +530,18 @@ fn causality(summary: &Summary, machines: &[MachineRef]) -> Option<Note> {
             ));
         } else {
             note.answer.push(format!(
-                "HLC stays close to physical time: over {} that kept one, l − pt was at most {} µs (mean {} µs) and \
-             the counter c reached {}; {verdict}, the largest difference between two machines' physical clocks \
-             over the run.",
+                "HLC stays close to physical time: over {} that kept one, l − pt was at most {} ms (mean {} ms) and \
+                 the counter c reached {}; {verdict}, the largest difference between two machines' physical clocks \
+                 over the run.",
                 count(hlc.len() as u64, "machine"),
-                offset_max,
-                fixed(offset_mean, 1),
+                fixed(offset_max as f64 / 1e3, 1),
+                fixed(offset_mean / 1e3, 1),
                 counter_max
             ));
         }
         let growing = hlc
             .iter()
-            .filter(|m| m.machine.lag.grows)
+            .filter(|m| m.machine.lag.growth.grows)
             .max_by(|a, b| a.machine.lag.growth.per_s.total_cmp(&b.machine.lag.growth.per_s));
         note.answer.push(match growing {
             Some(m) => format!(

@@ -15,7 +15,6 @@ use super::{MachineRef, all_machines, run_label};
 use crate::figures::{
     Bars, DotItem, Dots, Figure, Mark, Panel, Panels, Plot, Quantity, Scatter, ScatterGroup, Shape, Window,
 };
-use crate::predict;
 use crate::run::{MachineSeries, MachineSummary, RunSummary};
 use crate::stats::Series;
 use crate::summary::{ExperimentSummary, Summary};
@@ -87,11 +86,11 @@ pub fn figures(summary: &Summary) -> (Vec<NamedFigure>, Vec<String>) {
         out.push(scatter(
             "lag_vs_rate_ratio",
             "lag",
-            "Mean lag behind the leader, in seconds of the leader's clock, against the rate ratio",
+            "Mean lag behind the leader, in seconds (ticks / r_max), against the rate ratio",
             "Each mark is one machine of one run. Hollow marks are overloaded machines (ρ > 1): their lag grows \
              with the run's length.",
             ("rate ratio r_max / r", Quantity::NonNegative),
-            ("mean lag (s of the leader's clock)", Quantity::NonNegative),
+            ("mean lag (s: ticks / r_max)", Quantity::NonNegative),
             &groups,
             &machines,
             |m| Some((m.machine.rate_ratio, m.machine.lag.mean_s)),
@@ -101,9 +100,9 @@ pub fn figures(summary: &Summary) -> (Vec<NamedFigure>, Vec<String>) {
         out.push(scatter(
             "lag_growth_vs_utilisation",
             "lag",
-            "Growth of the lag (least squares) against the utilisation ρ",
-            "A lag that grows by more than twice its standard error makes its mean depend on the run's length. \
-             The dashed line is ρ = 1.",
+            "Growth of the lag (the slope through its means over stretches of the run) against the utilisation ρ",
+            "A lag that grows (the slope through its means over stretches of the run above zero at p ≤ 5%, and \
+             more than a tick over the run) makes its mean depend on the run's length. The dashed line is ρ = 1.",
             ("utilisation ρ = received / (rate × duration)", Quantity::NonNegative),
             ("lag growth (ticks/s)", Quantity::Signed),
             &groups,
@@ -112,23 +111,24 @@ pub fn figures(summary: &Summary) -> (Vec<NamedFigure>, Vec<String>) {
             Vec::new(),
             vec![(1.0, "ρ = 1".into())],
         ));
-        out.push(scatter(
-            "queue_growth_vs_model",
-            "queues",
-            "Queue growth measured against the fluid model's λ − r",
-            "λ is what reached the machine per second, r its rate; the model predicts growth λ − r when λ > r and \
-             none otherwise. Marks on the dashed line agree with the model.",
-            ("predicted growth λ − r (messages/s)", Quantity::NonNegative),
-            ("measured growth (messages/s)", Quantity::Signed),
-            &groups,
-            &machines,
-            |m| Some((predict::queue_growth_per_s(m.machine, m.run.duration_s), m.machine.queue.growth.per_s)),
-            vec![(
-                "fluid model λ − r".into(),
-                diagonal(&machines, |m| predict::queue_growth_per_s(m.machine, m.run.duration_s)),
-            )],
-            Vec::new(),
-        ));
+        if machines.iter().any(|m| m.machine.fluid.is_some()) {
+            let predicted = |m: &MachineRef| m.machine.fluid.map_or(f64::NAN, |f| f.queue_growth_per_s);
+            out.push(scatter(
+                "queue_growth_vs_model",
+                "queues",
+                "Queue growth measured against the fluid model's λ − r, from the rates alone",
+                "λ is what the fluid model predicts reaches the machine per second from the run's rates and E \
+                 alone, r its rate; the model predicts growth λ − r when λ > r and none otherwise. Marks on the \
+                 dashed line agree with the model.",
+                ("predicted growth λ − r (messages/s)", Quantity::NonNegative),
+                ("measured growth (messages/s)", Quantity::Signed),
+                &groups,
+                &machines,
+                |m| m.machine.fluid.map(|f| (f.queue_growth_per_s, m.machine.queue.growth.per_s)),
+                vec![("fluid model λ − r".into(), diagonal(&machines, predicted))],
+                Vec::new(),
+            ));
+        }
         out.push(scatter(
             "queue_max_vs_utilisation",
             "queues",

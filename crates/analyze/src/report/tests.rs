@@ -10,11 +10,17 @@ use clocklab_model::ClockKinds;
 
 use super::notes::notes;
 use super::notes_text;
+use crate::growth::Growth;
 use crate::run::{
     EventMix, JumpStats, LagStats, LoadStats, MachineSeries, MachineSummary, QueueStats, RunInfo, RunSummary,
 };
-use crate::stats::Slope;
 use crate::summary::{ExperimentSummary, Summary};
+use crate::words::fixed;
+
+/// A growth of `per_s` ± `se` over the run, said to grow or not.
+fn slope(per_s: f64, se: f64, grows: bool) -> Growth {
+    Growth { per_s, se, batches: 7, p_value: if grows { 0.001 } else { 0.5 }, over_run: per_s * DURATION_S, grows }
+}
 
 /// `report.html` as text.
 fn render_html(page: super::view::Page) -> String {
@@ -55,11 +61,10 @@ fn machine(id: u32, rate: u32, fastest: u32, received: u64) -> MachineSummary {
             max_ticks: (3.0 * ratio) as u64,
             mean_s: (ratio - 1.0) / f64::from(fastest),
             max_s: 3.0 * ratio / f64::from(fastest),
-            growth: Slope { per_s: 0.001, se: 0.002 },
-            grows: false,
+            growth: slope(0.001, 0.002, false),
             stationary_ticks: Some(ratio - 1.0),
         },
-        queue: QueueStats { mean: 0.3, p99: 2, max: 3, last: 0, growth: Slope { per_s: -0.001, se: 0.002 } },
+        queue: QueueStats { mean: 0.3, p99: 2, max: 3, last: 0, growth: slope(-0.001, 0.002, false) },
         load: LoadStats { received, utilisation, overloaded: utilisation > 1.0 },
         events: EventMix { processed, sent: rest * 3 / 10, internal: rest - rest * 3 / 10 },
         messages_sent: rest * 3 / 10,
@@ -70,15 +75,15 @@ fn machine(id: u32, rate: u32, fastest: u32, received: u64) -> MachineSummary {
         crashes: 0,
         clock_resets: Vec::new(),
         hlc: None,
+        fluid: None,
         problems: Vec::new(),
     }
 }
 
 /// Makes `m` overloaded: its queue grows by `growth` per second.
-fn overload(m: &mut MachineSummary, growth: Slope, max: u64, last: u64) {
+fn overload(m: &mut MachineSummary, growth: Growth, max: u64, last: u64) {
     m.queue = QueueStats { mean: max as f64 / 2.0, p99: max, max, last, growth };
-    m.lag.growth = Slope { per_s: 0.8, se: 0.05 };
-    m.lag.grows = true;
+    m.lag.growth = slope(0.8, 0.05, true);
     m.lag.stationary_ticks = None;
 }
 
@@ -91,13 +96,21 @@ fn settings(max_clock_rate: u32, max_event_num: u32) -> Experiment {
         runs: 5,
         duration: DURATION_S,
         seed: None,
+        control: None,
         clocks: ClockKinds::LAMPORT,
         physical_clock: Default::default(),
         faults: Vec::new(),
     }
 }
 
-fn run(name: &str, status: &str, machines: Vec<MachineSummary>) -> RunSummary {
+/// A run of `machines`, each given the fluid model's prediction from the
+/// run's rates, as the analysis gives it.
+fn run(name: &str, status: &str, mut machines: Vec<MachineSummary>) -> RunSummary {
+    if let Some(model) = crate::predict::fluid_of_run(&machines, Some(&settings(6, 10))) {
+        for (machine, predicted) in machines.iter_mut().zip(model) {
+            machine.fluid = Some(predicted);
+        }
+    }
     RunSummary {
         name: name.into(),
         path: PathBuf::from(name),
@@ -109,6 +122,7 @@ fn run(name: &str, status: &str, machines: Vec<MachineSummary>) -> RunSummary {
             runtime: "sim".into(),
             suite_seed: Some(42),
             run_seed: Some(7),
+            machine_seeds: Default::default(),
             started_at: Some("2026-11-24T04:43:13.000000Z".into()),
             clocklab_version: Some("0.1.0".into()),
             settings: Some(settings(6, 10)),
@@ -134,6 +148,7 @@ fn summary(experiments: Vec<(&str, Vec<RunSummary>)>) -> Summary {
             .map(|(name, runs)| ExperimentSummary::new(name.to_string(), runs))
             .collect(),
         diagnostics: Vec::new(),
+        command: None,
     }
 }
 
@@ -164,10 +179,10 @@ fn stable_machines_are_said_to_keep_up_and_their_lag_to_be_stationary() {
 #[test]
 fn overloaded_machines_get_the_fluid_model_and_never_a_growth_they_did_not_have() {
     let mut steady = machine(3, 1, 6, 108);
-    overload(&mut steady, Slope { per_s: 0.78, se: 0.02 }, 50, 48);
+    overload(&mut steady, slope(0.78, 0.02, true), 50, 48);
     // Barely overloaded, and its queue ended lower than it peaked: no growth to claim.
     let mut borderline = machine(3, 2, 6, 122);
-    overload(&mut borderline, Slope { per_s: 0.004, se: 0.01 }, 15, 8);
+    overload(&mut borderline, slope(0.004, 0.01, false), 15, 8);
     let summary = summary(vec![(
         "baseline",
         vec![
@@ -178,15 +193,28 @@ fn overloaded_machines_get_the_fluid_model_and_never_a_growth_they_did_not_have(
     let queues = answers(&summary, "queues");
     assert!(queues.contains("2 of 6 machines were overloaded"), "{queues}");
     let first = queues.lines().find(|l| l.contains("baseline run_1")).unwrap();
-    // λ = 108 / 60 = 1.8 per s against r = 1: the model predicts 0.8 per s.
-    assert!(first.contains("received 1.80 messages/s") && first.contains("λ − r = 0.800/s"), "{first}");
+    // Measured: λ = 108 / 60 = 1.8 per s against r = 1. From the rates (6, 3,
+    // 1) and E = 10 alone the model predicts what reaches machine 3.
+    let model = crate::predict::fluid(&[6, 3, 1], 10).unwrap()[2];
+    assert!(model.queue_growth_per_s > 0.0, "{model:?}");
+    let predicted = format!(
+        "the fluid model predicts λ = {}/s and a queue growing by {}/s",
+        fixed(model.arrival_per_s, 2),
+        fixed(model.queue_growth_per_s, 3)
+    );
+    assert!(first.contains("received 1.80 messages/s") && first.contains(&predicted), "{first}");
     assert!(first.contains("it grew by 0.780 ± 0.020/s, held at most 50 and 48 at its last tick"), "{first}");
+    // Measured and predicted overload side by side.
+    assert!(queues.contains("From the rates alone, the fluid model predicted"), "{queues}");
+    let queue_note = notes(&summary).into_iter().find(|n| n.id == "queues").unwrap();
+    assert_eq!(queue_note.predictions[0].quantity, "arrivals at a machine (messages/s)");
     let second = queues.lines().find(|l| l.contains("baseline run_2")).unwrap();
     assert!(second.contains("did not grow measurably"), "{second}");
     assert!(!second.contains("grew by"), "{second}");
     assert!(!second.contains("receives more than it can process"), "{second}");
     let lag = answers(&summary, "lag");
-    assert!(lag.contains("The lag of 2 of 6 machines grew steadily") && lag.contains("All are overloaded"), "{lag}");
+    assert!(lag.contains("The lag of 2 of 6 machines grew (") && lag.contains("All are overloaded"), "{lag}");
+    assert!(lag.contains("The other 4 machines have a stationary lag"), "{lag}");
     // The slower machines that keep up are the only ones the jump model speaks for.
     let jumps = notes(&summary).into_iter().find(|n| n.id == "jumps").unwrap();
     assert_eq!(jumps.predictions[0].over, "2 machines");
@@ -262,7 +290,7 @@ fn reference_logs_say_what_they_do_not_record() {
 }
 
 #[test]
-fn experiments_differ_only_where_intervals_do_not_overlap() {
+fn experiments_are_called_different_by_the_permutation_test_only() {
     let bigger = |name: &str| {
         let mut r = stable_run(name);
         for m in &mut r.machines {
@@ -270,14 +298,55 @@ fn experiments_differ_only_where_intervals_do_not_overlap() {
         }
         r
     };
+    let names = ["run_1", "run_2", "run_3", "run_4", "run_5"];
     let summary = summary(vec![
-        ("baseline", vec![stable_run("run_1"), stable_run("run_2"), stable_run("run_3")]),
-        ("other", vec![bigger("run_1"), bigger("run_2"), bigger("run_3")]),
+        ("baseline", names.iter().map(|n| stable_run(n)).collect()),
+        ("other", names.iter().map(|n| bigger(n)).collect()),
     ]);
     let text = answers(&summary, "experiments");
     let line = text.lines().find(|l| l.starts_with("other against baseline")).unwrap();
-    assert!(line.contains("mean jump") && line.contains("(higher)"), "{line}");
-    assert!(line.contains("mean lag 0.17 s [0.17, 0.17] against 0.17 s [0.17, 0.17] (intervals overlap)"), "{line}");
+    // Five runs apart from five: only the split that is the data (and its
+    // mirror) is as extreme, p = 2/252. (The mean jump is tick-weighted.)
+    assert!(line.contains("mean jump 4.91 against 1.64: +3.27 [") && line.contains("], higher (p = 0.008)"), "{line}");
+    // The crafted experiments share their settings, which the sentence says.
+    assert!(line.contains("(the same settings: the two are copies of one experiment"), "{line}");
+    assert!(
+        line.contains("mean lag 0.17 s against 0.17 s: 0.00 s [0.00, 0.00], no difference shown (p = 1.000)"),
+        "{line}"
+    );
+    // Three runs against three can never make p ≤ 5%: no row, one sentence.
+    let few = |name: &str| names[..3].iter().map(|n| if name == "few" { bigger(n) } else { stable_run(n) }).collect();
+    let small = self::summary(vec![("baseline", few("baseline")), ("few", few("few"))]);
+    let text = answers(&small, "experiments");
+    assert!(!text.lines().any(|l| l.starts_with("few against")), "{text}");
+    assert!(text.contains("few has too few runs that enter the aggregates for the permutation test ever"), "{text}");
+    assert!(!text.contains("too few runs for an interval"), "{text}");
+}
+
+#[test]
+fn a_variation_is_set_beside_its_control_run_by_run() {
+    let mut control = settings(6, 10);
+    control.name = "no-faults".into();
+    let mut varied = control.clone();
+    varied.name = "lossy".into();
+    varied.control = Some("no-faults".into());
+    let with = |name: &str, settings: &Experiment, jump: f64| {
+        let mut r = stable_run(name);
+        r.info.settings = Some(settings.clone());
+        r.machines.iter_mut().for_each(|m| m.jump.mean = jump);
+        r
+    };
+    let summary =
+        summary(vec![("no-faults", vec![with("run_1", &control, 1.5)]), ("lossy", vec![with("run_1", &varied, 2.0)])]);
+    let text = answers(&summary, "experiments");
+    assert!(
+        text.contains(
+            "lossy against its control no-faults on the same seeds (run_1 of each): mean jump 2.00 against 1.50 \
+             (+0.50)"
+        ),
+        "{text}"
+    );
+    assert!(!text.contains("Only no-faults has runs"), "{text}");
 }
 
 /// One `Initialized … with clock rate 4294967295` line, or a run of twenty
@@ -309,4 +378,29 @@ fn summary_of_rates(rates: &[u32]) -> Summary {
     let fastest = rates.iter().copied().max().unwrap_or(1);
     let machines = rates.iter().enumerate().map(|(idx, &rate)| machine(idx as u32 + 1, rate, fastest, 10)).collect();
     summary(vec![("few", vec![run("run_1", "ok", machines)])])
+}
+
+/// A count of one reads in the singular everywhere: one slower machine, one
+/// other machine, one growing lag, one run.
+#[test]
+fn counts_of_one_read_in_the_singular() {
+    let mut growing = machine(2, 1, 6, 100);
+    overload(&mut growing, slope(0.8, 0.05, true), 40, 40);
+    let summary = summary(vec![("baseline", vec![run("run_1", "ok", vec![machine(1, 6, 6, 20), growing])])]);
+    let text = notes_text(&summary);
+    assert!(text.contains("the 1 slower machine "), "{text}");
+    assert!(text.contains("The other 1 machine has a stationary lag"), "{text}");
+    let plural_after_one = plurals_after_one(&text);
+    assert!(plural_after_one.is_empty(), "{plural_after_one:?} in {text}");
+}
+
+/// Every "1 <noun>s" in `text`, for the nouns the report counts.
+fn plurals_after_one(text: &str) -> Vec<String> {
+    let nouns = ["machines", "runs", "ticks", "violations", "ones", "messages", "pairs", "experiments", "have"];
+    let words: Vec<&str> = text.split(|c: char| c.is_whitespace() || c == '(' || c == ',').collect();
+    words
+        .windows(2)
+        .filter(|w| w[0] == "1" && nouns.contains(&w[1].trim_end_matches(['.', ':', ';', ')'])))
+        .map(|w| w.join(" "))
+        .collect()
 }

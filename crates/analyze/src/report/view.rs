@@ -51,6 +51,8 @@ pub struct Page {
     pub omitted: Vec<String>,
     /// Each run's space-time diagram, experiment by experiment.
     pub diagrams: Vec<(String, Vec<crate::diagrams::DiagramLink>)>,
+    /// How everything is counted, and what the simulator measured of it.
+    pub method: super::method::MethodView,
 }
 
 /// The top of the report: what was run, and how every run went.
@@ -147,6 +149,8 @@ pub struct AggregateTable {
     pub runs: Vec<usize>,
     /// The rows.
     pub rows: Vec<AggregateRow>,
+    /// Which experiments' intervals were never measured, in a sentence.
+    pub unmeasured: Option<String>,
 }
 
 /// One metric across experiments.
@@ -156,8 +160,9 @@ pub struct AggregateRow {
     pub metric: String,
     /// How a run's value is computed.
     pub meaning: String,
-    /// Per experiment: mean and interval (empty without one).
-    pub cells: Vec<[String; 2]>,
+    /// Per experiment: mean, interval (empty without one), and the
+    /// coverage the simulator measured when it misses 93–97%.
+    pub cells: Vec<[String; 3]>,
 }
 
 /// One run and its run-level metrics.
@@ -301,6 +306,7 @@ pub fn page(summary: &Summary, notes: Vec<NoteView>, run_figures: Vec<FigureView
         n_problems,
         omitted,
         diagrams: Vec::new(),
+        method: super::method::method(summary),
     }
 }
 
@@ -361,6 +367,14 @@ fn header(summary: &Summary) -> Header {
             capitalised(&count(damaged as u64, "run"))
         ));
     }
+    let by_hand = runs.iter().filter(|r| !r.info.machine_seeds.is_empty()).count();
+    if by_hand > 0 {
+        sentences.push(format!(
+            "{} of machines started by hand (`clocklab machine`), each machine with a seed of its own, listed with \
+             its run below (`clocklab machine <id> --seed S` derives it from S and the id).",
+            capitalised(&count(by_hand as u64, "run"))
+        ));
+    }
     let seeds: BTreeSet<u64> = runs.iter().filter_map(|r| r.info.suite_seed).collect();
     if !seeds.is_empty() {
         let seeds: Vec<String> = seeds.iter().map(u64::to_string).collect();
@@ -389,6 +403,7 @@ fn header(summary: &Summary) -> Header {
     }
     let clocks: BTreeSet<String> = runs.iter().map(|r| clock_names(&r.info.clocks)).collect();
     sentences.push(format!("Clocks kept: {}.", list(&clocks.into_iter().collect::<Vec<_>>())));
+    sentences.extend(flags(summary));
     let experiments: Vec<ExperimentRow> = summary.experiments.iter().map(experiment_row).collect();
     let statuses = statuses(summary);
     let excluded: Vec<String> = summary
@@ -432,6 +447,58 @@ fn header(summary: &Summary) -> Header {
     };
     let faulted = experiments.iter().any(|e| !e.faults.is_empty());
     Header { sentences, experiments, statuses, excluded, faulted }
+}
+
+/// What the command line's flags did to the configuration, and which
+/// experiments they left with the same settings (the rule: `--runs`,
+/// `--duration`, `--machines`, `--max-clock-rate`, `--max-event-num` and
+/// `--clocks` set every experiment's value; experiments made identical are
+/// compared as copies of one experiment).
+fn flags(summary: &Summary) -> Vec<String> {
+    let Some(command) = summary.command.as_ref().filter(|c| !c.set.is_empty()) else { return Vec::new() };
+    let set: Vec<String> = command.set.iter().map(|(key, value)| format!("{key} = {value}")).collect();
+    let replaced: Vec<String> = command
+        .replaced
+        .iter()
+        .map(|(experiment, keys)| {
+            let was: Vec<String> = keys.iter().map(|(key, value)| format!("{key} {value}")).collect();
+            format!("{experiment} had {}", list(&was))
+        })
+        .collect();
+    let mut out = vec![format!(
+        "The command line (`clocklab {}`) set {} for every experiment{}.",
+        command.args.join(" "),
+        list(&set),
+        if replaced.is_empty() {
+            ", which their configuration had already".to_string()
+        } else {
+            format!(", in place of their configured values: {}", list(&replaced))
+        }
+    )];
+    let settings: Vec<(&str, clocklab_config::Experiment)> =
+        summary.experiments.iter().filter_map(|e| super::between::settings(e).map(|s| (e.name.as_str(), s))).collect();
+    let mut seen: Vec<&str> = Vec::new();
+    for (idx, (name, own)) in settings.iter().enumerate() {
+        if seen.contains(name) {
+            continue;
+        }
+        let alike: Vec<String> = settings[idx + 1..]
+            .iter()
+            .filter(|(_, other)| super::between::same_settings(own, other))
+            .map(|(other, _)| other.to_string())
+            .collect();
+        if !alike.is_empty() {
+            seen.extend(
+                settings[idx + 1..].iter().filter(|(_, o)| super::between::same_settings(own, o)).map(|(n, _)| *n),
+            );
+            out.push(format!(
+                "So {name} and {} ran with the same settings and differ by name only: the comparisons below treat \
+                 them as copies of one experiment.",
+                list(&alike)
+            ));
+        }
+    }
+    out
 }
 
 fn capitalised(text: &str) -> String {
@@ -549,7 +616,17 @@ fn statuses(summary: &Summary) -> Vec<StatusRow> {
                 status: status_of(run),
                 sound: run.is_sound(),
                 started: run.info.started_at.as_deref().map(readable_time).unwrap_or_default(),
-                seed: run.info.run_seed.map(|s| s.to_string()).unwrap_or_default(),
+                seed: match run.info.run_seed {
+                    Some(seed) => seed.to_string(),
+                    // Machines started by hand have a seed each.
+                    None => run
+                        .info
+                        .machine_seeds
+                        .iter()
+                        .map(|(id, seed)| format!("machine {id}: {seed}"))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                },
                 note: notes.join("; "),
             });
         }
@@ -577,30 +654,51 @@ fn statuses(summary: &Summary) -> Vec<StatusRow> {
 }
 
 fn aggregate(summary: &Summary) -> AggregateTable {
+    let mut unmeasured: BTreeSet<String> = BTreeSet::new();
     let rows = METRICS
         .iter()
-        .map(|(metric, meaning)| AggregateRow {
-            metric: metric.to_string(),
-            meaning: meaning.to_string(),
+        .map(|metric| AggregateRow {
+            metric: metric.name.to_string(),
+            meaning: metric.meaning.to_string(),
             cells: summary
                 .experiments
                 .iter()
-                .map(|e| match e.metric(metric) {
-                    Some(s) => {
+                .map(|e| match e.aggregate.iter().find(|a| a.metric == metric.name) {
+                    Some(aggregate) => {
+                        let s = &aggregate.spread;
                         let decimals = if s.max.abs() >= 100.0 { 1 } else { 3 };
                         let interval = s
                             .ci95
                             .map(|[low, high]| format!("[{}, {}]", fixed(low, decimals), fixed(high, decimals)))
                             .unwrap_or_default();
-                        [fixed(s.mean, decimals), interval]
+                        let coverage = match (s.ci95, aggregate.coverage) {
+                            (Some(_), Some(measured)) if !measured.kept() => {
+                                format!("covers {} in the simulator", crate::words::percent(measured.coverage, 1.0))
+                            }
+                            (Some(_), None) => {
+                                unmeasured.insert(e.name.clone());
+                                String::new()
+                            }
+                            _ => String::new(),
+                        };
+                        [fixed(s.mean, decimals), interval, coverage]
                     }
-                    None => ["—".into(), String::new()],
+                    None => ["—".into(), String::new(), String::new()],
                 })
                 .collect(),
         })
         .collect();
     let runs = summary.experiments.iter().map(|e| e.runs.iter().filter(|r| r.is_sound()).count()).collect();
-    AggregateTable { experiments: summary.experiments.iter().map(|e| e.name.clone()).collect(), runs, rows }
+    let unmeasured = (!unmeasured.is_empty()).then(|| {
+        let names: Vec<String> = unmeasured.into_iter().collect();
+        format!(
+            "The intervals of {} have no measured coverage: the simulator's study covers the classic suite's \
+             settings with their runs and duration, not these (`clocklab study coverage --config FILE` measures \
+             any).",
+            list(&names)
+        )
+    });
+    AggregateTable { experiments: summary.experiments.iter().map(|e| e.name.clone()).collect(), runs, rows, unmeasured }
 }
 
 /// Every problem: damaged or skipped files, incomplete logs, bad manifests.

@@ -23,6 +23,10 @@ pub struct RunInfo {
     /// The run's own seed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub run_seed: Option<u64>,
+    /// Each machine's seed, for machines started by hand (which have no run
+    /// seed): `clocklab machine <id> --seed` derives it from a seed and the id.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub machine_seeds: std::collections::BTreeMap<u32, u64>,
     /// When ticking started.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub started_at: Option<String>,
@@ -63,7 +67,8 @@ pub(crate) fn read_manifest(run_dir: &Path) -> Result<Option<RunManifest>, Vec<S
     // from its logs alone.
     match RunManifest::read(&path) {
         Ok(manifest) => Ok(Some(manifest)),
-        Err(error) if error.is_missing() => from_machine_manifests(run_dir),
+        Err(error) if error.is_missing() => layout::machines_run_manifest(run_dir)
+            .map_err(|damaged| damaged.iter().map(|error| with_source(error)).collect()),
         Err(error) => Err(vec![format!("{}", with_source(&error))]),
     }
 }
@@ -74,66 +79,6 @@ fn with_source(error: &dyn std::error::Error) -> String {
         Some(source) => format!("{error}: {source}"),
         None => error.to_string(),
     }
-}
-
-/// The key of a run manifest's `extra` that marks one made from the
-/// manifests of machines started by hand.
-const STARTED_BY_HAND: &str = "started_by_hand";
-
-/// A run's manifest made from the manifests that machines started by hand
-/// wrote beside their logs: their settings, rates and clocks, the start
-/// instant they agreed on, and the worst status any of them saw.
-fn from_machine_manifests(run_dir: &Path) -> Result<Option<RunManifest>, Vec<String>> {
-    let (manifests, damaged) = layout::read_machine_manifests(run_dir);
-    if !damaged.is_empty() {
-        return Err(damaged.iter().map(|error| with_source(error)).collect());
-    }
-    let Some(first) = manifests.values().next() else { return Ok(None) };
-    let status = manifests
-        .values()
-        .map(|m| m.status.clone())
-        .find(|status| *status != clocklab_config::RunStatus::Ok)
-        .unwrap_or(clocklab_config::RunStatus::Ok);
-    Ok(Some(RunManifest {
-        clocklab_version: first.clocklab_version.clone(),
-        runtime: clocklab_config::Runtime::Real,
-        experiment: Experiment {
-            name: run_dir.file_name().map_or_else(|| "machines".into(), |n| n.to_string_lossy().into_owned()),
-            machines: first.n_machines,
-            max_clock_rate: first.max_clock_rate,
-            max_event_num: first.max_event_num,
-            runs: 1,
-            duration: first.duration,
-            seed: None,
-            clocks: first.clocks,
-            physical_clock: Default::default(),
-            faults: Vec::new(),
-        },
-        run_idx: 1,
-        seeds: clocklab_config::SeedTree {
-            suite: 0,
-            experiment: 0,
-            run: 0,
-            machines: manifests.iter().map(|(&id, m)| (id, m.seed)).collect(),
-        },
-        machines: manifests
-            .values()
-            .map(|m| clocklab_config::MachineOutcome {
-                id: m.id,
-                address: format!("{}:{}", m.host, m.port),
-                rate: m.rate,
-                seed: m.seed,
-                clock_offset_us: m.clock_offset_us,
-                clock_drift_ppm: m.clock_drift_ppm,
-                exit_status: None,
-                logs: Vec::new(),
-            })
-            .collect(),
-        started_at: first.started_at.clone(),
-        ended_at: manifests.values().map(|m| m.ended_at.clone()).max().unwrap_or_default(),
-        status,
-        extra: [(STARTED_BY_HAND.to_string(), serde_json::Value::Bool(true))].into_iter().collect(),
-    }))
 }
 
 /// The run's information from its manifest (or what the logs say without
@@ -156,8 +101,9 @@ pub(crate) fn run_info(manifest: Option<&RunManifest>, whole_seconds: bool, firs
         cause: status["cause"].as_str().map(str::to_string),
         runtime: runtime.as_str().unwrap_or("unknown").to_string(),
         // Machines started by hand have no suite or run seed, only their own.
-        suite_seed: (!manifest.extra.contains_key(STARTED_BY_HAND)).then_some(manifest.seeds.suite),
-        run_seed: (!manifest.extra.contains_key(STARTED_BY_HAND)).then_some(manifest.seeds.run),
+        suite_seed: (!manifest.started_by_hand()).then_some(manifest.seeds.suite),
+        run_seed: (!manifest.started_by_hand()).then_some(manifest.seeds.run),
+        machine_seeds: if manifest.started_by_hand() { manifest.seeds.machines.clone() } else { Default::default() },
         started_at: Some(manifest.started_at.clone()),
         clocklab_version: Some(manifest.clocklab_version.clone()),
         settings: Some(manifest.experiment.clone()),

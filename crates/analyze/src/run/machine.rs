@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 use clocklab_log::{Event, RunEvent, TickCounter};
 use serde::Serialize;
 
-use crate::stats::{Histogram, Series, Slope, Trend};
+use crate::growth::{self, Blocks, Growth};
+use crate::stats::{Histogram, Series};
 
 /// Jump statistics of one machine.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -33,8 +34,9 @@ pub struct QueueStats {
     pub max: u64,
     /// At the last tick.
     pub last: u64,
-    /// Least-squares growth, in messages per second, with its standard error.
-    pub growth: Slope,
+    /// Its growth in messages per second, tested as a lag's is
+    /// ([`crate::growth`]), the queue's length held from tick to tick.
+    pub growth: Growth,
 }
 
 /// How loaded a machine was: what arrived against what it could process.
@@ -51,23 +53,25 @@ pub struct LoadStats {
 
 /// Lag behind the leader: at every instant the largest logical clock of the
 /// run minus the machine's own.
+///
+/// In seconds, a lag is its ticks divided by r_max, the run's fastest rate:
+/// the rate at which the largest clock advances (the fastest machine ticks
+/// r_max times a second, and no clock rises faster for long). Dividing by
+/// the rate of whichever machine leads at the instant, as this analysis once
+/// did, inflated a lag whenever a slow machine led briefly.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct LagStats {
-    /// Time-weighted mean, in ticks of whichever machine leads.
+    /// Time-weighted mean, in ticks.
     pub mean_ticks: f64,
     /// Largest, in ticks.
     pub max_ticks: u64,
-    /// Time-weighted mean, in seconds of the leader's clock (ticks divided by
-    /// the leader's rate).
+    /// Time-weighted mean, in seconds: `mean_ticks` / r_max.
     pub mean_s: f64,
-    /// Largest, in seconds of the leader's clock.
+    /// Largest, in seconds: `max_ticks` / r_max.
     pub max_s: f64,
-    /// How fast it grows, in ticks per second (least squares over the
-    /// machine's ticks), with its standard error.
-    pub growth: Slope,
-    /// Whether it clearly grows (slope above twice its standard error): its
-    /// mean then depends on the run's length.
-    pub grows: bool,
+    /// How fast it grows, in ticks per second, and whether it does
+    /// ([`crate::growth`]): a growing lag's mean depends on the run's length.
+    pub growth: Growth,
     /// For a machine whose lag does not grow: its mean lag in ticks, which a
     /// longer run would not change.
     pub stationary_ticks: Option<f64>,
@@ -148,6 +152,11 @@ pub struct MachineSummary {
     /// Its HLC against its physical clock, when the run kept one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hlc: Option<HlcStats>,
+    /// What the fluid model predicts for it from the run's rates alone
+    /// ([`crate::predict::fluid`]); absent when the logs cannot say (no
+    /// manifest to give E, a machine without a log).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fluid: Option<crate::predict::FluidMachine>,
     /// What is wrong with its log (no `Stopped`, a clock that breaks its
     /// rule); a machine with problems is left out of the leader and flagged.
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -191,19 +200,19 @@ pub(crate) struct MachineAcc {
     pub(crate) ticks: u64,
     jumps: Histogram,
     queue: Histogram,
-    queue_trend: Trend,
+    /// The queue's length over time, held from one tick to the next.
+    queue_blocks: Blocks,
     last_queue: u64,
+    last_tick_us: i64,
     pub(crate) mix: EventMix,
     messages_sent: u64,
     unprocessed_lines: u64,
     pub(crate) first_tick_us: Option<i64>,
     pub(crate) last_line_us: i64,
     pub(crate) lag_weighted_us: f64,
-    pub(crate) lag_s_weighted_us: f64,
     pub(crate) alive_us: f64,
     pub(crate) lag_max: u64,
-    pub(crate) lag_max_s: f64,
-    pub(crate) lag_trend: Trend,
+    pub(crate) lag_blocks: Blocks,
     hlc_offset_max_us: Option<i64>,
     hlc_offset_sum_us: f64,
     hlc_ticks: u64,
@@ -225,9 +234,8 @@ impl MachineAcc {
         }
     }
 
-    /// Takes one line, which is not after `Stopped`; `lag_ticks` is its lag
-    /// behind the leader at that instant.
-    pub(crate) fn on_event(&mut self, event: &RunEvent, relative_us: i64, lag_ticks: u64) {
+    /// Takes one line, which is not after `Stopped`.
+    pub(crate) fn on_event(&mut self, event: &RunEvent, relative_us: i64) {
         let record = &event.record;
         self.records += 1;
         self.last_line_us = relative_us;
@@ -254,10 +262,11 @@ impl MachineAcc {
                 self.jumps.add(record.logical_clock.saturating_sub(self.clock));
                 self.clock = self.clock.max(record.logical_clock);
                 self.queue.add(record.queue_length);
-                let time_s = relative_us as f64 / 1e6;
-                self.queue_trend.add(time_s, record.queue_length as f64);
-                self.lag_trend.add(time_s, lag_ticks as f64);
+                if self.first_tick_us.is_some() {
+                    self.queue_blocks.add(self.last_tick_us, relative_us - self.last_tick_us, self.last_queue as f64);
+                }
                 self.last_queue = record.queue_length;
+                self.last_tick_us = relative_us;
                 self.first_tick_us.get_or_insert(relative_us);
                 self.series.clock.push(relative_us, self.clock as f64);
                 self.series.queue.push(relative_us, record.queue_length as f64);
@@ -335,9 +344,9 @@ impl MachineAcc {
         let received = self.mix.processed + unprocessed;
         let capacity = f64::from(rate) * duration_s;
         let utilisation = if capacity > 0.0 { received as f64 / capacity } else { 0.0 };
-        let lag_growth = self.lag_trend.fit();
-        let grows = lag_growth.clearly_positive();
+        let lag_growth = growth::test(&self.lag_blocks);
         let mean_ticks = if self.alive_us > 0.0 { self.lag_weighted_us / self.alive_us } else { 0.0 };
+        let fastest = f64::from(fastest_rate.max(1));
         let mut problems = self.problems.clone();
         if !self.stopped {
             // A machine that crashed for good (a fault of the plan) ends with `Crashed`.
@@ -364,18 +373,17 @@ impl MachineAcc {
             lag: LagStats {
                 mean_ticks,
                 max_ticks: self.lag_max,
-                mean_s: if self.alive_us > 0.0 { self.lag_s_weighted_us / self.alive_us } else { 0.0 },
-                max_s: self.lag_max_s,
+                mean_s: mean_ticks / fastest,
+                max_s: self.lag_max as f64 / fastest,
                 growth: lag_growth,
-                grows,
-                stationary_ticks: (!grows).then_some(mean_ticks),
+                stationary_ticks: (!lag_growth.grows).then_some(mean_ticks),
             },
             queue: QueueStats {
                 mean: self.queue.mean(),
                 p99: self.queue.percentile(0.99),
                 max: self.queue.max(),
                 last: self.last_queue,
-                growth: self.queue_trend.fit(),
+                growth: growth::test(&self.queue_blocks),
             },
             load: LoadStats { received, utilisation, overloaded: utilisation > 1.0 },
             events: self.mix.clone(),
@@ -391,6 +399,7 @@ impl MachineAcc {
                 offset_mean_us: self.hlc_offset_sum_us / self.hlc_ticks.max(1) as f64,
                 counter_max: self.hlc_counter_max,
             }),
+            fluid: None,
             problems,
         }
     }

@@ -270,18 +270,19 @@ fn analyze_run_reading(run: &RunDir, max_prefetched_logs: usize) -> RunSummary {
             diagnostics[diagnostic_of[&event.id.machine]].lines_after_stop += 1;
             continue;
         }
-        let lag_now = if relative_us > state_since_us {
+        if relative_us > state_since_us {
             // The state that began at `state_since_us` lasted until now.
             let leader = lag::close_state(&mut accs, state_since_us, relative_us - state_since_us);
             state_since_us = relative_us;
-            lag::lag_behind(leader, &accs[idx])
-        } else {
-            lag::lag_of(&accs, idx, relative_us)
-        };
-        // Checked in debug builds (every test) only: it would double the
-        // leader's cost on the analysis' hottest path.
-        debug_assert_eq!(lag_now, lag::lag_of(&accs, idx, relative_us), "the closed state's leader is the leader now");
-        accs[idx].on_event(event, relative_us, lag_now);
+            // Checked in debug builds (every test) only: it would double the
+            // leader's cost on the analysis' hottest path.
+            debug_assert_eq!(
+                lag::lag_behind(leader, &accs[idx]),
+                lag::lag_of(&accs, idx, relative_us),
+                "the closed state's leader is the leader now"
+            );
+        }
+        accs[idx].on_event(event, relative_us);
         end_us = end_us.max(relative_us);
         // Causality: a tick's vector clock, logged or replayed.
         if causality_missing.is_none() {
@@ -344,8 +345,13 @@ fn analyze_run_reading(run: &RunDir, max_prefetched_logs: usize) -> RunSummary {
             clocklab_model::schedule::n_ticks(rate, clocklab_model::schedule::duration_us(duration_s)) as f64
         }
     };
-    let machines: Vec<MachineSummary> =
+    let mut machines: Vec<MachineSummary> =
         kept.iter().map(|acc| acc.summarise(duration_s, fastest, schedule_ticks)).collect();
+    if let Some(model) = crate::predict::fluid_of_run(&machines, manifest.as_ref().map(|m| &m.experiment)) {
+        for (machine, predicted) in machines.iter_mut().zip(model) {
+            machine.fluid = Some(predicted);
+        }
+    }
     let causality = causality_missing
         .is_none()
         .then(|| CausalitySummary::new(if logged_vectors { "logged" } else { "replayed" }, concurrency.counts()));
@@ -433,7 +439,8 @@ mod tests {
     /// Machine 1 counts from its first tick at 0.5 s, machine 2 from 1.25 s;
     /// each one's lag is averaged over the time it counts.
     /// Machine 1 (rate 2) is behind by 1 for 0.25 s of its 1.5 s: mean 1/6,
-    /// max 1; in seconds of the leader (machine 2, rate 1): 1 s.
+    /// max 1; in seconds, divided by the run's fastest rate r_max = 2: mean
+    /// 1/12 s, max 0.5 s (not 1 s, though the rate-1 machine 2 leads then).
     /// Machine 2 (rate 1) is never behind while it counts: 0 of 0.75 s.
     fn check_hand_statistics(summary: &RunSummary) {
         let [m1, m2] = [&summary.machines[0], &summary.machines[1]];
@@ -444,8 +451,8 @@ mod tests {
         assert_eq!((m1.jump.mean, m1.jump.p50, m1.jump.p99, m1.jump.max), (1.0, 1, 1, 1));
         assert_eq!(m1.jump.distribution, BTreeMap::from([(1, 4)]));
         assert!((m1.lag.mean_ticks - 0.25 / 1.5).abs() < 1e-12, "{}", m1.lag.mean_ticks);
-        assert!((m1.lag.mean_s - 0.25 / 1.5).abs() < 1e-12, "{}", m1.lag.mean_s);
-        assert_eq!((m1.lag.max_ticks, m1.lag.max_s), (1, 1.0));
+        assert!((m1.lag.mean_s - 0.25 / 1.5 / 2.0).abs() < 1e-12, "{}", m1.lag.mean_s);
+        assert_eq!((m1.lag.max_ticks, m1.lag.max_s), (1, 0.5));
         assert_eq!(m1.rate_ratio, 1.0);
         assert_eq!(m1.clock_rate_per_s, 2.0);
         assert_eq!(m1.events, EventMix { processed: 0, sent: 2, internal: 2 });
@@ -458,9 +465,10 @@ mod tests {
         assert_eq!(m2.rate_ratio, 2.0);
         // Received 2 (one processed, one left), capacity 1 x 2 s: at capacity, not over it.
         assert_eq!((m2.load.received, m2.load.utilisation, m2.load.overloaded), (2, 1.0, false));
-        // Queue 1 at 1.25 s, 2 at 2 s: mean 1.5, growth 1 / 0.75 s.
+        // Queue 1 at 1.25 s, 2 at 2 s: mean 1.5; held from tick to tick, it
+        // stays at 1 from 1.25 s to 2 s: flat in every batch.
         assert_eq!((m2.queue.mean, m2.queue.max, m2.queue.last), (1.5, 2, 2));
-        assert!((m2.queue.growth.per_s - 4.0 / 3.0).abs() < 1e-9, "{}", m2.queue.growth.per_s);
+        assert_eq!((m2.queue.growth.per_s, m2.queue.growth.grows), (0.0, false));
         assert_eq!(m2.events, EventMix { processed: 1, sent: 0, internal: 1 });
         assert_eq!((m2.messages_processed, m2.messages_unprocessed), (1, 1));
 

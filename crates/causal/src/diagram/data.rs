@@ -30,7 +30,9 @@
 //!   (decoded when one of them is first selected): per event its line
 //!   number, the length of its line, queue length, vector clock (the
 //!   components that changed since the previous event of the chunk), HLC
-//!   and physical clock; then the events' log lines.
+//!   and physical clock (microseconds since the Unix epoch, as exact 64-bit
+//!   differences, [`Varints::exact`], which the page reads as `BigInt`s);
+//!   then the events' log lines.
 
 use std::io::Write;
 
@@ -49,7 +51,34 @@ pub const FATE_CRASHED: u64 = 3;
 /// In `fates`: the fault plan still held the message at the end (the page's status 6).
 pub const FATE_HELD: u64 = 6;
 
+/// A 64-bit number as JSON text: a browser reads every JSON number as a
+/// double, exact only up to 2^53, and a seed or an instant in microseconds
+/// can be larger. The page turns these into `BigInt`s where it counts with
+/// them.
+mod exact {
+    use serde::Serializer;
+
+    pub fn serialize<T: std::fmt::Display, S: Serializer>(value: &T, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(value)
+    }
+
+    pub mod option {
+        use serde::Serializer;
+
+        pub fn serialize<T: std::fmt::Display, S: Serializer>(
+            value: &Option<T>,
+            serializer: S,
+        ) -> Result<S::Ok, S::Error> {
+            match value {
+                Some(value) => serializer.collect_str(value),
+                None => serializer.serialize_none(),
+            }
+        }
+    }
+}
+
 /// The header the page reads (the `meta` JSON), written after the data.
+/// Its 64-bit numbers that can pass 2^53 are strings ([`exact`]).
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Meta {
     /// The data format's version.
@@ -59,11 +88,14 @@ pub struct Meta {
     /// `real`, `sim`, or empty without a manifest.
     pub runtime: String,
     /// The suite seed, from the manifest.
+    #[serde(with = "exact::option")]
     pub seed: Option<u64>,
     /// The origin of the time axis, microseconds since the Unix epoch: the
     /// run's start (manifest), else its first tick.
+    #[serde(with = "exact")]
     pub origin_us: i64,
     /// What the `draw` times count from, microseconds since the Unix epoch.
+    #[serde(with = "exact")]
     pub time_base_us: i64,
     /// Whether times are whole seconds (the reference's logs).
     pub whole_seconds: bool,
@@ -130,8 +162,10 @@ pub struct FaultWindow {
     /// The machines it concerns (empty: every machine).
     pub machines: Vec<u32>,
     /// Start, microseconds since the Unix epoch.
+    #[serde(with = "exact")]
     pub from_us: i64,
     /// End, microseconds since the Unix epoch.
+    #[serde(with = "exact")]
     pub to_us: i64,
     /// What it was (`partition [1] | [2, 3], hold`).
     pub label: String,
@@ -162,6 +196,23 @@ impl Varints {
     pub fn signed(&mut self, value: i64) {
         let clamped = value.clamp(-(1 << 52), (1 << 52) - 1);
         self.unsigned(((clamped << 1) ^ (clamped >> 63)) as u64);
+    }
+
+    /// Appends the difference `value − last` whole, zigzag-encoded modulo
+    /// 2^64 (the page adds it back with 64-bit `BigInt` arithmetic): for
+    /// instants, which a late calendar or an HLC's 0 puts beyond 2^53 apart.
+    pub fn exact(&mut self, value: i64, last: i64) {
+        let difference = value.wrapping_sub(last);
+        let mut zigzag = ((difference << 1) ^ (difference >> 63)) as u64;
+        loop {
+            let byte = (zigzag & 0x7f) as u8;
+            zigzag >>= 7;
+            if zigzag == 0 {
+                self.0.push(byte);
+                return;
+            }
+            self.0.push(byte | 0x80);
+        }
     }
 }
 
@@ -280,7 +331,7 @@ impl DetailChunk {
         match event.hlc {
             Some(hlc) => {
                 self.hlc.unsigned(1 + hlc.c);
-                self.hlc.signed(hlc.l_us - self.last_hlc_us);
+                self.hlc.exact(hlc.l_us, self.last_hlc_us);
                 self.last_hlc_us = hlc.l_us;
             }
             None => self.hlc.unsigned(0),
@@ -288,7 +339,7 @@ impl DetailChunk {
         match event.physical_us {
             Some(pt) => {
                 self.physical.unsigned(1);
-                self.physical.signed(pt - self.last_physical_us);
+                self.physical.exact(pt, self.last_physical_us);
                 self.last_physical_us = pt;
             }
             None => self.physical.unsigned(0),

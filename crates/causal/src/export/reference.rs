@@ -67,6 +67,8 @@ pub fn write(sources: &[RunSource], out: &Path) -> Result<ExportSummary, ExportE
                 for record in &records {
                     writer.write(record).map_err(write_err(&target))?;
                     summary.events += 1;
+                    // One `Sent` line per message, as the reference writes them.
+                    summary.messages += u64::from(matches!(record.event, Event::Sent { .. }));
                 }
             }
             writer.flush().map_err(write_err(&target))?;

@@ -523,45 +523,49 @@ impl Timeline {
         let step = self.driver.tick(now_us);
         effects.line(step.record)?;
         let Some(frame) = step.frame else { return Ok(()) };
-        self.frame.clear();
-        self.frame.extend_from_slice(frame);
-        self.recipients.clear();
-        self.recipients.extend_from_slice(step.recipients());
-        let clock = step.record.logical_clock;
         self.dispatches.clear();
-        let drain_end_us = self.drain_end_us();
         if self.plan.is_empty() {
-            for &to in &self.recipients {
+            // No fault to meet: every message leaves at once, to the peers
+            // it is connected to, straight from the driver's frame.
+            for &to in step.recipients() {
                 if self.connected[to as usize - 1] {
                     self.dispatches.push(Dispatch { to, extra_delay_us: 0, hold_until_us: 0, release_us: since_us });
                 } else {
                     self.unconnected[to as usize - 1] += 1;
                 }
             }
-        } else {
-            for idx in 0..self.recipients.len() {
-                let to = self.recipients[idx];
-                // Every message meets the plan, so that the k-th of a link
-                // meets the same draws in both runtimes; at the tick's due
-                // instant, so that a late tick's messages meet the faults,
-                // and leave, as if it had run on time.
-                match self.plan.on_send(due_us, self.driver.params().id, to) {
-                    Fate::Lost { .. } => effects.line(self.driver.lost(now_us, to, clock))?,
-                    Fate::Deliver { extra_delay_us, hold_until_us } => {
-                        let release_us = due_us.saturating_add(extra_delay_us).max(hold_until_us);
-                        let message = AtSender { release_us, seq: self.next_seq, to, clock };
-                        if is_held(release_us, drain_end_us) {
+            return if self.dispatches.is_empty() { Ok(()) } else { effects.send(frame, &self.dispatches) };
+        }
+        // The plan may write `Lost` lines through the driver: the frame and
+        // the recipients are kept apart first.
+        self.frame.clear();
+        self.frame.extend_from_slice(frame);
+        self.recipients.clear();
+        self.recipients.extend_from_slice(step.recipients());
+        let clock = step.record.logical_clock;
+        let drain_end_us = self.drain_end_us();
+        for idx in 0..self.recipients.len() {
+            let to = self.recipients[idx];
+            // Every message meets the plan, so that the k-th of a link
+            // meets the same draws in both runtimes; at the tick's due
+            // instant, so that a late tick's messages meet the faults,
+            // and leave, as if it had run on time.
+            match self.plan.on_send(due_us, self.driver.params().id, to) {
+                Fate::Lost { .. } => effects.line(self.driver.lost(now_us, to, clock))?,
+                Fate::Deliver { extra_delay_us, hold_until_us } => {
+                    let release_us = due_us.saturating_add(extra_delay_us).max(hold_until_us);
+                    let message = AtSender { release_us, seq: self.next_seq, to, clock };
+                    if is_held(release_us, drain_end_us) {
+                        self.next_seq += 1;
+                        self.held.push(message);
+                    } else if self.connected[to as usize - 1] {
+                        if release_us > since_us {
                             self.next_seq += 1;
-                            self.held.push(message);
-                        } else if self.connected[to as usize - 1] {
-                            if release_us > since_us {
-                                self.next_seq += 1;
-                                self.at_sender.push(std::cmp::Reverse(message));
-                            }
-                            self.dispatches.push(Dispatch { to, extra_delay_us, hold_until_us, release_us });
-                        } else {
-                            self.unconnected[to as usize - 1] += 1;
+                            self.at_sender.push(std::cmp::Reverse(message));
                         }
+                        self.dispatches.push(Dispatch { to, extra_delay_us, hold_until_us, release_us });
+                    } else {
+                        self.unconnected[to as usize - 1] += 1;
                     }
                 }
             }

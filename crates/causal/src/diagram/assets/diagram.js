@@ -45,6 +45,11 @@
   window.addEventListener("unhandledrejection", (event) => fail(event.reason));
 
   const meta = JSON.parse($("meta").textContent);
+  // 64-bit numbers come as text (a double rounds them past 2^53): instants
+  // are counted with BigInt, and only their differences, which are small,
+  // become doubles.
+  const originUs = BigInt(meta.origin_us), baseUs = BigInt(meta.time_base_us);
+  const baseFromOrigin = Number(baseUs - originUs);
   const M = meta.machines.length;
   const N = meta.n_events;
   const K = meta.n_messages;
@@ -72,9 +77,20 @@
       const b = this.b;
       let v = 0, s = 1, x;
       do { x = b[this.p++]; v += (x & 127) * s; s *= 128; } while (x & 128);
+      // A double holds every integer up to 2^53 exactly; the data keeps its
+      // numbers below that (times count from meta.time_base_us), and a
+      // number beyond is refused rather than shown rounded.
+      if (v > Number.MAX_SAFE_INTEGER) throw new Error("a number in the page's data is beyond 2^53");
       return v;
     }
     i() { const v = this.u(); return v % 2 === 0 ? v / 2 : -(v + 1) / 2; }
+    // A zigzag varint read whole, as a BigInt (the data's exact differences).
+    bigI() {
+      const b = this.b;
+      let v = 0n, shift = 0n, x;
+      do { x = b[this.p++]; v |= BigInt(x & 127) << shift; shift += 7n; } while (x & 128);
+      return (v >> 1n) ^ -(v & 1n);
+    }
     bytes(n) { const out = this.b.subarray(this.p, this.p + n); this.p += n; return out; }
   }
 
@@ -90,7 +106,7 @@
 
   // The draw columns of every machine, then the messages and their receives.
   async function decodeDraw() {
-    const offset = meta.time_base_us - meta.origin_us;
+    const offset = baseFromOrigin;
     for (let j = 0; j < M; j++) {
       const r = new Reader(await inflate("draw-" + j));
       let t = 0, l = 0;
@@ -166,23 +182,25 @@
         for (let c = 0; c < changed; c++) { const k = r.u(); vectors[i * width + k] += r.i(); }
       }
     }
-    const hlcL = new Float64Array(n), hlcC = new Float64Array(n);
-    let last = 0;
+    // HLC and physical clocks: instants in microseconds, exact in 64 bits.
+    const hlcL = new BigInt64Array(n), hlcC = new Float64Array(n);
+    let last = 0n;
     for (let i = 0; i < n; i++) {
       const c = r.u();
       if (c === 0) { hlcC[i] = -1; continue; }
-      last += r.i();
+      last = BigInt.asIntN(64, last + r.bigI());
       hlcL[i] = last;
       hlcC[i] = c - 1;
     }
-    const phys = new Float64Array(n);
-    last = 0;
+    const phys = new BigInt64Array(n), hasPhys = new Uint8Array(n);
+    last = 0n;
     for (let i = 0; i < n; i++) {
-      if (r.u() === 0) { phys[i] = NaN; continue; }
-      last += r.i();
+      if (r.u() === 0) continue;
+      last = BigInt.asIntN(64, last + r.bigI());
       phys[i] = last;
+      hasPhys[i] = 1;
     }
-    return { first, lineNo, lineEnd, queue, vectors, hlcL, hlcC, phys, text: bytes.subarray(r.p) };
+    return { first, lineNo, lineEnd, queue, vectors, hlcL, hlcC, phys, hasPhys, text: bytes.subarray(r.p) };
   }
 
   // What the log says of event g, once its chunk is decoded.
@@ -193,7 +211,7 @@
       queue: chunk.queue[i],
       vector: chunk.vectors ? Array.from(chunk.vectors.subarray(i * width, (i + 1) * width)) : null,
       hlc: chunk.hlcC[i] >= 0 ? { l: chunk.hlcL[i], c: chunk.hlcC[i] } : null,
-      physical: isNaN(chunk.phys[i]) ? null : chunk.phys[i],
+      physical: chunk.hasPhys[i] ? chunk.phys[i] : null,
       line: new TextDecoder().decode(chunk.text.subarray(chunk.lineEnd[i], chunk.lineEnd[i + 1])),
     };
   }
@@ -682,7 +700,7 @@
     // The fault plan's windows: shaded on the machines they concern (an
     // instant, such as a clock step, as a thin band), labelled at the top.
     for (const fault of meta.faults || []) {
-      const a = sx(fault.from_us - meta.origin_us), b = Math.max(a + 2, sx(fault.to_us - meta.origin_us));
+      const a = sx(Number(BigInt(fault.from_us) - originUs)), b = Math.max(a + 2, sx(Number(BigInt(fault.to_us) - originUs)));
       if (view.axis !== "time" || b < GUTTER || a > W) continue;
       const rows = fault.machines.length === 0 ? [...Array(M).keys()]
         : fault.machines.map((id) => meta.machines.findIndex((m) => m.id === id)).filter((j) => j >= 0);
@@ -783,11 +801,14 @@
 
   // Times on the axis and in the panel are seconds since the origin.
   function formatSeconds(us) { return (us / 1e6).toFixed(meta.whole_seconds ? 0 : 6) + " s"; }
+  // An instant, microseconds since the Unix epoch as a BigInt, in UTC.
   function formatInstant(us) {
-    const date = new Date(Math.floor(us / 1000));
-    const micros = String(Math.round(us % 1e6)).padStart(6, "0");
-    return date.toISOString().slice(0, 19) + "." + micros + "Z";
+    const ms = us / 1000n - (us % 1000n < 0n ? 1n : 0n);
+    const micros = String(((us % 1000000n) + 1000000n) % 1000000n).padStart(6, "0");
+    return new Date(Number(ms)).toISOString().slice(0, 19) + "." + micros + "Z";
   }
+  // The instant of a time since the origin (a small integer of microseconds).
+  function instantOf(sinceOrigin) { return originUs + BigInt(Math.round(sinceOrigin)); }
 
   function eventLink(g) {
     const a = document.createElement("a");
@@ -833,7 +854,7 @@
     const table = $("clock-table");
     table.textContent = "";
     addRow(table, "true time", formatSeconds(time[g]) + " after the start");
-    table.rows[0].title = formatInstant(time[g] + meta.origin_us);
+    table.rows[0].title = formatInstant(instantOf(time[g]));
     addRow(table, "Lamport clock", String(lam[g]));
     addRow(table, "happens-before vector", "[" + c.hbVector.join(", ") + "]");
     const messages = $("sel-messages");
@@ -863,13 +884,15 @@
       const d = detailOf(chunk, g);
       addRow(table, "queue length", String(d.queue));
       if (d.vector) addRow(table, "vector clock (log)", "[" + d.vector.join(", ") + "]");
+      // The detail's HLC and physical clock are BigInt instants.
       if (d.hlc) {
-        addRow(table, "HLC (log)", "l " + formatSeconds(d.hlc.l - meta.origin_us) + ", c " + d.hlc.c);
-        table.rows[table.rows.length - 1].title = "l = " + formatInstant(d.hlc.l) + " (" + d.hlc.l + " µs since the Unix epoch)";
+        const l = d.hlc.l;
+        addRow(table, "HLC (log)", "l " + formatSeconds(Number(l - originUs)) + ", c " + d.hlc.c);
+        table.rows[table.rows.length - 1].title = "l = " + formatInstant(l) + " (" + l + " µs since the Unix epoch)";
       }
       if (d.physical !== null) {
-        const ahead = d.physical - (time[g] + meta.origin_us);
-        addRow(table, "physical clock", formatSeconds(d.physical - meta.origin_us) + " (" + (ahead >= 0 ? "+" : "") + ahead + " µs from true time)");
+        const ahead = d.physical - instantOf(time[g]);
+        addRow(table, "physical clock", formatSeconds(Number(d.physical - originUs)) + " (" + (ahead >= 0n ? "+" : "") + ahead + " µs from true time)");
       }
       $("sel-file").textContent = "machine " + meta.machines[j].id + "'s log, line " + d.lineNo;
       $("sel-line").textContent = d.line;
