@@ -105,6 +105,9 @@ struct PeerShared {
     reason: Mutex<Option<String>>,
     /// Frames never written whole to it.
     unsent: AtomicU64,
+    /// How many times any peer was declared gone: shared by every peer, so
+    /// that the processing thread sees at one glance that nothing changed.
+    goings: Arc<AtomicU64>,
 }
 
 /// The processing thread's handle on the outbox.
@@ -123,6 +126,9 @@ pub(crate) struct Outbox {
     /// Peers whose being gone the processing thread has heard of.
     /// Per peer, how many of its goings the processing thread has heard of.
     reported: BTreeMap<MachineId, u64>,
+    /// How many goings of any peer the processing thread has heard of.
+    goings_heard: u64,
+    goings: Arc<AtomicU64>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -140,10 +146,13 @@ impl Outbox {
     ) -> Result<Outbox, NetError> {
         let socket = |source| NetError::Thread { what: "sending (its connections)".into(), source };
         let (wake, woken) = UnixStream::pair().map_err(socket)?;
+        let goings = Arc::new(AtomicU64::new(0));
         wake.set_nonblocking(true).map_err(socket)?;
         woken.set_nonblocking(true).map_err(socket)?;
-        let shared: BTreeMap<MachineId, Arc<PeerShared>> =
-            peers.iter().map(|&peer| (peer, Arc::new(PeerShared::default()))).collect();
+        let shared: BTreeMap<MachineId, Arc<PeerShared>> = peers
+            .iter()
+            .map(|&peer| (peer, Arc::new(PeerShared { goings: Arc::clone(&goings), ..PeerShared::default() })))
+            .collect();
         let mut outs = Vec::new();
         for (peer, stream) in streams {
             stream.set_nonblocking(true).map_err(socket)?;
@@ -177,6 +186,8 @@ impl Outbox {
             aborting,
             peers,
             reported: BTreeMap::new(),
+            goings_heard: 0,
+            goings,
             thread: Some(thread),
         })
     }
@@ -275,6 +286,11 @@ impl Outbox {
     /// The peers declared gone since the last call, with why.
     pub(crate) fn newly_gone(&mut self) -> Vec<(MachineId, String)> {
         let mut gone = Vec::new();
+        let goings = self.goings.load(Ordering::SeqCst);
+        if goings == self.goings_heard {
+            return gone;
+        }
+        self.goings_heard = goings;
         for (&peer, shared) in &self.peers {
             let times = shared.times_gone.load(Ordering::SeqCst);
             let heard = self.reported.entry(peer).or_insert(0);
@@ -471,6 +487,8 @@ impl PeerOut {
         *self.shared.reason.lock().expect("a peer's reason is never poisoned") = Some(reason);
         self.shared.times_gone.fetch_add(1, Ordering::SeqCst);
         self.shared.gone.store(true, Ordering::SeqCst);
+        // Counted last: whoever sees the count sees the peer gone.
+        self.shared.goings.fetch_add(1, Ordering::SeqCst);
     }
 }
 
