@@ -54,6 +54,9 @@ pub struct Common<'a> {
     pub logs: Option<&'a Path>,
 }
 
+/// This build's figure and the baseline's.
+type Pair = (f64, f64);
+
 /// One build under measurement.
 struct Build {
     name: &'static str,
@@ -144,8 +147,9 @@ pub fn run(args: &RealArgs, common: &Common<'_>) -> anyhow::Result<ExitCode> {
         "p99 us (med/max)",
         "max us (med/max)"
     );
-    // Per size, per build, the CPU time per tick and per message of every repetition.
-    let mut ratios: Vec<(u32, Vec<(f64, f64)>, Vec<(f64, f64)>)> = Vec::new();
+    // Per size, this build's and the baseline's CPU time per tick and per
+    // message, of every repetition.
+    let mut ratios: Vec<(u32, Vec<Pair>, Vec<Pair>)> = Vec::new();
     for repetition in 0..args.repeat {
         for &machines in &args.sizes {
             let mut per_build = Vec::new();
@@ -194,7 +198,7 @@ pub fn run(args: &RealArgs, common: &Common<'_>) -> anyhow::Result<ExitCode> {
         }
     }
     for (machines, ticks, messages) in &ratios {
-        let said = |pairs: &[(f64, f64)]| {
+        let said = |pairs: &[Pair]| {
             pairs.iter().map(|(this, baseline)| format!("{:.2}", this / baseline)).collect::<Vec<_>>().join(", ")
         };
         say!(

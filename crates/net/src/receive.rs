@@ -84,7 +84,7 @@ impl Receivers {
     pub(crate) fn add(&mut self, handover: Handover, events: &mut Vec<Inbound>) {
         let Handover { from, stream, decoder } = handover;
         let slot = self.connections.iter().position(Option::is_none).unwrap_or(self.connections.len());
-        let registered = stream.set_nonblocking(true).map_err(io::Error::from).and_then(|()| {
+        let registered = stream.set_nonblocking(true).and_then(|()| {
             self.epoll.add(&stream, EpollEvent::new(EpollFlags::EPOLLIN | EpollFlags::EPOLLRDHUP, slot as u64))?;
             Ok(())
         });
