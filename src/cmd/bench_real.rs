@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::Args;
-use clocklab_config::{RunManifest, RunStatus};
+use clocklab_config::{Config, RunManifest, RunStatus, Runtime};
 use nix::sys::resource::{UsageWho, getrusage};
 
 use super::UsageError;
@@ -107,6 +107,20 @@ pub fn run(args: &RealArgs, common: &Common<'_>) -> anyhow::Result<ExitCode> {
     }
     if args.repeat == 0 {
         return Err(UsageError("--repeat 0: at least one repetition".into()).into());
+    }
+    // Each run's settings within the real runtime's limits, before anything runs.
+    for &machines in &args.sizes {
+        let mut config = Config::default();
+        config.experiments.truncate(1);
+        let experiment = &mut config.experiments[0];
+        experiment.machines = machines;
+        experiment.duration = args.seconds;
+        experiment.max_clock_rate = args.rates_up_to;
+        experiment.max_event_num = common.max_event_num;
+        experiment.runs = 1;
+        config.runtime = Runtime::Real;
+        config.ports.clear();
+        config.validate("the command line").context("invalid benchmark settings")?;
     }
     let this = std::env::current_exe().context("cannot find this program's own path")?;
     let mut builds = vec![Build { name: "this", binary: this }];
