@@ -363,14 +363,17 @@ impl DetailChunk {
     }
 }
 
-/// A detail chunk's bytes compressed. Level 3: chunks are mostly log text,
-/// decoded one at a time on a click, and level 6 made a 1,000,000-event page
-/// 9% smaller for 60% more writing time (3.7 s against 2.3 s).
+/// A detail chunk's bytes compressed, at level 1: chunks are mostly log
+/// text, decoded one at a time on a click, and writing them is most of the
+/// cost of a page (BENCHMARKS.md).
 pub fn compress_detail(bytes: &[u8]) -> Vec<u8> {
-    let mut stream = Deflated::with_level(3);
-    stream.push(bytes);
-    stream.finish()
+    let mut encoder = ZlibEncoder::new(Vec::with_capacity(bytes.len() / 4), Compression::new(DETAIL_LEVEL));
+    encoder.write_all(bytes).expect("writing to memory cannot fail");
+    encoder.finish().expect("writing to memory cannot fail")
 }
+
+/// zlib's level for the detail chunks.
+const DETAIL_LEVEL: u32 = 1;
 
 #[cfg(test)]
 mod tests {
