@@ -1,4 +1,5 @@
-//! `clocklab bench`: how fast the simulator runs one experiment, on one core.
+//! `clocklab bench`: how fast the simulator runs one experiment, on one core;
+//! with `--runtime real`, what the real runtime costs (`bench_real`).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -34,10 +35,33 @@ pub struct BenchArgs {
     /// are only counted.
     #[arg(long)]
     logs: Option<PathBuf>,
+    /// The simulator (the default), or real processes over TCP.
+    #[arg(long, value_enum, default_value = "sim")]
+    runtime: BenchRuntime,
+    #[command(flatten)]
+    real: super::bench_real::RealArgs,
+}
+
+/// What `clocklab bench` measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum BenchRuntime {
+    /// The simulator, in this process.
+    Sim,
+    /// The real runtime: `clocklab run` child processes.
+    Real,
 }
 
 /// Runs `clocklab bench`.
 pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
+    if args.runtime == BenchRuntime::Real {
+        let common = super::bench_real::Common {
+            max_event_num: args.max_event_num,
+            seed: args.seed,
+            clocks: &args.clocks,
+            logs: args.logs.as_deref(),
+        };
+        return super::bench_real::run(&args.real, &common);
+    }
     let mut config = Config::default();
     config.experiments.truncate(1);
     let experiment = &mut config.experiments[0];

@@ -3,6 +3,7 @@
 pub mod agent;
 pub mod analyze;
 pub mod bench;
+pub mod bench_real;
 pub mod calibrate;
 pub mod check;
 pub mod config;

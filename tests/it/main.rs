@@ -2,6 +2,7 @@
 
 mod analyze;
 mod architecture;
+mod bench_real;
 mod bounds;
 mod browser;
 mod calibrate;

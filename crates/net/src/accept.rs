@@ -1,6 +1,7 @@
 //! The receiving side of a machine: the acceptor, the hello of every
-//! accepted connection, and one reader thread per connection that turns
-//! arriving bytes into [`Inbound`] events.
+//! accepted connection, and one short-lived reader thread per connection
+//! that checks its hello and reads its ready message, then hands the
+//! connection to the processing thread (`receive`), which reads its frames.
 //!
 //! Each machine opens one outgoing connection per peer and uses it only for
 //! sending (see `link`); the connections it accepts are only for receiving.
@@ -28,6 +29,7 @@ use clocklab_model::{MachineId, Stamp};
 use crossbeam_channel::Sender;
 
 use crate::hello::read_hello;
+pub use crate::receive::Handover;
 
 /// How long an accepted connection has, in all, to deliver its whole hello.
 /// A per-read timeout would not do: a sender dripping one byte at a time
@@ -49,8 +51,9 @@ pub(crate) fn hello_slots(n_machines: u32) -> usize {
     MIN_HELLO_SLOTS.max(2 * n_machines.saturating_sub(1) as usize)
 }
 
-/// What the reader threads tell the processing thread.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// What the reader threads (and, once it has a connection, the processing
+/// thread's own reads) tell the processing thread.
+#[derive(Debug)]
 pub enum Inbound {
     /// A peer's connection passed its hello.
     Joined {
@@ -71,6 +74,9 @@ pub enum Inbound {
         /// The clocks it carried.
         stamp: Stamp,
     },
+    /// A peer's connection, its ready message read: the processing thread
+    /// reads it from now on.
+    Stream(Handover),
     /// A peer's connection ended (end of stream or an error).
     Closed {
         /// The peer.
@@ -241,6 +247,12 @@ fn serve_connection(mut stream: TcpStream, ticket: u64, context: &AcceptContext,
                 decoder.feed(bytes, |stamp| gone |= inbound.send(Inbound::Message { from, stamp }).is_err());
                 if gone {
                     // The processing thread has finished: nobody reads any more.
+                    return;
+                }
+                if ready_len == READY_LEN {
+                    // From now on the processing thread reads the connection
+                    // itself, when it looks (see `receive`).
+                    let _ = inbound.send(Inbound::Stream(Handover { from, stream, decoder }));
                     return;
                 }
             }

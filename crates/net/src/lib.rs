@@ -9,14 +9,20 @@
 //! shares. The modules:
 //!
 //! - `accept`: the receiving side: the acceptor, hello slots shared fairly
-//!   under a flood of connections, and one reader thread per accepted
-//!   connection, which push [`Inbound`] events into one bounded channel.
+//!   under a flood of connections, and one short-lived reader thread per
+//!   accepted connection, which checks its hello, reads its ready message,
+//!   and hands it to the processing thread, pushing [`Inbound`] events into
+//!   one bounded channel.
+//! - `receive`: the processing thread's own reads of its peers'
+//!   connections, through one epoll set, when it wakes to tick (and every
+//!   `ABSORB_INTERVAL`): no thread wakes for a message.
 //! - `link`: one short-lived thread per peer that connects to it (retrying
 //!   until the connect timeout) and hands the connection over.
-//! - `send`: the outbox, one thread that writes the frames the processing
-//!   thread queues for each peer, each at its due instant, on non-blocking
-//!   connections; a peer that stops reading is declared gone and what it did
-//!   not get is counted.
+//! - `send`: the outbox: a frame due now to a peer with nothing queued is
+//!   written by the processing thread at once (one non-blocking write);
+//!   everything else (frames a fault delays, a full socket) goes to one
+//!   thread that writes the queues, each frame at its due instant; a peer
+//!   that stops reading is declared gone and what it did not get is counted.
 //! - `hello`: reading a hello within a deadline, for both sides.
 //! - `logs`: the log files, written a whole line at a time.
 //! - `node`: the processing thread, the only owner of the `Machine` and the
@@ -91,6 +97,7 @@ mod link;
 mod logs;
 mod node;
 mod peers;
+mod receive;
 mod send;
 mod ticking;
 
@@ -112,19 +119,20 @@ pub use peers::{PeerNews, RestartSpec, no_news};
 pub struct Resources {
     /// Threads (the system counts each as a task, against `pid_max`,
     /// `threads-max` and `ulimit -u`): the processing thread, its control
-    /// and signal threads, the acceptor, the outbox, a reader per peer and,
-    /// while it connects, a connector per peer.
+    /// and signal threads, the acceptor, the outbox and, while it connects,
+    /// a reader per peer (until its ready message) and a connector per peer.
     pub threads: u64,
-    /// File descriptors (`ulimit -n`): a connection each way per peer, the
-    /// listener, the outbox's wake-up pair, the log files and the standard
-    /// streams, with room to spare.
+    /// File descriptors (`ulimit -n`): a connection each way per peer (and,
+    /// while the outbox waits for full sockets, a second handle on each), the
+    /// listener, the outbox's wake-up pair, the epoll set, the log files and
+    /// the standard streams, with room to spare.
     pub files: u64,
 }
 
 /// What one machine process of a run of `n_machines` uses at most.
 pub fn machine_resources(n_machines: u32) -> Resources {
     let peers = u64::from(n_machines.saturating_sub(1));
-    Resources { threads: 2 * peers + 6, files: 2 * peers + 24 }
+    Resources { threads: 2 * peers + 6, files: 3 * peers + 24 }
 }
 
 /// A peer that was not connected by the connect deadline, and why.

@@ -80,6 +80,9 @@ enum Outgoing {
     },
     /// The queues close: what is due after this instant is held at the end.
     Cutoff(Instant),
+    /// The processing thread left frames in a queue that was empty (a
+    /// peer's socket was full): the thread must write them.
+    Kick,
     /// A frame to `to`, to be written at `due` or later.
     Frame {
         /// When it may leave.
@@ -102,12 +105,17 @@ struct PeerShared {
     reason: Mutex<Option<String>>,
     /// Frames never written whole to it.
     unsent: AtomicU64,
+    /// How many times any peer was declared gone: shared by every peer, so
+    /// that the processing thread sees at one glance that nothing changed.
+    goings: Arc<AtomicU64>,
 }
 
 /// The processing thread's handle on the outbox.
 #[derive(Debug)]
 pub(crate) struct Outbox {
     items: Option<Sender<Outgoing>>,
+    /// The queues, shared with the thread.
+    lanes: Arc<Mutex<Lanes>>,
     /// Written to wake the thread out of a poll.
     wake: UnixStream,
     /// The thread is in a poll (or about to be): a new item must wake it.
@@ -118,6 +126,9 @@ pub(crate) struct Outbox {
     /// Peers whose being gone the processing thread has heard of.
     /// Per peer, how many of its goings the processing thread has heard of.
     reported: BTreeMap<MachineId, u64>,
+    /// How many goings of any peer the processing thread has heard of.
+    goings_heard: u64,
+    goings: Arc<AtomicU64>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -135,10 +146,13 @@ impl Outbox {
     ) -> Result<Outbox, NetError> {
         let socket = |source| NetError::Thread { what: "sending (its connections)".into(), source };
         let (wake, woken) = UnixStream::pair().map_err(socket)?;
+        let goings = Arc::new(AtomicU64::new(0));
         wake.set_nonblocking(true).map_err(socket)?;
         woken.set_nonblocking(true).map_err(socket)?;
-        let shared: BTreeMap<MachineId, Arc<PeerShared>> =
-            peers.iter().map(|&peer| (peer, Arc::new(PeerShared::default()))).collect();
+        let shared: BTreeMap<MachineId, Arc<PeerShared>> = peers
+            .iter()
+            .map(|&peer| (peer, Arc::new(PeerShared { goings: Arc::clone(&goings), ..PeerShared::default() })))
+            .collect();
         let mut outs = Vec::new();
         for (peer, stream) in streams {
             stream.set_nonblocking(true).map_err(socket)?;
@@ -149,15 +163,15 @@ impl Outbox {
         let (items, taken) = crossbeam_channel::unbounded();
         let polling = Arc::new(AtomicBool::new(false));
         let aborting = Arc::new(AtomicBool::new(false));
+        let lanes = Arc::new(Mutex::new(Lanes { peers: outs, cutoff: None, items: 0 }));
         let mut thread = SendThread {
-            peers: outs,
+            lanes: Arc::clone(&lanes),
             shared: peers.clone(),
             items: taken,
             woken,
             polling: Arc::clone(&polling),
             aborting: Arc::clone(&aborting),
             stall_limit,
-            cutoff: None,
         };
         let thread = std::thread::Builder::new()
             .name(format!("machine-{machine}-send"))
@@ -166,18 +180,26 @@ impl Outbox {
             .map_err(|source| NetError::Thread { what: "sending".into(), source })?;
         Ok(Outbox {
             items: Some(items),
+            lanes,
             wake,
             polling,
             aborting,
             peers,
             reported: BTreeMap::new(),
+            goings_heard: 0,
+            goings,
             thread: Some(thread),
         })
     }
 
     fn push(&self, item: Outgoing) {
         if let Some(items) = &self.items {
-            let _ = items.send(item);
+            // Counted before it is sent, so that no frame written at once
+            // overtakes it (see `send_now`).
+            lock(&self.lanes).items += 1;
+            if items.send(item).is_err() {
+                lock(&self.lanes).items -= 1;
+            }
             self.wake_up();
         }
     }
@@ -200,6 +222,61 @@ impl Outbox {
         self.push(Outgoing::Frame { due, bytes, to: to.to_vec() });
     }
 
+    /// Sends a frame to `to` now: written on this thread, without waking
+    /// the outbox thread, to each recipient whose queue is empty (one
+    /// non-blocking write each); queued for the outbox thread otherwise (a
+    /// frame ahead of it, a full socket), so that the order of the frames
+    /// to a peer is always the order they were sent in.
+    pub(crate) fn send_now(&self, frame: &[u8], to: impl Iterator<Item = MachineId>) {
+        if self.items.is_none() {
+            return;
+        }
+        let mut lanes = lock(&self.lanes);
+        if lanes.items > 0 || lanes.cutoff.is_some() || self.aborting.load(Ordering::SeqCst) {
+            drop(lanes);
+            self.send_frame(Instant::now(), Arc::from(frame), &to.collect::<Vec<_>>());
+            return;
+        }
+        let now = Instant::now();
+        let mut shared_bytes: Option<Arc<[u8]>> = None;
+        let mut bytes = || Arc::clone(shared_bytes.get_or_insert_with(|| Arc::from(frame)));
+        let mut kick = false;
+        for peer in to {
+            let Some(out) = lanes.peers.iter_mut().find(|out| out.peer == peer) else { continue };
+            if out.gone() {
+                out.shared.unsent.fetch_add(1, Ordering::SeqCst);
+                continue;
+            }
+            if !out.queue.is_empty() {
+                // The outbox thread has work for this peer already: it
+                // writes this frame after it.
+                out.queue.push_back(Queued { due: now, bytes: bytes(), counts: true });
+                continue;
+            }
+            match (&out.stream).write(frame) {
+                Ok(n) if n == frame.len() => {}
+                Ok(n) => {
+                    out.queue.push_back(Queued { due: now, bytes: bytes(), counts: true });
+                    out.offset = n;
+                    kick = true;
+                }
+                Err(error) if matches!(error.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) => {
+                    out.queue.push_back(Queued { due: now, bytes: bytes(), counts: true });
+                    out.blocked_since.get_or_insert(now);
+                    kick = true;
+                }
+                Err(error) => {
+                    out.queue.push_back(Queued { due: now, bytes: bytes(), counts: true });
+                    out.declare_gone(format!("cannot send to it ({error})"));
+                }
+            }
+        }
+        drop(lanes);
+        if kick {
+            self.push(Outgoing::Kick);
+        }
+    }
+
     /// Hands over a new connection to `peer`, a restarted machine: from now
     /// on its frames go there, after the ready message (`at_us`).
     pub(crate) fn reconnect(&self, peer: MachineId, stream: TcpStream, at_us: i64) {
@@ -209,6 +286,11 @@ impl Outbox {
     /// The peers declared gone since the last call, with why.
     pub(crate) fn newly_gone(&mut self) -> Vec<(MachineId, String)> {
         let mut gone = Vec::new();
+        let goings = self.goings.load(Ordering::SeqCst);
+        if goings == self.goings_heard {
+            return gone;
+        }
+        self.goings_heard = goings;
         for (&peer, shared) in &self.peers {
             let times = shared.times_gone.load(Ordering::SeqCst);
             let heard = self.reported.entry(peer).or_insert(0);
@@ -405,12 +487,32 @@ impl PeerOut {
         *self.shared.reason.lock().expect("a peer's reason is never poisoned") = Some(reason);
         self.shared.times_gone.fetch_add(1, Ordering::SeqCst);
         self.shared.gone.store(true, Ordering::SeqCst);
+        // Counted last: whoever sees the count sees the peer gone.
+        self.shared.goings.fetch_add(1, Ordering::SeqCst);
     }
+}
+
+/// The queues, which the outbox thread and (to write a frame at once) the
+/// processing thread share.
+#[derive(Debug)]
+struct Lanes {
+    peers: Vec<PeerOut>,
+    /// Once the queues close: frames due after it are held at the end
+    /// (their sender's timeline says so), not written.
+    cutoff: Option<Instant>,
+    /// Items sent to the thread and not yet taken: while there are any, no
+    /// frame is written at once, since one of them may go first.
+    items: usize,
+}
+
+/// Locks the queues; a panic of the other thread leaves them usable.
+fn lock(lanes: &Mutex<Lanes>) -> std::sync::MutexGuard<'_, Lanes> {
+    lanes.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// The outbox thread.
 struct SendThread {
-    peers: Vec<PeerOut>,
+    lanes: Arc<Mutex<Lanes>>,
     /// Every peer's shared state, for one that connects late.
     shared: BTreeMap<MachineId, Arc<PeerShared>>,
     items: Receiver<Outgoing>,
@@ -418,15 +520,13 @@ struct SendThread {
     polling: Arc<AtomicBool>,
     aborting: Arc<AtomicBool>,
     stall_limit: Duration,
-    /// Once the queues close: frames due after it are held at the end
-    /// (their sender's timeline says so), not written.
-    cutoff: Option<Instant>,
 }
 
-impl SendThread {
+impl Lanes {
     /// Puts an item in the queues of its recipients; a frame for a peer that
     /// is gone is counted as unsent.
-    fn take(&mut self, item: Outgoing) {
+    fn take(&mut self, item: Outgoing, shared: &BTreeMap<MachineId, Arc<PeerShared>>) {
+        self.items = self.items.saturating_sub(1);
         let now = Instant::now();
         let (due, bytes, to, counts): (Instant, Arc<[u8]>, Option<Vec<MachineId>>, bool) = match item {
             Outgoing::Ready(at_us) => (now, Arc::from(&wire::encode_ready(at_us)[..]), None, false),
@@ -435,7 +535,7 @@ impl SendThread {
                 match self.peers.iter_mut().find(|out| out.peer == peer) {
                     Some(out) => out.replace(stream, at_us),
                     None => {
-                        let Some(shared) = self.shared.get(&peer) else { return };
+                        let Some(shared) = shared.get(&peer) else { return };
                         // A peer this incarnation had no connection to yet.
                         let mut out = PeerOut {
                             peer,
@@ -456,6 +556,7 @@ impl SendThread {
                 self.hold_past_cutoff();
                 return;
             }
+            Outgoing::Kick => return,
         };
         if self.cutoff.is_some_and(|cutoff| due > cutoff) {
             return;
@@ -488,11 +589,49 @@ impl SendThread {
         }
     }
 
+    /// Writes what is due to every peer; returns the connections of the
+    /// peers whose socket is full, with since when, to wait for.
+    fn write_due(&mut self, stall_limit: Duration) -> Vec<(TcpStream, Option<Instant>)> {
+        let now = Instant::now();
+        let mut blocked = Vec::new();
+        for peer in &mut self.peers {
+            if !peer.has_due(now) {
+                continue;
+            }
+            let wrote = peer.write_due(now);
+            if let Wrote::Failed(error) = &wrote {
+                peer.declare_gone(format!("cannot send to it ({error})"));
+            }
+            let stalled = peer.blocked_since.is_some_and(|since| since.elapsed() >= stall_limit);
+            // Frames a fault delays wait their turn; only a peer that
+            // takes nothing while frames are due is in trouble.
+            if peer.queue.len() > SEND_QUEUE_MAX && peer.blocked_since.is_some() {
+                peer.declare_gone(format!(
+                    "it read nothing while {SEND_QUEUE_MAX} messages waited for it (its connection is unwritable)"
+                ));
+            } else if stalled {
+                peer.declare_gone(format!(
+                    "it took nothing for {} s (its connection is unwritable)",
+                    stall_limit.as_secs_f64()
+                ));
+            }
+            if matches!(wrote, Wrote::Blocked) && !peer.gone() {
+                match peer.stream.try_clone() {
+                    Ok(stream) => blocked.push((stream, peer.blocked_since)),
+                    Err(error) => peer.declare_gone(format!("cannot wait for its connection ({error})")),
+                }
+            }
+        }
+        blocked
+    }
+}
+
+impl SendThread {
     /// Takes every item waiting; returns false once the queues are closed.
     fn take_waiting(&mut self) -> bool {
         loop {
             match self.items.try_recv() {
-                Ok(item) => self.take(item),
+                Ok(item) => lock(&self.lanes).take(item, &self.shared),
                 Err(TryRecvError::Empty) => return true,
                 Err(TryRecvError::Disconnected) => return false,
             }
@@ -509,9 +648,14 @@ impl SendThread {
             // due instant (a frame a fault delays past the end arrives as
             // late as it would have), then the streams end.
             let now = Instant::now();
-            if !self.peers.iter().any(|peer| peer.has_due(now)) {
+            let (any_due, next_due) = {
+                let lanes = lock(&self.lanes);
+                let any_due = lanes.peers.iter().any(|peer| peer.has_due(now));
                 let next_due =
-                    self.peers.iter().filter(|peer| !peer.gone()).filter_map(|p| p.queue.front()).map(|q| q.due).min();
+                    lanes.peers.iter().filter(|peer| !peer.gone()).filter_map(|p| p.queue.front()).map(|q| q.due).min();
+                (any_due, next_due)
+            };
+            if !any_due {
                 if !open {
                     match next_due {
                         None => break,
@@ -521,50 +665,27 @@ impl SendThread {
                         }
                     }
                 }
+                // A queue the processing thread fills while this thread
+                // waits has a frame ahead (so it is this thread's already),
+                // or the processing thread sends a `Kick`.
                 let item = match next_due {
-                    Some(due) => self.items.recv_deadline(due),
+                    Some(due) => self.items.recv_deadline(due.min(now + POLL_MAX)),
                     None => self.items.recv().map_err(|_| RecvTimeoutError::Disconnected),
                 };
                 match item {
-                    Ok(item) => self.take(item),
+                    Ok(item) => lock(&self.lanes).take(item, &self.shared),
                     Err(RecvTimeoutError::Timeout) => {}
                     Err(RecvTimeoutError::Disconnected) => open = false,
                 }
             }
             open &= self.take_waiting();
-            let now_written = Instant::now();
-            let stall_limit = self.stall_limit;
-            let mut blocked = Vec::new();
-            for (idx, peer) in self.peers.iter_mut().enumerate() {
-                if !peer.has_due(now_written) {
-                    continue;
-                }
-                match peer.write_due(now_written) {
-                    Wrote::All => {}
-                    Wrote::Blocked => blocked.push(idx),
-                    Wrote::Failed(error) => peer.declare_gone(format!("cannot send to it ({error})")),
-                }
-                let stalled = peer.blocked_since.is_some_and(|since| since.elapsed() >= stall_limit);
-                // Frames a fault delays wait their turn; only a peer that
-                // takes nothing while frames are due is in trouble.
-                if peer.queue.len() > SEND_QUEUE_MAX && peer.blocked_since.is_some() {
-                    peer.declare_gone(format!(
-                        "it read nothing while {SEND_QUEUE_MAX} messages waited for it (its connection is unwritable)"
-                    ));
-                } else if stalled {
-                    peer.declare_gone(format!(
-                        "it took nothing for {} s (its connection is unwritable)",
-                        stall_limit.as_secs_f64()
-                    ));
-                }
-            }
-            blocked.retain(|&idx| !self.peers[idx].gone());
+            let blocked = lock(&self.lanes).write_due(self.stall_limit);
             if !blocked.is_empty() {
                 self.wait_writable(&blocked);
             }
         }
         // The end: every peer sees the end of the stream after the last frame.
-        for peer in &self.peers {
+        for peer in &lock(&self.lanes).peers {
             if !peer.gone() {
                 let _ = peer.stream.shutdown(Shutdown::Write);
             }
@@ -573,18 +694,18 @@ impl SendThread {
 
     /// Waits until a blocked peer can take more, a new item comes, or a
     /// stall limit runs out.
-    fn wait_writable(&mut self, blocked: &[usize]) {
+    fn wait_writable(&mut self, blocked: &[(TcpStream, Option<Instant>)]) {
         self.polling.store(true, Ordering::SeqCst);
         if self.items.is_empty() && !self.aborting.load(Ordering::SeqCst) {
             let until_stall = blocked
                 .iter()
-                .filter_map(|&idx| self.peers[idx].blocked_since)
+                .filter_map(|(_, since)| *since)
                 .map(|since| self.stall_limit.saturating_sub(since.elapsed()))
                 .min()
                 .unwrap_or(POLL_MAX);
             let timeout_ms = u16::try_from(until_stall.min(POLL_MAX).as_millis() + 1).unwrap_or(u16::MAX);
             let mut fds: Vec<PollFd<'_>> =
-                blocked.iter().map(|&idx| PollFd::new(self.peers[idx].stream.as_fd(), PollFlags::POLLOUT)).collect();
+                blocked.iter().map(|(stream, _)| PollFd::new(stream.as_fd(), PollFlags::POLLOUT)).collect();
             fds.push(PollFd::new(self.woken.as_fd(), PollFlags::POLLIN));
             let _ = nix::poll::poll(&mut fds, PollTimeout::from(timeout_ms));
         }

@@ -21,7 +21,12 @@ use crate::node::{
     wait_until,
 };
 use crate::peers::{PeerNews, Reconnects};
+use crate::receive::Receivers;
 use crate::send::Outbox;
+
+/// How long the end waits for the peers' connections at a time before it
+/// looks at the channel from the reader threads again.
+const END_POLL: Duration = Duration::from_millis(10);
 
 /// A log line could not be written: the machine stops ticking.
 #[derive(Debug)]
@@ -67,19 +72,19 @@ impl Effects for NetEffects<'_> {
 
     fn send(&mut self, frame: &[u8], to: &[Dispatch]) -> Result<(), LogFailed> {
         let Some(outbox) = self.outbox else { return Ok(()) };
-        let frame: Arc<[u8]> = Arc::from(frame);
         // The line went out first: a process killed in between leaves a send
         // that never arrived (which a failed run, or a crash, allows), never
         // a message that arrived without its send.
-        let now = Instant::now();
-        let at_once: Vec<MachineId> =
-            to.iter().filter(|d| d.extra_delay_us == 0 && d.hold_until_us == 0).map(|d| d.to).collect();
-        if !at_once.is_empty() {
-            outbox.send_frame(now, Arc::clone(&frame), &at_once);
+        let at_once = |d: &&Dispatch| d.extra_delay_us == 0 && d.hold_until_us == 0;
+        if to.iter().any(|d| at_once(&d)) {
+            outbox.send_now(frame, to.iter().filter(at_once).map(|d| d.to));
         }
-        for dispatch in to.iter().filter(|d| d.extra_delay_us > 0 || d.hold_until_us > 0) {
-            let due = checked_after(self.start, Duration::from_micros(dispatch.release_us));
-            outbox.send_frame(due, Arc::clone(&frame), &[dispatch.to]);
+        if to.iter().any(|d| !at_once(&d)) {
+            let frame: Arc<[u8]> = Arc::from(frame);
+            for dispatch in to.iter().filter(|d| !at_once(d)) {
+                let due = checked_after(self.start, Duration::from_micros(dispatch.release_us));
+                outbox.send_frame(due, Arc::clone(&frame), &[dispatch.to]);
+            }
         }
         Ok(())
     }
@@ -112,6 +117,10 @@ struct Ticking<'a> {
     /// When ticking ends (moved earlier by a stop request for an instant).
     deadline: Instant,
     inbound: Receiver<Inbound>,
+    /// The peers' connections to this machine, read when it looks.
+    receivers: Receivers,
+    /// What the last look read, to be absorbed (kept for its allocation).
+    arrived: Vec<Inbound>,
     /// Writes to the peers, off this thread.
     outbox: Outbox,
     /// What the orchestrator says of the peers.
@@ -174,6 +183,13 @@ impl Ticking<'_> {
             // A restarted peer's new connection: its stream is read to its end too.
             Inbound::Joined { from } => *self.open.entry(from).or_insert(0) += 1,
             Inbound::Ready { .. } => {}
+            Inbound::Stream(handover) => {
+                let mut failed = Vec::new();
+                self.receivers.add(handover, &mut failed);
+                for event in failed {
+                    self.absorb(event, ticking);
+                }
+            }
         }
     }
 
@@ -195,10 +211,22 @@ impl Ticking<'_> {
             let Ok(event) = self.inbound.try_recv() else { break };
             self.absorb(event, ticking);
         }
+        self.read_connections(Duration::ZERO, ticking);
         self.note_gone_peers();
         if ticking {
             self.hear_news();
         }
+    }
+
+    /// Reads what the peers' connections hold (waiting up to `timeout` for
+    /// something), and takes it in.
+    fn read_connections(&mut self, timeout: Duration, ticking: bool) {
+        let mut arrived = std::mem::take(&mut self.arrived);
+        self.receivers.read(timeout, &mut arrived);
+        for event in arrived.drain(..) {
+            self.absorb(event, ticking);
+        }
+        self.arrived = arrived;
     }
 
     /// Logs every peer the outbox has just declared gone.
@@ -344,6 +372,8 @@ impl Connected {
     ) -> Result<RunSummary, NetError> {
         let Connected { bound, outbox, peers, early, .. } = self;
         let Bound { config, mut timeline, logs, inbound, context, .. } = bound;
+        let receivers = Receivers::new(Arc::clone(&context))
+            .map_err(|source| NetError::Thread { what: "reading its connections".into(), source })?;
         if timeline.incarnation() == 0 {
             // A restarted machine's timeline knows the run's start already.
             timeline.start(start_us);
@@ -358,6 +388,8 @@ impl Connected {
             open: peers.iter().map(|&peer| (peer, 1)).collect(),
             deadline: full_deadline,
             inbound,
+            receivers,
+            arrived: Vec::new(),
             outbox,
             news,
             reconnects: Reconnects::new(),
@@ -395,19 +427,23 @@ impl Connected {
         let read_by = checked_after(drain_end, config.stall_limit());
         state.absorb_arrived(false);
         while !state.open.is_empty() {
-            match state.inbound.recv_deadline(read_by) {
-                Ok(event) => state.absorb(event, false),
-                Err(_) => {
-                    let open: Vec<MachineId> = state.open.keys().copied().collect();
-                    crate::note!(
-                        "machine {}: machines {open:?} did not finish sending by the end of the drain; their connections are abandoned",
-                        config.id(),
-                    );
-                    state.open.clear();
-                    for peer in open {
-                        state.disconnect(peer);
-                    }
-                    break;
+            let now = Instant::now();
+            if now < read_by {
+                // Events of connections still with their reader thread come
+                // on the channel; the others are read here.
+                while let Ok(event) = state.inbound.try_recv() {
+                    state.absorb(event, false);
+                }
+                state.read_connections(read_by.saturating_duration_since(now).min(END_POLL), false);
+            } else {
+                let open: Vec<MachineId> = state.open.keys().copied().collect();
+                crate::note!(
+                    "machine {}: machines {open:?} did not finish sending by the end of the drain; their connections are abandoned",
+                    config.id(),
+                );
+                state.open.clear();
+                for peer in open {
+                    state.disconnect(peer);
                 }
             }
         }
