@@ -365,9 +365,9 @@ impl DetailChunk {
 
 /// A detail chunk's bytes compressed, at level 3: chunks are mostly log
 /// text, decoded one at a time on a click. Writing them is most of the cost
-/// of a page; level 1 halved that cost but made a 1,000,000-event page 58 %
-/// larger (52.9 MB against 33.5 MB), and its first drawing, which reads the
-/// whole page, twice as slow (BENCHMARKS.md).
+/// of a page; level 1 cut that cost by a fifth but made a 1,000,000-event
+/// page 47 % larger (52.9 MB against 36.0 MB), and the page's first drawing
+/// reads the whole file (BENCHMARKS.md).
 pub fn compress_detail(bytes: &[u8]) -> Vec<u8> {
     let mut encoder = ZlibEncoder::new(Vec::with_capacity(bytes.len() / 4), Compression::new(DETAIL_LEVEL));
     encoder.write_all(bytes).expect("writing to memory cannot fail");
