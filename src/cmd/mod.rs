@@ -88,6 +88,24 @@ pub fn load_suite(config: Option<&Path>, suite: Option<SuiteArg>, faults: Option
     Ok(config)
 }
 
+/// Keeps only the experiments named by `--experiment` (all when none is
+/// named); an unknown name is bad input that lists the known ones.
+pub fn keep_experiments(config: &mut Config, names: &[String]) -> anyhow::Result<()> {
+    if names.is_empty() {
+        return Ok(());
+    }
+    for name in names {
+        if config.experiment(name).is_none() {
+            let known: Vec<&str> = config.experiments.iter().map(|e| e.name.as_str()).collect();
+            return Err(
+                UsageError(format!("--experiment {name}: no such experiment (known: {})", known.join(", "))).into()
+            );
+        }
+    }
+    config.experiments.retain(|e| names.contains(&e.name));
+    Ok(())
+}
+
 pub fn load_config(path: Option<&Path>) -> anyhow::Result<Config> {
     match path {
         Some(path) => Config::load(path).context("invalid configuration"),

@@ -86,19 +86,7 @@ enum RuntimeArg {
 /// and what the overrides changed.
 fn resolve_config(args: &RunArgs) -> anyhow::Result<(Config, CommandRecord)> {
     let mut config = super::load_suite(args.config.as_deref(), args.suite, args.faults.as_deref())?;
-    if !args.experiments.is_empty() {
-        for name in &args.experiments {
-            if config.experiment(name).is_none() {
-                let known: Vec<&str> = config.experiments.iter().map(|e| e.name.as_str()).collect();
-                return Err(UsageError(format!(
-                    "--experiment {name}: no such experiment (known: {})",
-                    known.join(", ")
-                ))
-                .into());
-            }
-        }
-        config.experiments.retain(|e| args.experiments.contains(&e.name));
-    }
+    super::keep_experiments(&mut config, &args.experiments)?;
     if let Some(path) = &args.hosts {
         config.hosts = clocklab_config::load_hosts(path).context("invalid hosts")?;
     }

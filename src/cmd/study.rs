@@ -155,19 +155,7 @@ pub fn run(args: StudyArgs) -> anyhow::Result<ExitCode> {
 /// The experiments to study, checked, and the study's size.
 fn resolve(common: &Common) -> anyhow::Result<(Vec<Experiment>, Options)> {
     let mut config: Config = super::load_suite(common.config.as_deref(), common.suite, None)?;
-    if !common.experiments.is_empty() {
-        for name in &common.experiments {
-            if config.experiment(name).is_none() {
-                let known: Vec<&str> = config.experiments.iter().map(|e| e.name.as_str()).collect();
-                return Err(UsageError(format!(
-                    "--experiment {name}: no such experiment (known: {})",
-                    known.join(", ")
-                ))
-                .into());
-            }
-        }
-        config.experiments.retain(|e| common.experiments.contains(&e.name));
-    }
+    super::keep_experiments(&mut config, &common.experiments)?;
     for experiment in &mut config.experiments {
         if let Some(duration) = common.duration {
             experiment.duration = duration;
