@@ -41,7 +41,7 @@ enum Command {
     Analyze(cmd::analyze::AnalyzeArgs),
     /// Show the configuration, check a file, or write a starter file.
     Config(cmd::config::ConfigArgs),
-    /// Measure the simulator's speed on one experiment.
+    /// Measure the simulator's speed on one experiment, or the real runtime's CPU time per tick and per message (`--runtime real`).
     Bench(cmd::bench::BenchArgs),
     /// Run one experiment in both runtimes with the same seed and compare them.
     Calibrate(cmd::calibrate::CalibrateArgs),
