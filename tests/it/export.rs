@@ -208,23 +208,22 @@ fn each_incarnation_of_a_restarted_machine_is_a_host_of_its_own() {
     assert_eq!(first.2.get("machine_2"), own.get("machine_2"), "{first:?}");
 }
 
-#[test]
-fn shiviz_opens_the_export_with_every_host_and_event() {
+/// The real ShiViz, beside the repository in CI (`None`, said, elsewhere).
+fn shiviz_page() -> Option<PathBuf> {
     let shiviz = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/tools/shiviz/index.html");
     if !shiviz.is_file() {
         eprintln!("skipped: ShiViz is not at {} (it is beside the repository in CI)", shiviz.display());
-        return;
+        return None;
     }
-    let Some(chromium) = browser::launch() else { return };
-    let root = tempfile::tempdir().unwrap();
-    let results = simulated(root.path(), "lamport,vector,hlc");
-    let file = root.path().join("export.shiviz");
-    export(&results, "shiviz", &file);
-    let graphs = graphs(&results);
-    let page = chromium.open(&file_url(&shiviz));
+    Some(shiviz)
+}
+
+/// Opens `file` in the real ShiViz as a user does (it reads the regex and
+/// the delimiter from the file's first two lines) and returns each view's
+/// label, sorted hosts and number of nodes; no error may show.
+fn shiviz_views(chromium: &browser::Chromium, shiviz: &Path, file: &Path) -> Vec<(String, Vec<String>, u64)> {
+    let page = chromium.open(&file_url(shiviz));
     page.eval("$('.try').click()");
-    // Open the file as a user does: ShiViz reads the regex and the delimiter
-    // from its first two lines and visualises it.
     page.tab.wait_for_element("#file").unwrap().set_input_files(&[file.to_str().unwrap()]).unwrap();
     page.wait_until(
         "$('.error').is(':visible') || (typeof SearchBar !== 'undefined' && !!SearchBar.getInstance().getGlobal())",
@@ -239,51 +238,39 @@ fn shiviz_opens_the_export_with_every_host_and_event() {
     let views = page.eval(
         "SearchBar.getInstance().getGlobal().getViews().map(v => [v.getLabel(), v.getModel().getHosts().slice().sort(), v.getModel().getNodes().length])",
     );
-    let shown: Vec<(String, Vec<String>, u64)> = serde_json::from_value(views).unwrap();
-    let want: Vec<(String, Vec<String>, u64)> = graphs
+    assert!(page.problems().is_empty(), "{:?}", page.problems());
+    serde_json::from_value(views).unwrap()
+}
+
+#[test]
+fn shiviz_opens_the_export_with_every_host_and_event() {
+    let Some(shiviz) = shiviz_page() else { return };
+    let Some(chromium) = browser::launch() else { return };
+    let root = tempfile::tempdir().unwrap();
+    let results = simulated(root.path(), "lamport,vector,hlc");
+    let file = root.path().join("export.shiviz");
+    export(&results, "shiviz", &file);
+    let want: Vec<(String, Vec<String>, u64)> = graphs(&results)
         .iter()
         .map(|(label, graph)| {
             (label.clone(), graph.machines.iter().map(|m| format!("machine_{}", m.id)).collect(), graph.n_ticks())
         })
         .collect();
-    assert_eq!(shown, want);
-    assert!(page.problems().is_empty(), "{:?}", page.problems());
+    assert_eq!(shiviz_views(&chromium, &shiviz, &file), want);
 }
 
 /// The real ShiViz opens the export of a run with a fresh restart: the
 /// crash is the second incarnation's host taking over.
 #[test]
 fn shiviz_opens_a_run_with_a_fresh_restart() {
-    let shiviz = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/tools/shiviz/index.html");
-    if !shiviz.is_file() {
-        eprintln!("skipped: ShiViz is not at {} (it is beside the repository in CI)", shiviz.display());
-        return;
-    }
+    let Some(shiviz) = shiviz_page() else { return };
     let Some(chromium) = browser::launch() else { return };
     let root = tempfile::tempdir().unwrap();
     let (results, graph) = crash_fresh(root.path());
     let file = root.path().join("crash.shiviz");
     export(&results, "shiviz", &file);
-    let page = chromium.open(&file_url(&shiviz));
-    page.eval("$('.try').click()");
-    page.tab.wait_for_element("#file").unwrap().set_input_files(&[file.to_str().unwrap()]).unwrap();
-    page.wait_until(
-        "$('.error').is(':visible') || (typeof SearchBar !== 'undefined' && !!SearchBar.getInstance().getGlobal())",
-        Duration::from_secs(30),
-    );
-    assert_eq!(
-        page.eval("$('.error').is(':visible')"),
-        serde_json::Value::Bool(false),
-        "{}",
-        page.eval("$('#errorbox').text()")
-    );
-    let views = page.eval(
-        "SearchBar.getInstance().getGlobal().getViews().map(v => [v.getLabel(), v.getModel().getHosts().slice().sort(), v.getModel().getNodes().length])",
-    );
-    let shown: Vec<(String, Vec<String>, u64)> = serde_json::from_value(views).unwrap();
     let hosts = ["machine_1", "machine_2", "machine_2#2", "machine_3"].map(String::from).to_vec();
-    assert_eq!(shown, [("crash-fresh/run_1".to_string(), hosts, graph.n_ticks())]);
-    assert!(page.problems().is_empty(), "{:?}", page.problems());
+    assert_eq!(shiviz_views(&chromium, &shiviz, &file), [("crash-fresh/run_1".to_string(), hosts, graph.n_ticks())]);
 }
 
 #[test]
