@@ -147,6 +147,21 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
             bare.events,
             100.0 * ours / theirs
         );
+        // The same loop with the draws the model's bytes depend on: the
+        // most a simulator that makes them can reach.
+        let drawing_cpu_started_ns = thread_cpu_ns();
+        let drawing = clocklab_sim::bare::drawing_event_loop(&plan, config.sim.network);
+        let drawing_cpu_s =
+            thread_cpu_ns().zip(drawing_cpu_started_ns).map(|(end, start)| end.saturating_sub(start) as f64 / 1e9);
+        if let Some(drawing_s) = drawing_cpu_s.filter(|&s| s >= MEASURABLE_S) {
+            let drawn = drawing.events as f64 / drawing_s;
+            say!(
+                "  the bare loop with the model's random draws (event draws, network delays): {:.2} million/s ({} events in {drawing_s:.3} s): {:.0}% of the bare loop, the most a simulator of these draws can reach",
+                drawn / 1e6,
+                drawing.events,
+                100.0 * drawn / theirs
+            );
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
