@@ -10,11 +10,14 @@ pub(crate) struct SecondCache {
     second: i64,
     /// `YYYY-MM-DD HH:MM:SS`; the ISO form swaps byte 10 for `T`.
     text: [u8; 19],
+    /// Whether `text` is `second` itself, not the epoch a second outside the
+    /// calendar is clamped to.
+    in_calendar: bool,
 }
 
 impl Default for SecondCache {
     fn default() -> Self {
-        let mut cache = SecondCache { second: i64::MIN, text: [0; 19] };
+        let mut cache = SecondCache { second: i64::MIN, text: [0; 19], in_calendar: false };
         cache.set(0);
         cache
     }
@@ -23,10 +26,9 @@ impl Default for SecondCache {
 impl SecondCache {
     fn set(&mut self, second: i64) {
         // Outside the years 0..=9999 the format has no room; clamp to the epoch.
-        let datetime = OffsetDateTime::from_unix_timestamp(second)
-            .ok()
-            .filter(|dt| (0..=9999).contains(&dt.year()))
-            .unwrap_or(OffsetDateTime::UNIX_EPOCH);
+        let in_calendar = OffsetDateTime::from_unix_timestamp(second).ok().filter(|dt| (0..=9999).contains(&dt.year()));
+        self.in_calendar = in_calendar.is_some();
+        let datetime = in_calendar.unwrap_or(OffsetDateTime::UNIX_EPOCH);
         let (year, month, day) = (datetime.year() as u32, datetime.month() as u32, datetime.day() as u32);
         let (hour, minute, sec) = (datetime.hour() as u32, datetime.minute() as u32, datetime.second() as u32);
         let t = &mut self.text;
@@ -48,7 +50,17 @@ impl SecondCache {
     pub(crate) fn system_time(&mut self, time_us: i64) -> &[u8; 19] {
         let second = time_us.div_euclid(1_000_000);
         if second != self.second {
-            self.set(second);
+            // Within the cached minute only the seconds' digits change: a
+            // line a second or more after the last is the common case, and
+            // the calendar is the slow part of a line.
+            // (The calendar's ends are whole minutes, so a second in the
+            // minute of one inside it is inside it too.)
+            if self.in_calendar && second.div_euclid(60) == self.second.div_euclid(60) {
+                put_digits(&mut self.text[17..19], second.rem_euclid(60) as u32);
+                self.second = second;
+            } else {
+                self.set(second);
+            }
         }
         &self.text
     }
@@ -101,5 +113,23 @@ mod tests {
         assert_eq!(rfc3339_us(FIRST_WRITABLE_US), "0000-01-01T00:00:00.000000Z");
         assert_eq!(rfc3339_us(LAST_WRITABLE_US), "9999-12-31T23:59:59.999999Z");
         assert_eq!(rfc3339_us(1_795_495_393_482_913), "2026-11-24T04:43:13.482913Z");
+    }
+
+    #[test]
+    fn a_cache_walked_through_time_writes_what_a_fresh_one_does() {
+        // Forwards and backwards, across minutes, hours, days, a leap day,
+        // years, the epoch and the clamp at the calendar's ends.
+        let starts =
+            [-61, 0, 1_709_164_740, 1_735_689_540, 1_795_495_393, FIRST_WRITABLE_US / 1_000_000, 253_402_300_740];
+        let mut cache = SecondCache::default();
+        for start in starts {
+            for step in [1, 7, 59, 60, 61, -1, -60, 3_599] {
+                for k in 0..130i64 {
+                    let time_us = (start + k * step) * 1_000_000 + k % 1_000_000;
+                    let fresh = *SecondCache::default().system_time(time_us);
+                    assert_eq!(cache.system_time(time_us), &fresh, "{time_us}");
+                }
+            }
+        }
     }
 }
