@@ -65,7 +65,7 @@ pub fn check(file: &Path, hosts: &[HostSpec], timeout: Duration, verbose: bool) 
     for (host, answer) in hosts.iter().zip(answers) {
         match answer {
             Ok(probe) if verbose => say!(
-                "{}: clocklab {}, port {} free on {}, clock {:+} us (± {} us) against this computer's",
+                "{}: clocklab {}, port {} free on {}, clock {:+} µs (± {} µs) against this computer's",
                 host.name,
                 probe.version,
                 probe.port,

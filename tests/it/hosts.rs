@@ -197,7 +197,7 @@ fn hosts_check_names_the_host_and_the_cause() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let line = regex::Regex::new(
-        r"^clocklab-check-1: clocklab 0\.1\.0, port \d+ free on 10\.231\.2\.1, clock [+-]\d+ us \(± \d+ us\) against this computer's\n$",
+        r"^clocklab-check-1: clocklab 0\.1\.0, port \d+ free on 10\.231\.2\.1, clock [+-]\d+ µs \(± \d+ µs\) against this computer's\n$",
     )
     .unwrap();
     assert!(line.is_match(&stdout), "{stdout}");
