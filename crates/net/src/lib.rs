@@ -99,6 +99,7 @@ mod node;
 mod peers;
 mod receive;
 mod send;
+mod stop;
 mod ticking;
 
 use std::net::SocketAddr;
@@ -113,6 +114,7 @@ pub use node::{
     longest_end, never_stop, now_us,
 };
 pub use peers::{PeerNews, RestartSpec, no_news};
+pub use stop::{StopReceiver, StopSender, stop_channel};
 
 /// What one machine process uses at most, in a run of `n_machines`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -12,7 +12,7 @@ use clocklab_faults::{FaultPlan, FaultSpec};
 use clocklab_log::LogFormat;
 use clocklab_model::MachineId;
 use clocklab_model::wire::{FrameCodec, Hello, TOKEN_LEN};
-use crossbeam_channel::{Receiver, Sender, TryRecvError};
+use crossbeam_channel::Receiver;
 use serde::{Deserialize, Serialize};
 
 use crate::accept::{self, AcceptContext, Inbound};
@@ -20,6 +20,7 @@ use crate::link::{Connector, LinkConfig, LinkEvent};
 use crate::logs::Logs;
 use crate::peers::{PeerNews, Reconnects, RestartSpec};
 use crate::send::{Outbox, SEND_STALL_MIN};
+use crate::stop::{StopReceiver, StopSender, stop_channel};
 use crate::ticking::NetEffects;
 use crate::{MissingPeer, NetError};
 
@@ -326,7 +327,7 @@ impl Bound {
     pub fn connect(
         mut self,
         peers: &BTreeMap<MachineId, SocketAddr>,
-        stop: &Receiver<StopRequest>,
+        stop: &StopReceiver,
     ) -> Result<Connected, NetError> {
         let mut connectors = BTreeMap::new();
         let mut joining = Joining::default();
@@ -359,7 +360,7 @@ impl Bound {
     fn try_connect(
         &mut self,
         peers: &BTreeMap<MachineId, SocketAddr>,
-        stop: &Receiver<StopRequest>,
+        stop: &StopReceiver,
         cancelled: &Receiver<()>,
         connectors: &mut BTreeMap<MachineId, Connector>,
         joining: &mut Joining,
@@ -417,13 +418,13 @@ impl Bound {
                     }
                     // Every link has reported: wait for the rest until the deadline.
                     Err(_) => crossbeam_channel::select! {
-                        recv(stop) -> _ => return Err(NetError::Stopped),
+                        recv(stop.channel()) -> _ => return Err(NetError::Stopped),
                         recv(self.inbound) -> event => self.on_joining(event, joining)?,
                         default(remaining) => {}
                     },
                 },
                 recv(self.inbound) -> event => self.on_joining(event, joining)?,
-                recv(stop) -> _ => return Err(NetError::Stopped),
+                recv(stop.channel()) -> _ => return Err(NetError::Stopped),
                 default(remaining) => {}
             }
             if Instant::now() >= deadline && (!all_up(joining) || joining.ready_us.len() < expected.len() + 1) {
@@ -500,7 +501,7 @@ impl Bound {
     pub fn rejoin(
         mut self,
         peers: &BTreeMap<MachineId, SocketAddr>,
-        stop: &Receiver<StopRequest>,
+        stop: &StopReceiver,
         news: &Receiver<PeerNews>,
     ) -> Result<Connected, NetError> {
         let id = self.config.id();
@@ -532,7 +533,7 @@ impl Bound {
     fn try_rejoin(
         &mut self,
         peers: &BTreeMap<MachineId, SocketAddr>,
-        stop: &Receiver<StopRequest>,
+        stop: &StopReceiver,
         news: &Receiver<PeerNews>,
         outbox: &Outbox,
         reconnects: &mut Reconnects,
@@ -576,7 +577,7 @@ impl Bound {
                     Ok(event) => early.push_back(event),
                     Err(_) => unreachable!("the acceptor keeps a sender for the life of the process"),
                 },
-                recv(stop) -> _ => return Err(NetError::Stopped),
+                recv(stop.channel()) -> _ => return Err(NetError::Stopped),
                 default(remaining) => {}
             }
         }
@@ -587,44 +588,6 @@ impl Bound {
             );
         }
         Ok(())
-    }
-}
-
-/// Why a wait ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Wake {
-    /// The time came.
-    Due,
-    /// A request to stop at once came (or every sender of requests is gone).
-    Stop,
-    /// A request to stop at this instant came.
-    StopAt(Instant),
-}
-
-/// How long a wait sleeps at most before it looks for a stop request again:
-/// well within the orchestrator's lead on a stop for an instant (50 ms).
-pub(crate) const STOP_POLL: Duration = Duration::from_millis(10);
-
-/// Sleeps until `due`, unless a stop request comes first (it is seen within
-/// [`STOP_POLL`]). This is the one place where the decision to stop early is
-/// taken: [`StopRequest::Now`], or every sender of `stop` gone, means stop
-/// now; [`StopRequest::At`] names the instant.
-///
-/// It sleeps, rather than waiting on the channel with a deadline: a timed
-/// receive spins and yields the processor several times before it parks,
-/// and at a thousand ticks a second that cost more than the tick itself.
-pub(crate) fn wait_until(due: Instant, stop: &Receiver<StopRequest>) -> Wake {
-    loop {
-        match stop.try_recv() {
-            Ok(StopRequest::Now) | Err(TryRecvError::Disconnected) => return Wake::Stop,
-            Ok(StopRequest::At(time_us)) => return Wake::StopAt(instant_of(time_us)),
-            Err(TryRecvError::Empty) => {}
-        }
-        let now = Instant::now();
-        if now >= due {
-            return Wake::Due;
-        }
-        std::thread::sleep(due.saturating_duration_since(now).min(STOP_POLL));
     }
 }
 
@@ -693,8 +656,12 @@ pub fn now_us() -> i64 {
 
 /// A stop channel that never fires while the sender is kept, for a machine
 /// that runs to its deadline.
-pub fn never_stop() -> (Sender<StopRequest>, Receiver<StopRequest>) {
-    crossbeam_channel::bounded(1)
+///
+/// # Panics
+///
+/// The system cannot make an `eventfd` (no file descriptor left).
+pub fn never_stop() -> (StopSender, StopReceiver) {
+    stop_channel().expect("an eventfd for the stop channel")
 }
 
 #[cfg(test)]

@@ -16,13 +16,11 @@ use crate::NetError;
 use crate::accept::Inbound;
 use crate::link::LinkEvent;
 use crate::logs::Logs;
-use crate::node::{
-    ABSORB_INTERVAL, Bound, Connected, NodeConfig, RunSummary, StopRequest, Wake, checked_after, instant_of, now_us,
-    wait_until,
-};
+use crate::node::{ABSORB_INTERVAL, Bound, Connected, NodeConfig, RunSummary, checked_after, instant_of, now_us};
 use crate::peers::{PeerNews, Reconnects};
 use crate::receive::Receivers;
 use crate::send::Outbox;
+use crate::stop::{StopReceiver, Wake};
 
 /// How long the end waits for the peers' connections at a time before it
 /// looks at the channel from the reader threads again.
@@ -284,11 +282,11 @@ impl Ticking<'_> {
     /// Waits until `due`, moving what arrives into the queue every
     /// [`ABSORB_INTERVAL`]; a stop request for an instant moves the end of
     /// ticking.
-    fn wait(&mut self, due: Instant, stop: &Receiver<StopRequest>) -> Waited {
+    fn wait(&mut self, due: Instant, stop: &StopReceiver) -> Waited {
         loop {
             let until = due.min(self.deadline);
             let slice_end = until.min(Instant::now() + ABSORB_INTERVAL);
-            match wait_until(slice_end, stop) {
+            match stop.wait_until(slice_end) {
                 Wake::Due if slice_end >= until => return if until < due { Waited::Moved } else { Waited::Due },
                 Wake::Due => self.absorb_arrived(true),
                 Wake::Stop => return Waited::Stop,
@@ -307,7 +305,7 @@ impl Ticking<'_> {
     /// Runs the timeline until it has nothing left before the end of
     /// ticking, or the plan crashed the machine. Returns whether a stop
     /// request ended it early.
-    fn tick_until_done(&mut self, stop: &Receiver<StopRequest>) -> bool {
+    fn tick_until_done(&mut self, stop: &StopReceiver) -> bool {
         loop {
             if self.logs.failed() || !self.timeline.is_up() {
                 return false;
@@ -364,12 +362,7 @@ impl Connected {
     /// still goes (every file that still takes lines gets them, `Stopped`
     /// included, and a line cut by the failure is cut off), and the first
     /// write error is returned.
-    pub fn run(
-        self,
-        start_us: i64,
-        stop: &Receiver<StopRequest>,
-        news: Receiver<PeerNews>,
-    ) -> Result<RunSummary, NetError> {
+    pub fn run(self, start_us: i64, stop: &StopReceiver, news: Receiver<PeerNews>) -> Result<RunSummary, NetError> {
         let Connected { bound, outbox, peers, early, .. } = self;
         let Bound { config, mut timeline, logs, inbound, context, .. } = bound;
         let receivers = Receivers::new(Arc::clone(&context))
