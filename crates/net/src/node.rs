@@ -24,10 +24,15 @@ use crate::stop::{StopReceiver, StopSender, stop_channel};
 use crate::ticking::NetEffects;
 use crate::{MissingPeer, NetError};
 
-/// How many arrived messages may wait between the reader threads and the
-/// processing thread. When it is full the readers block, and TCP's flow
-/// control slows the sender down instead of this process growing without end.
-const INBOUND_CAPACITY: usize = 1 << 16;
+/// How many events may wait between the reader threads and the processing
+/// thread. When it is full the readers block, and TCP's flow control slows
+/// the sender down instead of this process growing without end. A reader
+/// carries only a connection's first events (its hello, its ready message,
+/// the frames of the read that brought it) before it hands the connection
+/// over, so a few per peer are the usual load; and a bounded channel's
+/// slots are all allocated and touched at once, which at 2^16 slots cost
+/// each machine process megabytes of page faults at start-up.
+const INBOUND_CAPACITY: usize = 1 << 12;
 
 /// How often a machine waiting for its next tick moves what has arrived into
 /// its queue, so that the channel from the readers does not fill (and hold up
