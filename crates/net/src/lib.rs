@@ -8,11 +8,11 @@
 //! [`Connected::run`] it from a start instant that every machine of the run
 //! shares. The modules:
 //!
-//! - `accept`: the receiving side: the acceptor, hello slots shared fairly
-//!   under a flood of connections, and one short-lived reader thread per
-//!   accepted connection, which checks its hello, reads its ready message,
-//!   and hands it to the processing thread, pushing [`Inbound`] events into
-//!   one bounded channel.
+//! - `accept`: the receiving side: the acceptor, one thread with one epoll
+//!   set for the listening socket and every accepted connection, with hello
+//!   slots shared fairly under a flood of connections; it checks each
+//!   connection's hello, reads its ready message, and hands it to the
+//!   processing thread, pushing [`Inbound`] events into one bounded channel.
 //! - `receive`: the processing thread's own reads of its peers'
 //!   connections, through one epoll set, when it wakes to tick (and every
 //!   `ABSORB_INTERVAL`): no thread wakes for a message.
@@ -122,7 +122,7 @@ pub struct Resources {
     /// Threads (the system counts each as a task, against `pid_max`,
     /// `threads-max` and `ulimit -u`): the processing thread, its control
     /// and signal threads, the acceptor, the outbox and, while it connects,
-    /// a reader per peer (until its ready message) and a connector per peer.
+    /// a connector per peer.
     pub threads: u64,
     /// File descriptors (`ulimit -n`): a connection each way per peer (and,
     /// while the outbox waits for full sockets, a second handle on each), the
@@ -134,7 +134,7 @@ pub struct Resources {
 /// What one machine process of a run of `n_machines` uses at most.
 pub fn machine_resources(n_machines: u32) -> Resources {
     let peers = u64::from(n_machines.saturating_sub(1));
-    Resources { threads: 2 * peers + 6, files: 3 * peers + 24 }
+    Resources { threads: peers + 6, files: 3 * peers + 24 }
 }
 
 /// A peer that was not connected by the connect deadline, and why.

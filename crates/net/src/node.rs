@@ -24,10 +24,10 @@ use crate::stop::{StopReceiver, StopSender, stop_channel};
 use crate::ticking::NetEffects;
 use crate::{MissingPeer, NetError};
 
-/// How many events may wait between the reader threads and the processing
-/// thread. When it is full the readers block, and TCP's flow control slows
-/// the sender down instead of this process growing without end. A reader
-/// carries only a connection's first events (its hello, its ready message,
+/// How many events may wait between the acceptor and the processing
+/// thread. When it is full the acceptor blocks, and TCP's flow control slows
+/// the senders down instead of this process growing without end. The
+/// acceptor carries only a connection's first events (its hello, its ready message,
 /// the frames of the read that brought it) before it hands the connection
 /// over, so a few per peer are the usual load; and a bounded channel's
 /// slots are all allocated and touched at once, which at 2^16 slots cost
@@ -459,7 +459,7 @@ impl Bound {
         Ok(())
     }
 
-    /// Takes one event from a reader thread while connecting.
+    /// Takes one event from the acceptor while connecting.
     fn on_joining(
         &mut self,
         event: Result<Inbound, crossbeam_channel::RecvError>,

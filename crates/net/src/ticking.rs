@@ -23,7 +23,7 @@ use crate::send::Outbox;
 use crate::stop::{StopReceiver, Wake};
 
 /// How long the end waits for the peers' connections at a time before it
-/// looks at the channel from the reader threads again.
+/// looks at the channel from the acceptor again.
 const END_POLL: Duration = Duration::from_millis(10);
 
 /// A log line could not be written: the machine stops ticking.
@@ -143,7 +143,7 @@ impl Ticking<'_> {
         (&mut self.timeline, effects)
     }
 
-    /// Takes one event from a reader thread. `ticking` is false once the
+    /// Takes one event from the acceptor (or its own reads). `ticking` is false once the
     /// machine has stopped ticking: a peer ending its stream then is the
     /// expected end, not a disconnection.
     fn absorb(&mut self, event: Inbound, ticking: bool) {
@@ -201,7 +201,7 @@ impl Ticking<'_> {
         }
     }
 
-    /// Moves what the reader threads have delivered into the queue: only
+    /// Moves what the acceptor has delivered into the queue: only
     /// what is there now, so that a peer flooding the channel cannot keep
     /// this thread from its schedule. Then hears of peers gone and restarted.
     fn absorb_arrived(&mut self, ticking: bool) {
@@ -422,7 +422,7 @@ impl Connected {
         while !state.open.is_empty() {
             let now = Instant::now();
             if now < read_by {
-                // Events of connections still with their reader thread come
+                // Events of connections still with the acceptor come
                 // on the channel; the others are read here.
                 while let Ok(event) = state.inbound.try_recv() {
                     state.absorb(event, false);
