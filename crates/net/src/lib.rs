@@ -16,14 +16,14 @@
 //! - `receive`: the processing thread's own reads of its peers'
 //!   connections, through one epoll set, when it wakes to tick (and every
 //!   `ABSORB_INTERVAL`): no thread wakes for a message.
-//! - `link`: one short-lived thread per peer that connects to it (retrying
-//!   until the connect timeout) and hands the connection over.
+//! - `link`: one short-lived thread that connects to every peer at once
+//!   (non-blocking connects and hellos, one `poll`, each peer retried
+//!   until the connect timeout) and hands each connection over.
 //! - `send`: the outbox: a frame due now to a peer with nothing queued is
 //!   written by the processing thread at once (one non-blocking write);
 //!   everything else (frames a fault delays, a full socket) goes to one
 //!   thread that writes the queues, each frame at its due instant; a peer
 //!   that stops reading is declared gone and what it did not get is counted.
-//! - `hello`: reading a hello within a deadline, for both sides.
 //! - `logs`: the log files, written a whole line at a time.
 //! - `node`: the processing thread, the only owner of the `Machine` and the
 //!   only writer of the log: binding, connecting, and the start agreed with
@@ -92,7 +92,6 @@ macro_rules! note {
 }
 
 mod accept;
-mod hello;
 mod link;
 mod logs;
 mod node;

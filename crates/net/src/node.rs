@@ -334,13 +334,13 @@ impl Bound {
         peers: &BTreeMap<MachineId, SocketAddr>,
         stop: &StopReceiver,
     ) -> Result<Connected, NetError> {
-        let mut connectors = BTreeMap::new();
+        let mut connector = None;
         let mut joining = Joining::default();
         // Dropped when connecting ends, which stops every connector still trying.
         let (cancel, cancelled) = crossbeam_channel::bounded::<()>(0);
-        let result = self.try_connect(peers, stop, &cancelled, &mut connectors, &mut joining);
+        let result = self.try_connect(peers, stop, &cancelled, &mut connector, &mut joining);
         drop(cancel);
-        for connector in connectors.into_values() {
+        if let Some(connector) = connector {
             connector.join();
         }
         match (result, joining.outbox) {
@@ -367,7 +367,7 @@ impl Bound {
         peers: &BTreeMap<MachineId, SocketAddr>,
         stop: &StopReceiver,
         cancelled: &Receiver<()>,
-        connectors: &mut BTreeMap<MachineId, Connector>,
+        connector: &mut Option<Connector>,
         joining: &mut Joining,
     ) -> Result<(), NetError> {
         let id = self.config.id();
@@ -382,10 +382,18 @@ impl Bound {
         let timeout_s = self.config.connect_timeout.as_secs_f64();
         let deadline = checked_after(Instant::now(), self.config.connect_timeout);
         let (events_tx, events) = crossbeam_channel::unbounded();
-        for (&peer, &address) in peers {
-            let link_config = LinkConfig { ours: self.config.hello(), peer, address, deadline, timeout_s, attempt: 0 };
-            connectors.insert(peer, Connector::spawn(link_config, events_tx.clone(), cancelled.clone())?);
-        }
+        let links = peers
+            .iter()
+            .map(|(&peer, &address)| LinkConfig {
+                ours: self.config.hello(),
+                peer,
+                address,
+                deadline,
+                timeout_s,
+                attempt: 0,
+            })
+            .collect();
+        *connector = Some(Connector::spawn_many(links, events_tx.clone(), cancelled.clone())?);
         drop(events_tx);
         let mut failures: BTreeMap<MachineId, String> = BTreeMap::new();
         let all_up = |joining: &Joining| {
@@ -439,7 +447,7 @@ impl Bound {
                     .filter_map(|&peer| {
                         let reason = if !connected(&peer) {
                             failures.get(&peer).cloned().unwrap_or_else(|| {
-                                connectors.get(&peer).map_or_else(String::new, Connector::last_error)
+                                connector.as_ref().map_or_else(String::new, |connector| connector.last_error(peer))
                             })
                         } else if !joining.joined.contains(&peer) {
                             "it took our connection but did not connect back".into()
