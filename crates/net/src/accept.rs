@@ -1,7 +1,9 @@
-//! The receiving side of a machine: the acceptor, the hello of every
-//! accepted connection, and one short-lived reader thread per connection
-//! that checks its hello and reads its ready message, then hands the
+//! The receiving side of a machine: the acceptor, one thread with one epoll
+//! set for the listening socket and every accepted connection, which checks
+//! each connection's hello and reads its ready message, then hands the
 //! connection to the processing thread (`receive`), which reads its frames.
+//! A thread per connection cost every machine of a large run a thread
+//! started and ended per peer.
 //!
 //! Each machine opens one outgoing connection per peer and uses it only for
 //! sending (see `link`); the connections it accepts are only for receiving.
@@ -17,32 +19,32 @@
 //! ever evicts itself, and the run's peers still get in (they retry what
 //! fails until `connect_timeout`).
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::io::{self, Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use clocklab_model::wire::{self, FrameCodec, FrameDecoder, Hello, READY_LEN};
+use clocklab_model::wire::{self, FrameCodec, FrameDecoder, HELLO_HEADER_LEN, HELLO_LEN, Hello, READY_LEN};
 use clocklab_model::{MachineId, Stamp};
 use crossbeam_channel::Sender;
+use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
 
-use crate::hello::read_hello;
 pub use crate::receive::Handover;
 
 /// How long an accepted connection has, in all, to deliver its whole hello.
 /// A per-read timeout would not do: a sender dripping one byte at a time
-/// would keep a reader thread forever.
+/// would keep its hello slot forever.
 pub(crate) const HELLO_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The fewest hello slots a machine has, however few its peers.
 const MIN_HELLO_SLOTS: usize = 32;
 
-/// The stack of a reader, connector or outbox thread: it holds a 4 KiB
-/// buffer and a few small values, so a run of a hundred machines, with a
-/// reader thread per peer each, stays far from the memory that the default
-/// 2 MiB stacks would reserve.
+/// The stack of the acceptor, a connector or the outbox thread: it holds a
+/// few small values, so a run of a hundred machines, with a connector thread
+/// per peer each, stays far from the memory that the default 2 MiB stacks
+/// would reserve.
 pub(crate) const THREAD_STACK_BYTES: usize = 256 * 1024;
 
 /// How many accepted connections of a run of `n_machines` may wait for
@@ -51,7 +53,7 @@ pub(crate) fn hello_slots(n_machines: u32) -> usize {
     MIN_HELLO_SLOTS.max(2 * n_machines.saturating_sub(1) as usize)
 }
 
-/// What the reader threads (and, once it has a connection, the processing
+/// What the acceptor (and, once it has a connection, the processing
 /// thread's own reads) tell the processing thread.
 #[derive(Debug)]
 pub enum Inbound {
@@ -100,12 +102,7 @@ pub(crate) struct AcceptContext {
     /// Peers whose connection passed its hello and is open: a second one is
     /// refused (after it ends, a restarted peer may connect again).
     pub(crate) joined: Mutex<BTreeSet<MachineId>>,
-    /// Connections waiting for their hello, oldest first, by ticket, with a
-    /// handle to close them.
-    pub(crate) pending: Mutex<VecDeque<(u64, TcpStream)>>,
-    /// The next connection's ticket.
-    pub(crate) next_ticket: AtomicU64,
-    /// Connections refused so far (a bad hello, evicted, or no thread for it).
+    /// Connections refused so far (a bad hello, evicted, or no room for it).
     pub(crate) refused_connections: AtomicUsize,
     /// Of those, the ones evicted because newer connections came.
     pub(crate) refused_busy: AtomicUsize,
@@ -120,156 +117,331 @@ impl AcceptContext {
             codec,
             hello_timeout,
             joined: Mutex::new(BTreeSet::new()),
-            pending: Mutex::new(VecDeque::new()),
-            next_ticket: AtomicU64::new(0),
             refused_connections: AtomicUsize::new(0),
             refused_busy: AtomicUsize::new(0),
         }
     }
-
-    /// Takes connection `ticket` off the waiting list; whether it was still
-    /// on it (not evicted).
-    fn leave(&self, ticket: u64) -> bool {
-        let mut pending = self.pending.lock().expect("the waiting list is never poisoned");
-        match pending.iter().position(|(waiting, _)| *waiting == ticket) {
-            Some(idx) => {
-                pending.remove(idx);
-                true
-            }
-            None => false,
-        }
-    }
 }
 
-/// Accepts connections for the life of the process, one reader thread each.
+/// The acceptor's token for the listening socket in its epoll set.
+const LISTENER: u64 = u64::MAX;
+
+/// The most connections one `epoll_wait` of the acceptor reports.
+const ACCEPT_EVENTS_MAX: usize = 64;
+
+/// Where an accepted connection is.
+#[derive(Debug)]
+enum Phase {
+    /// Waiting for its hello (in a hello slot): the bytes so far.
+    Hello { bytes: [u8; HELLO_LEN], filled: usize, by: Instant },
+    /// Its hello passed: waiting for its ready message (and reading the
+    /// frames that come with it).
+    Ready { from: MachineId, ready: [u8; READY_LEN], filled: usize, decoder: FrameDecoder },
+}
+
+/// One accepted connection, before it is handed to the processing thread.
+#[derive(Debug)]
+struct Accepted {
+    stream: TcpStream,
+    phase: Phase,
+}
+
+/// What a read of an accepted connection came to.
+enum Step {
+    /// Nothing more for now.
+    Wait,
+    /// Refused (closed by the caller).
+    Refuse(String),
+    /// Closed by the peer or failed after its hello (closed by the caller).
+    Closed(MachineId, Option<String>),
+    /// Its ready message came: handed over.
+    HandedOver,
+}
+
+/// The acceptor: one thread with one epoll set for the listening socket and
+/// every accepted connection until its ready message, so that a peer's
+/// connection costs no thread of its own.
+struct Acceptor {
+    listener: TcpListener,
+    epoll: Epoll,
+    context: Arc<AcceptContext>,
+    inbound: Sender<Inbound>,
+    /// By ticket, the connections not handed over yet.
+    connections: BTreeMap<u64, Accepted>,
+    /// The tickets of those waiting for their hello, oldest first.
+    waiting: VecDeque<u64>,
+    next_ticket: u64,
+    buffer: Box<[u8]>,
+}
+
+/// Accepts connections for the life of the process, on one thread that
+/// reads every connection's hello and ready message.
 pub(crate) fn spawn_acceptor(
     listener: TcpListener,
     context: Arc<AcceptContext>,
     inbound: Sender<Inbound>,
 ) -> io::Result<()> {
     let id = context.hello.machine;
-    std::thread::Builder::new().name(format!("machine-{id}-accept")).stack_size(THREAD_STACK_BYTES).spawn(
-        move || {
-            for stream in listener.incoming() {
-                match stream {
-                    Ok(stream) => admit(&context, stream, &inbound),
-                    // A failed accept (a peer that reset before we took it, or
-                    // no file descriptors left) concerns that connection only.
-                    Err(error) => {
-                        crate::note!("machine {id}: accept failed: {error}");
-                        std::thread::sleep(Duration::from_millis(20));
-                    }
-                }
-            }
-        },
-    )?;
+    listener.set_nonblocking(true)?;
+    let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)?;
+    epoll.add(&listener, EpollEvent::new(EpollFlags::EPOLLIN, LISTENER))?;
+    let mut acceptor = Acceptor {
+        listener,
+        epoll,
+        context,
+        inbound,
+        connections: BTreeMap::new(),
+        waiting: VecDeque::new(),
+        next_ticket: 0,
+        buffer: vec![0; 4096].into_boxed_slice(),
+    };
+    std::thread::Builder::new()
+        .name(format!("machine-{id}-accept"))
+        .stack_size(THREAD_STACK_BYTES)
+        .spawn(move || acceptor.run())?;
     Ok(())
 }
 
-/// Gives an accepted connection a hello slot (evicting the connection that
-/// has waited longest if every slot is taken) and a reader thread.
-fn admit(context: &Arc<AcceptContext>, stream: TcpStream, inbound: &Sender<Inbound>) {
-    let id = context.hello.machine;
-    let ticket = context.next_ticket.fetch_add(1, Ordering::SeqCst);
-    let handle = match stream.try_clone() {
-        Ok(handle) => handle,
-        Err(error) => {
-            refuse(context, &stream, Refusal::Resources(&format!("cannot keep it ({error})")));
-            return;
+impl Acceptor {
+    fn run(&mut self) {
+        let mut events = vec![EpollEvent::empty(); ACCEPT_EVENTS_MAX];
+        loop {
+            // The oldest connection waiting for its hello is the first due.
+            let timeout =
+                self.waiting.front().and_then(|&ticket| self.hello_by(ticket)).map_or(EpollTimeout::NONE, |by| {
+                    let ms = by.saturating_duration_since(Instant::now()).as_millis().saturating_add(1);
+                    EpollTimeout::from(u16::try_from(ms).unwrap_or(u16::MAX))
+                });
+            let ready = match self.epoll.wait(&mut events, timeout) {
+                Ok(ready) => ready,
+                Err(nix::errno::Errno::EINTR) => 0,
+                Err(error) => {
+                    crate::note!("machine {}: cannot wait for connections: {error}", self.context.hello.machine);
+                    std::thread::sleep(Duration::from_millis(20));
+                    0
+                }
+            };
+            for event in &events[..ready] {
+                match event.data() {
+                    LISTENER => self.accept_all(),
+                    ticket => self.read(ticket),
+                }
+            }
+            self.refuse_late();
         }
-    };
-    {
-        let mut pending = context.pending.lock().expect("the waiting list is never poisoned");
-        if pending.len() >= context.slots
-            && let Some((_, oldest)) = pending.pop_front()
-        {
-            // Its reader sees the connection end and reports the eviction.
-            let _ = oldest.shutdown(Shutdown::Both);
-        }
-        pending.push_back((ticket, handle));
     }
-    let reader_context = Arc::clone(context);
-    let inbound = inbound.clone();
-    let spawned = std::thread::Builder::new()
-        .name(format!("machine-{id}-reader"))
-        .stack_size(THREAD_STACK_BYTES)
-        .spawn(move || serve_connection(stream, ticket, &reader_context, &inbound));
-    if let Err(error) = spawned {
-        context.leave(ticket);
-        context.refused_connections.fetch_add(1, Ordering::SeqCst);
-        crate::note!(
-            "machine {id}: cannot start a thread for a new connection: {error}; the system's limit on threads, \
-             processes or memory is reached (ulimit -u, ulimit -v, /proc/sys/kernel/threads-max): run fewer machines \
-             at once"
-        );
+
+    /// When connection `ticket` must have sent its hello by.
+    fn hello_by(&self, ticket: u64) -> Option<Instant> {
+        match self.connections.get(&ticket)?.phase {
+            Phase::Hello { by, .. } => Some(by),
+            Phase::Ready { .. } => None,
+        }
+    }
+
+    /// Accepts every connection waiting, each into a hello slot (closing
+    /// the connection that has waited longest if every slot is taken).
+    fn accept_all(&mut self) {
+        let id = self.context.hello.machine;
+        loop {
+            let stream = match self.listener.accept() {
+                Ok((stream, _)) => stream,
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => return,
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+                // A failed accept (a peer that reset before we took it, or
+                // no file descriptors left) concerns that connection only.
+                Err(error) => {
+                    crate::note!("machine {id}: accept failed: {error}");
+                    std::thread::sleep(Duration::from_millis(20));
+                    return;
+                }
+            };
+            let ticket = self.next_ticket;
+            self.next_ticket += 1;
+            let registered = stream.set_nonblocking(true).and_then(|()| {
+                self.epoll.add(&stream, EpollEvent::new(EpollFlags::EPOLLIN | EpollFlags::EPOLLRDHUP, ticket))?;
+                Ok(())
+            });
+            if let Err(error) = registered {
+                refuse(&self.context, &stream, Refusal::Resources(&format!("cannot keep it ({error})")));
+                continue;
+            }
+            if self.waiting.len() >= self.context.slots
+                && let Some(oldest) = self.waiting.pop_front()
+                && let Some(evicted) = self.close(oldest)
+            {
+                refuse(&self.context, &evicted, Refusal::Evicted);
+            }
+            let by = Instant::now() + self.context.hello_timeout;
+            let phase = Phase::Hello { bytes: [0; HELLO_LEN], filled: 0, by };
+            self.connections.insert(ticket, Accepted { stream, phase });
+            self.waiting.push_back(ticket);
+        }
+    }
+
+    /// Forgets connection `ticket` (it is closed when the stream is dropped).
+    fn close(&mut self, ticket: u64) -> Option<TcpStream> {
+        let accepted = self.connections.remove(&ticket)?;
+        let _ = self.epoll.delete(&accepted.stream);
+        if let Some(idx) = self.waiting.iter().position(|&waiting| waiting == ticket) {
+            self.waiting.remove(idx);
+        }
+        Some(accepted.stream)
+    }
+
+    /// Refuses every connection whose hello is late.
+    fn refuse_late(&mut self) {
+        let now = Instant::now();
+        while let Some(&oldest) = self.waiting.front() {
+            let Some(Accepted { phase: Phase::Hello { filled, by, .. }, .. }) = self.connections.get(&oldest) else {
+                self.waiting.pop_front();
+                continue;
+            };
+            // The oldest has the earliest instant: the rest are in time.
+            if *by > now {
+                return;
+            }
+            let reason = format!(
+                "no hello within {} s ({filled} of {HELLO_LEN} bytes in time)",
+                self.context.hello_timeout.as_secs_f64()
+            );
+            if let Some(stream) = self.close(oldest) {
+                refuse(&self.context, &stream, Refusal::Hello(&reason));
+            }
+        }
+    }
+
+    /// Reads what connection `ticket` has.
+    fn read(&mut self, ticket: u64) {
+        let Some(accepted) = self.connections.get_mut(&ticket) else { return };
+        let step = match &mut accepted.phase {
+            Phase::Hello { bytes, filled, .. } => hello_step(&mut accepted.stream, bytes, filled, &self.context)
+                .map_or_else(Step::Refuse, |joined| match joined {
+                    None => Step::Wait,
+                    Some(from) => {
+                        let decoder = FrameDecoder::new(self.context.codec);
+                        accepted.phase = Phase::Ready { from, ready: [0; READY_LEN], filled: 0, decoder };
+                        let _ = self.inbound.send(Inbound::Joined { from });
+                        Step::Wait
+                    }
+                }),
+            Phase::Ready { from, ready, filled, decoder } => {
+                ready_step(&mut accepted.stream, *from, ready, filled, decoder, &mut self.buffer, &self.inbound)
+            }
+        };
+        match step {
+            Step::Wait => {
+                // A connection past its hello leaves its hello slot (what
+                // came after the hello is read when epoll reports it again).
+                if matches!(self.connections.get(&ticket), Some(Accepted { phase: Phase::Ready { .. }, .. }))
+                    && let Some(idx) = self.waiting.iter().position(|&waiting| waiting == ticket)
+                {
+                    self.waiting.remove(idx);
+                }
+            }
+            Step::Refuse(reason) => {
+                if let Some(stream) = self.close(ticket) {
+                    refuse(&self.context, &stream, Refusal::Hello(&reason));
+                }
+            }
+            Step::Closed(from, error) => {
+                self.close(ticket);
+                // A restarted peer (a new process after a crash) may connect again.
+                self.context.joined.lock().expect("the joined set is never poisoned").remove(&from);
+                let _ = self.inbound.send(Inbound::Closed { from, error });
+            }
+            Step::HandedOver => {
+                if let Some(accepted) = self.connections.remove(&ticket) {
+                    let _ = self.epoll.delete(&accepted.stream);
+                    let Phase::Ready { from, decoder, .. } = accepted.phase else {
+                        unreachable!("handed over when ready")
+                    };
+                    // From now on the processing thread reads the connection
+                    // itself, when it looks (see `receive`).
+                    let _ = self.inbound.send(Inbound::Stream(Handover { from, stream: accepted.stream, decoder }));
+                }
+            }
+        }
     }
 }
 
-/// Checks an accepted connection's hello and answers it, then reads its
-/// ready message and its frames until the peer closes.
-fn serve_connection(mut stream: TcpStream, ticket: u64, context: &AcceptContext, inbound: &Sender<Inbound>) {
-    let hello = read_hello(&mut stream, Instant::now() + context.hello_timeout);
-    if !context.leave(ticket) {
-        refuse(context, &stream, Refusal::Evicted);
-        return;
-    }
-    let from = match hello_of(&mut stream, hello, context) {
-        Ok(from) => from,
-        Err(reason) => {
-            refuse(context, &stream, Refusal::Hello(&reason));
-            return;
+/// Reads what there is of a hello; the peer once it has passed (answered,
+/// marked joined), or why it is refused.
+fn hello_step(
+    stream: &mut TcpStream,
+    bytes: &mut [u8; HELLO_LEN],
+    filled: &mut usize,
+    context: &AcceptContext,
+) -> Result<Option<MachineId>, String> {
+    loop {
+        // The header alone first, so that a peer of another protocol
+        // version is told at once, whatever the length of its hello.
+        let until = if *filled < HELLO_HEADER_LEN { HELLO_HEADER_LEN } else { HELLO_LEN };
+        match stream.read(&mut bytes[*filled..until]) {
+            Ok(0) => {
+                return Err(format!("no whole hello: the connection closed after {filled} of {HELLO_LEN} bytes"));
+            }
+            Ok(n) => *filled += n,
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock => return Ok(None),
+            Err(error) => {
+                return Err(format!("no hello within {} s ({error})", context.hello_timeout.as_secs_f64()));
+            }
         }
-    };
-    if inbound.send(Inbound::Joined { from }).is_err() {
-        return;
+        if *filled == HELLO_HEADER_LEN {
+            let header: &[u8; HELLO_HEADER_LEN] = bytes[..HELLO_HEADER_LEN].try_into().expect("the header's length");
+            Hello::check_header(header).map_err(|e| e.to_string())?;
+        }
+        if *filled == HELLO_LEN {
+            let hello = Hello::decode(bytes).map_err(|e| e.to_string())?;
+            return hello_of(stream, hello, context).map(Some);
+        }
     }
-    let mut decoder = FrameDecoder::new(context.codec);
-    let mut ready = [0u8; READY_LEN];
-    let mut ready_len = 0;
-    let mut buffer = [0u8; 4096];
-    let error = loop {
-        match stream.read(&mut buffer) {
-            Ok(0) => break None,
+}
+
+/// Reads a connection whose hello passed until its ready message, passing
+/// on the frames that came with it.
+fn ready_step(
+    stream: &mut TcpStream,
+    from: MachineId,
+    ready: &mut [u8; READY_LEN],
+    ready_len: &mut usize,
+    decoder: &mut FrameDecoder,
+    buffer: &mut [u8],
+    inbound: &Sender<Inbound>,
+) -> Step {
+    loop {
+        match stream.read(buffer) {
+            Ok(0) => {
+                let error = if *ready_len < READY_LEN {
+                    Some(format!("the connection closed before its ready message ({ready_len} of {READY_LEN} bytes)"))
+                } else {
+                    (decoder.pending() > 0)
+                        .then(|| format!("the stream ended inside a frame ({} bytes)", decoder.pending()))
+                };
+                return Step::Closed(from, error);
+            }
             Ok(n) => {
                 let mut bytes = &buffer[..n];
-                if ready_len < READY_LEN {
-                    let take = (READY_LEN - ready_len).min(bytes.len());
-                    ready[ready_len..ready_len + take].copy_from_slice(&bytes[..take]);
-                    ready_len += take;
-                    bytes = &bytes[take..];
-                    if ready_len == READY_LEN
-                        && inbound.send(Inbound::Ready { from, at_us: wire::decode_ready(ready) }).is_err()
-                    {
-                        return;
-                    }
+                let take = (READY_LEN - *ready_len).min(bytes.len());
+                ready[*ready_len..*ready_len + take].copy_from_slice(&bytes[..take]);
+                *ready_len += take;
+                bytes = &bytes[take..];
+                if take > 0 && *ready_len == READY_LEN {
+                    let _ = inbound.send(Inbound::Ready { from, at_us: wire::decode_ready(*ready) });
                 }
-                let mut gone = false;
-                decoder.feed(bytes, |stamp| gone |= inbound.send(Inbound::Message { from, stamp }).is_err());
-                if gone {
-                    // The processing thread has finished: nobody reads any more.
-                    return;
-                }
-                if ready_len == READY_LEN {
-                    // From now on the processing thread reads the connection
-                    // itself, when it looks (see `receive`).
-                    let _ = inbound.send(Inbound::Stream(Handover { from, stream, decoder }));
-                    return;
+                decoder.feed(bytes, |stamp| {
+                    let _ = inbound.send(Inbound::Message { from, stamp });
+                });
+                if *ready_len == READY_LEN {
+                    return Step::HandedOver;
                 }
             }
-            Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
-            Err(error) => break Some(error.to_string()),
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock => return Step::Wait,
+            Err(error) => return Step::Closed(from, Some(error.to_string())),
         }
-    };
-    let error = error.or_else(|| {
-        if ready_len < READY_LEN {
-            Some(format!("the connection closed before its ready message ({ready_len} of {READY_LEN} bytes)"))
-        } else {
-            (decoder.pending() > 0).then(|| format!("the stream ended inside a frame ({} bytes)", decoder.pending()))
-        }
-    });
-    // A restarted peer (a new process after a crash) may connect again.
-    context.joined.lock().expect("the joined set is never poisoned").remove(&from);
-    let _ = inbound.send(Inbound::Closed { from, error });
+    }
 }
 
 /// Why a connection was refused.
@@ -311,17 +483,7 @@ fn refuse(context: &AcceptContext, stream: &TcpStream, refusal: Refusal<'_>) {
 /// Judges the connector's hello and answers it; returns the peer. A peer is
 /// marked joined only once its answer is written, so a connection that fails
 /// before that never keeps the real peer out.
-fn hello_of(
-    stream: &mut TcpStream,
-    hello: io::Result<Result<Hello, wire::HelloError>>,
-    context: &AcceptContext,
-) -> Result<MachineId, String> {
-    let hello = hello
-        .map_err(|e| match e.kind() {
-            io::ErrorKind::UnexpectedEof => format!("no whole hello: {e}"),
-            _ => format!("no hello within {} s ({e})", context.hello_timeout.as_secs_f64()),
-        })?
-        .map_err(|e| e.to_string())?;
+fn hello_of(stream: &mut TcpStream, hello: Hello, context: &AcceptContext) -> Result<MachineId, String> {
     let ours = &context.hello;
     let (id, n_machines) = (ours.machine, ours.n_machines);
     hello.check(ours, |peer| peer != id && (1..=n_machines).contains(&peer)).map_err(|e| e.to_string())?;
@@ -329,8 +491,8 @@ fn hello_of(
     if joined.contains(&hello.machine) {
         return Err(format!("machine {} is already connected", hello.machine));
     }
+    // A fresh connection's send buffer is empty: the answer goes whole.
     stream.write_all(&ours.encode()).map_err(|e| format!("cannot answer the hello ({e})"))?;
-    stream.set_read_timeout(None).map_err(|e| e.to_string())?;
     joined.insert(hello.machine);
     Ok(hello.machine)
 }

@@ -8,22 +8,22 @@
 //! [`Connected::run`] it from a start instant that every machine of the run
 //! shares. The modules:
 //!
-//! - `accept`: the receiving side: the acceptor, hello slots shared fairly
-//!   under a flood of connections, and one short-lived reader thread per
-//!   accepted connection, which checks its hello, reads its ready message,
-//!   and hands it to the processing thread, pushing [`Inbound`] events into
-//!   one bounded channel.
+//! - `accept`: the receiving side: the acceptor, one thread with one epoll
+//!   set for the listening socket and every accepted connection, with hello
+//!   slots shared fairly under a flood of connections; it checks each
+//!   connection's hello, reads its ready message, and hands it to the
+//!   processing thread, pushing [`Inbound`] events into one bounded channel.
 //! - `receive`: the processing thread's own reads of its peers'
 //!   connections, through one epoll set, when it wakes to tick (and every
 //!   `ABSORB_INTERVAL`): no thread wakes for a message.
-//! - `link`: one short-lived thread per peer that connects to it (retrying
-//!   until the connect timeout) and hands the connection over.
+//! - `link`: one short-lived thread that connects to every peer at once
+//!   (non-blocking connects and hellos, one `poll`, each peer retried
+//!   until the connect timeout) and hands each connection over.
 //! - `send`: the outbox: a frame due now to a peer with nothing queued is
 //!   written by the processing thread at once (one non-blocking write);
 //!   everything else (frames a fault delays, a full socket) goes to one
 //!   thread that writes the queues, each frame at its due instant; a peer
 //!   that stops reading is declared gone and what it did not get is counted.
-//! - `hello`: reading a hello within a deadline, for both sides.
 //! - `logs`: the log files, written a whole line at a time.
 //! - `node`: the processing thread, the only owner of the `Machine` and the
 //!   only writer of the log: binding, connecting, and the start agreed with
@@ -92,13 +92,13 @@ macro_rules! note {
 }
 
 mod accept;
-mod hello;
 mod link;
 mod logs;
 mod node;
 mod peers;
 mod receive;
 mod send;
+mod stop;
 mod ticking;
 
 use std::net::SocketAddr;
@@ -113,6 +113,7 @@ pub use node::{
     longest_end, never_stop, now_us,
 };
 pub use peers::{PeerNews, RestartSpec, no_news};
+pub use stop::{StopReceiver, StopSender, stop_channel};
 
 /// What one machine process uses at most, in a run of `n_machines`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -120,7 +121,7 @@ pub struct Resources {
     /// Threads (the system counts each as a task, against `pid_max`,
     /// `threads-max` and `ulimit -u`): the processing thread, its control
     /// and signal threads, the acceptor, the outbox and, while it connects,
-    /// a reader per peer (until its ready message) and a connector per peer.
+    /// a connector per peer.
     pub threads: u64,
     /// File descriptors (`ulimit -n`): a connection each way per peer (and,
     /// while the outbox waits for full sockets, a second handle on each), the
@@ -132,7 +133,7 @@ pub struct Resources {
 /// What one machine process of a run of `n_machines` uses at most.
 pub fn machine_resources(n_machines: u32) -> Resources {
     let peers = u64::from(n_machines.saturating_sub(1));
-    Resources { threads: 2 * peers + 6, files: 3 * peers + 24 }
+    Resources { threads: peers + 6, files: 3 * peers + 24 }
 }
 
 /// A peer that was not connected by the connect deadline, and why.

@@ -12,7 +12,7 @@ use clocklab_faults::{FaultPlan, FaultSpec};
 use clocklab_log::LogFormat;
 use clocklab_model::MachineId;
 use clocklab_model::wire::{FrameCodec, Hello, TOKEN_LEN};
-use crossbeam_channel::{Receiver, Sender, TryRecvError};
+use crossbeam_channel::Receiver;
 use serde::{Deserialize, Serialize};
 
 use crate::accept::{self, AcceptContext, Inbound};
@@ -20,13 +20,19 @@ use crate::link::{Connector, LinkConfig, LinkEvent};
 use crate::logs::Logs;
 use crate::peers::{PeerNews, Reconnects, RestartSpec};
 use crate::send::{Outbox, SEND_STALL_MIN};
+use crate::stop::{StopReceiver, StopSender, stop_channel};
 use crate::ticking::NetEffects;
 use crate::{MissingPeer, NetError};
 
-/// How many arrived messages may wait between the reader threads and the
-/// processing thread. When it is full the readers block, and TCP's flow
-/// control slows the sender down instead of this process growing without end.
-const INBOUND_CAPACITY: usize = 1 << 16;
+/// How many events may wait between the acceptor and the processing
+/// thread. When it is full the acceptor blocks, and TCP's flow control slows
+/// the senders down instead of this process growing without end. The
+/// acceptor carries only a connection's first events (its hello, its ready message,
+/// the frames of the read that brought it) before it hands the connection
+/// over, so a few per peer are the usual load; and a bounded channel's
+/// slots are all allocated and touched at once, which at 2^16 slots cost
+/// each machine process megabytes of page faults at start-up.
+const INBOUND_CAPACITY: usize = 1 << 12;
 
 /// How often a machine waiting for its next tick moves what has arrived into
 /// its queue, so that the channel from the readers does not fill (and hold up
@@ -326,15 +332,15 @@ impl Bound {
     pub fn connect(
         mut self,
         peers: &BTreeMap<MachineId, SocketAddr>,
-        stop: &Receiver<StopRequest>,
+        stop: &StopReceiver,
     ) -> Result<Connected, NetError> {
-        let mut connectors = BTreeMap::new();
+        let mut connector = None;
         let mut joining = Joining::default();
         // Dropped when connecting ends, which stops every connector still trying.
         let (cancel, cancelled) = crossbeam_channel::bounded::<()>(0);
-        let result = self.try_connect(peers, stop, &cancelled, &mut connectors, &mut joining);
+        let result = self.try_connect(peers, stop, &cancelled, &mut connector, &mut joining);
         drop(cancel);
-        for connector in connectors.into_values() {
+        if let Some(connector) = connector {
             connector.join();
         }
         match (result, joining.outbox) {
@@ -359,9 +365,9 @@ impl Bound {
     fn try_connect(
         &mut self,
         peers: &BTreeMap<MachineId, SocketAddr>,
-        stop: &Receiver<StopRequest>,
+        stop: &StopReceiver,
         cancelled: &Receiver<()>,
-        connectors: &mut BTreeMap<MachineId, Connector>,
+        connector: &mut Option<Connector>,
         joining: &mut Joining,
     ) -> Result<(), NetError> {
         let id = self.config.id();
@@ -376,10 +382,18 @@ impl Bound {
         let timeout_s = self.config.connect_timeout.as_secs_f64();
         let deadline = checked_after(Instant::now(), self.config.connect_timeout);
         let (events_tx, events) = crossbeam_channel::unbounded();
-        for (&peer, &address) in peers {
-            let link_config = LinkConfig { ours: self.config.hello(), peer, address, deadline, timeout_s, attempt: 0 };
-            connectors.insert(peer, Connector::spawn(link_config, events_tx.clone(), cancelled.clone())?);
-        }
+        let links = peers
+            .iter()
+            .map(|(&peer, &address)| LinkConfig {
+                ours: self.config.hello(),
+                peer,
+                address,
+                deadline,
+                timeout_s,
+                attempt: 0,
+            })
+            .collect();
+        *connector = Some(Connector::spawn_many(links, events_tx.clone(), cancelled.clone())?);
         drop(events_tx);
         let mut failures: BTreeMap<MachineId, String> = BTreeMap::new();
         let all_up = |joining: &Joining| {
@@ -417,13 +431,13 @@ impl Bound {
                     }
                     // Every link has reported: wait for the rest until the deadline.
                     Err(_) => crossbeam_channel::select! {
-                        recv(stop) -> _ => return Err(NetError::Stopped),
+                        recv(stop.channel()) -> _ => return Err(NetError::Stopped),
                         recv(self.inbound) -> event => self.on_joining(event, joining)?,
                         default(remaining) => {}
                     },
                 },
                 recv(self.inbound) -> event => self.on_joining(event, joining)?,
-                recv(stop) -> _ => return Err(NetError::Stopped),
+                recv(stop.channel()) -> _ => return Err(NetError::Stopped),
                 default(remaining) => {}
             }
             if Instant::now() >= deadline && (!all_up(joining) || joining.ready_us.len() < expected.len() + 1) {
@@ -433,7 +447,7 @@ impl Bound {
                     .filter_map(|&peer| {
                         let reason = if !connected(&peer) {
                             failures.get(&peer).cloned().unwrap_or_else(|| {
-                                connectors.get(&peer).map_or_else(String::new, Connector::last_error)
+                                connector.as_ref().map_or_else(String::new, |connector| connector.last_error(peer))
                             })
                         } else if !joining.joined.contains(&peer) {
                             "it took our connection but did not connect back".into()
@@ -453,7 +467,7 @@ impl Bound {
         Ok(())
     }
 
-    /// Takes one event from a reader thread while connecting.
+    /// Takes one event from the acceptor while connecting.
     fn on_joining(
         &mut self,
         event: Result<Inbound, crossbeam_channel::RecvError>,
@@ -500,7 +514,7 @@ impl Bound {
     pub fn rejoin(
         mut self,
         peers: &BTreeMap<MachineId, SocketAddr>,
-        stop: &Receiver<StopRequest>,
+        stop: &StopReceiver,
         news: &Receiver<PeerNews>,
     ) -> Result<Connected, NetError> {
         let id = self.config.id();
@@ -532,7 +546,7 @@ impl Bound {
     fn try_rejoin(
         &mut self,
         peers: &BTreeMap<MachineId, SocketAddr>,
-        stop: &Receiver<StopRequest>,
+        stop: &StopReceiver,
         news: &Receiver<PeerNews>,
         outbox: &Outbox,
         reconnects: &mut Reconnects,
@@ -576,7 +590,7 @@ impl Bound {
                     Ok(event) => early.push_back(event),
                     Err(_) => unreachable!("the acceptor keeps a sender for the life of the process"),
                 },
-                recv(stop) -> _ => return Err(NetError::Stopped),
+                recv(stop.channel()) -> _ => return Err(NetError::Stopped),
                 default(remaining) => {}
             }
         }
@@ -587,44 +601,6 @@ impl Bound {
             );
         }
         Ok(())
-    }
-}
-
-/// Why a wait ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Wake {
-    /// The time came.
-    Due,
-    /// A request to stop at once came (or every sender of requests is gone).
-    Stop,
-    /// A request to stop at this instant came.
-    StopAt(Instant),
-}
-
-/// How long a wait sleeps at most before it looks for a stop request again:
-/// well within the orchestrator's lead on a stop for an instant (50 ms).
-pub(crate) const STOP_POLL: Duration = Duration::from_millis(10);
-
-/// Sleeps until `due`, unless a stop request comes first (it is seen within
-/// [`STOP_POLL`]). This is the one place where the decision to stop early is
-/// taken: [`StopRequest::Now`], or every sender of `stop` gone, means stop
-/// now; [`StopRequest::At`] names the instant.
-///
-/// It sleeps, rather than waiting on the channel with a deadline: a timed
-/// receive spins and yields the processor several times before it parks,
-/// and at a thousand ticks a second that cost more than the tick itself.
-pub(crate) fn wait_until(due: Instant, stop: &Receiver<StopRequest>) -> Wake {
-    loop {
-        match stop.try_recv() {
-            Ok(StopRequest::Now) | Err(TryRecvError::Disconnected) => return Wake::Stop,
-            Ok(StopRequest::At(time_us)) => return Wake::StopAt(instant_of(time_us)),
-            Err(TryRecvError::Empty) => {}
-        }
-        let now = Instant::now();
-        if now >= due {
-            return Wake::Due;
-        }
-        std::thread::sleep(due.saturating_duration_since(now).min(STOP_POLL));
     }
 }
 
@@ -693,8 +669,12 @@ pub fn now_us() -> i64 {
 
 /// A stop channel that never fires while the sender is kept, for a machine
 /// that runs to its deadline.
-pub fn never_stop() -> (Sender<StopRequest>, Receiver<StopRequest>) {
-    crossbeam_channel::bounded(1)
+///
+/// # Panics
+///
+/// The system cannot make an `eventfd` (no file descriptor left).
+pub fn never_stop() -> (StopSender, StopReceiver) {
+    stop_channel().expect("an eventfd for the stop channel")
 }
 
 #[cfg(test)]

@@ -31,7 +31,7 @@ const READ_BYTES: usize = 64 * 1024;
 /// The most connections one `epoll_wait` reports.
 const EVENTS_MAX: usize = 256;
 
-/// A peer's connection to this machine, handed over by its reader thread
+/// A peer's connection to this machine, handed over by the acceptor
 /// after the hello and the ready message.
 #[derive(Debug)]
 pub struct Handover {

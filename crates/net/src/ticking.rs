@@ -16,16 +16,14 @@ use crate::NetError;
 use crate::accept::Inbound;
 use crate::link::LinkEvent;
 use crate::logs::Logs;
-use crate::node::{
-    ABSORB_INTERVAL, Bound, Connected, NodeConfig, RunSummary, StopRequest, Wake, checked_after, instant_of, now_us,
-    wait_until,
-};
+use crate::node::{ABSORB_INTERVAL, Bound, Connected, NodeConfig, RunSummary, checked_after, instant_of, now_us};
 use crate::peers::{PeerNews, Reconnects};
 use crate::receive::Receivers;
 use crate::send::Outbox;
+use crate::stop::{StopReceiver, Wake};
 
 /// How long the end waits for the peers' connections at a time before it
-/// looks at the channel from the reader threads again.
+/// looks at the channel from the acceptor again.
 const END_POLL: Duration = Duration::from_millis(10);
 
 /// A log line could not be written: the machine stops ticking.
@@ -145,7 +143,7 @@ impl Ticking<'_> {
         (&mut self.timeline, effects)
     }
 
-    /// Takes one event from a reader thread. `ticking` is false once the
+    /// Takes one event from the acceptor (or its own reads). `ticking` is false once the
     /// machine has stopped ticking: a peer ending its stream then is the
     /// expected end, not a disconnection.
     fn absorb(&mut self, event: Inbound, ticking: bool) {
@@ -203,7 +201,7 @@ impl Ticking<'_> {
         }
     }
 
-    /// Moves what the reader threads have delivered into the queue: only
+    /// Moves what the acceptor has delivered into the queue: only
     /// what is there now, so that a peer flooding the channel cannot keep
     /// this thread from its schedule. Then hears of peers gone and restarted.
     fn absorb_arrived(&mut self, ticking: bool) {
@@ -284,11 +282,11 @@ impl Ticking<'_> {
     /// Waits until `due`, moving what arrives into the queue every
     /// [`ABSORB_INTERVAL`]; a stop request for an instant moves the end of
     /// ticking.
-    fn wait(&mut self, due: Instant, stop: &Receiver<StopRequest>) -> Waited {
+    fn wait(&mut self, due: Instant, stop: &StopReceiver) -> Waited {
         loop {
             let until = due.min(self.deadline);
             let slice_end = until.min(Instant::now() + ABSORB_INTERVAL);
-            match wait_until(slice_end, stop) {
+            match stop.wait_until(slice_end) {
                 Wake::Due if slice_end >= until => return if until < due { Waited::Moved } else { Waited::Due },
                 Wake::Due => self.absorb_arrived(true),
                 Wake::Stop => return Waited::Stop,
@@ -307,7 +305,7 @@ impl Ticking<'_> {
     /// Runs the timeline until it has nothing left before the end of
     /// ticking, or the plan crashed the machine. Returns whether a stop
     /// request ended it early.
-    fn tick_until_done(&mut self, stop: &Receiver<StopRequest>) -> bool {
+    fn tick_until_done(&mut self, stop: &StopReceiver) -> bool {
         loop {
             if self.logs.failed() || !self.timeline.is_up() {
                 return false;
@@ -364,12 +362,7 @@ impl Connected {
     /// still goes (every file that still takes lines gets them, `Stopped`
     /// included, and a line cut by the failure is cut off), and the first
     /// write error is returned.
-    pub fn run(
-        self,
-        start_us: i64,
-        stop: &Receiver<StopRequest>,
-        news: Receiver<PeerNews>,
-    ) -> Result<RunSummary, NetError> {
+    pub fn run(self, start_us: i64, stop: &StopReceiver, news: Receiver<PeerNews>) -> Result<RunSummary, NetError> {
         let Connected { bound, outbox, peers, early, .. } = self;
         let Bound { config, mut timeline, logs, inbound, context, .. } = bound;
         let receivers = Receivers::new(Arc::clone(&context))
@@ -429,7 +422,7 @@ impl Connected {
         while !state.open.is_empty() {
             let now = Instant::now();
             if now < read_by {
-                // Events of connections still with their reader thread come
+                // Events of connections still with the acceptor come
                 // on the channel; the others are read here.
                 while let Ok(event) = state.inbound.try_recv() {
                     state.absorb(event, false);

@@ -250,9 +250,9 @@ mod tests {
 
     #[test]
     fn a_run_too_large_alone_is_refused_with_the_limit_named() {
-        // A hundred machines need about 100 x (2 x 99 + 6 + 2) = 20,600 threads.
-        let error = Budget::for_plans(&plans(&[100]), &limits(16_384, 500, 1_048_576)).unwrap_err();
-        assert!(error.0.contains("pid_max") && error.0.contains("20600"), "{error}");
+        // A hundred machines need about 100 x (99 + 6 + 2) = 10,700 threads.
+        let error = Budget::for_plans(&plans(&[100]), &limits(8_192, 500, 1_048_576)).unwrap_err();
+        assert!(error.0.contains("pid_max") && error.0.contains("10700"), "{error}");
         let error = Budget::for_plans(&plans(&[100]), &limits(1 << 22, 500, 150)).unwrap_err();
         assert!(error.0.contains("ulimit -n"), "{error}");
         assert!(Budget::for_plans(&plans(&[100]), &limits(32_768, 500, 1_048_576)).is_ok());
@@ -261,7 +261,8 @@ mod tests {
     #[test]
     fn runs_that_do_not_fit_together_take_turns() {
         let control = RunControl::default();
-        let budget = Budget::for_plans(&plans(&[100, 100]), &limits(32_768, 500, 1_048_576)).unwrap();
+        // Room for 15,065 tasks: one run of a hundred machines (10,700), not two.
+        let budget = Budget::for_plans(&plans(&[100, 100]), &limits(16_384, 500, 1_048_576)).unwrap();
         let cost = Cost::of(100);
         let mut used = Cost::default();
         assert!(Budget::take(&mut used, cost, budget.tasks, budget.files), "one fits");

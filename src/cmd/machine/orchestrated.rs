@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::{Context, anyhow, bail};
 use clocklab_driver::DriverParams;
 use clocklab_model::{ClockKinds, MachineId};
-use clocklab_net::{NetError, NodeConfig, PeerNews, RunSummary, StopRequest};
+use clocklab_net::{NetError, NodeConfig, PeerNews, RunSummary, StopReceiver, StopRequest, StopSender};
 use crossbeam_channel::{Receiver, Sender};
 
 use crate::signals::{signal_name, watch_signals};
@@ -19,10 +19,7 @@ use clocklab_orchestrate::protocol::{FromMachine, Launch, ToMachine, send_line};
 /// end of stdin (the orchestrator is gone) is a request to stop now. Every
 /// other line goes, parsed, to the returned channel (a line that does not
 /// parse as itself).
-fn control_lines(
-    stop: Sender<StopRequest>,
-    news: Sender<PeerNews>,
-) -> anyhow::Result<Receiver<Result<ToMachine, String>>> {
+fn control_lines(stop: StopSender, news: Sender<PeerNews>) -> anyhow::Result<Receiver<Result<ToMachine, String>>> {
     let (sender, receiver) = crossbeam_channel::unbounded();
     std::thread::Builder::new()
         .name("control".into())
@@ -69,13 +66,13 @@ enum Next {
 /// rest of its run, instead of leaving them to send to a machine that left.
 fn next_control(
     controls: &Receiver<Result<ToMachine, String>>,
-    stop: &Receiver<StopRequest>,
-    stop_again: &Sender<StopRequest>,
+    stop: &StopReceiver,
+    stop_again: &StopSender,
     what: &str,
 ) -> anyhow::Result<Next> {
     let control = crossbeam_channel::select! {
         recv(controls) -> control => control,
-        recv(stop) -> request => match controls.try_recv() {
+        recv(stop.channel()) -> request => match controls.try_recv() {
             Ok(control) => {
                 if let Ok(request) = request {
                     let _ = stop_again.send(request);
@@ -115,7 +112,7 @@ pub(super) fn run(id: MachineId) -> anyhow::Result<ExitCode> {
 
 /// [`run`], but for the report of a failure.
 fn run_machine(id: MachineId) -> anyhow::Result<ExitCode> {
-    let (stop_tx, stop) = crossbeam_channel::unbounded();
+    let (stop_tx, stop) = clocklab_net::stop_channel().context("cannot make the stop channel")?;
     let (news_tx, news) = crossbeam_channel::unbounded();
     let controls = control_lines(stop_tx.clone(), news_tx)?;
     let on_signal = stop_tx.clone();

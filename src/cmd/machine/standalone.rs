@@ -55,7 +55,7 @@ fn remove_logs(logs: &[(clocklab_log::LogFormat, std::path::PathBuf)]) {
 /// Runs a machine started by hand.
 pub(super) fn run(args: MachineArgs) -> anyhow::Result<ExitCode> {
     let id = args.id;
-    let (stop_tx, stop) = crossbeam_channel::unbounded();
+    let (stop_tx, stop) = clocklab_net::stop_channel().context("cannot make the stop channel")?;
     let signalled = Arc::new(AtomicI32::new(0));
     let seen = Arc::clone(&signalled);
     watch_signals(id, move |signal| {

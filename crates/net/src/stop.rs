@@ -1,0 +1,180 @@
+//! Stop requests: a channel whose receiving end a waiting machine can sleep
+//! on together with its next tick.
+//!
+//! Every request sent rings a bell (an `eventfd`), and so does the last
+//! sender going away, so a machine that waits for its next tick sleeps in
+//! one `ppoll` on the bell with the tick's instant as the timeout: it wakes
+//! for its tick or for a stop request, never to look for one.
+
+use std::os::fd::AsFd;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, SendError, Sender, TryRecvError};
+use nix::poll::{PollFd, PollFlags, ppoll};
+use nix::sys::eventfd::{EfdFlags, EventFd};
+use nix::sys::time::TimeSpec;
+
+use crate::node::{StopRequest, instant_of};
+
+/// The bell, rung by every request and by the last sender's going.
+#[derive(Debug)]
+struct Bell(Arc<EventFd>);
+
+impl Bell {
+    fn ring(&self) {
+        // A full counter (2^64 - 2 rings) still wakes the waiter.
+        let _ = self.0.write(1);
+    }
+}
+
+impl Drop for Bell {
+    fn drop(&mut self) {
+        // Every sender is gone: the receiver must see it without waiting.
+        self.ring();
+    }
+}
+
+/// The sending end of a stop channel (see [`stop_channel`]).
+#[derive(Clone, Debug)]
+pub struct StopSender {
+    requests: Sender<StopRequest>,
+    bell: Arc<Bell>,
+}
+
+impl StopSender {
+    /// Sends a request and wakes the machine if it waits; an error if the
+    /// machine is gone.
+    pub fn send(&self, request: StopRequest) -> Result<(), SendError<StopRequest>> {
+        self.requests.send(request)?;
+        self.bell.ring();
+        Ok(())
+    }
+}
+
+/// The receiving end of a stop channel (see [`stop_channel`]).
+#[derive(Debug)]
+pub struct StopReceiver {
+    requests: Receiver<StopRequest>,
+    bell: Arc<EventFd>,
+}
+
+/// A channel of stop requests, for [`crate::Bound::connect`] and
+/// [`crate::Connected::run`]. The receiver may be waited on with other
+/// channels through [`StopReceiver::channel`].
+///
+/// # Errors
+///
+/// The system cannot make an `eventfd` (no file descriptor left).
+pub fn stop_channel() -> std::io::Result<(StopSender, StopReceiver)> {
+    let bell = Arc::new(EventFd::from_flags(EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_NONBLOCK)?);
+    let (requests, received) = crossbeam_channel::unbounded();
+    Ok((StopSender { requests, bell: Arc::new(Bell(Arc::clone(&bell))) }, StopReceiver { requests: received, bell }))
+}
+
+/// Why a wait ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Wake {
+    /// The time came.
+    Due,
+    /// A request to stop at once came (or every sender of requests is gone).
+    Stop,
+    /// A request to stop at this instant came.
+    StopAt(Instant),
+}
+
+impl StopReceiver {
+    /// The channel itself, to wait on it with others (`crossbeam_channel::select!`).
+    pub fn channel(&self) -> &Receiver<StopRequest> {
+        &self.requests
+    }
+
+    /// The next request, waiting for it; an error once every sender is gone.
+    pub fn recv(&self) -> Result<StopRequest, crossbeam_channel::RecvError> {
+        self.requests.recv()
+    }
+
+    /// Whether no request waits.
+    pub fn is_empty(&self) -> bool {
+        self.requests.is_empty()
+    }
+
+    /// Sleeps until `due`, unless a stop request comes first. This is the
+    /// one place where the decision to stop early is taken:
+    /// [`StopRequest::Now`], or every sender gone, means stop now;
+    /// [`StopRequest::At`] names the instant.
+    ///
+    /// It sleeps in `ppoll` on the bell, rather than waiting on the channel
+    /// with a deadline (a timed receive spins and yields the processor
+    /// several times before it parks, and at a thousand ticks a second that
+    /// cost more than the tick itself) or sleeping in short slices to look
+    /// for a request (a wake-up each, for nothing).
+    pub(crate) fn wait_until(&self, due: Instant) -> Wake {
+        loop {
+            match self.requests.try_recv() {
+                Ok(StopRequest::Now) | Err(TryRecvError::Disconnected) => return Wake::Stop,
+                Ok(StopRequest::At(time_us)) => return Wake::StopAt(instant_of(time_us)),
+                Err(TryRecvError::Empty) => {}
+            }
+            let now = Instant::now();
+            if now >= due {
+                return Wake::Due;
+            }
+            let timeout = TimeSpec::from_duration(due.saturating_duration_since(now).min(Duration::from_secs(1 << 30)));
+            let mut bell = [PollFd::new(self.bell.as_fd(), PollFlags::POLLIN)];
+            match ppoll(&mut bell, Some(timeout), None) {
+                // Quieted before the channel is looked at: a request sent
+                // after this rings again, one sent before is in the channel.
+                Ok(rung) if rung > 0 => {
+                    let _ = self.bell.read();
+                }
+                Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+                // Never seen; a short sleep keeps it from spinning.
+                Err(_) => std::thread::sleep(due.saturating_duration_since(now).min(Duration::from_millis(10))),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Waits up to `far` on `stop` while `act` runs on another thread.
+    fn wait_while(stop: &StopReceiver, act: impl FnOnce() + Send + 'static) -> Wake {
+        let far = Instant::now() + Duration::from_secs(60);
+        let acting = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(50));
+            act();
+        });
+        let woke = stop.wait_until(far);
+        acting.join().unwrap();
+        woke
+    }
+
+    #[test]
+    fn a_request_wakes_a_wait_for_a_far_tick() {
+        let (sender, stop) = stop_channel().unwrap();
+        let keep = sender.clone();
+        let woke = wait_while(&stop, move || sender.send(StopRequest::At(now_us_plus(1_000_000))).unwrap());
+        assert!(matches!(woke, Wake::StopAt(_)), "{woke:?}");
+        // The bell is quiet again, so the next wait sleeps instead of spinning.
+        assert_eq!(stop.bell.read(), Err(nix::errno::Errno::EAGAIN));
+        assert_eq!(stop.wait_until(Instant::now() + Duration::from_millis(20)), Wake::Due);
+        let woke = wait_while(&stop, move || keep.send(StopRequest::Now).unwrap());
+        assert_eq!(woke, Wake::Stop);
+    }
+
+    #[test]
+    fn the_last_sender_going_wakes_a_wait_and_stops_it() {
+        let (sender, stop) = stop_channel().unwrap();
+        let other = sender.clone();
+        drop(other);
+        let woke = wait_while(&stop, move || drop(sender));
+        assert_eq!(woke, Wake::Stop);
+    }
+
+    fn now_us_plus(us: i64) -> i64 {
+        crate::now_us() + us
+    }
+}
