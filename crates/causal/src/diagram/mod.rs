@@ -13,6 +13,7 @@
 
 pub mod data;
 pub mod svg;
+pub mod text;
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -174,7 +175,7 @@ fn write_page_with(
     let index_of = |id: MachineId| ids.binary_search(&id).ok();
     let mut machines: Vec<MachineStream> = ids.iter().map(|&id| MachineStream { id, ..Default::default() }).collect();
     let mut meta =
-        data::Meta { version: 4, detail_chunk: data::DETAIL_CHUNK, whole_seconds: true, ..Default::default() };
+        data::Meta { version: 5, detail_chunk: data::DETAIL_CHUNK, whole_seconds: true, ..Default::default() };
     let (mut messages, mut receives, mut fates) =
         (data::Deflated::default(), data::Deflated::default(), data::Deflated::default());
     // Messages sent and not yet received, by name: their number in
