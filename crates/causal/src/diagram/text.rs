@@ -13,7 +13,11 @@
 //!
 //! The bytes ([`LineTexts::write_to`]): the number of templates, each
 //! template as its length and bytes, then per line its template's number,
-//! then per line the differences of its numbers, in the template's order.
+//! then per line its numbers: for each group of [`GROUP`] of them, in the
+//! template's order, a mask of those that changed since the template's
+//! previous line (bit `k` for its `k`-th), then the difference of each that
+//! did. Most numbers of a line are those of the line before it (the date,
+//! the machine, often the queue), so a line is a few bytes.
 //! In a template a number is the byte [`SLOT`] followed by its width: 0 for
 //! a number written without leading zeros, else the number of digits it is
 //! padded to with zeros (the page pads it back). A NUL byte of the text
@@ -33,6 +37,10 @@ pub const NUL: u8 = 0x10;
 /// The longest run of digits taken out as a number: below 2^53, which the
 /// page's doubles hold exactly.
 pub const MAX_DIGITS: usize = 15;
+
+/// Numbers per mask of changed numbers: a mask is a varint below 2^32,
+/// which the page reads with its 32-bit operators.
+pub const GROUP: usize = 32;
 
 /// The lines of one chunk, being gathered.
 #[derive(Debug, Default)]
@@ -61,9 +69,15 @@ impl LineTexts {
         let id = self.template_id();
         self.ids.unsigned(u64::from(id));
         let last = &mut self.last[id as usize];
-        for (last, &value) in last.iter_mut().zip(&self.values) {
-            self.numbers.signed(value as i64 - *last as i64);
-            *last = value;
+        for (last, values) in last.chunks_mut(GROUP).zip(self.values.chunks(GROUP)) {
+            let changed = last.iter().zip(values).enumerate().filter(|(_, (last, value))| last != value);
+            self.numbers.unsigned(changed.map(|(k, _)| 1u64 << k).sum());
+            for (last, &value) in last.iter_mut().zip(values) {
+                if *last != value {
+                    self.numbers.signed(value as i64 - *last as i64);
+                    *last = value;
+                }
+            }
         }
     }
 
@@ -91,9 +105,7 @@ impl LineTexts {
                 self.template.extend_from_slice(&[SLOT, NUL]);
                 at += 1;
             } else {
-                while at < line.len() && !line[at].is_ascii_digit() && line[at] != SLOT {
-                    at += 1;
-                }
+                at = text_end(line, at);
                 self.template.extend_from_slice(&line[start..at]);
             }
         }
@@ -133,6 +145,33 @@ impl LineTexts {
         out.extend_from_slice(&self.ids.0);
         out.extend_from_slice(&self.numbers.0);
     }
+}
+
+/// The end of the text of `line` from `at` on: its next digit or NUL byte,
+/// or its end. Looked for eight bytes at a time: byte by byte, this was the
+/// largest part of cutting a line.
+fn text_end(line: &[u8], mut at: usize) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    while let Some(bytes) = line.get(at..at + 8) {
+        let word = u64::from_le_bytes(bytes.try_into().expect("eight bytes"));
+        // A byte is a digit when it is below 10 once XORed with `0`, and
+        // `(x - 1) & !x & 0x80` flags the bytes of `x` below 1 (bit-twiddling
+        // hacks' `hasless`). A borrow can flag a byte after a flagged one,
+        // never before: the lowest flag, the first such byte, is exact.
+        let shifted = word ^ (ONES * u64::from(b'0'));
+        let digits = shifted.wrapping_sub(ONES * 10) & !shifted & HIGHS;
+        let nuls = word.wrapping_sub(ONES) & !word & HIGHS;
+        let found = digits | nuls;
+        if found != 0 {
+            return at + (found.trailing_zeros() / 8) as usize;
+        }
+        at += 8;
+    }
+    while at < line.len() && !line[at].is_ascii_digit() && line[at] != SLOT {
+        at += 1;
+    }
+    at
 }
 
 #[cfg(test)]
@@ -186,9 +225,17 @@ mod tests {
         ids.iter()
             .map(|&id| {
                 let (parts, widths) = &templates[id];
+                let mut mask = 0;
+                for k in 0..widths.len() {
+                    if k % GROUP == 0 {
+                        mask = read(&mut at);
+                    }
+                    if mask >> (k % GROUP) & 1 == 1 {
+                        last[id][k] += unzig(read(&mut at));
+                    }
+                }
                 let mut line = parts[0].clone();
                 for (k, &width) in widths.iter().enumerate() {
-                    last[id][k] += unzig(read(&mut at));
                     let digits = format!("{:0width$}", last[id][k], width = usize::from(width));
                     line.extend_from_slice(digits.as_bytes());
                     line.extend_from_slice(&parts[k + 1]);
@@ -210,6 +257,12 @@ mod tests {
 
     #[test]
     fn log_lines_come_back_byte_for_byte_from_few_templates() {
+        let vectors: Vec<Vec<u8>> = (0..2u64)
+            .map(|shift| {
+                let numbers: Vec<String> = (0..70u64).map(|k| (k * k + shift * (k % 3)).to_string()).collect();
+                format!("Vector Clock: [{}]", numbers.join(", ")).into_bytes()
+            })
+            .collect();
         let lines: Vec<&[u8]> = vec![
             b"1> Event: Internal event | System Time: 2026-11-24 04:43:09 | Logical Clock: 9 | Queue Length: 0",
             b"1> Event: Internal event | System Time: 2026-11-24 04:43:10 | Logical Clock: 10 | Queue Length: 0",
@@ -221,14 +274,34 @@ mod tests {
             b"007 0 00 10000000000000000000 x",
             b"nul \0 here 5\0",
             "caf\u{e9} 12 \u{1F600}3".as_bytes(),
+            // More numbers than a mask holds, some changing.
+            &vectors[0],
+            &vectors[1],
         ];
         let (decoded, n_templates) = round_trip(&lines);
         for (line, decoded) in lines.iter().zip(&decoded) {
             assert_eq!(String::from_utf8_lossy(decoded), String::from_utf8_lossy(line));
         }
-        // The second and fourth lines share a template; the first's `09`
-        // is padded, so its template is another.
-        assert_eq!(n_templates, lines.len() - 1);
+        // The second and fourth lines share a template, and so do the last
+        // two; the first's `09` is padded, so its template is another.
+        assert_eq!(n_templates, lines.len() - 2);
+    }
+
+    #[test]
+    fn the_text_ends_at_the_first_digit_or_nul_byte() {
+        // Every byte value, at every place of a word and past it.
+        for byte in 0..=255u8 {
+            for place in 0..20 {
+                let mut line = vec![b'x'; 24];
+                line[place] = byte;
+                let expected = if byte.is_ascii_digit() || byte == 0 { place } else { line.len() };
+                assert_eq!(text_end(&line, 0), expected, "byte {byte:#x} at {place}");
+                // A digit after it does not hide it.
+                line[place + 1] = b'7';
+                let expected = if byte.is_ascii_digit() || byte == 0 { place } else { place + 1 };
+                assert_eq!(text_end(&line, 0), expected, "byte {byte:#x} at {place}, a digit after it");
+            }
+        }
     }
 
     proptest! {

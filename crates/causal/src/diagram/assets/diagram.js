@@ -203,8 +203,9 @@
 
   // The chunk's log lines (see crates/causal/src/diagram/text.rs): its
   // templates, each as its text parts and the widths of the numbers between
-  // them, then per line its template, then per line its numbers, each the
-  // difference from its template's previous line.
+  // them, then per line its template, then per line its numbers: per group
+  // of 32, a mask of those that changed since the template's previous line,
+  // then the difference of each that did.
   function decodeLines(r, n) {
     const SLOT = 0, NUL = 0x10;
     const decoder = new TextDecoder();
@@ -228,7 +229,12 @@
     const last = templates.map((t) => new Float64Array(t.widths.length));
     for (let i = 0; i < n; i++) {
       const previous = last[ids[i]];
-      for (let k = 0; k < previous.length; k++) { previous[k] += r.i(); numbers[start[i] + k] = previous[k]; }
+      let mask = 0;
+      for (let k = 0; k < previous.length; k++) {
+        if (k % 32 === 0) mask = r.u();
+        if ((mask >>> (k % 32)) & 1) previous[k] += r.i();
+        numbers[start[i] + k] = previous[k];
+      }
     }
     return { templates, ids, start, numbers };
   }
