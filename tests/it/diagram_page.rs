@@ -310,6 +310,63 @@ fn a_run_that_cannot_be_read_has_no_diagram_and_the_analysis_goes_on() {
     assert!(!results.join("analysis/diagrams/baseline/run_2.html").exists());
 }
 
+/// The analysis writes each run's page as it reads the run; the page is the
+/// one `clocklab diagram` writes of the run alone, byte for byte: for
+/// clocklab's logs, for the reference's, and for a run with a log that the
+/// analysis leaves out (one its manifest does not list), whose page is
+/// drawn from its folder after the analysis.
+#[test]
+fn the_analysis_writes_the_pages_clocklab_diagram_writes() {
+    let root = tempfile::tempdir().unwrap();
+    let out = root.path().join("results");
+    let args = ["run", "--runtime", "sim", "--clocks", "lamport,vector,hlc", "--experiment", "baseline"];
+    let extra = ["--runs", "3", "--duration", "20", "--no-analyze", "--out", out.to_str().unwrap()];
+    let output = run_clocklab(&[&args[..], &extra[..]].concat());
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let results = std::fs::read_dir(&out).unwrap().next().unwrap().unwrap().path();
+    // A log the manifest does not list: the analysis ignores it, the page draws it.
+    let run_3 = results.join("baseline/run_3");
+    let stray = std::fs::read_to_string(run_3.join("machine_1.log")).unwrap().replace("1> Event:", "7> Event:");
+    std::fs::write(run_3.join("machine_7.log"), stray).unwrap();
+    // The reference's logs, in their own wording.
+    let reference = root.path().join("reference/exp/run_1");
+    std::fs::create_dir_all(&reference).unwrap();
+    for id in [1u32, 2] {
+        let mut text = format!(
+            "{id}> Event: Initialized on 1234{id} with clock rate 2 | System Time: 2025-02-28 17:42:03 | Logical Clock: 0 | Queue Length: 0\n"
+        );
+        for k in 1..=9u64 {
+            let event = if k % 3 == 0 { "Sent message to machine 1".to_string() } else { "Processed message".into() };
+            text += &format!(
+                "{id}> Event: {event} | System Time: 2025-02-28 17:42:{:02} | Logical Clock: {k} | Queue Length: {}\n",
+                3 + k,
+                k % 4
+            );
+        }
+        std::fs::write(reference.join(format!("process_{id}.log")), text).unwrap();
+    }
+    for (folder, runs) in [
+        (results.clone(), vec!["baseline/run_1", "baseline/run_2", "baseline/run_3"]),
+        (root.path().join("reference"), vec!["exp/run_1"]),
+    ] {
+        let output = run_clocklab(&["analyze", folder.to_str().unwrap()]);
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        for run in runs {
+            let alone = root.path().join("alone.html");
+            let run_dir = folder.join(run);
+            let output = run_clocklab(&["diagram", run_dir.to_str().unwrap(), "--html", alone.to_str().unwrap()]);
+            assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+            let analysed = std::fs::read(folder.join("analysis/diagrams").join(format!("{run}.html"))).unwrap();
+            assert!(
+                analysed == std::fs::read(&alone).unwrap(),
+                "{run}: the analysis' page differs from clocklab diagram's"
+            );
+        }
+    }
+    let page = std::fs::read_to_string(results.join("analysis/diagrams/baseline/run_3.html")).unwrap();
+    assert!(page.contains("\"id\":7"), "the page of run_3 draws the log its manifest does not list");
+}
+
 /// Every 64-bit number on a page is exact: a seed past 2^53, and instants
 /// of a simulated calendar in the year 9000, whose microseconds are too.
 #[test]
