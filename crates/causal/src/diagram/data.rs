@@ -231,9 +231,10 @@ const STAGED_BYTES: usize = 1 << 16;
 
 impl Default for Deflated {
     fn default() -> Deflated {
-        // Level 6 (zlib's default) shrinks the columns the first drawing
-        // decodes almost as well as 9 at a third of the time.
-        Deflated::with_level(6)
+        // Level 3: the draw columns are a small part of a page now that
+        // the detail's lines are templates and numbers, and level 6 took
+        // three times as long for columns a fifth smaller (BENCHMARKS.md).
+        Deflated::with_level(3)
     }
 }
 
@@ -361,11 +362,10 @@ impl DetailChunk {
     }
 }
 
-/// A detail chunk's bytes compressed, at level 3: chunks are mostly log
-/// text, decoded one at a time on a click. Writing them is most of the cost
-/// of a page; level 1 cut that cost by a fifth but made a 1,000,000-event
-/// page 47 % larger (52.9 MB against 36.0 MB), and the page's first drawing
-/// reads the whole file (BENCHMARKS.md).
+/// A detail chunk's bytes compressed, at level 2: chunks are decoded one
+/// at a time on a click, and compressing them is most of the cost of a
+/// page; level 3 made them a tenth smaller at half again the time
+/// (BENCHMARKS.md).
 pub fn compress_detail(bytes: &[u8]) -> Vec<u8> {
     let mut encoder = ZlibEncoder::new(Vec::with_capacity(bytes.len() / 4), Compression::new(DETAIL_LEVEL));
     encoder.write_all(bytes).expect("writing to memory cannot fail");
@@ -373,7 +373,7 @@ pub fn compress_detail(bytes: &[u8]) -> Vec<u8> {
 }
 
 /// zlib's level for the detail chunks.
-const DETAIL_LEVEL: u32 = 3;
+const DETAIL_LEVEL: u32 = 2;
 
 #[cfg(test)]
 mod tests {

@@ -113,9 +113,11 @@ impl<'a, W: Write> PageWriter<'a, W> {
                 whole_seconds: true,
                 ..Default::default()
             },
-            messages: data::Deflated::default(),
-            receives: data::Deflated::default(),
-            fates: data::Deflated::default(),
+            // Level 1: these columns come out no larger than at 6, in a
+            // fifth of the time (BENCHMARKS.md).
+            messages: data::Deflated::with_level(1),
+            receives: data::Deflated::with_level(1),
+            fates: data::Deflated::with_level(1),
             pending: BTreeMap::new(),
             unnamed: Vec::new(),
             width: None,
