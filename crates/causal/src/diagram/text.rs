@@ -237,12 +237,12 @@ mod tests {
             .map(|&id| {
                 let (parts, widths) = &templates[id];
                 let mut mask = 0;
-                for k in 0..widths.len() {
+                for (k, last) in last[id].iter_mut().enumerate() {
                     if k % GROUP == 0 {
                         mask = read(&mut at);
                     }
                     if mask >> (k % GROUP) & 1 == 1 {
-                        last[id][k] += unzig(read(&mut at));
+                        *last += unzig(read(&mut at));
                     }
                 }
                 let mut line = parts[0].clone();
