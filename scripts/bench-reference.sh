@@ -19,7 +19,8 @@
 # folder and writes `figures/`; it runs in a scratch folder whose `logs` is
 # the exported experiment. It writes no space-time diagrams, so the
 # like-for-like comparison is `clocklab analyze --no-diagrams`; the default
-# `clocklab analyze` (with a diagram per run) is measured too.
+# `clocklab analyze` (with a diagram page per run) is measured on both
+# forms too.
 #
 # Two forms of the same logs are measured. The export's ("export"): every
 # field clocklab wrote (the sender and clock of each processed message, the
@@ -136,6 +137,8 @@ for repetition in $(seq 1 "$repetitions"); do
     (cd "$work/reference-own" && rm -rf figures && echo "own_reference $(measure python3 analyze_logs.py)") >> "$work/results.txt"
     rm -rf "$work/analysis"
     echo "own_no_diagrams $(measure "$clocklab" analyze "$work/own/exp" --no-diagrams --out "$work/analysis")" >> "$work/results.txt"
+    rm -rf "$work/analysis"
+    echo "own_default $(measure "$clocklab" analyze "$work/own/exp" --out "$work/analysis")" >> "$work/results.txt"
 done
 
 wall() { awk -v k="$1" '$1 == k { print $2 }' "$work/results.txt" | median; }
@@ -159,7 +162,7 @@ table() {
         case $key in
             *reference) label="reference \`analyze_logs.py\` (pandas)" ;;
             *no_diagrams) label="\`clocklab analyze --no-diagrams\`" ;;
-            default) label="\`clocklab analyze\` (with diagrams)" ;;
+            *default) label="\`clocklab analyze\` (with diagrams)" ;;
         esac
         w=$(wall "$key")
         ratio=$(awk -v r="$reference_wall" -v w="$w" 'BEGIN { printf "%.1fx", r / w }')
@@ -167,10 +170,16 @@ table() {
     done
     # Each repetition's ratio: the reference and clocklab run one after the
     # other, so a slower moment of the machine falls on both.
-    local ratios
-    ratios=$(awk -v r_key="$reference_key" -v c_key="$1" '$1 == r_key { r = $2 } $1 == c_key { printf "%.2f\n", r / $2 }' "$work/results.txt" | sort -g)
+    local ratios goal
     echo
-    echo "Reference wall / \`--no-diagrams\` wall, repetition by repetition: median $(echo "$ratios" | median)x, from $(echo "$ratios" | head -n 1)x to $(echo "$ratios" | tail -n 1)x; $(echo "$ratios" | awk '$1 >= 50' | wc -l) of $repetitions at 50x or more."
+    for key in "$@"; do
+        case $key in
+            *no_diagrams) label="\`--no-diagrams\`" goal=75 ;;
+            *default) label="the default (with diagrams)" goal=40 ;;
+        esac
+        ratios=$(awk -v r_key="$reference_key" -v c_key="$key" '$1 == r_key { r = $2 } $1 == c_key { printf "%.2f\n", r / $2 }' "$work/results.txt" | sort -g)
+        echo "Reference wall / $label wall, repetition by repetition: median $(echo "$ratios" | median)x, from $(echo "$ratios" | head -n 1)x to $(echo "$ratios" | tail -n 1)x; $(echo "$ratios" | awk -v goal=$goal '$1 >= goal' | wc -l) of $repetitions at ${goal}x or more."
+    done
 }
 
 echo
@@ -178,7 +187,7 @@ echo "The export's logs (every field clocklab wrote): $lines lines, $((bytes / 1
 table reference no_diagrams default
 echo
 echo "The same logs in the reference's own form (its four fields only): $own_lines lines, $((own_bytes / 1000000)) MB."
-table own_reference own_no_diagrams
+table own_reference own_no_diagrams own_default
 echo
 echo "Every measurement (wall s, peak RSS KiB):"
 sed 's/^/  /' "$work/results.txt"

@@ -42,7 +42,13 @@ fn analyze_results_with(
     out: &Path,
     options: &clocklab_analyze::report::OutputOptions,
 ) -> anyhow::Result<PathBuf> {
-    let summary = clocklab_analyze::analyze(dir).map_err(|error| match error {
+    // The diagram pages are written as the runs are read, into `out`.
+    let analysed = if options.no_diagrams {
+        clocklab_analyze::analyze(dir).map(|summary| (summary, None))
+    } else {
+        clocklab_analyze::analyze_with_diagrams(dir, out).map(|(summary, links)| (summary, Some(links)))
+    };
+    let (summary, diagrams) = analysed.map_err(|error| match error {
         // A folder without logs is the user's to fix.
         clocklab_analyze::AnalyzeError::NoLogs(_) | clocklab_analyze::AnalyzeError::NotAFolder(_) => {
             anyhow::Error::new(super::UsageError(error.to_string()))
@@ -52,6 +58,9 @@ fn analyze_results_with(
     // The table is for a person; a closed pipe must not stop the files being written.
     let _ = std::io::stdout().write_all(clocklab_analyze::render_table(&summary).as_bytes());
     // Each error names the file it concerns (under `out`), once.
-    let outputs = clocklab_analyze::report::write_outputs_with(&summary, out, options)?;
+    let outputs = match diagrams {
+        Some(links) => clocklab_analyze::report::write_outputs_with_diagrams(&summary, out, links)?,
+        None => clocklab_analyze::report::write_outputs_with(&summary, out, options)?,
+    };
     Ok(outputs.report)
 }

@@ -31,15 +31,16 @@ fn wait_ready(page: &Page) {
 }
 
 /// Selects `at` through the address and checks the cone the page reports.
-fn assert_selection(page: &Page, graph: &RunGraph, at: EventRef) {
+fn assert_selection(page: &Page, source: &RunSource, graph: &RunGraph, at: EventRef) {
     let id = graph.event_id(at).to_string();
     page.eval(&format!("location.hash = '{id}'"));
     page.wait_until(&format!("document.body.dataset.selected === '{id}'"), Duration::from_secs(10));
-    assert_cone(page, graph, at);
+    assert_cone(page, source, graph, at);
 }
 
-/// The page's selection is `at`, with the past and future happens-before gives.
-fn assert_cone(page: &Page, graph: &RunGraph, at: EventRef) {
+/// The page's selection is `at`, with the past and future happens-before
+/// gives, and the panel shows its line of the log as it is in the file.
+fn assert_cone(page: &Page, source: &RunSource, graph: &RunGraph, at: EventRef) {
     let id = graph.event_id(at).to_string();
     assert_eq!(page.body_data("selected").as_deref(), Some(id.as_str()));
     let cone = graph.cone(at);
@@ -55,12 +56,14 @@ fn assert_cone(page: &Page, graph: &RunGraph, at: EventRef) {
             "{id}: the page's vector is not the replayed one"
         );
     }
-    // The panel shows the event's own line of the log.
+    // The panel shows the event's own line of the log, byte for byte.
     page.wait_until(&format!("document.body.dataset.detail === '{id}'"), Duration::from_secs(10));
     let line = page.text_of("sel-line");
     let row = graph.row(at);
+    let machine = graph.machines[at.machine as usize].id;
+    assert_eq!(line, source.read_lines(machine, &[row.line_no])[&row.line_no], "{id}");
     assert!(line.contains(&format!("Logical Clock: {} |", row.lamport)), "{id}: {line}");
-    assert!(line.starts_with(&format!("{}> Event: ", graph.event_id(at).machine)), "{id}: {line}");
+    assert_eq!(page.text_of("sel-file"), format!("machine {machine}'s log, line {}", row.line_no), "{id}");
 }
 
 #[test]
@@ -87,7 +90,7 @@ fn every_diagram_page_loads_reports_its_counts_and_honours_a_selection() {
         let send = graph.messages[graph.messages.len() / 2].send;
         let last = *graph.order.last().unwrap();
         for at in [EventRef { machine: 1, pos: 0 }, receive, send, graph.order[graph.order.len() / 3], last] {
-            assert_selection(&page, &graph, at);
+            assert_selection(&page, &source, &graph, at);
         }
         // A name that is no event says so.
         page.eval("location.hash = 'm9e1'");
@@ -106,7 +109,8 @@ fn every_diagram_page_loads_reports_its_counts_and_honours_a_selection() {
     let html = root.path().join("long.html");
     let output = run_clocklab(&["diagram", run_dir.to_str().unwrap(), "--html", html.to_str().unwrap()]);
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    let graph = RunSource::open(&run_dir).unwrap().graph(BuildOptions { replay: true }).unwrap();
+    let source = RunSource::open(&run_dir).unwrap();
+    let graph = source.graph(BuildOptions { replay: true }).unwrap();
     let longest = (0..graph.machines.len()).max_by_key(|&m| graph.machines[m].rows.len()).unwrap() as u32;
     let n = graph.machines[longest as usize].rows.len() as u32;
     assert!(n > 3 * 4096, "the run is long enough for several chunks: {n}");
@@ -114,7 +118,7 @@ fn every_diagram_page_loads_reports_its_counts_and_honours_a_selection() {
     wait_ready(&page);
     for pos in [4095, 4096, 9000, n - 1] {
         let at = EventRef { machine: longest, pos };
-        assert_selection(&page, &graph, at);
+        assert_selection(&page, &source, &graph, at);
         let vector: Vec<String> = graph.vector(at).unwrap().iter().map(u64::to_string).collect();
         let table = page.text_of("clock-table");
         assert!(
@@ -132,7 +136,8 @@ fn clicking_an_event_selects_it_and_keys_move_and_switch_the_view() {
     let root = tempfile::tempdir().unwrap();
     let results = simulated_results(root.path());
     let run_dir = results.join("baseline/run_1");
-    let graph = RunSource::open(&run_dir).unwrap().graph(BuildOptions { replay: true }).unwrap();
+    let source = RunSource::open(&run_dir).unwrap();
+    let graph = source.graph(BuildOptions { replay: true }).unwrap();
     // Open the page on a processed message: the view zooms in to single events around it.
     let receive = graph.messages.iter().filter_map(|m| m.receive).nth(10).unwrap();
     let id = graph.event_id(receive);
@@ -153,13 +158,13 @@ fn clicking_an_event_selects_it_and_keys_move_and_switch_the_view() {
     assert_eq!(position["inView"], serde_json::Value::Bool(true), "{position}");
     page.click(position["x"].as_f64().unwrap(), position["y"].as_f64().unwrap());
     page.wait_until(&format!("document.body.dataset.selected === '{target_id}'"), Duration::from_secs(10));
-    assert_cone(&page, &graph, target);
+    assert_cone(&page, &source, &graph, target);
     assert_eq!(page.eval("location.hash").as_str(), Some(format!("#{target_id}").as_str()));
     // `]` selects the next event of the machine; `L` switches to Lamport time.
     page.press("]");
     let next = EventRef { machine: target.machine, pos: target.pos + 1 };
     page.wait_until(&format!("document.body.dataset.selected === '{}'", graph.event_id(next)), Duration::from_secs(10));
-    assert_cone(&page, &graph, next);
+    assert_cone(&page, &source, &graph, next);
     // The wheel zooms in around the pointer; a drag pans and selects nothing.
     let before = page.eval("clocklabDiagram.view()");
     let span = |view: &serde_json::Value| view["x1"].as_f64().unwrap() - view["x0"].as_f64().unwrap();
@@ -225,6 +230,12 @@ fn a_page_of_the_reference_logs_loads_without_messages() {
     page.wait_until("document.body.dataset.selected === 'm2e9'", Duration::from_secs(10));
     assert_eq!(page.body_data("past").as_deref(), Some("8"));
     assert_eq!(page.body_data("future").as_deref(), Some("1"));
+    // Its line, in the reference's own wording, whole.
+    page.wait_until("document.body.dataset.detail === 'm2e9'", Duration::from_secs(10));
+    assert_eq!(
+        page.text_of("sel-line"),
+        "2> Event: Processed message | System Time: 2025-02-28 17:42:07 | Logical Clock: 9 | Queue Length: 0"
+    );
     assert!(page.problems().is_empty(), "{:?}", page.problems());
 }
 
@@ -297,6 +308,63 @@ fn a_run_that_cannot_be_read_has_no_diagram_and_the_analysis_goes_on() {
     assert!(report.contains("run_2 (no diagram: "), "the report says why run_2 has no diagram");
     assert!(results.join("analysis/diagrams/baseline/run_1.html").is_file());
     assert!(!results.join("analysis/diagrams/baseline/run_2.html").exists());
+}
+
+/// The analysis writes each run's page as it reads the run; the page is the
+/// one `clocklab diagram` writes of the run alone, byte for byte: for
+/// clocklab's logs, for the reference's, and for a run with a log that the
+/// analysis leaves out (one its manifest does not list), whose page is
+/// drawn from its folder after the analysis.
+#[test]
+fn the_analysis_writes_the_pages_clocklab_diagram_writes() {
+    let root = tempfile::tempdir().unwrap();
+    let out = root.path().join("results");
+    let args = ["run", "--runtime", "sim", "--clocks", "lamport,vector,hlc", "--experiment", "baseline"];
+    let extra = ["--runs", "3", "--duration", "20", "--no-analyze", "--out", out.to_str().unwrap()];
+    let output = run_clocklab(&[&args[..], &extra[..]].concat());
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let results = std::fs::read_dir(&out).unwrap().next().unwrap().unwrap().path();
+    // A log the manifest does not list: the analysis ignores it, the page draws it.
+    let run_3 = results.join("baseline/run_3");
+    let stray = std::fs::read_to_string(run_3.join("machine_1.log")).unwrap().replace("1> Event:", "7> Event:");
+    std::fs::write(run_3.join("machine_7.log"), stray).unwrap();
+    // The reference's logs, in their own wording.
+    let reference = root.path().join("reference/exp/run_1");
+    std::fs::create_dir_all(&reference).unwrap();
+    for id in [1u32, 2] {
+        let mut text = format!(
+            "{id}> Event: Initialized on 1234{id} with clock rate 2 | System Time: 2025-02-28 17:42:03 | Logical Clock: 0 | Queue Length: 0\n"
+        );
+        for k in 1..=9u64 {
+            let event = if k % 3 == 0 { "Sent message to machine 1".to_string() } else { "Processed message".into() };
+            text += &format!(
+                "{id}> Event: {event} | System Time: 2025-02-28 17:42:{:02} | Logical Clock: {k} | Queue Length: {}\n",
+                3 + k,
+                k % 4
+            );
+        }
+        std::fs::write(reference.join(format!("process_{id}.log")), text).unwrap();
+    }
+    for (folder, runs) in [
+        (results.clone(), vec!["baseline/run_1", "baseline/run_2", "baseline/run_3"]),
+        (root.path().join("reference"), vec!["exp/run_1"]),
+    ] {
+        let output = run_clocklab(&["analyze", folder.to_str().unwrap()]);
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        for run in runs {
+            let alone = root.path().join("alone.html");
+            let run_dir = folder.join(run);
+            let output = run_clocklab(&["diagram", run_dir.to_str().unwrap(), "--html", alone.to_str().unwrap()]);
+            assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+            let analysed = std::fs::read(folder.join("analysis/diagrams").join(format!("{run}.html"))).unwrap();
+            assert!(
+                analysed == std::fs::read(&alone).unwrap(),
+                "{run}: the analysis' page differs from clocklab diagram's"
+            );
+        }
+    }
+    let page = std::fs::read_to_string(results.join("analysis/diagrams/baseline/run_3.html")).unwrap();
+    assert!(page.contains("\"id\":7"), "the page of run_3 draws the log its manifest does not list");
 }
 
 /// Every 64-bit number on a page is exact: a seed past 2^53, and instants

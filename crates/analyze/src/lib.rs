@@ -56,6 +56,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+pub use diagrams::DiagramLink;
 pub use report::{Outputs, write_outputs};
 pub use summary::{ExperimentSummary, Summary};
 pub use tables::render_table;
@@ -88,23 +89,49 @@ pub enum AnalyzeError {
 /// Runs are read in parallel, one per thread, on up to as many threads as the
 /// machine has cores; the result does not depend on the order.
 pub fn analyze(dir: &Path) -> Result<Summary, AnalyzeError> {
+    analyze_into(dir, None).map(|(summary, _)| summary)
+}
+
+/// [`analyze`], writing each run's space-time diagram page into
+/// `<out>/diagrams/<experiment>/<run>.html` as the run is read (see
+/// [`diagrams`]); returns the pages' links too, in the order of the runs,
+/// or what stopped a page being written, for
+/// [`report::write_outputs_with_diagrams`] to say when it comes to them, so
+/// that the outputs before them are written first, as without this.
+/// Nothing is written if `dir` holds no run.
+pub fn analyze_with_diagrams(dir: &Path, out: &Path) -> Result<(Summary, Vec<PageOutcome>), AnalyzeError> {
+    analyze_into(dir, Some(out))
+}
+
+/// A run's diagram page: its link, or what stopped it being written.
+pub type PageOutcome = Result<DiagramLink, AnalyzeError>;
+
+/// [`analyze`], with the diagram pages in `out` if it is given.
+fn analyze_into(dir: &Path, out: Option<&Path>) -> Result<(Summary, Vec<PageOutcome>), AnalyzeError> {
     let experiments = discover::discover(dir)?;
+    if let Some(out) = out {
+        clocklab_config::output::create_dir_all(out)
+            .map_err(|source| AnalyzeError::Io { path: out.to_path_buf(), source })?;
+        diagrams::make_folders(experiments.iter().map(|e| e.name.as_str()), out)?;
+    }
     let jobs: Vec<(usize, &discover::RunDir)> =
         experiments.iter().enumerate().flat_map(|(e, exp)| exp.runs.iter().map(move |run| (e, run))).collect();
-    let results: Mutex<Vec<Option<run::RunSummary>>> = Mutex::new(vec![None; jobs.len()]);
+    type Analysed = (run::RunSummary, Option<PageOutcome>);
+    let results: Mutex<Vec<Option<Analysed>>> = Mutex::new((0..jobs.len()).map(|_| None).collect());
     let next = AtomicUsize::new(0);
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(jobs.len()).max(1);
     let work = || {
         loop {
             let idx = next.fetch_add(1, Ordering::Relaxed);
-            let Some((_, run)) = jobs.get(idx) else { break };
+            let Some(&(e, run)) = jobs.get(idx) else { break };
+            let page = out.map(|out| diagrams::PageTarget { experiment: &experiments[e].name, out });
             // A run gets threads of its own to read its logs only when
             // there are fewer runs left than cores, so that a core would
             // otherwise wait: until then, every core has a run to analyse.
-            let mut summary =
-                if jobs.len() - idx < threads { run::analyze_run(run) } else { run::analyze_run_in_one_thread(run) };
+            let prefetch = jobs.len() - idx < threads;
+            let (mut summary, link) = run::analyze_run_with_page(run, prefetch, page);
             summary.faults = faults::effects(&summary);
-            results.lock().expect("no thread panics while holding the lock")[idx] = Some(summary);
+            results.lock().expect("no thread panics while holding the lock")[idx] = Some((summary, link));
         }
     };
     // The calling thread is one of the workers: besides saving a thread,
@@ -121,14 +148,17 @@ pub fn analyze(dir: &Path) -> Result<Summary, AnalyzeError> {
     // The results folder says what the command line changed: `dir`, or the
     // results folder above an experiment or run folder.
     let command = dir.ancestors().take(3).find_map(clocklab_config::layout::read_command);
-    let mut out = Summary { experiments: Vec::new(), diagnostics: Vec::new(), command };
+    let mut summary = Summary { experiments: Vec::new(), diagnostics: Vec::new(), command };
+    let mut links = Vec::new();
     for experiment in &experiments {
-        let runs: Vec<run::RunSummary> =
-            experiment.runs.iter().map(|_| results.next().flatten().expect("every run was analysed")).collect();
-        for run in &runs {
-            out.diagnostics.extend(run.diagnostics.iter().filter(|d| !d.is_clean()).cloned());
+        let mut runs = Vec::new();
+        for _ in &experiment.runs {
+            let (run, link) = results.next().flatten().expect("every run was analysed");
+            summary.diagnostics.extend(run.diagnostics.iter().filter(|d| !d.is_clean()).cloned());
+            runs.push(run);
+            links.extend(link);
         }
-        out.experiments.push(ExperimentSummary::new(experiment.name.clone(), runs));
+        summary.experiments.push(ExperimentSummary::new(experiment.name.clone(), runs));
     }
-    Ok(out)
+    Ok((summary, links))
 }

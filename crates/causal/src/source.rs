@@ -1,6 +1,7 @@
 //! A run folder as the causal tools read it: its machine logs (clocklab's or
 //! the reference's) and its `manifest.json` when it has one.
 
+use std::borrow::Cow;
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -170,7 +171,7 @@ impl RunSource {
 }
 
 /// One machine's raw lines and the number of the next one.
-type RawStream = (Box<dyn Iterator<Item = Vec<u8>>>, u64);
+type RawStream = (clocklab_log::RawLines<BufReader<File>>, u64);
 
 /// Every machine's log as raw lines, for a caller that wants the text of
 /// events in a run's order (in which each machine's line numbers only rise).
@@ -189,25 +190,31 @@ impl RawLines {
     /// Opens every log of `source`.
     pub fn open(source: &RunSource) -> Result<RawLines, SourceError> {
         let mut streams: BTreeMap<MachineId, RawStream> = BTreeMap::new();
-        for &id in source.logs.keys() {
-            streams.insert(id, (Box::new(source.raw_lines(id)?), 1));
+        for (&id, path) in &source.logs {
+            let file = File::open(path).map_err(|source| SourceError::Io { path: path.clone(), source })?;
+            streams.insert(id, (clocklab_log::RawLines::new(BufReader::with_capacity(1 << 16, file)), 1));
         }
         Ok(RawLines { streams })
     }
 
     /// Line `line_no` of machine `id`'s log, if it is at or after the last
-    /// line asked for (lines before it are gone).
-    pub fn line(&mut self, id: MachineId, line_no: u64) -> Option<Vec<u8>> {
+    /// line asked for (lines before it are gone): its bytes, borrowed from
+    /// the reader (no copy per line), or for a line longer than
+    /// [`clocklab_log::MAX_LINE_BYTES`], a sentence saying so.
+    pub fn line(&mut self, id: MachineId, line_no: u64) -> Option<Cow<'_, [u8]>> {
         let (lines, next) = self.streams.get_mut(&id)?;
         while *next < line_no {
-            lines.next()?;
+            lines.next_line().ok()??;
             *next += 1;
         }
         if *next != line_no {
             return None;
         }
         *next += 1;
-        lines.next()
+        match lines.next_line().ok()?? {
+            clocklab_log::RawLine::Text(bytes) => Some(Cow::Borrowed(bytes)),
+            line => Some(Cow::Owned(line.to_text().into_bytes())),
+        }
     }
 }
 

@@ -214,6 +214,34 @@ pub struct OutputOptions {
 
 /// [`write_outputs`], with `options`.
 pub fn write_outputs_with(summary: &Summary, out: &Path, options: &OutputOptions) -> Result<Outputs, AnalyzeError> {
+    write_all(summary, out, if options.no_diagrams { Diagrams::Leave } else { Diagrams::Write })
+}
+
+/// [`write_outputs`], with the space-time diagrams already written as the
+/// runs were read ([`crate::analyze_with_diagrams`]): their links, or what
+/// stopped one being written, which stops the outputs where the diagrams
+/// come (failing to write a page stops the analysis; a damaged run does
+/// not).
+pub fn write_outputs_with_diagrams(
+    summary: &Summary,
+    out: &Path,
+    diagrams: Vec<crate::PageOutcome>,
+) -> Result<Outputs, AnalyzeError> {
+    write_all(summary, out, Diagrams::Written(diagrams))
+}
+
+/// What becomes of the space-time diagrams.
+enum Diagrams {
+    /// None.
+    Leave,
+    /// Written, each run read again.
+    Write,
+    /// Written already: their links, or what stopped one being written.
+    Written(Vec<crate::PageOutcome>),
+}
+
+/// Writes every output into `out`.
+fn write_all(summary: &Summary, out: &Path, diagrams: Diagrams) -> Result<Outputs, AnalyzeError> {
     let io = |path: &Path| {
         let path = path.to_path_buf();
         move |source| AnalyzeError::Io { path, source }
@@ -263,8 +291,11 @@ pub fn write_outputs_with(summary: &Summary, out: &Path, options: &OutputOptions
                 files.push(figures_dir.join(format!("{}.png", figure.name)));
                 drawn.push((figure, svg));
             }
-            let diagrams =
-                if options.no_diagrams { Vec::new() } else { crate::diagrams::write_diagrams(summary, out)? };
+            let diagrams = match diagrams {
+                Diagrams::Leave => Vec::new(),
+                Diagrams::Write => crate::diagrams::write_diagrams(summary, out)?,
+                Diagrams::Written(links) => links.into_iter().collect::<Result<_, _>>()?,
+            };
             files.extend(diagrams.iter().filter(|d| d.problem.is_none()).map(|d| d.path.clone()));
             draw_pngs(&png_order, &figures_dir, &next_png)?;
             Ok((drawn, diagrams))

@@ -37,6 +37,8 @@ use serde::Serialize;
 pub use info::RunInfo;
 pub use machine::{EventMix, HlcStats, JumpStats, LagStats, LoadStats, MachineSeries, MachineSummary, QueueStats};
 
+use crate::AnalyzeError;
+use crate::diagrams::{DiagramLink, PageTarget, RunPage};
 use crate::discover::RunDir;
 use machine::MachineAcc;
 
@@ -167,20 +169,26 @@ type Reader = prefetch::RunLog;
 
 /// Analyses one run folder.
 pub fn analyze_run(run: &RunDir) -> RunSummary {
-    analyze_run_reading(run, prefetch::MAX_PREFETCHED_LOGS)
+    analyze_run_with_page(run, true, None).0
 }
 
 /// [`analyze_run`] with every log read in the calling thread: for a run
 /// analysed while other runs keep the other cores busy, where threads of
 /// its own would only add the cost of handing lines over.
 pub fn analyze_run_in_one_thread(run: &RunDir) -> RunSummary {
-    analyze_run_reading(run, 0)
+    analyze_run_with_page(run, false, None).0
 }
 
-/// [`analyze_run`], with each log read on a thread of its own when the run
-/// has at most `max_prefetched_logs` logs.
-fn analyze_run_reading(run: &RunDir, max_prefetched_logs: usize) -> RunSummary {
-    let prefetch = run.logs.len() <= max_prefetched_logs;
+/// [`analyze_run`], with each log read on a thread of its own if
+/// `prefetch` and the run has at most [`prefetch::MAX_PREFETCHED_LOGS`]
+/// logs; and with its diagram page written to `page`, if given, as its
+/// events are read (its link, or what stopped it being written).
+pub(crate) fn analyze_run_with_page(
+    run: &RunDir,
+    prefetch: bool,
+    page: Option<PageTarget>,
+) -> (RunSummary, Option<Result<DiagramLink, AnalyzeError>>) {
+    let prefetch = prefetch && run.logs.len() <= prefetch::MAX_PREFETCHED_LOGS;
     let mut run_problems = Vec::new();
     // A damaged manifest is one of the run's problems (naming the file and
     // the key); the run is read from its logs alone.
@@ -244,6 +252,11 @@ fn analyze_run_reading(run: &RunDir, max_prefetched_logs: usize) -> RunSummary {
         .as_ref()
         .map(|m| m.host_clock_offsets().into_iter().map(|(id, (offset, _))| (id, offset)).collect())
         .unwrap_or_default();
+    // The page borrows the run folder it reads, and is written as the
+    // analysis reads the same events.
+    let read: BTreeMap<u32, &std::path::Path> = machine_ids.iter().map(|id| (*id, run.logs[id].as_path())).collect();
+    let run_page = page.map(|target| RunPage::new(target, &run.name, &run.path, &read));
+    let mut page_file = run_page.as_ref().and_then(|page| page.start(&machine_ids));
     let mut events = RunEvents::new(readers).with_clock_offsets(&offsets);
     let logged_vectors = manifest.as_ref().is_some_and(|m| m.experiment.clocks.vector);
     let mut replay = VectorReplay::new(machine_ids.iter().copied());
@@ -266,6 +279,7 @@ fn analyze_run_reading(run: &RunDir, max_prefetched_logs: usize) -> RunSummary {
         // Bound by reference: moving each event out of its `Option` copied it.
         let next = events.next();
         let Some(event) = &next else { break };
+        crate::diagrams::push(&mut page_file, event);
         lines += 1;
         let idx = machine_ids.binary_search(&event.id.machine).expect("events come from the run's logs");
         precision_seconds |= event.precision == TimePrecision::Seconds;
@@ -312,8 +326,10 @@ fn analyze_run_reading(run: &RunDir, max_prefetched_logs: usize) -> RunSummary {
     }
     lag::note(&mut accs, state_since_us);
 
+    let mut skipped = BTreeMap::new();
     for (id, reader) in events.into_logs() {
         let read = reader.into_diagnostics();
+        skipped.insert(id, read.clone());
         let diagnostic = &mut diagnostics[diagnostic_of[&id]];
         diagnostic.skipped_lines = read.n_skipped;
         diagnostic.first_skipped = read.first_skipped;
@@ -361,7 +377,8 @@ fn analyze_run_reading(run: &RunDir, max_prefetched_logs: usize) -> RunSummary {
     let causality = causality_missing
         .is_none()
         .then(|| CausalitySummary::new(if logged_vectors { "logged" } else { "replayed" }, concurrency.counts()));
-    RunSummary {
+    let link = run_page.as_ref().map(|page| page.finish(page_file.take(), &skipped));
+    let summary = RunSummary {
         name: run.name.clone(),
         path: run.path.clone(),
         duration_s,
@@ -379,7 +396,8 @@ fn analyze_run_reading(run: &RunDir, max_prefetched_logs: usize) -> RunSummary {
         problems: run_problems,
         faults: Vec::new(),
         diagnostics,
-    }
+    };
+    (summary, link)
 }
 
 #[cfg(test)]
@@ -507,9 +525,9 @@ mod tests {
         }
         let files: Vec<(u32, &str)> = files.iter().map(|(id, name)| (*id, name.as_str())).collect();
         let run = run_dir(dir.path(), &files);
-        let ahead = analyze_run_reading(&run, usize::MAX);
+        let ahead = analyze_run(&run);
         assert_eq!(ahead.lines, 3 * 1_502);
-        assert_eq!(ahead, analyze_run_reading(&run, 0));
+        assert_eq!(ahead, analyze_run_in_one_thread(&run));
     }
 
     #[test]

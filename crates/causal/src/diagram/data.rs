@@ -28,11 +28,11 @@
 //!   [`Meta::unnamed_receivers`]).
 //! - `detail-<j>-<k>`, per machine and chunk of [`DETAIL_CHUNK`] of its events
 //!   (decoded when one of them is first selected): per event its line
-//!   number, the length of its line, queue length, vector clock (the
-//!   components that changed since the previous event of the chunk), HLC
-//!   and physical clock (microseconds since the Unix epoch, as exact 64-bit
-//!   differences, [`Varints::exact`], which the page reads as `BigInt`s);
-//!   then the events' log lines.
+//!   number, queue length, vector clock (the components that changed since
+//!   the previous event of the chunk), HLC and physical clock (microseconds
+//!   since the Unix epoch, as exact 64-bit differences, [`Varints::exact`],
+//!   which the page reads as `BigInt`s); then the events' log lines, whole,
+//!   as templates and numbers ([`super::text`]).
 
 use std::io::Write;
 
@@ -231,9 +231,10 @@ const STAGED_BYTES: usize = 1 << 16;
 
 impl Default for Deflated {
     fn default() -> Deflated {
-        // Level 6 (zlib's default) shrinks the columns the first drawing
-        // decodes almost as well as 9 at a third of the time.
-        Deflated::with_level(6)
+        // Level 3: the draw columns are a small part of a page now that
+        // the detail's lines are templates and numbers, and level 6 took
+        // three times as long for columns a fifth smaller (BENCHMARKS.md).
+        Deflated::with_level(3)
     }
 }
 
@@ -277,12 +278,11 @@ pub struct DetailChunk {
     /// Events in it so far.
     pub len: usize,
     line_nos: Varints,
-    line_lengths: Varints,
     queues: Varints,
     vectors: Varints,
     hlc: Varints,
     physical: Varints,
-    text: Vec<u8>,
+    text: super::text::LineTexts,
     last_line_no: i64,
     last_vector: Vec<u64>,
     last_hlc_us: i64,
@@ -313,8 +313,7 @@ impl DetailChunk {
         self.len += 1;
         self.line_nos.signed(event.line_no as i64 - self.last_line_no);
         self.last_line_no = event.line_no as i64;
-        self.line_lengths.unsigned(event.line.len() as u64);
-        self.text.extend_from_slice(event.line);
+        self.text.push(event.line);
         self.queues.unsigned(event.queue_length);
         if width > 0 {
             self.last_vector.resize(width, 0);
@@ -349,8 +348,8 @@ impl DetailChunk {
     /// The chunk's bytes, uncompressed; it starts afresh.
     pub fn take_bytes(&mut self, width: usize) -> Vec<u8> {
         let chunk = std::mem::take(self);
-        let mut bytes = Vec::with_capacity(chunk.text.len() + chunk.line_nos.0.len() * 8);
-        for part in [&chunk.line_nos, &chunk.line_lengths, &chunk.queues] {
+        let mut bytes = Vec::with_capacity(chunk.line_nos.0.len() * 32);
+        for part in [&chunk.line_nos, &chunk.queues] {
             bytes.extend_from_slice(&part.0);
         }
         if width > 0 {
@@ -358,16 +357,15 @@ impl DetailChunk {
         }
         bytes.extend_from_slice(&chunk.hlc.0);
         bytes.extend_from_slice(&chunk.physical.0);
-        bytes.extend_from_slice(&chunk.text);
+        chunk.text.write_to(&mut bytes);
         bytes
     }
 }
 
-/// A detail chunk's bytes compressed, at level 3: chunks are mostly log
-/// text, decoded one at a time on a click. Writing them is most of the cost
-/// of a page; level 1 cut that cost by a fifth but made a 1,000,000-event
-/// page 47 % larger (52.9 MB against 36.0 MB), and the page's first drawing
-/// reads the whole file (BENCHMARKS.md).
+/// A detail chunk's bytes compressed, at level 2: chunks are decoded one
+/// at a time on a click, and compressing them is most of the cost of a
+/// page; level 3 made them a tenth smaller at half again the time
+/// (BENCHMARKS.md).
 pub fn compress_detail(bytes: &[u8]) -> Vec<u8> {
     let mut encoder = ZlibEncoder::new(Vec::with_capacity(bytes.len() / 4), Compression::new(DETAIL_LEVEL));
     encoder.write_all(bytes).expect("writing to memory cannot fail");
@@ -375,7 +373,7 @@ pub fn compress_detail(bytes: &[u8]) -> Vec<u8> {
 }
 
 /// zlib's level for the detail chunks.
-const DETAIL_LEVEL: u32 = 3;
+const DETAIL_LEVEL: u32 = 2;
 
 #[cfg(test)]
 mod tests {

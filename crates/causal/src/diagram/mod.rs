@@ -12,18 +12,25 @@
 //! happens-before (the same walk as [`RunGraph::cone`]).
 
 pub mod data;
+mod page;
 pub mod svg;
+pub mod text;
 
 use std::collections::BTreeMap;
-use std::io::Write;
+use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use clocklab_config::output;
-use clocklab_log::{Diagnostics, Event, Incarnations, MessageId, Pairing, TickCounter, crash_took};
+use clocklab_log::{Diagnostics, RunEvent};
 use clocklab_model::MachineId;
 
-use crate::graph::{Kind, RunGraph};
-use crate::source::{RawLines, RunSource, SourceError};
+pub use page::PageWriter;
+
+use crate::graph::RunGraph;
+use crate::source::{RunSource, SourceError};
+
+/// The version of the page's data format ([`data`]).
+pub const VERSION: u32 = 5;
 
 const PAGE: &str = include_str!("assets/page.html");
 const SCRIPT: &str = include_str!("assets/diagram.js");
@@ -79,26 +86,68 @@ fn manifest_start_us(source: &RunSource) -> Option<i64> {
 
 /// Writes the interactive diagram of the run in `source` to `out`.
 pub fn write_run_diagram(source: &RunSource, out: &Path) -> Result<DiagramSummary, DiagramError> {
-    let failed = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| DiagramError::Write { path: path.clone(), source }
-    };
-    if let Some(parent) = out.parent().filter(|parent| !parent.as_os_str().is_empty()) {
-        output::create_dir_all(parent).map_err(failed(parent))?;
+    let (mut events, skipped) = source.events()?;
+    let machines: Vec<MachineId> = events.machines().collect();
+    let mut page = DiagramFile::create(source, out, &machines)?;
+    for event in events.by_ref() {
+        page.push(&event)?;
     }
-    // Written whole or not at all, never through a link planted at its name.
-    let mut file = output::OutputFile::create(out).map_err(failed(out))?;
-    let mut writer = std::io::BufWriter::with_capacity(1 << 16, &mut file);
-    let (n_events, n_messages) = match write_page(source, &mut writer) {
-        Ok(counts) => counts,
-        Err(PageError::Source(error)) => return Err(error.into()),
-        Err(PageError::Write(error)) => return Err(failed(out)(error)),
-    };
-    writer.flush().map_err(failed(out))?;
-    drop(writer);
-    file.commit().map_err(failed(out))?;
-    let bytes = std::fs::metadata(out).map_err(failed(out))?.len();
-    Ok(DiagramSummary { path: out.to_path_buf(), n_events, n_messages, bytes })
+    page.finish(&skipped.get())
+}
+
+/// A run's diagram page being written to its file as the run's events are
+/// given to it, by a caller that reads them anyway (the analysis): the file
+/// is in place once [`DiagramFile::finish`] returns, and never if it was
+/// not called.
+#[derive(Debug)]
+pub struct DiagramFile<'a> {
+    path: PathBuf,
+    page: PageWriter<'a, BufWriter<output::OutputFile>>,
+}
+
+impl<'a> DiagramFile<'a> {
+    /// Starts the page of the run in `source` at `out`, with the events of
+    /// the logs of `machines` (ids in increasing order) to come.
+    pub fn create(source: &'a RunSource, out: &Path, machines: &[MachineId]) -> Result<DiagramFile<'a>, DiagramError> {
+        if let Some(parent) = out.parent().filter(|parent| !parent.as_os_str().is_empty()) {
+            output::create_dir_all(parent).map_err(write_failed(parent))?;
+        }
+        // Written whole or not at all, never through a link planted at its name.
+        let file = output::OutputFile::create(out).map_err(write_failed(out))?;
+        let page = PageWriter::new(source, BufWriter::with_capacity(1 << 16, file), machines)
+            .map_err(|error| page_failed(error, out))?;
+        Ok(DiagramFile { path: out.to_path_buf(), page })
+    }
+
+    /// Adds the run's next event.
+    pub fn push(&mut self, event: &RunEvent) -> Result<(), DiagramError> {
+        self.page.push(event).map_err(|error| page_failed(error, &self.path))
+    }
+
+    /// Ends the page and puts it in place; `skipped` is what the readers of
+    /// the logs skipped, per machine.
+    pub fn finish(self, skipped: &BTreeMap<MachineId, Diagnostics>) -> Result<DiagramSummary, DiagramError> {
+        let out = self.path;
+        let (n_events, n_messages, writer) = self.page.finish(skipped).map_err(|error| page_failed(error, &out))?;
+        let file = writer.into_inner().map_err(|error| write_failed(&out)(error.into_error()))?;
+        file.commit().map_err(write_failed(&out))?;
+        let bytes = std::fs::metadata(&out).map_err(write_failed(&out))?.len();
+        Ok(DiagramSummary { path: out, n_events, n_messages, bytes })
+    }
+}
+
+/// What a failure to write `path` is.
+fn write_failed(path: &Path) -> impl Fn(std::io::Error) -> DiagramError {
+    let path = path.to_path_buf();
+    move |source| DiagramError::Write { path: path.clone(), source }
+}
+
+/// A page's failure as a diagram's.
+fn page_failed(error: PageError, path: &Path) -> DiagramError {
+    match error {
+        PageError::Source(error) => error.into(),
+        PageError::Write(error) => write_failed(path)(error),
+    }
 }
 
 /// Why a page could not be written.
@@ -122,234 +171,17 @@ impl From<std::io::Error> for PageError {
     }
 }
 
-/// One machine's part of the page, as its events stream by.
-#[derive(Debug, Default)]
-struct MachineStream {
-    id: MachineId,
-    rate: Option<u32>,
-    n_events: u64,
-    draw: data::Deflated,
-    last_time: i64,
-    last_lamport: i64,
-    ticks: TickCounter,
-    incarnations: Incarnations,
-    chunk: data::DetailChunk,
-    n_chunks: usize,
-}
-
 /// Writes the page of the run in `source` to `out`, in one pass over its
 /// events; returns the numbers of events and messages.
 pub fn write_page(source: &RunSource, out: &mut impl Write) -> Result<(u64, u64), PageError> {
-    // Detail chunks are compressed on a second thread while this one reads
-    // the logs; at most a few wait in between.
-    std::thread::scope(|scope| {
-        let (to_compress, chunks_in) = std::sync::mpsc::sync_channel::<(String, Vec<u8>)>(4);
-        let (compressed_out, compressed) = std::sync::mpsc::channel::<(String, Vec<u8>)>();
-        scope.spawn(move || {
-            for (id, bytes) in chunks_in {
-                if compressed_out.send((id, data::compress_detail(&bytes))).is_err() {
-                    break;
-                }
-            }
-        });
-        write_page_with(source, out, &to_compress, &compressed).inspect_err(|_| drop(to_compress))
-    })
-}
-
-/// [`write_page`], with the chunk compressor's two ends.
-fn write_page_with(
-    source: &RunSource,
-    out: &mut impl Write,
-    to_compress: &std::sync::mpsc::SyncSender<(String, Vec<u8>)>,
-    compressed: &std::sync::mpsc::Receiver<(String, Vec<u8>)>,
-) -> Result<(u64, u64), PageError> {
-    let hung_up = || PageError::Write(std::io::Error::other("the compressing thread stopped"));
-    // Chunks written so far (they come back from the compressor in any order).
-    let mut written = 0usize;
-    let (before_data, after_data) = PAGE.split_once("@@DATA@@").expect("the page has a data marker");
-    out.write_all(fill(before_data, &[("@@CSS@@", STYLE)]).as_bytes())?;
     let (mut events, skipped) = source.events()?;
-    let mut raw = RawLines::open(source)?;
-    let ids: Vec<MachineId> = events.machines().collect();
-    let index_of = |id: MachineId| ids.binary_search(&id).ok();
-    let mut machines: Vec<MachineStream> = ids.iter().map(|&id| MachineStream { id, ..Default::default() }).collect();
-    let mut meta =
-        data::Meta { version: 4, detail_chunk: data::DETAIL_CHUNK, whole_seconds: true, ..Default::default() };
-    let (mut messages, mut receives, mut fates) =
-        (data::Deflated::default(), data::Deflated::default(), data::Deflated::default());
-    // Messages sent and not yet received, by name: their number in
-    // `messages` and when they were sent.
-    let mut pending: BTreeMap<MessageId, (u64, i64)> = BTreeMap::new();
-    let mut unnamed: Vec<MachineId> = Vec::new();
-    let mut width: Option<usize> = None;
-    let mut first_tick_us = None;
-    let mut record = data::Varints::default();
+    let machines: Vec<MachineId> = events.machines().collect();
+    let mut page = PageWriter::new(source, out, &machines)?;
     for event in events.by_ref() {
-        let j = index_of(event.id.machine).expect("events come from the run's machines");
-        let pos = event.id.index - 1;
-        let line = &event.record;
-        // The first line decides whether the run keeps vector clocks.
-        let width = *width.get_or_insert_with(|| line.vector_clock.as_ref().map_or(0, Vec::len));
-        if meta.n_events == 0 {
-            meta.time_base_us = line.time_us;
-        }
-        meta.n_events += 1;
-        meta.whole_seconds &= line.time_us % 1_000_000 == 0;
-        let machine = &mut machines[j];
-        machine.n_events += 1;
-        if let Event::Initialized { rate, .. } = line.event {
-            machine.rate.get_or_insert(rate);
-        }
-        machine.incarnations.observe(line);
-        // The draw columns: kind, time and clock as differences. The page
-        // finds events by binary search, so a damaged log's times and
-        // clocks are held level rather than let go back.
-        let tick = line.event.is_tick() && !machine.ticks.continues_tick(line);
-        meta.n_ticks += u64::from(tick);
-        if tick {
-            first_tick_us.get_or_insert(line.time_us);
-        }
-        let kind = Kind::of(&line.event) as u8 | if line.event.is_tick() && !tick { 0x80 } else { 0 };
-        let time = (line.time_us - meta.time_base_us).max(machine.last_time);
-        let lamport = (line.logical_clock.min((1 << 52) - 1) as i64).max(machine.last_lamport);
-        record.0.clear();
-        record.0.push(kind);
-        record.signed(time - machine.last_time);
-        record.signed(lamport - machine.last_lamport);
-        machine.draw.push(&record.0);
-        (machine.last_time, machine.last_lamport) = (time, lamport);
-        // The detail: the line and every clock it carries.
-        let text = raw.line(event.id.machine, event.line_no).unwrap_or_default();
-        let detail = data::EventDetail {
-            line_no: event.line_no,
-            line: &text,
-            queue_length: line.queue_length,
-            vector: line.vector_clock.as_deref(),
-            hlc: line.hlc,
-            physical_us: line.physical_clock_us,
-        };
-        machine.chunk.push(&detail, width);
-        if machine.chunk.len == data::DETAIL_CHUNK {
-            let id = format!("detail-{j}-{}", machine.n_chunks);
-            to_compress.send((id, machine.chunk.take_bytes(width))).map_err(|_| hung_up())?;
-            machine.n_chunks += 1;
-            while let Ok((id, bytes)) = compressed.try_recv() {
-                data::write_element(out, &id, &bytes)?;
-                written += 1;
-            }
-        }
-        // Messages: numbered at their send, tied to their receive.
-        match (&line.event, &event.pairing) {
-            (Event::Sent { to }, _) => {
-                for &peer in to {
-                    record.0.clear();
-                    record.unsigned(j as u64);
-                    record.unsigned(pos);
-                    record.unsigned(index_of(peer).unwrap_or(ids.len()) as u64);
-                    messages.push(&record.0);
-                    if !unnamed.contains(&peer) {
-                        pending.insert(MessageId { send: event.id, to: peer }, (meta.n_messages, line.time_us));
-                    }
-                    meta.n_messages += 1;
-                }
-            }
-            (Event::Processed { .. } | Event::Unprocessed { .. }, Pairing::Paired(sent)) => {
-                if let Some((number, _)) = pending.remove(&sent.id) {
-                    let processed = matches!(line.event, Event::Processed { .. });
-                    record.0.clear();
-                    record.unsigned(number);
-                    record.unsigned(j as u64);
-                    record.unsigned(pos);
-                    record.unsigned(u64::from(!processed));
-                    receives.push(&record.0);
-                    meta.n_receives += 1;
-                    if processed {
-                        meta.messages.processed += 1;
-                    } else {
-                        meta.messages.unprocessed += 1;
-                    }
-                }
-            }
-            (Event::Lost { .. } | Event::Held { .. }, Pairing::Paired(sent)) => {
-                if let Some((number, _)) = pending.remove(&sent.id) {
-                    let held = matches!(event.record.event, Event::Held { .. });
-                    record.0.clear();
-                    record.unsigned(number);
-                    record.unsigned(if held { data::FATE_HELD } else { data::FATE_LOST });
-                    fates.push(&record.0);
-                    meta.n_fates += 1;
-                    if held {
-                        meta.messages.held += 1;
-                    } else {
-                        meta.messages.lost += 1;
-                    }
-                }
-            }
-            (_, Pairing::Unnamed) if !unnamed.contains(&event.id.machine) => {
-                // Messages to this machine can never pair: stop keeping them.
-                unnamed.push(event.id.machine);
-                pending.retain(|message, _| message.to != event.id.machine);
-            }
-            _ => {}
-        }
+        page.push(&event)?;
     }
-    // What the logs say of the messages no one received: a crash took them,
-    // or nothing explains them.
-    let incarnations = |id: MachineId| index_of(id).map(|j| &machines[j].incarnations);
-    let mut taken: Vec<u64> = pending
-        .iter()
-        .filter(|&(message, &(_, sent_us))| {
-            crash_took(incarnations(message.send.machine), incarnations(message.to), message.to, sent_us)
-        })
-        .map(|(_, &(number, _))| number)
-        .collect();
-    taken.sort_unstable();
-    for number in taken {
-        record.0.clear();
-        record.unsigned(number);
-        record.unsigned(data::FATE_CRASHED);
-        fates.push(&record.0);
-        meta.n_fates += 1;
-        meta.messages.crashed += 1;
-    }
-    meta.messages.missing = pending.len() as u64 - meta.messages.crashed;
-    meta.messages.unknown = meta.n_messages
-        - meta.messages.processed
-        - meta.messages.unprocessed
-        - meta.messages.lost
-        - meta.messages.crashed
-        - meta.messages.missing;
-    meta.vector_width = width.unwrap_or(0);
-    for (j, machine) in machines.iter_mut().enumerate() {
-        if machine.chunk.len > 0 {
-            let id = format!("detail-{j}-{}", machine.n_chunks);
-            to_compress.send((id, machine.chunk.take_bytes(meta.vector_width))).map_err(|_| hung_up())?;
-            machine.n_chunks += 1;
-        }
-    }
-    let n_chunks: usize = machines.iter().map(|m| m.n_chunks).sum();
-    while written < n_chunks {
-        // Everything sent is compressed and comes back, in some order.
-        let (id, bytes) = compressed.recv().map_err(|_| hung_up())?;
-        data::write_element(out, &id, &bytes)?;
-        written += 1;
-    }
-    for (j, machine) in machines.iter_mut().enumerate() {
-        data::write_element(out, &format!("draw-{j}"), &std::mem::take(&mut machine.draw).finish())?;
-    }
-    data::write_element(out, "messages", &messages.finish())?;
-    data::write_element(out, "receives", &receives.finish())?;
-    data::write_element(out, "fates", &fates.finish())?;
-    meta.origin_us = manifest_start_us(source).or(first_tick_us).unwrap_or(meta.time_base_us);
-    meta.machines =
-        machines.iter().map(|m| data::MetaMachine { id: m.id, rate: m.rate, n_events: m.n_events }).collect();
-    meta.unnamed_receivers = unnamed.iter().filter_map(|&id| index_of(id)).collect();
-    describe(source, &mut meta, &skipped.get(), !unnamed.is_empty());
-    // `<` never appears raw inside the script element, so no text can close it.
-    let json = serde_json::to_string(&meta).expect("a header always serialises").replace('<', "\\u003c");
-    writeln!(out, "<script type=\"application/json\" id=\"meta\">{json}</script>")?;
-    out.write_all(fill(after_data, &[("@@JS@@", SCRIPT)]).as_bytes())?;
-    Ok((meta.n_events, meta.n_messages))
+    let (n_events, n_messages, _) = page.finish(&skipped.get())?;
+    Ok((n_events, n_messages))
 }
 
 /// The header's words: title, runtime, seed, notes.

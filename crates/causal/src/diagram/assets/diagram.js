@@ -5,7 +5,7 @@
 // base64: "draw-<machine>" (kinds, times, Lamport clocks), "messages" and
 // "receives", decoded before the first drawing, and "detail-<machine>-<k>"
 // chunks (line numbers, queue lengths, vector and hybrid clocks, the log
-// lines), each decoded when one of its events is first selected. Events are
+// lines as templates and numbers), each decoded when one of its events is first selected. Events are
 // numbered machine by machine: global index = base[machine] + position.
 (function () {
   "use strict";
@@ -168,8 +168,6 @@
     const lineNo = new Float64Array(n);
     let line = 0;
     for (let i = 0; i < n; i++) { line += r.i(); lineNo[i] = line; }
-    const lineEnd = new Uint32Array(n + 1);
-    for (let i = 0; i < n; i++) lineEnd[i + 1] = lineEnd[i] + r.u();
     const queue = new Float64Array(n);
     for (let i = 0; i < n; i++) queue[i] = r.u();
     const width = meta.vector_width;
@@ -200,7 +198,55 @@
       phys[i] = last;
       hasPhys[i] = 1;
     }
-    return { first, lineNo, lineEnd, queue, vectors, hlcL, hlcC, phys, hasPhys, text: bytes.subarray(r.p) };
+    return { first, lineNo, queue, vectors, hlcL, hlcC, phys, hasPhys, text: decodeLines(r, n) };
+  }
+
+  // The chunk's log lines (see crates/causal/src/diagram/text.rs): its
+  // templates, each as its text parts and the widths of the numbers between
+  // them, then per line its template, then per line its numbers: per group
+  // of 32, a mask of those that changed since the template's previous line,
+  // then the difference of each that did.
+  function decodeLines(r, n) {
+    const SLOT = 0, NUL = 0x10;
+    const decoder = new TextDecoder();
+    const templates = [];
+    for (let t = r.u(); t > 0; t--) {
+      const raw = r.bytes(r.u());
+      const parts = [], widths = [];
+      let text = [], k = 0;
+      while (k < raw.length) {
+        if (raw[k] !== SLOT) { text.push(raw[k++]); continue; }
+        if (raw[k + 1] === NUL) text.push(0);
+        else { parts.push(decoder.decode(new Uint8Array(text))); widths.push(raw[k + 1]); text = []; }
+        k += 2;
+      }
+      parts.push(decoder.decode(new Uint8Array(text)));
+      templates.push({ parts, widths });
+    }
+    const ids = new Uint32Array(n), start = new Uint32Array(n + 1);
+    for (let i = 0; i < n; i++) { ids[i] = r.u(); start[i + 1] = start[i] + templates[ids[i]].widths.length; }
+    const numbers = new Float64Array(start[n]);
+    const last = templates.map((t) => new Float64Array(t.widths.length));
+    for (let i = 0; i < n; i++) {
+      const previous = last[ids[i]];
+      let mask = 0;
+      for (let k = 0; k < previous.length; k++) {
+        if (k % 32 === 0) mask = r.u();
+        if ((mask >>> (k % 32)) & 1) previous[k] += r.i();
+        numbers[start[i] + k] = previous[k];
+      }
+    }
+    return { templates, ids, start, numbers };
+  }
+
+  // Line i of a chunk's lines, put back together.
+  function lineOf(text, i) {
+    const { parts, widths } = text.templates[text.ids[i]];
+    let line = parts[0];
+    for (let k = 0; k < widths.length; k++) {
+      line += String(text.numbers[text.start[i] + k]).padStart(widths[k], "0") + parts[k + 1];
+    }
+    return line;
   }
 
   // What the log says of event g, once its chunk is decoded.
@@ -212,7 +258,7 @@
       vector: chunk.vectors ? Array.from(chunk.vectors.subarray(i * width, (i + 1) * width)) : null,
       hlc: chunk.hlcC[i] >= 0 ? { l: chunk.hlcL[i], c: chunk.hlcC[i] } : null,
       physical: chunk.hasPhys[i] ? chunk.phys[i] : null,
-      line: new TextDecoder().decode(chunk.text.subarray(chunk.lineEnd[i], chunk.lineEnd[i + 1])),
+      line: lineOf(chunk.text, i),
     };
   }
 
