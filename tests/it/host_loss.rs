@@ -82,13 +82,24 @@ fn last_line(dir: &Path, id: u32) -> String {
     log.lines().last().unwrap().to_string()
 }
 
-/// `clocklab check` holds for what could be checked, and says why machine 3's losses are expected.
-fn assert_checks_with_machine_3_gone(results: &Path) {
+/// `clocklab check` holds for what could be checked, and puts the messages
+/// machine 3 never received down to its being gone. With `surely_lost`
+/// there are some (its log was cut short, so what was sent to it after its
+/// last line that arrived is missing); otherwise there may be none: a
+/// machine that stops by itself logs what it had queued, and only a message
+/// on its way at that instant is lost with it, which a slow or busy
+/// computer may well not have.
+fn assert_checks_with_machine_3_gone(results: &Path, surely_lost: bool) {
     let out = run_clocklab(&["check", results.to_str().unwrap()]);
     let said = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{said}");
-    assert!(said.contains("all that could be checked holds"), "{said}");
-    assert!(said.contains("messages to machines [3] were never received: those machines were gone mid-run"), "{said}");
+    let explained = "messages to machines [3] were never received: those machines were gone mid-run";
+    if surely_lost || said.contains("never received") {
+        assert!(said.contains("all that could be checked holds"), "{said}");
+        assert!(said.contains(explained), "{said}");
+    } else {
+        assert!(said.contains("all holds: 1 run"), "{said}");
+    }
 }
 
 #[test]
@@ -128,7 +139,7 @@ fn a_machine_whose_launcher_dies_stops_by_itself_and_its_log_is_fetched_again() 
     let workdir = dir.path().join(format!("host-{host}"));
     let there = std::fs::read_dir(&workdir).unwrap().flatten().map(|e| e.path().join("machine_3.log")).next().unwrap();
     assert_eq!(here, std::fs::read(there).unwrap());
-    assert_checks_with_machine_3_gone(&results_dir(&out));
+    assert_checks_with_machine_3_gone(&results_dir(&out), false);
 }
 
 #[test]
@@ -163,5 +174,5 @@ fn a_host_lost_mid_run_is_named_and_what_arrived_of_its_logs_kept() {
     for id in [1, 2, 4] {
         assert!(last_line(&run_dir, id).starts_with(&format!("{id}> Event: Stopped |")), "machine {id}");
     }
-    assert_checks_with_machine_3_gone(&results_dir(&out));
+    assert_checks_with_machine_3_gone(&results_dir(&out), true);
 }
