@@ -105,30 +105,44 @@ impl RawLine<'_> {
 pub struct RawLines<R> {
     input: R,
     buf: Vec<u8>,
+    /// Bytes of the input's buffer that the last line, given where it lay,
+    /// took: consumed at the next call.
+    lent: usize,
 }
 
 impl<R: BufRead> RawLines<R> {
     /// The lines of `input`.
     pub fn new(input: R) -> RawLines<R> {
-        RawLines { input, buf: Vec::with_capacity(256) }
+        RawLines { input, buf: Vec::with_capacity(256), lent: 0 }
     }
 
     /// The next line, `None` at the end of the input.
+    ///
+    /// A line that the input's buffer holds whole is given where it lies,
+    /// without a copy (most lines); one that goes past it is gathered.
     ///
     /// # Errors
     ///
     /// What reading the input failed with.
     pub fn next_line(&mut self) -> io::Result<Option<RawLine<'_>>> {
-        Ok(match read_line(&mut self.input, &mut self.buf)? {
-            LineRead::End => None,
-            LineRead::TooLong { len, complete } => Some(RawLine::TooLong { len, complete }),
-            LineRead::Line => {
-                let mut line = &self.buf[..];
-                line = line.strip_suffix(b"\n").unwrap_or(line);
-                line = line.strip_suffix(b"\r").unwrap_or(line);
-                Some(RawLine::Text(line))
+        self.input.consume(std::mem::take(&mut self.lent));
+        let in_place = match self.input.fill_buf() {
+            Ok(available) => memchr::memchr(b'\n', available).filter(|&end| end <= MAX_LINE_BYTES),
+            Err(_) => None,
+        };
+        let line = match in_place {
+            Some(end) => {
+                self.lent = end + 1;
+                // The buffer is still there: `fill_buf` gives it back as it is.
+                &self.input.fill_buf()?[..end]
             }
-        })
+            None => match read_line(&mut self.input, &mut self.buf)? {
+                LineRead::End => return Ok(None),
+                LineRead::TooLong { len, complete } => return Ok(Some(RawLine::TooLong { len, complete })),
+                LineRead::Line => self.buf.strip_suffix(b"\n").unwrap_or(&self.buf),
+            },
+        };
+        Ok(Some(RawLine::Text(line.strip_suffix(b"\r").unwrap_or(line))))
     }
 
     /// How many bytes the reader holds for a line (at most
@@ -171,5 +185,34 @@ mod tests {
         assert!(lines.held_bytes() <= MAX_LINE_BYTES + 1, "the reader held {} bytes", lines.held_bytes());
         let too_long = RawLine::TooLong { len: 7_000_000, complete: true }.to_text();
         assert_eq!(too_long, "(a line of 7000000 bytes, longer than the 65536 a log line may have: not shown)");
+    }
+
+    proptest::proptest! {
+        /// Lines given where they lie in the buffer and lines gathered across
+        /// its refills are the same lines: the input's own, without `\n` or
+        /// `\r\n`, whatever the buffer's size.
+        #[test]
+        fn lines_are_the_same_in_place_or_gathered(
+            lines in proptest::collection::vec("[a-z0-9 \r]{0,40}", 0..40),
+            capacity in 1usize..64,
+            last_newline: bool,
+        ) {
+            let mut bytes = lines.join("\n").into_bytes();
+            if last_newline && !lines.is_empty() {
+                bytes.push(b'\n');
+            }
+            let mut expected: Vec<&[u8]> = bytes.split(|&b| b == b'\n').collect();
+            if bytes.is_empty() || bytes.ends_with(b"\n") {
+                expected.pop();
+            }
+            let expected: Vec<&[u8]> = expected.into_iter().map(|l| l.strip_suffix(b"\r").unwrap_or(l)).collect();
+            let mut reader = RawLines::new(io::BufReader::with_capacity(capacity, &bytes[..]));
+            let mut seen = Vec::new();
+            while let Some(line) = reader.next_line().unwrap() {
+                let RawLine::Text(text) = line else { panic!("a short line came as too long") };
+                seen.push(text.to_vec());
+            }
+            proptest::prop_assert_eq!(seen, expected);
+        }
     }
 }
