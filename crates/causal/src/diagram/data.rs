@@ -317,15 +317,19 @@ impl DetailChunk {
         self.queues.unsigned(event.queue_length);
         if width > 0 {
             self.last_vector.resize(width, 0);
-            let zeros = vec![0; width];
-            let vector = event.vector.filter(|v| v.len() == width).unwrap_or(&zeros);
-            let changed: Vec<usize> = (0..width).filter(|&k| vector[k] != self.last_vector[k]).collect();
-            self.vectors.unsigned(changed.len() as u64);
-            for k in changed {
-                self.vectors.unsigned(k as u64);
-                self.vectors.signed(vector[k] as i64 - self.last_vector[k] as i64);
+            // A line without a vector of the run's width counts as zeros.
+            let vector = event.vector.filter(|v| v.len() == width);
+            let entry = |k: usize| vector.map_or(0, |v| v[k]);
+            let changed = (0..width).filter(|&k| entry(k) != self.last_vector[k]);
+            self.vectors.unsigned(changed.count() as u64);
+            for k in 0..width {
+                let (value, last) = (entry(k), self.last_vector[k]);
+                if value != last {
+                    self.vectors.unsigned(k as u64);
+                    self.vectors.signed(value as i64 - last as i64);
+                    self.last_vector[k] = value;
+                }
             }
-            self.last_vector.copy_from_slice(vector);
         }
         match event.hlc {
             Some(hlc) => {

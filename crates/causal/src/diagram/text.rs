@@ -88,29 +88,44 @@ impl LineTexts {
         self.template.clear();
         self.values.clear();
         let mut at = 0;
-        while at < line.len() {
+        while let Some(&byte) = line.get(at) {
             let start = at;
-            if line[at].is_ascii_digit() {
-                while at < line.len() && line[at].is_ascii_digit() {
+            if byte.is_ascii_digit() {
+                // The run's value is read as it is scanned: one pass over
+                // its digits (a run longer than MAX_DIGITS is cut below).
+                let mut value = u64::from(byte - b'0');
+                at += 1;
+                while let Some(digit) = line.get(at).map(|b| b.wrapping_sub(b'0')).filter(|&d| d < 10) {
+                    value = value.wrapping_mul(10).wrapping_add(u64::from(digit));
                     at += 1;
                 }
-                // A longer run (an instant in microseconds) is cut into
-                // numbers of at most MAX_DIGITS digits from its end, each
-                // but the first padded to all of them.
-                let digits = &line[start..at];
-                let first = (digits.len() - 1) % MAX_DIGITS + 1;
-                let width = if first > 1 && digits[0] == b'0' { first as u8 } else { 0 };
-                self.slot(&digits[..first], width);
-                for part in digits[first..].chunks(MAX_DIGITS) {
-                    self.slot(part, MAX_DIGITS as u8);
+                let len = at - start;
+                if len <= MAX_DIGITS {
+                    let width = if len > 1 && byte == b'0' { len as u8 } else { 0 };
+                    self.template.extend_from_slice(&[SLOT, width]);
+                    self.values.push(value);
+                } else {
+                    self.long_run(&line[start..at]);
                 }
-            } else if line[at] == SLOT {
+            } else if byte == SLOT {
                 self.template.extend_from_slice(&[SLOT, NUL]);
                 at += 1;
             } else {
                 at = text_end(line, at);
                 self.template.extend_from_slice(&line[start..at]);
             }
+        }
+    }
+
+    /// Takes out a run of more than [`MAX_DIGITS`] digits (an instant in
+    /// microseconds): numbers of at most MAX_DIGITS digits from its end,
+    /// each but the first padded to all of them.
+    fn long_run(&mut self, digits: &[u8]) {
+        let first = (digits.len() - 1) % MAX_DIGITS + 1;
+        let width = if first > 1 && digits[0] == b'0' { first as u8 } else { 0 };
+        self.slot(&digits[..first], width);
+        for part in digits[first..].chunks(MAX_DIGITS) {
+            self.slot(part, MAX_DIGITS as u8);
         }
     }
 
