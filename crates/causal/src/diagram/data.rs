@@ -366,14 +366,32 @@ impl DetailChunk {
     }
 }
 
-/// A detail chunk's bytes compressed, at level 2: chunks are decoded one
-/// at a time on a click, and compressing them is most of the cost of a
-/// page; level 3 made them a tenth smaller at half again the time
-/// (BENCHMARKS.md).
-pub fn compress_detail(bytes: &[u8]) -> Vec<u8> {
-    let mut encoder = ZlibEncoder::new(Vec::with_capacity(bytes.len() / 4), Compression::new(DETAIL_LEVEL));
-    encoder.write_all(bytes).expect("writing to memory cannot fail");
-    encoder.finish().expect("writing to memory cannot fail")
+/// Compresses detail chunks, at level 2: chunks are decoded one at a time
+/// on a click, and compressing them is most of the cost of a page; level 3
+/// made them a tenth smaller at half again the time (BENCHMARKS.md).
+///
+/// One compressor serves every chunk of a page: a fresh one allocates and
+/// clears its window and tables (a third of a megabyte) per chunk, which
+/// cost more than compressing a small chunk.
+#[derive(Debug)]
+pub struct DetailCompressor {
+    encoder: ZlibEncoder<Vec<u8>>,
+}
+
+impl Default for DetailCompressor {
+    fn default() -> DetailCompressor {
+        DetailCompressor { encoder: ZlibEncoder::new(Vec::new(), Compression::new(DETAIL_LEVEL)) }
+    }
+}
+
+impl DetailCompressor {
+    /// `bytes` as a zlib stream of their own.
+    pub fn compress(&mut self, bytes: &[u8]) -> Vec<u8> {
+        self.encoder.write_all(bytes).expect("writing to memory cannot fail");
+        // Finishes the stream and starts the next one, in a buffer of about
+        // the size the next chunk's will be.
+        self.encoder.reset(Vec::with_capacity(bytes.len() / 4)).expect("writing to memory cannot fail")
+    }
 }
 
 /// zlib's level for the detail chunks.
@@ -407,5 +425,27 @@ mod tests {
         let decoded: Vec<i64> = (0..9).map(|_| unzig(read())).collect();
         assert_eq!(decoded, [0, 1, -1, 63, -64, 64, 1_000_000, -1_000_000, 1 << 40]);
         assert_eq!(read(), 300);
+    }
+
+    #[test]
+    fn each_chunk_is_a_stream_of_its_own_whatever_came_before() {
+        use std::io::Read as _;
+        // Chunks that share text, so that a window kept from the chunk
+        // before would show in the bytes.
+        let chunks: Vec<Vec<u8>> = (0..4u32)
+            .map(|k| {
+                let line = format!("{k}> Event: Internal event | Logical Clock: {} | Queue Length: 0\n", k * 7);
+                line.repeat(200 + 50 * k as usize).into_bytes()
+            })
+            .chain([Vec::new(), b"x".to_vec()])
+            .collect();
+        let mut shared = DetailCompressor::default();
+        for chunk in &chunks {
+            let compressed = shared.compress(chunk);
+            assert_eq!(compressed, DetailCompressor::default().compress(chunk), "as from a fresh compressor");
+            let mut decoded = Vec::new();
+            flate2::read::ZlibDecoder::new(compressed.as_slice()).read_to_end(&mut decoded).unwrap();
+            assert_eq!(&decoded, chunk);
+        }
     }
 }

@@ -95,8 +95,9 @@ impl<'a, W: Write> PageWriter<'a, W> {
         let (to_compress, chunks_in) = std::sync::mpsc::sync_channel::<Chunk>(4);
         let (compressed_out, compressed) = std::sync::mpsc::channel::<Chunk>();
         let compressor = std::thread::spawn(move || {
+            let mut compressor = data::DetailCompressor::default();
             for (id, bytes) in chunks_in {
-                if compressed_out.send((id, data::compress_detail(&bytes))).is_err() {
+                if compressed_out.send((id, compressor.compress(&bytes))).is_err() {
                     break;
                 }
             }
