@@ -82,7 +82,7 @@ pub struct LineTexts {
     /// The templates of the last lines, the last first: tried before any
     /// other.
     recent: [Option<u32>; RECENT],
-    /// The line being cut: its template and its numbers.
+    /// The line being read: its template (when it is cut) and its numbers.
     template: Vec<u8>,
     values: Vec<u64>,
 }
