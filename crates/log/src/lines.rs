@@ -15,7 +15,7 @@ pub const MAX_LINE_BYTES: usize = 64 * 1024;
 
 /// What one read of a line gave.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum LineRead {
+enum LineRead {
     /// The end of the input.
     End,
     /// A line in the buffer, with its newline if it had one.
@@ -28,7 +28,7 @@ pub(crate) enum LineRead {
 /// Reads the next line of `input` into `buf`, keeping at most
 /// [`MAX_LINE_BYTES`] of it: past that the rest of the line is consumed
 /// and counted, never held.
-pub(crate) fn read_line(input: &mut impl BufRead, buf: &mut Vec<u8>) -> io::Result<LineRead> {
+fn read_line(input: &mut impl BufRead, buf: &mut Vec<u8>) -> io::Result<LineRead> {
     buf.clear();
     let mut len = 0u64;
     let mut too_long = false;
@@ -108,12 +108,14 @@ pub struct RawLines<R> {
     /// Bytes of the input's buffer that the last line, given where it lay,
     /// took: consumed at the next call.
     lent: usize,
+    /// The last line ended the input without a newline.
+    unfinished: bool,
 }
 
 impl<R: BufRead> RawLines<R> {
     /// The lines of `input`.
     pub fn new(input: R) -> RawLines<R> {
-        RawLines { input, buf: Vec::with_capacity(256), lent: 0 }
+        RawLines { input, buf: Vec::with_capacity(256), lent: 0, unfinished: false }
     }
 
     /// The next line, `None` at the end of the input.
@@ -126,6 +128,7 @@ impl<R: BufRead> RawLines<R> {
     /// What reading the input failed with.
     pub fn next_line(&mut self) -> io::Result<Option<RawLine<'_>>> {
         self.input.consume(std::mem::take(&mut self.lent));
+        self.unfinished = false;
         let in_place = match self.input.fill_buf() {
             Ok(available) => memchr::memchr(b'\n', available).filter(|&end| end <= MAX_LINE_BYTES),
             Err(_) => None,
@@ -139,10 +142,19 @@ impl<R: BufRead> RawLines<R> {
             None => match read_line(&mut self.input, &mut self.buf)? {
                 LineRead::End => return Ok(None),
                 LineRead::TooLong { len, complete } => return Ok(Some(RawLine::TooLong { len, complete })),
-                LineRead::Line => self.buf.strip_suffix(b"\n").unwrap_or(&self.buf),
+                LineRead::Line => {
+                    self.unfinished = !self.buf.ends_with(b"\n");
+                    self.buf.strip_suffix(b"\n").unwrap_or(&self.buf)
+                }
             },
         };
         Ok(Some(RawLine::Text(line.strip_suffix(b"\r").unwrap_or(line))))
+    }
+
+    /// Whether the last line given ended the input without a newline: its
+    /// writer may have stopped in the middle of it.
+    pub fn last_unfinished(&self) -> bool {
+        self.unfinished
     }
 
     /// How many bytes the reader holds for a line (at most

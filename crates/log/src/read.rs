@@ -4,11 +4,11 @@
 //! longer than [`MAX_LINE_BYTES`], without ever holding more than that of it
 //! (a crash can leave gigabytes of NUL bytes without a newline).
 
-use std::io::{self, BufRead};
+use std::io::BufRead;
 
 use clocklab_model::HlcStamp;
 
-use crate::lines::{LineRead, MAX_LINE_BYTES};
+use crate::lines::{MAX_LINE_BYTES, RawLine, RawLines};
 use crate::record::{Event, Recipients, Record};
 use crate::write::JsonLine;
 
@@ -95,8 +95,7 @@ impl Diagnostics {
 /// Lines may be mixed; each line is recognised by itself.
 #[derive(Debug)]
 pub struct LogReader<R> {
-    input: R,
-    buf: Vec<u8>,
+    lines: RawLines<R>,
     line_no: u64,
     parser: LineParser,
     diagnostics: Diagnostics,
@@ -106,8 +105,7 @@ impl<R: BufRead> LogReader<R> {
     /// A reader of `input`.
     pub fn new(input: R) -> LogReader<R> {
         LogReader {
-            input,
-            buf: Vec::with_capacity(256),
+            lines: RawLines::new(input),
             line_no: 0,
             parser: LineParser::default(),
             diagnostics: Diagnostics::default(),
@@ -122,14 +120,6 @@ impl<R: BufRead> LogReader<R> {
     /// Gives back the diagnostics.
     pub fn into_diagnostics(self) -> Diagnostics {
         self.diagnostics
-    }
-}
-
-impl<R: BufRead> LogReader<R> {
-    /// Reads the next line into the buffer, keeping at most
-    /// [`MAX_LINE_BYTES`] of it.
-    fn read_line(&mut self) -> io::Result<LineRead> {
-        crate::lines::read_line(&mut self.input, &mut self.buf)
     }
 }
 
@@ -164,44 +154,16 @@ impl Parsed {
     }
 }
 
-impl<R: BufRead> LogReader<R> {
-    /// The next line when the input's buffer holds all of it: parsed where
-    /// it lies, without a copy (most lines). `None` when the line goes past
-    /// the buffer, or at the end of the input or an I/O error, which the
-    /// line-by-line path then reads and reports.
-    fn next_in_place(&mut self) -> Option<Parsed> {
-        let available = self.input.fill_buf().ok()?;
-        let end = memchr::memchr(b'\n', available)?;
-        if end > MAX_LINE_BYTES {
-            return None;
-        }
-        let parsed = Parsed::of(&mut self.parser, &available[..=end]);
-        self.input.consume(end + 1);
-        self.line_no += 1;
-        self.diagnostics.n_lines += 1;
-        Some(parsed)
-    }
-}
-
 impl<R: BufRead> Iterator for LogReader<R> {
     type Item = ReadLine;
 
     fn next(&mut self) -> Option<ReadLine> {
         loop {
-            if let Some(parsed) = self.next_in_place() {
-                match parsed {
-                    Parsed::Record(record, precision) => {
-                        return Some(ReadLine { line_no: self.line_no, record, precision });
-                    }
-                    Parsed::Blank => {}
-                    Parsed::Bad(error) => self.diagnostics.skip(self.line_no, &error),
-                }
-                continue;
-            }
-            match self.read_line() {
-                Ok(LineRead::End) => return None,
-                Ok(LineRead::Line) => {}
-                Ok(LineRead::TooLong { len, complete }) => {
+            // Most lines are parsed where they lie in the input's buffer.
+            let parsed = match self.lines.next_line() {
+                Ok(None) => return None,
+                Ok(Some(RawLine::Text(bytes))) => Parsed::of(&mut self.parser, bytes),
+                Ok(Some(RawLine::TooLong { len, complete })) => {
                     self.line_no += 1;
                     self.diagnostics.n_lines += 1;
                     self.note_bad(complete, &LineError::TooLong(len));
@@ -214,16 +176,15 @@ impl<R: BufRead> Iterator for LogReader<R> {
                     self.diagnostics.skip(self.line_no, &LineError::Json(format!("read error: {error}")));
                     return None;
                 }
-            }
+            };
             self.line_no += 1;
             self.diagnostics.n_lines += 1;
-            let complete = self.buf.last() == Some(&b'\n');
-            match Parsed::of(&mut self.parser, &self.buf) {
+            match parsed {
                 Parsed::Record(record, precision) => {
                     return Some(ReadLine { line_no: self.line_no, record, precision });
                 }
                 Parsed::Blank => {}
-                Parsed::Bad(error) => self.note_bad(complete, &error),
+                Parsed::Bad(error) => self.note_bad(!self.lines.last_unfinished(), &error),
             }
         }
     }
@@ -950,7 +911,7 @@ mod tests {
         let mut reader = LogReader::new(std::io::BufReader::with_capacity(1024, &bytes[..]));
         let read: Vec<ReadLine> = reader.by_ref().collect();
         assert_eq!(read.iter().map(|l| l.line_no).collect::<Vec<_>>(), [1, 3]);
-        assert!(reader.buf.capacity() <= MAX_LINE_BYTES + 1, "the reader held {} bytes", reader.buf.capacity());
+        assert!(reader.lines.held_bytes() <= MAX_LINE_BYTES + 1, "the reader held {} bytes", reader.lines.held_bytes());
         let diagnostics = reader.diagnostics();
         assert_eq!(diagnostics.n_lines, 5);
         assert_eq!(diagnostics.n_skipped, 2);
