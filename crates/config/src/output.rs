@@ -6,6 +6,9 @@
 //!   renamed over its name ([`OutputFile`], [`write_file`]): a reader, a
 //!   crash or a full disk never sees half of it, and a failed write leaves
 //!   nothing behind, not even an empty file.
+//! - Many files written together may be synced and renamed on a thread of
+//!   their own ([`Committer`]), each as above, while the next is written;
+//!   their folders are then synced once, at the end.
 //! - A file written as it goes (a log) is created with `O_EXCL`
 //!   ([`create_new`], [`create_replacing`]), which follows no link either.
 //! - A folder clocklab makes or writes in must be a folder of its own name,
@@ -19,6 +22,10 @@
 use std::fs::File;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+
+mod committer;
+
+pub use committer::{CommitError, Committer};
 
 /// Why an output was not written: what is in its place.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
@@ -177,7 +184,17 @@ impl OutputFile {
         self.finish(true)
     }
 
-    fn finish(mut self, new: bool) -> io::Result<()> {
+    fn finish(self, new: bool) -> io::Result<()> {
+        match self.put_in_place(new)? {
+            Some(folder) => sync_folder(&folder),
+            None => Ok(()),
+        }
+    }
+
+    /// Syncs the file and gives it its name; returns the folder that holds
+    /// the name, which is to be synced for the name to last (none for a
+    /// path without a folder).
+    fn put_in_place(mut self, new: bool) -> io::Result<Option<PathBuf>> {
         let file = self.file.as_mut().expect("the file is open until it is in place");
         file.flush()?;
         file.sync_data()?;
@@ -192,11 +209,7 @@ impl OutputFile {
             std::fs::rename(&self.temporary, &self.path)?;
             self.file = None;
         }
-        // The new name is durable once the folder that holds it is synced.
-        if let Some(folder) = self.path.parent().filter(|parent| !parent.as_os_str().is_empty()) {
-            File::open(folder)?.sync_all()?;
-        }
-        Ok(())
+        Ok(self.path.parent().filter(|parent| !parent.as_os_str().is_empty()).map(Path::to_path_buf))
     }
 
     fn file(&mut self) -> &mut File {
@@ -224,6 +237,11 @@ impl Write for OutputFile {
     fn flush(&mut self) -> io::Result<()> {
         self.file().flush()
     }
+}
+
+/// Syncs `folder`: the new names in it are durable once it is.
+fn sync_folder(folder: &Path) -> io::Result<()> {
+    File::open(folder)?.sync_all()
 }
 
 /// Refuses a link or a folder where the file `path` goes.

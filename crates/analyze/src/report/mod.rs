@@ -188,12 +188,17 @@ impl<W> FirstError<W> {
 /// Draws figures as PNG into `dir`, one after another on one canvas: the
 /// next one not taken yet (`next` counts them), so that several threads
 /// share the drawing, each with its canvas.
-fn draw_pngs(figures: &[&NamedFigure], dir: &Path, next: &AtomicUsize) -> Result<(), AnalyzeError> {
+fn draw_pngs(
+    figures: &[&NamedFigure],
+    dir: &Path,
+    next: &AtomicUsize,
+    committer: &output::Committer,
+) -> Result<(), AnalyzeError> {
     let mut pixels = Vec::new();
     while let Some(figure) = figures.get(next.fetch_add(1, Ordering::Relaxed)) {
         let png = figure.figure.to_png_in(&mut pixels)?;
         let path = dir.join(format!("{}.png", figure.name));
-        output::write_file(&path, &png).map_err(|source| AnalyzeError::Io { path, source })?;
+        committer.write_file(&path, &png).map_err(|source| AnalyzeError::Io { path, source })?;
     }
     Ok(())
 }
@@ -242,19 +247,39 @@ enum Diagrams {
 
 /// Writes every output into `out`.
 fn write_all(summary: &Summary, out: &Path, diagrams: Diagrams) -> Result<Outputs, AnalyzeError> {
-    let io = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| AnalyzeError::Io { path, source }
-    };
     // Every file is written whole or not at all, and never through a link
     // planted at its name or its folder's (`clocklab_config::output`).
     output::create_dir_all(out).map_err(io(out))?;
     let figures_dir = out.join("figures");
     output::create_dir(&figures_dir).map_err(io(&figures_dir))?;
+    // Each file is synced and put in place on the committer's thread,
+    // while the next is made: the outputs are ready once it has finished.
+    let committer = output::Committer::start();
+    let written = write_files(summary, out, &figures_dir, diagrams, &committer);
+    let finished = committer.finish().map_err(|error| AnalyzeError::Io { path: error.path, source: error.source });
+    let outputs = written?;
+    finished?;
+    Ok(outputs)
+}
+
+/// What a failure to write `path` is.
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> AnalyzeError {
+    let path = path.to_path_buf();
+    move |source| AnalyzeError::Io { path, source }
+}
+
+/// Writes every output into `out`, handing each file to `committer`.
+fn write_files(
+    summary: &Summary,
+    out: &Path,
+    figures_dir: &Path,
+    diagrams: Diagrams,
+    committer: &output::Committer,
+) -> Result<Outputs, AnalyzeError> {
     let mut files = Vec::new();
     let mut write = |name: &str, bytes: &[u8]| -> Result<(), AnalyzeError> {
         let path = out.join(name);
-        output::write_file(&path, bytes).map_err(io(&path))?;
+        committer.write_file(&path, bytes).map_err(io(&path))?;
         files.push(path);
         Ok(())
     };
@@ -280,13 +305,13 @@ fn write_all(summary: &Summary, out: &Path, diagrams: Diagrams) -> Result<Output
     let mut png_order: Vec<&NamedFigure> = figures.iter().collect();
     png_order.sort_by_key(|figure| std::cmp::Reverse(figure.figure.height()));
     let drawn = std::thread::scope(|scope| {
-        let pngs = scope.spawn(|| draw_pngs(&png_order, &figures_dir, &next_png));
+        let pngs = scope.spawn(|| draw_pngs(&png_order, figures_dir, &next_png, committer));
         let svgs = (|| -> Result<_, AnalyzeError> {
             let mut drawn: Vec<(&NamedFigure, String)> = Vec::with_capacity(figures.len());
             for figure in &figures {
                 let svg_path = figures_dir.join(format!("{}.svg", figure.name));
                 let svg = figure.figure.to_svg()?;
-                output::write_file(&svg_path, svg.as_bytes()).map_err(io(&svg_path))?;
+                committer.write_file(&svg_path, svg.as_bytes()).map_err(io(&svg_path))?;
                 files.push(svg_path);
                 files.push(figures_dir.join(format!("{}.png", figure.name)));
                 drawn.push((figure, svg));
@@ -297,7 +322,7 @@ fn write_all(summary: &Summary, out: &Path, diagrams: Diagrams) -> Result<Output
                 Diagrams::Written(links) => links.into_iter().collect::<Result<_, _>>()?,
             };
             files.extend(diagrams.iter().filter(|d| d.problem.is_none()).map(|d| d.path.clone()));
-            draw_pngs(&png_order, &figures_dir, &next_png)?;
+            draw_pngs(&png_order, figures_dir, &next_png, committer)?;
             Ok((drawn, diagrams))
         })();
         let pngs = pngs.join().expect("drawing a figure never panics");
@@ -312,7 +337,7 @@ fn write_all(summary: &Summary, out: &Path, diagrams: Diagrams) -> Result<Output
     drop(png_order);
     drop(figures);
     let text = out.join("report.txt");
-    output::write_file(&text, view::notes_text(&page.header, &page.notes).as_bytes()).map_err(io(&text))?;
+    committer.write_file(&text, view::notes_text(&page.header, &page.notes).as_bytes()).map_err(io(&text))?;
     files.push(text);
     let report = out.join("report.html");
     let mut file = output::OutputFile::create(&report).map_err(io(&report))?;
@@ -328,7 +353,7 @@ fn write_all(summary: &Summary, out: &Path, diagrams: Diagrams) -> Result<Output
         return Err(AnalyzeError::Io { path: report, source });
     }
     drop(html);
-    file.commit().map_err(io(&report))?;
+    committer.commit(file);
     files.push(report.clone());
     Ok(Outputs { report, files })
 }
