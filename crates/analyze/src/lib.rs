@@ -54,7 +54,7 @@ pub mod words;
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 pub use diagrams::DiagramLink;
 pub use report::{Outputs, write_outputs};
@@ -119,17 +119,22 @@ fn analyze_into(dir: &Path, out: Option<&Path>) -> Result<(Summary, Vec<PageOutc
     type Analysed = (run::RunSummary, Option<PageOutcome>);
     let results: Mutex<Vec<Option<Analysed>>> = Mutex::new((0..jobs.len()).map(|_| None).collect());
     let next = AtomicUsize::new(0);
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(jobs.len()).max(1);
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = cores.min(jobs.len()).max(1);
+    // A run gets threads of its own to read its logs ahead only once a
+    // core would otherwise wait: until then, every core has a run to analyse.
+    let spare_core = AtomicBool::new(threads < cores);
     let work = || {
         loop {
             let idx = next.fetch_add(1, Ordering::Relaxed);
-            let Some(&(e, run)) = jobs.get(idx) else { break };
+            let Some(&(e, run)) = jobs.get(idx) else {
+                // This core is spare from now on: the runs still being
+                // read may read their logs ahead on it.
+                spare_core.store(true, Ordering::Relaxed);
+                break;
+            };
             let page = out.map(|out| diagrams::PageTarget { experiment: &experiments[e].name, out });
-            // A run gets threads of its own to read its logs only when
-            // there are fewer runs left than cores, so that a core would
-            // otherwise wait: until then, every core has a run to analyse.
-            let prefetch = jobs.len() - idx < threads;
-            let (mut summary, link) = run::analyze_run_with_page(run, prefetch, page);
+            let (mut summary, link) = run::analyze_run_with_page(run, &spare_core, page);
             summary.faults = faults::effects(&summary);
             results.lock().expect("no thread panics while holding the lock")[idx] = Some((summary, link));
         }

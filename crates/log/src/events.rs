@@ -231,6 +231,12 @@ impl<I: Iterator<Item = ReadLine>> RunEvents<I> {
         self.streams.iter().find(|stream| stream.machine == machine).is_none_or(|stream| stream.head.is_none())
     }
 
+    /// Each log, in machine order, with what it has not given out: for a
+    /// caller that changes how the lines are read, never which.
+    pub fn logs_mut(&mut self) -> impl Iterator<Item = &mut I> {
+        self.streams.iter_mut().map(|stream| &mut stream.lines)
+    }
+
     /// Gives the logs back, each with what it did not give out.
     pub fn into_logs(self) -> Vec<(MachineId, I)> {
         self.streams.into_iter().map(|stream| (stream.machine, stream.lines)).collect()

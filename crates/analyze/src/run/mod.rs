@@ -29,6 +29,7 @@ mod prefetch;
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use clocklab_causal::{Concurrency, PairCounts, VectorReplay};
 use clocklab_log::{Pairing, RunEvents, TimePrecision};
@@ -169,26 +170,31 @@ type Reader = prefetch::RunLog;
 
 /// Analyses one run folder.
 pub fn analyze_run(run: &RunDir) -> RunSummary {
-    analyze_run_with_page(run, true, None).0
+    analyze_run_with_page(run, &AtomicBool::new(true), None).0
 }
 
 /// [`analyze_run`] with every log read in the calling thread: for a run
 /// analysed while other runs keep the other cores busy, where threads of
 /// its own would only add the cost of handing lines over.
 pub fn analyze_run_in_one_thread(run: &RunDir) -> RunSummary {
-    analyze_run_with_page(run, false, None).0
+    analyze_run_with_page(run, &AtomicBool::new(false), None).0
 }
 
-/// [`analyze_run`], with each log read on a thread of its own if
-/// `prefetch` and the run has at most [`prefetch::MAX_PREFETCHED_LOGS`]
+/// How many lines the merge reads between two looks at whether a core is
+/// spare.
+const SPARE_CORE_EVERY: u64 = 4096;
+
+/// [`analyze_run`], with each log read ahead on a thread of its own once
+/// `spare_core` is set (looked at every [`SPARE_CORE_EVERY`] lines, from
+/// the first), if the run has at most [`prefetch::MAX_PREFETCHED_LOGS`]
 /// logs; and with its diagram page written to `page`, if given, as its
 /// events are read (its link, or what stopped it being written).
 pub(crate) fn analyze_run_with_page(
     run: &RunDir,
-    prefetch: bool,
+    spare_core: &AtomicBool,
     page: Option<PageTarget>,
 ) -> (RunSummary, Option<Result<DiagramLink, AnalyzeError>>) {
-    let prefetch = prefetch && run.logs.len() <= prefetch::MAX_PREFETCHED_LOGS;
+    let mut may_read_ahead = run.logs.len() <= prefetch::MAX_PREFETCHED_LOGS;
     let mut run_problems = Vec::new();
     // A damaged manifest is one of the run's problems (naming the file and
     // the key); the run is read from its logs alone.
@@ -208,7 +214,7 @@ pub(crate) fn analyze_run_with_page(
                 .push(format!("machine {id} is not one of the run's machines in manifest.json: ignored"));
         } else {
             match File::open(path) {
-                Ok(file) => readers.push((id, Reader::open(file, prefetch))),
+                Ok(file) => readers.push((id, Reader::open(file))),
                 Err(error) => diagnostic.open_error = Some(error.to_string()),
             }
         }
@@ -276,6 +282,10 @@ pub(crate) fn analyze_run_with_page(
     let mut state_since_us = 0i64;
     let mut end_us = 0i64;
     loop {
+        if may_read_ahead && lines % SPARE_CORE_EVERY == 0 && spare_core.load(Ordering::Relaxed) {
+            events.logs_mut().for_each(Reader::read_ahead);
+            may_read_ahead = false;
+        }
         // Bound by reference: moving each event out of its `Option` copied it.
         let next = events.next();
         let Some(event) = &next else { break };

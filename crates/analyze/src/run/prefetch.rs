@@ -2,9 +2,11 @@
 //! merge in batches of lines.
 //!
 //! Parsing is about half of an analysis' work and the merge the other half;
-//! with each log parsed beside the merge, a run keeps two cores busy, and so
-//! does the last run of an experiment, which would otherwise run alone.
-//! Memory stays bounded: at most [`BATCHES_AHEAD`] batches of
+//! with each log parsed beside the merge, a run keeps two cores busy. Handing
+//! lines over costs about a tenth more of the CPU time, so a log is read in
+//! the merge's thread while every core has a run of its own, and ahead, from
+//! where it is, once a core has none ([`RunLog::read_ahead`]): the last runs
+//! of an analysis, or a lone run. Memory stays bounded: at most [`BATCHES_AHEAD`] batches of
 //! [`BATCH_LINES`] lines wait per log, and only runs of up to
 //! [`MAX_PREFETCHED_LOGS`] machines are read this way ([`RunLog`]): a run
 //! of a thousand machines would otherwise start a thousand threads, each
@@ -32,30 +34,35 @@ pub(crate) const MAX_PREFETCHED_LOGS: usize = 16;
 /// The size of each log's read buffer.
 const READ_BUFFER_BYTES: usize = 1 << 16;
 
-/// One machine's log, read on its own thread or in the merge's.
+/// One machine's log, read in the merge's thread until it is told to read
+/// ahead on a thread of its own ([`RunLog::read_ahead`]).
 #[derive(Debug)]
-pub(crate) enum RunLog {
-    /// Parsed on a thread of its own.
-    Prefetched(PrefetchedLog),
-    /// Parsed as the merge asks for lines.
-    Direct(LogReader<BufReader<File>>),
+pub(crate) struct RunLog {
+    /// The reader, while it reads in the merge's thread.
+    direct: Option<LogReader<BufReader<File>>>,
+    /// The reader's thread, once it reads ahead (the reader moved there).
+    ahead: Option<PrefetchedLog>,
 }
 
 impl RunLog {
-    /// Reads `file`, on a thread of its own if `prefetch`.
-    pub(crate) fn open(file: File, prefetch: bool) -> RunLog {
-        if prefetch {
-            RunLog::Prefetched(PrefetchedLog::spawn(file))
-        } else {
-            RunLog::Direct(LogReader::new(BufReader::with_capacity(READ_BUFFER_BYTES, file)))
+    /// Reads `file`, in the merge's thread for now.
+    pub(crate) fn open(file: File) -> RunLog {
+        RunLog { direct: Some(LogReader::new(BufReader::with_capacity(READ_BUFFER_BYTES, file))), ahead: None }
+    }
+
+    /// Reads the rest of the log on a thread of its own (if it does not
+    /// already): the same lines, in the same order.
+    pub(crate) fn read_ahead(&mut self) {
+        if let Some(reader) = self.direct.take() {
+            self.ahead = Some(PrefetchedLog::spawn(reader));
         }
     }
 
     /// What the reader skipped (see [`PrefetchedLog::into_diagnostics`]).
     pub(crate) fn into_diagnostics(self) -> Diagnostics {
-        match self {
-            RunLog::Prefetched(log) => log.into_diagnostics(),
-            RunLog::Direct(reader) => reader.into_diagnostics(),
+        match self.ahead {
+            Some(log) => log.into_diagnostics(),
+            None => self.direct.map(LogReader::into_diagnostics).unwrap_or_default(),
         }
     }
 }
@@ -64,9 +71,9 @@ impl Iterator for RunLog {
     type Item = ReadLine;
 
     fn next(&mut self) -> Option<ReadLine> {
-        match self {
-            RunLog::Prefetched(log) => log.next(),
-            RunLog::Direct(reader) => reader.next(),
+        match &mut self.ahead {
+            Some(log) => log.next(),
+            None => self.direct.as_mut()?.next(),
         }
     }
 }
@@ -84,12 +91,11 @@ pub(crate) struct PrefetchedLog {
 }
 
 impl PrefetchedLog {
-    /// Starts reading `file` on a new thread.
-    pub(crate) fn spawn(file: File) -> PrefetchedLog {
+    /// Goes on with `lines` on a new thread.
+    fn spawn(mut lines: LogReader<BufReader<File>>) -> PrefetchedLog {
         let (sender, batches) = sync_channel::<Vec<ReadLine>>(BATCHES_AHEAD);
         let (spare, spares) = sync_channel::<Vec<ReadLine>>(BATCHES_AHEAD);
         let reader = std::thread::spawn(move || {
-            let mut lines = LogReader::new(BufReader::with_capacity(READ_BUFFER_BYTES, file));
             loop {
                 let mut batch = spares.try_recv().unwrap_or_else(|_| Vec::with_capacity(BATCH_LINES));
                 batch.extend(lines.by_ref().take(BATCH_LINES));
@@ -129,5 +135,58 @@ impl Iterator for PrefetchedLog {
             // Hand the emptied batch back, if the reader has room for it.
             let _ = self.spare.try_send(Vec::from(emptied));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write as _;
+
+    use clocklab_log::{Event, LogFormat, LogWriter, Record};
+
+    use super::*;
+
+    /// A log of `n` ticks with a damaged line every 1,000.
+    fn write_log(path: &std::path::Path, n: u64) {
+        let mut writer = LogWriter::new(File::create(path).unwrap(), LogFormat::Text);
+        let init = Event::Initialized { host: None, port: Some(5000), rate: 2 };
+        writer.write(&Record::new(1, init, 0, 0, 1_795_495_393_000_000)).unwrap();
+        for k in 1..=n {
+            writer.write(&Record::new(1, Event::Internal, k, 0, 1_795_495_393_000_000 + k as i64 * 500)).unwrap();
+            if k % 1_000 == 0 {
+                writer.flush().unwrap();
+                writer.get_mut().write_all(b"not a line of a log\n").unwrap();
+            }
+        }
+        writer.flush().unwrap();
+    }
+
+    #[test]
+    fn reading_ahead_from_any_line_gives_the_same_lines_and_skips() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("machine_1.log");
+        // Several batches, and the last one short.
+        let n = 3 * BATCH_LINES as u64 * (BATCHES_AHEAD as u64 + 1) + 17;
+        write_log(&path, n);
+        let all: Vec<ReadLine> = RunLog::open(File::open(&path).unwrap()).collect();
+        assert_eq!(all.len() as u64, n + 1);
+        let mut direct = RunLog::open(File::open(&path).unwrap());
+        direct.by_ref().for_each(drop);
+        let skipped = direct.into_diagnostics();
+        assert_eq!(skipped.n_skipped, n / 1_000, "{skipped:?}");
+        for from in [0, 1, BATCH_LINES, 1_500, all.len() - 1, all.len()] {
+            let mut log = RunLog::open(File::open(&path).unwrap());
+            let mut lines: Vec<ReadLine> = log.by_ref().take(from).collect();
+            log.read_ahead();
+            log.read_ahead();
+            lines.extend(log.by_ref());
+            assert!(lines == all, "the lines read ahead from line {from} differ");
+            assert_eq!(log.into_diagnostics(), skipped, "from line {from}");
+        }
+        // A merge that stops early: the reader stops too, with what it skipped so far.
+        let mut log = RunLog::open(File::open(&path).unwrap());
+        log.read_ahead();
+        assert_eq!(log.next(), Some(all[0].clone()));
+        assert!(log.into_diagnostics().n_skipped <= skipped.n_skipped);
     }
 }
