@@ -3,10 +3,12 @@
 //!
 //! Parsing is about half of an analysis' work and the merge the other half;
 //! with each log parsed beside the merge, a run keeps two cores busy. Handing
-//! lines over costs about a tenth more of the CPU time, so a log is read in
-//! the merge's thread while every core has a run of its own, and ahead, from
-//! where it is, once a core has none ([`RunLog::read_ahead`]): the last runs
-//! of an analysis, or a lone run. Memory stays bounded: at most [`BATCHES_AHEAD`] batches of
+//! lines over costs about 13 % more CPU time, so a log is read in the
+//! merge's thread while every core has a run of its own, and ahead, from
+//! where it is, once a core has none ([`RunLog::read_ahead`]): in the last
+//! runs of an analysis, or in a lone run.
+//!
+//! Memory stays bounded: at most [`BATCHES_AHEAD`] batches of
 //! [`BATCH_LINES`] lines wait per log, and only runs of up to
 //! [`MAX_PREFETCHED_LOGS`] machines are read this way ([`RunLog`]): a run
 //! of a thousand machines would otherwise start a thousand threads, each
