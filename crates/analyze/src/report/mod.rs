@@ -256,10 +256,10 @@ fn write_all(summary: &Summary, out: &Path, diagrams: Diagrams) -> Result<Output
     // while the next is made: the outputs are ready once it has finished.
     let committer = output::Committer::start();
     let written = write_files(summary, out, &figures_dir, diagrams, &committer);
-    let finished = committer.finish().map_err(|error| AnalyzeError::Io { path: error.path, source: error.source });
-    let outputs = written?;
-    finished?;
-    Ok(outputs)
+    // A file handed over before what stopped the writing, if any, failed
+    // first.
+    committer.finish().map_err(|error| AnalyzeError::Io { path: error.path, source: error.source })?;
+    written
 }
 
 /// What a failure to write `path` is.

@@ -20,9 +20,11 @@ use super::{OutputFile, sync_folder};
 /// file, so a writer that runs far ahead waits.
 const WAITING: usize = 32;
 
-/// What stopped a file being put in place, or its folder synced.
+/// What stopped a file being put in place, or its folder synced. What the
+/// system said is its source, for the caller to print after the path
+/// (with `{:#}`).
 #[derive(Debug, thiserror::Error)]
-#[error("{}: {source}", path.display())]
+#[error("{}", path.display())]
 pub struct CommitError {
     /// The file, or the folder.
     pub path: PathBuf,
@@ -45,6 +47,10 @@ pub struct Committer {
 
 impl Committer {
     /// Starts the thread.
+    ///
+    /// # Panics
+    ///
+    /// If the system cannot start a thread.
     pub fn start() -> Committer {
         let (files, waiting) = sync_channel::<OutputFile>(WAITING);
         let thread = std::thread::spawn(move || {
@@ -73,6 +79,10 @@ impl Committer {
 
     /// Hands `file`, written, over to be synced and put in place (waiting
     /// for room if many files wait).
+    ///
+    /// # Panics
+    ///
+    /// Never: the thread takes files until [`Committer::finish`].
     pub fn commit(&self, file: OutputFile) {
         // The thread ends only once `finish` has dropped the sender.
         self.files.send(file).expect("the committer's thread runs until it is finished");
@@ -90,6 +100,10 @@ impl Committer {
 
     /// Waits until every file handed over is in place and its folder
     /// synced; the first failure, if one stopped that.
+    ///
+    /// # Panics
+    ///
+    /// Never: putting files in place does not panic.
     pub fn finish(self) -> Result<(), CommitError> {
         drop(self.files);
         self.thread.join().expect("putting files in place never panics")
@@ -98,14 +112,8 @@ impl Committer {
 
 #[cfg(test)]
 mod tests {
+    use super::super::tests::names;
     use super::*;
-
-    fn names(dir: &Path) -> Vec<String> {
-        let mut names: Vec<String> =
-            std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
-        names.sort();
-        names
-    }
 
     #[test]
     fn files_are_in_place_once_finished() {
@@ -152,7 +160,7 @@ mod tests {
         let error = committer.finish().unwrap_err();
         assert_eq!(error.path, planted);
         assert_eq!(super::super::refusal(&error.source), Some(super::super::Refused::Folder), "{error}");
-        assert!(error.to_string().contains("summary.json"), "{error}");
+        assert_eq!(error.to_string(), planted.display().to_string());
         assert_eq!(std::fs::read(&first).unwrap(), b"first");
         assert!(planted.is_dir());
         assert_eq!(names(dir.path()), ["first.csv", "summary.json"], "the rest's temporary files are removed");
