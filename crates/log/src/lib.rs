@@ -44,7 +44,7 @@ pub use read::{Diagnostics, LineError, LogReader, ReadLine, TimePrecision, parse
 pub use record::{Event, LogFormat, Recipients, Record, TickCounter};
 pub use tail::last_record;
 pub use time_fmt::{FIRST_WRITABLE_US, LAST_WRITABLE_US, rfc3339_us};
-pub use write::{LogWriter, typical_line_bytes};
+pub use write::{LineFormatter, LogWriter, typical_line_bytes};
 
 /// The file name of machine `id`'s log in `format`.
 pub fn file_name(id: clocklab_model::MachineId, format: LogFormat) -> String {

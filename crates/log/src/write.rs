@@ -8,67 +8,45 @@ use serde::Serialize;
 use crate::record::{Event, LogFormat, Record};
 use crate::time_fmt::SecondCache;
 
-/// Writes records in one format, one `write_all` per line.
-///
-/// Each line is formatted whole before it is handed to the writer, so with an
-/// unbuffered `File` a killed process loses at most the line being written
-/// and never leaves half a line. For speed, wrap the file in a `BufWriter`
-/// (the simulator does) and flush at the end.
-#[derive(Debug)]
-pub struct LogWriter<W: Write> {
-    out: W,
+/// Formats records as lines of one format, appending each to a buffer the
+/// caller owns: a writer that keeps its own buffer of whole lines (the
+/// simulator's log files) formats straight into it.
+#[derive(Debug, Clone)]
+pub struct LineFormatter {
     format: LogFormat,
-    line: Vec<u8>,
     seconds: SecondCache,
     /// A second cache for the physical clock, which may run in another second.
     physical_seconds: SecondCache,
 }
 
-impl<W: Write> LogWriter<W> {
-    /// A writer of `format` lines to `out`.
-    pub fn new(out: W, format: LogFormat) -> LogWriter<W> {
-        LogWriter {
-            out,
-            format,
-            line: Vec::with_capacity(256),
-            seconds: SecondCache::default(),
-            physical_seconds: SecondCache::default(),
-        }
+impl LineFormatter {
+    /// A formatter of `format` lines.
+    pub fn new(format: LogFormat) -> LineFormatter {
+        LineFormatter { format, seconds: SecondCache::default(), physical_seconds: SecondCache::default() }
     }
 
-    /// The format this writer writes.
+    /// The format this formatter writes.
     pub fn format(&self) -> LogFormat {
         self.format
     }
 
-    /// Writes one record as one line.
-    pub fn write(&mut self, record: &Record) -> io::Result<()> {
-        self.line.clear();
+    /// Appends `record` to `out` as one whole line, newline included. On an
+    /// error `out` is left as it was.
+    pub fn push(&mut self, out: &mut Vec<u8>, record: &Record) -> io::Result<()> {
         match self.format {
-            LogFormat::Text => self.format_text(record),
-            LogFormat::Jsonl => self.format_json(record)?,
+            LogFormat::Text => {
+                self.push_text(out, record);
+                Ok(())
+            }
+            LogFormat::Jsonl => {
+                let start = out.len();
+                self.push_json(out, record).inspect_err(|_| out.truncate(start))
+            }
         }
-        self.out.write_all(&self.line)
     }
 
-    /// Flushes the underlying writer.
-    pub fn flush(&mut self) -> io::Result<()> {
-        self.out.flush()
-    }
-
-    /// The underlying writer.
-    pub fn get_mut(&mut self) -> &mut W {
-        &mut self.out
-    }
-
-    /// Gives back the underlying writer.
-    pub fn into_inner(self) -> W {
-        self.out
-    }
-
-    fn format_text(&mut self, record: &Record) {
+    fn push_text(&mut self, line: &mut Vec<u8>, record: &Record) {
         let mut num = itoa::Buffer::new();
-        let line = &mut self.line;
         line.extend_from_slice(num.format(record.machine).as_bytes());
         line.extend_from_slice(b"> Event: ");
         push_event_text(line, &record.event);
@@ -103,15 +81,62 @@ impl<W: Write> LogWriter<W> {
         line.push(b'\n');
     }
 
-    fn format_json(&mut self, record: &Record) -> io::Result<()> {
+    fn push_json(&mut self, line: &mut Vec<u8>, record: &Record) -> io::Result<()> {
         let system_time = String::from_utf8_lossy(self.seconds.system_time(record.time_us)).into_owned();
         let mut timestamp = Vec::with_capacity(27);
         self.seconds.push_timestamp(&mut timestamp, record.time_us);
         let timestamp = String::from_utf8_lossy(&timestamp).into_owned();
         let json = JsonLine::new(record, system_time, timestamp);
-        serde_json::to_writer(&mut self.line, &json)?;
-        self.line.push(b'\n');
+        serde_json::to_writer(&mut *line, &json)?;
+        line.push(b'\n');
         Ok(())
+    }
+}
+
+/// Writes records in one format, one `write_all` per line.
+///
+/// Each line is formatted whole before it is handed to the writer, so with an
+/// unbuffered `File` a killed process loses at most the line being written
+/// and never leaves half a line. A writer that buffers many lines formats
+/// them with a [`LineFormatter`] straight into its buffer instead.
+#[derive(Debug)]
+pub struct LogWriter<W: Write> {
+    out: W,
+    formatter: LineFormatter,
+    line: Vec<u8>,
+}
+
+impl<W: Write> LogWriter<W> {
+    /// A writer of `format` lines to `out`.
+    pub fn new(out: W, format: LogFormat) -> LogWriter<W> {
+        LogWriter { out, formatter: LineFormatter::new(format), line: Vec::with_capacity(256) }
+    }
+
+    /// The format this writer writes.
+    pub fn format(&self) -> LogFormat {
+        self.formatter.format()
+    }
+
+    /// Writes one record as one line.
+    pub fn write(&mut self, record: &Record) -> io::Result<()> {
+        self.line.clear();
+        self.formatter.push(&mut self.line, record)?;
+        self.out.write_all(&self.line)
+    }
+
+    /// Flushes the underlying writer.
+    pub fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+
+    /// The underlying writer.
+    pub fn get_mut(&mut self) -> &mut W {
+        &mut self.out
+    }
+
+    /// Gives back the underlying writer.
+    pub fn into_inner(self) -> W {
+        self.out
     }
 }
 

@@ -1,0 +1,404 @@
+//! The log files' writer threads: the simulator formats whole lines into
+//! one buffer per file and hands each full buffer to a thread of its own,
+//! which writes it while the simulation goes on; a second thread syncs each
+//! file every few megabytes behind it. The system calls (the copy into the
+//! page cache, the file system's bookkeeping) and the wait for the disk are
+//! then off the simulation's thread: in a run that writes text logs they were
+//! about half its time.
+//!
+//! Each file's buffers are written in the order they were handed over, so a
+//! file's bytes are those a single thread would write. A write that fails
+//! part way cuts its file back to the last whole line it took; the file then
+//! takes nothing more, and the failure is the error the run ends with.
+
+use std::io::{self, Seek as _, Write as _};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver, SyncSender};
+use std::thread::JoinHandle;
+
+/// The buffer of each log file; large enough that a write to the file system
+/// carries hundreds of lines.
+pub(crate) const FILE_BUFFER_BYTES: usize = 64 * 1024;
+
+/// Full buffers waiting for the writer thread at most; past them the
+/// simulation waits for the disk. With the buffer each file fills, the
+/// memory of the logs is at most (files + this + 2) buffers.
+const BUFFERS_IN_FLIGHT: usize = 8;
+
+/// A file is synced in the background each time this much more of it was
+/// written, so that the sync at the end waits only for the last of it.
+const SYNC_EVERY_BYTES: u64 = 2 * 1024 * 1024;
+
+/// A log file as the writer threads use it: written and cut back by one,
+/// synced by the other.
+pub(crate) trait LogFile: Send + Sync + 'static {
+    /// Writes some of `bytes` at the end of the file.
+    fn append(&self, bytes: &[u8]) -> io::Result<usize>;
+
+    /// Cuts the file back to its first `len` bytes.
+    fn truncate(&self, len: u64) -> io::Result<()>;
+
+    /// Puts what was written on the disk.
+    fn sync(&self) -> io::Result<()>;
+}
+
+impl LogFile for std::fs::File {
+    fn append(&self, bytes: &[u8]) -> io::Result<usize> {
+        let mut file = self;
+        file.write(bytes)
+    }
+
+    fn truncate(&self, len: u64) -> io::Result<()> {
+        self.set_len(len)?;
+        let mut file = self;
+        file.seek(io::SeekFrom::Start(len)).map(drop)
+    }
+
+    fn sync(&self) -> io::Result<()> {
+        self.sync_data()
+    }
+}
+
+/// A log file that only ever holds whole lines: when a write fails part way
+/// (a full disk), the file is cut back to the last whole line it took.
+#[derive(Debug)]
+struct WholeLines<F: LogFile> {
+    file: Arc<F>,
+    /// Bytes in the file, every one of them in a whole line.
+    len: u64,
+    /// Bytes written since the last background sync was asked for.
+    unsynced: u64,
+}
+
+impl<F: LogFile> WholeLines<F> {
+    /// Writes `lines` (whole lines) to the file; on an error, cuts the file
+    /// back to its last whole line.
+    fn put(&mut self, lines: &[u8]) -> io::Result<()> {
+        let mut written = 0;
+        while written < lines.len() {
+            match self.file.append(&lines[written..]) {
+                Ok(0) => return Err(self.cut(lines, written, io::ErrorKind::WriteZero.into())),
+                Ok(n) => written += n,
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+                Err(error) => return Err(self.cut(lines, written, error)),
+            }
+        }
+        self.len += written as u64;
+        self.unsynced += written as u64;
+        Ok(())
+    }
+
+    /// After the first `written` bytes of `lines` reached the file and a
+    /// write failed with `error`: keeps the whole lines of them, and gives the
+    /// error back (the first one: a failed cut says less about the cause).
+    fn cut(&mut self, lines: &[u8], written: usize, error: io::Error) -> io::Error {
+        let whole = lines[..written].iter().rposition(|&byte| byte == b'\n').map_or(0, |at| at + 1);
+        if whole < written {
+            let _ = self.file.truncate(self.len + whole as u64);
+        }
+        self.len += whole as u64;
+        error
+    }
+}
+
+/// The writer thread of a set of log files, and the buffers it hands back.
+#[derive(Debug)]
+pub(crate) struct FileWriter {
+    /// Full buffers, with the index of their file; `None` once finished.
+    full: Option<SyncSender<(usize, Vec<u8>)>>,
+    /// Buffers written and emptied, to be filled again.
+    spare: Receiver<Vec<u8>>,
+    /// Set by the thread when a file failed.
+    failed: Arc<AtomicBool>,
+    /// Gives the first error, after every file that did not fail is synced.
+    thread: Option<JoinHandle<io::Result<()>>>,
+}
+
+impl FileWriter {
+    /// Starts the threads that write and sync `files`; `paths[idx]` names
+    /// `files[idx]` in its errors.
+    pub(crate) fn start<F: LogFile>(files: Vec<F>, paths: Vec<PathBuf>) -> io::Result<FileWriter> {
+        let files: Vec<Arc<F>> = files.into_iter().map(Arc::new).collect();
+        let (full, full_rx) = mpsc::sync_channel::<(usize, Vec<u8>)>(BUFFERS_IN_FLIGHT);
+        let (spare_tx, spare) = mpsc::channel();
+        let (sync_tx, sync_rx) = mpsc::channel::<usize>();
+        let failed = Arc::new(AtomicBool::new(false));
+        let failed_in_thread = Arc::clone(&failed);
+        let synced_files = files.clone();
+        let syncer = std::thread::Builder::new().name("clocklab-logs-sync".into()).spawn(move || {
+            let mut errors: Vec<Option<io::Error>> = synced_files.iter().map(|_| None).collect();
+            for idx in sync_rx {
+                if errors[idx].is_none() {
+                    errors[idx] = synced_files[idx].sync().err();
+                }
+            }
+            errors
+        })?;
+        let write = move || {
+            let mut files: Vec<Option<WholeLines<F>>> =
+                files.into_iter().map(|file| Some(WholeLines { file, len: 0, unsynced: 0 })).collect();
+            let mut first_error = None;
+            let mut fail = |idx: usize, error: io::Error, files: &mut Vec<Option<WholeLines<F>>>| {
+                files[idx] = None;
+                first_error.get_or_insert_with(|| with_path(error, &paths[idx]));
+                failed_in_thread.store(true, Ordering::Release);
+            };
+            for (idx, mut lines) in full_rx {
+                if let Some(file) = &mut files[idx] {
+                    match file.put(&lines) {
+                        Ok(()) if file.unsynced >= SYNC_EVERY_BYTES => {
+                            file.unsynced = 0;
+                            let _ = sync_tx.send(idx);
+                        }
+                        Ok(()) => {}
+                        Err(error) => fail(idx, error, &mut files),
+                    }
+                }
+                lines.clear();
+                // The simulation may have stopped taking buffers back.
+                let _ = spare_tx.send(lines);
+            }
+            // A background sync that failed is the file's error: the kernel
+            // says a failed write-back once per file, so the last sync would
+            // not say it again.
+            drop(sync_tx);
+            let sync_errors = syncer.join().unwrap_or_default();
+            for (idx, error) in sync_errors.into_iter().enumerate() {
+                if let Some(error) = error
+                    && files[idx].is_some()
+                {
+                    fail(idx, error, &mut files);
+                }
+            }
+            for idx in 0..files.len() {
+                if let Some(file) = &files[idx]
+                    && let Err(error) = file.file.sync()
+                {
+                    fail(idx, error, &mut files);
+                }
+            }
+            first_error.map_or(Ok(()), Err)
+        };
+        let thread = std::thread::Builder::new().name("clocklab-logs".into()).spawn(write)?;
+        Ok(FileWriter { full: Some(full), spare, failed, thread: Some(thread) })
+    }
+
+    /// Hands `lines`, whole lines of file `idx`, to the thread, and gives an
+    /// empty buffer back. Once a file has failed, finishes the thread and
+    /// gives its first error.
+    pub(crate) fn hand_over(&mut self, idx: usize, lines: Vec<u8>) -> io::Result<Vec<u8>> {
+        if self.failed.load(Ordering::Acquire) {
+            drop(lines);
+            return Err(self.finish().err().unwrap_or_else(|| io::Error::other("a log file failed")));
+        }
+        let Some(full) = &self.full else {
+            return Err(io::Error::other("the log files were already finished"));
+        };
+        if full.send((idx, lines)).is_err() {
+            // The thread ended early: only a panic does that.
+            return Err(self.finish().err().unwrap_or_else(|| io::Error::other("the log writer stopped")));
+        }
+        Ok(self.spare.try_recv().unwrap_or_else(|_| Vec::with_capacity(FILE_BUFFER_BYTES + 1024)))
+    }
+
+    /// Hands the last lines of file `idx` to the thread, whether or not a
+    /// file failed: at the end every file is written as far as it goes.
+    pub(crate) fn hand_over_last(&mut self, idx: usize, lines: Vec<u8>) {
+        if let Some(full) = &self.full {
+            // A thread that ended early is said by `finish`.
+            let _ = full.send((idx, lines));
+        }
+    }
+
+    /// Lets the thread write what it was handed, sync every file that did not
+    /// fail, and end; gives the first error. Later calls give `Ok`.
+    pub(crate) fn finish(&mut self) -> io::Result<()> {
+        self.full = None;
+        match self.thread.take().map(JoinHandle::join) {
+            None => Ok(()),
+            Some(Ok(result)) => result,
+            Some(Err(_)) => Err(io::Error::other("the log writer thread panicked")),
+        }
+    }
+}
+
+impl Drop for FileWriter {
+    /// Writes what was handed over and waits for the thread, so that the
+    /// files are complete when the run's folder is read.
+    fn drop(&mut self) {
+        let _ = self.finish();
+    }
+}
+
+/// The error with the file it concerns, so the user knows where to look.
+pub(crate) fn with_path(error: io::Error, path: &Path) -> io::Error {
+    io::Error::new(error.kind(), format!("{}: {error}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::sync::Mutex;
+
+    use clocklab_log::{Event, LineFormatter, LogFormat, LogReader, Record};
+
+    use super::*;
+
+    /// What a [`FullDisk`] file holds, shared with the test.
+    #[derive(Debug, Default)]
+    struct Disk {
+        bytes: Vec<u8>,
+        syncs: u32,
+    }
+
+    /// A file on a disk with room for `room` bytes: a write past it takes
+    /// what fits, then fails as a full disk does.
+    #[derive(Debug)]
+    struct FullDisk {
+        disk: Arc<Mutex<Disk>>,
+        room: usize,
+        /// Whether the first sync fails, as a failed write-back does.
+        bad_sync: bool,
+    }
+
+    impl FullDisk {
+        fn new(room: usize) -> (FullDisk, Arc<Mutex<Disk>>) {
+            let disk = Arc::new(Mutex::new(Disk::default()));
+            (FullDisk { disk: Arc::clone(&disk), room, bad_sync: false }, disk)
+        }
+    }
+
+    impl LogFile for FullDisk {
+        fn append(&self, bytes: &[u8]) -> io::Result<usize> {
+            let mut disk = self.disk.lock().unwrap();
+            let fits = bytes.len().min(self.room - disk.bytes.len());
+            if fits == 0 {
+                return Err(io::Error::from_raw_os_error(28));
+            }
+            disk.bytes.extend_from_slice(&bytes[..fits]);
+            Ok(fits)
+        }
+
+        fn truncate(&self, len: u64) -> io::Result<()> {
+            self.disk.lock().unwrap().bytes.truncate(len as usize);
+            Ok(())
+        }
+
+        fn sync(&self) -> io::Result<()> {
+            let mut disk = self.disk.lock().unwrap();
+            disk.syncs += 1;
+            if self.bad_sync && disk.syncs == 1 {
+                return Err(io::Error::from_raw_os_error(5));
+            }
+            Ok(())
+        }
+    }
+
+    fn line(k: u64) -> Record {
+        Record::new(1, Event::Internal, k, 0, 1_767_225_600_000_000 + k as i64 * 1_000)
+    }
+
+    /// Writes lines `1..=n` to every file in turn, as the simulator does:
+    /// whole lines into a buffer per file, handed over when full, the rest at
+    /// the end. Gives the first error, from the run or from finishing.
+    fn write_lines(writer: &mut FileWriter, n_files: usize, n: u64) -> io::Result<()> {
+        let mut formatter = LineFormatter::new(LogFormat::Text);
+        let mut buffers = vec![Vec::new(); n_files];
+        for k in 1..=n {
+            for (idx, buffer) in buffers.iter_mut().enumerate() {
+                formatter.push(buffer, &line(k)).unwrap();
+                if buffer.len() >= FILE_BUFFER_BYTES {
+                    *buffer = writer.hand_over(idx, std::mem::take(buffer))?;
+                }
+            }
+        }
+        for (idx, buffer) in buffers.into_iter().enumerate() {
+            writer.hand_over_last(idx, buffer);
+        }
+        writer.finish()
+    }
+
+    /// The clocks of the lines `bytes` holds, each line checked whole.
+    fn clocks(bytes: &[u8]) -> Vec<u64> {
+        assert!(bytes.is_empty() || bytes.ends_with(b"\n"), "the last line is whole");
+        let mut reader = LogReader::new(bytes);
+        let clocks = reader.by_ref().map(|l| l.record.logical_clock).collect();
+        assert_eq!(reader.diagnostics().n_skipped, 0);
+        assert!(!reader.diagnostics().truncated_last_line);
+        clocks
+    }
+
+    #[test]
+    fn a_full_disk_leaves_whole_lines_and_names_the_file() {
+        for room in [0, 1, 100, 150_000, 200_001] {
+            let (file, disk) = FullDisk::new(room);
+            let mut writer = FileWriter::start(vec![file], vec![PathBuf::from("logs/machine_1.log")]).unwrap();
+            let error = write_lines(&mut writer, 1, 5_000).expect_err("the disk fills");
+            assert_eq!(error.kind(), io::Error::from_raw_os_error(28).kind(), "the disk's own error: {error}");
+            assert!(error.to_string().starts_with("logs/machine_1.log: "), "{error}");
+            let disk = disk.lock().unwrap();
+            assert!(disk.bytes.len() <= room);
+            let clocks = clocks(&disk.bytes);
+            assert_eq!(
+                clocks,
+                (1..=clocks.len() as u64).collect::<Vec<_>>(),
+                "room {room}: every line kept is in order"
+            );
+            assert!(room < 150_000 || clocks.len() > 1_000, "room {room}: what fitted was kept");
+            assert_eq!(disk.syncs, 0, "room {room}: a file that failed is not synced");
+        }
+    }
+
+    #[test]
+    fn a_file_that_fails_leaves_the_others_written_and_synced() {
+        let (full, full_disk) = FullDisk::new(100_000);
+        let (roomy, roomy_disk) = FullDisk::new(usize::MAX);
+        let paths = vec![PathBuf::from("a.log"), PathBuf::from("b.log")];
+        let mut writer = FileWriter::start(vec![full, roomy], paths).unwrap();
+        let error = write_lines(&mut writer, 2, 20_000).expect_err("the first file fills");
+        assert!(error.to_string().starts_with("a.log: "), "{error}");
+        let full_clocks = clocks(&full_disk.lock().unwrap().bytes);
+        let roomy = roomy_disk.lock().unwrap();
+        let roomy_clocks = clocks(&roomy.bytes);
+        assert!(roomy.syncs >= 1);
+        // The run learns of the failure at a later hand-over: the other file
+        // has taken at least what the full one did, in order.
+        assert!(roomy_clocks.len() >= full_clocks.len() && roomy_clocks.len() < 20_000, "{}", roomy_clocks.len());
+        assert_eq!(roomy_clocks, (1..=roomy_clocks.len() as u64).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn logs_with_room_are_written_whole_in_order_and_synced() {
+        let disks: Vec<_> = (0..3).map(|_| FullDisk::new(usize::MAX)).collect();
+        let paths = (1..=3).map(|id| Path::new("run").join(format!("machine_{id}.log"))).collect();
+        let (files, disks): (Vec<_>, Vec<_>) = disks.into_iter().unzip();
+        let mut writer = FileWriter::start(files, paths).unwrap();
+        write_lines(&mut writer, 3, 30_000).unwrap();
+        for disk in disks {
+            let disk = disk.lock().unwrap();
+            // About 4.5 MB each: synced in the background at 2 MB and 4 MB,
+            // and at the end.
+            assert!(disk.bytes.len() > 4 << 20, "{}", disk.bytes.len());
+            assert_eq!(disk.syncs, 3);
+            assert_eq!(clocks(&disk.bytes), (1..=30_000).collect::<Vec<_>>());
+        }
+    }
+
+    #[test]
+    fn a_write_back_that_fails_in_the_background_is_the_runs_error() {
+        let (mut bad, bad_disk) = FullDisk::new(usize::MAX);
+        bad.bad_sync = true;
+        let (good, good_disk) = FullDisk::new(usize::MAX);
+        let paths = vec![PathBuf::from("good.log"), PathBuf::from("bad.log")];
+        let mut writer = FileWriter::start(vec![good, bad], paths).unwrap();
+        // 4.5 MB each: the bad file's first background sync fails.
+        let error = write_lines(&mut writer, 2, 30_000).expect_err("the write-back failed");
+        assert!(error.to_string().starts_with("bad.log: "), "{error}");
+        assert_eq!(error.raw_os_error(), None, "the message carries the OS error: {error}");
+        assert!(error.to_string().contains("os error 5"), "{error}");
+        assert_eq!(bad_disk.lock().unwrap().syncs, 1, "a file that failed is not synced again");
+        assert_eq!(good_disk.lock().unwrap().syncs, 3, "the other file is synced as usual");
+    }
+}
