@@ -8,8 +8,11 @@ use time::OffsetDateTime;
 #[derive(Debug, Clone)]
 pub(crate) struct SecondCache {
     second: i64,
-    /// `YYYY-MM-DD HH:MM:SS`; the ISO form swaps byte 10 for `T`.
+    /// `YYYY-MM-DD HH:MM:SS`.
     text: [u8; 19],
+    /// `YYYY-MM-DDTHH:MM:SS.ffffffZ`: the same second, with the microseconds
+    /// of the last time stamp written.
+    iso: [u8; 27],
     /// Whether `text` is `second` itself, not the epoch a second outside the
     /// calendar is clamped to.
     in_calendar: bool,
@@ -17,7 +20,7 @@ pub(crate) struct SecondCache {
 
 impl Default for SecondCache {
     fn default() -> Self {
-        let mut cache = SecondCache { second: i64::MIN, text: [0; 19], in_calendar: false };
+        let mut cache = SecondCache { second: i64::MIN, text: [0; 19], iso: [0; 27], in_calendar: false };
         cache.set(0);
         cache
     }
@@ -43,6 +46,10 @@ impl SecondCache {
         put_digits(&mut t[14..16], minute);
         t[16] = b':';
         put_digits(&mut t[17..19], sec);
+        self.iso[..19].copy_from_slice(t);
+        self.iso[10] = b'T';
+        self.iso[19] = b'.';
+        self.iso[26] = b'Z';
         self.second = second;
     }
 
@@ -57,6 +64,7 @@ impl SecondCache {
             // minute of one inside it is inside it too.)
             if self.in_calendar && second.div_euclid(60) == self.second.div_euclid(60) {
                 put_digits(&mut self.text[17..19], second.rem_euclid(60) as u32);
+                self.iso[17..19].copy_from_slice(&self.text[17..19]);
                 self.second = second;
             } else {
                 self.set(second);
@@ -67,16 +75,34 @@ impl SecondCache {
 
     /// Appends the RFC 3339 `Timestamp` of `time_us` (UTC, microseconds).
     pub(crate) fn push_timestamp(&mut self, out: &mut Vec<u8>, time_us: i64) {
-        let mut date = *self.system_time(time_us);
-        date[10] = b'T';
-        out.extend_from_slice(&date);
-        out.push(b'.');
-        let mut micros = [0u8; 6];
-        put_digits(&mut micros, time_us.rem_euclid(1_000_000) as u32);
-        out.extend_from_slice(&micros);
-        out.push(b'Z');
+        self.system_time(time_us);
+        self.push_timestamp_in_second(out, time_us);
+    }
+
+    /// [`SecondCache::push_timestamp`] for a `time_us` in the second of the
+    /// last [`SecondCache::system_time`].
+    pub(crate) fn push_timestamp_in_second(&mut self, out: &mut Vec<u8>, time_us: i64) {
+        debug_assert_eq!(time_us.div_euclid(1_000_000), self.second);
+        let micros = time_us.rem_euclid(1_000_000) as usize;
+        let (high, low) = (micros / 10_000, micros % 10_000);
+        self.iso[20..22].copy_from_slice(&PAIRS[2 * high..2 * high + 2]);
+        self.iso[22..24].copy_from_slice(&PAIRS[2 * (low / 100)..2 * (low / 100) + 2]);
+        self.iso[24..26].copy_from_slice(&PAIRS[2 * (low % 100)..2 * (low % 100) + 2]);
+        out.extend_from_slice(&self.iso);
     }
 }
+
+/// `00`, `01`, ... `99`, one after the other.
+const PAIRS: [u8; 200] = {
+    let mut pairs = [0; 200];
+    let mut k = 0;
+    while k < 100 {
+        pairs[2 * k] = b'0' + (k / 10) as u8;
+        pairs[2 * k + 1] = b'0' + (k % 10) as u8;
+        k += 1;
+    }
+    pairs
+};
 
 /// Writes `value` zero-padded into all of `out`.
 fn put_digits(out: &mut [u8], mut value: u32) {
@@ -129,6 +155,28 @@ mod tests {
                     let fresh = *SecondCache::default().system_time(time_us);
                     assert_eq!(cache.system_time(time_us), &fresh, "{time_us}");
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn time_stamps_are_those_of_the_calendar_library() {
+        let format =
+            time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z");
+        let mut cache = SecondCache::default();
+        // Microseconds of every shape (leading zeros, each pair of digits),
+        // walked forwards and backwards across seconds and days.
+        let micros = [0, 1, 9, 10, 99, 100, 1_000, 9_999, 10_000, 99_999, 100_000, 123_456, 500_000, 999_999];
+        for second in [-86_401, -1, 0, 59, 1_709_164_799, 1_795_495_393, 253_402_300_799] {
+            for &micro in micros.iter().chain(micros.iter().rev()) {
+                let time_us = second * 1_000_000 + micro;
+                let expected = OffsetDateTime::from_unix_timestamp_nanos(i128::from(time_us) * 1_000)
+                    .unwrap()
+                    .format(&format)
+                    .unwrap();
+                let mut written = Vec::new();
+                cache.push_timestamp(&mut written, time_us);
+                assert_eq!(String::from_utf8(written).unwrap(), expected, "{time_us}");
             }
         }
     }

@@ -57,7 +57,7 @@ impl LineFormatter {
         line.extend_from_slice(b" | Queue Length: ");
         line.extend_from_slice(num.format(record.queue_length).as_bytes());
         line.extend_from_slice(b" | Timestamp: ");
-        self.seconds.push_timestamp(line, record.time_us);
+        self.seconds.push_timestamp_in_second(line, record.time_us);
         if let Some(vector) = &record.vector_clock {
             line.extend_from_slice(b" | Vector Clock: [");
             for (idx, value) in vector.iter().enumerate() {
