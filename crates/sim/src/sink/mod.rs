@@ -57,7 +57,7 @@ pub struct LogFiles {
     /// `buffers`.
     formatters: Vec<LineFormatter>,
     buffers: Vec<Vec<u8>>,
-    writer: FileWriter,
+    writer: FileWriter<std::fs::File>,
     paths: Vec<PathBuf>,
     n_formats: usize,
 }
@@ -80,7 +80,7 @@ impl LogFiles {
             }
         }
         let buffers = (0..n_files).map(|_| Vec::with_capacity(FILE_BUFFER_BYTES + 1024)).collect();
-        let writer = FileWriter::start(files, paths.clone())?;
+        let writer = FileWriter::new(files, paths.clone());
         Ok(LogFiles { formatters, buffers, writer, paths, n_formats: formats.len() })
     }
 

@@ -103,96 +103,162 @@ impl<F: LogFile> WholeLines<F> {
     }
 }
 
+/// Writes every buffer `buffers` gives to its file, gives each emptied
+/// buffer to `give_back`, and asks a thread of its own (started the first
+/// time a file has `SYNC_EVERY_BYTES` unsynced) to sync a file in the
+/// background; then syncs every file that did not fail. A file that fails
+/// takes nothing more and sets `failed`; gives the first error.
+fn write_files<F: LogFile>(
+    files: Vec<F>,
+    paths: &[PathBuf],
+    buffers: impl Iterator<Item = (usize, Vec<u8>)>,
+    mut give_back: impl FnMut(Vec<u8>),
+    failed: &AtomicBool,
+) -> io::Result<()> {
+    let shared: Vec<Arc<F>> = files.into_iter().map(Arc::new).collect();
+    let mut files: Vec<Option<WholeLines<F>>> =
+        shared.iter().map(|file| Some(WholeLines { file: Arc::clone(file), len: 0, unsynced: 0 })).collect();
+    let mut first_error = None;
+    let mut fail = |idx: usize, error: io::Error, files: &mut Vec<Option<WholeLines<F>>>| {
+        files[idx] = None;
+        first_error.get_or_insert_with(|| with_path(error, &paths[idx]));
+        failed.store(true, Ordering::Release);
+    };
+    // Started when first needed; `None` inside if it could not be (the sync
+    // at the end still covers every file).
+    let mut syncer: Option<Option<Syncer>> = None;
+    for (idx, mut lines) in buffers {
+        if let Some(file) = &mut files[idx] {
+            match file.put(&lines) {
+                Ok(()) if file.unsynced >= SYNC_EVERY_BYTES => {
+                    file.unsynced = 0;
+                    if let Some(syncer) = syncer.get_or_insert_with(|| Syncer::start(shared.clone()).ok()) {
+                        syncer.ask(idx);
+                    }
+                }
+                Ok(()) => {}
+                Err(error) => fail(idx, error, &mut files),
+            }
+        }
+        lines.clear();
+        give_back(lines);
+    }
+    // A background sync that failed is the file's error: the kernel says a
+    // failed write-back once per file, so the last sync would not say it
+    // again.
+    if let Some(Some(syncer)) = syncer {
+        for (idx, error) in syncer.finish().into_iter().enumerate() {
+            if let Some(error) = error
+                && files[idx].is_some()
+            {
+                fail(idx, error, &mut files);
+            }
+        }
+    }
+    for idx in 0..files.len() {
+        if let Some(file) = &files[idx]
+            && let Err(error) = file.file.sync()
+        {
+            fail(idx, error, &mut files);
+        }
+    }
+    first_error.map_or(Ok(()), Err)
+}
+
+/// The thread that syncs files in the background, when asked.
+struct Syncer {
+    ask: mpsc::Sender<usize>,
+    /// Gives each file's first error.
+    thread: JoinHandle<Vec<Option<io::Error>>>,
+}
+
+impl Syncer {
+    fn start<F: LogFile>(files: Vec<Arc<F>>) -> io::Result<Syncer> {
+        let (ask, asked) = mpsc::channel::<usize>();
+        let thread = std::thread::Builder::new().name("clocklab-logs-sync".into()).spawn(move || {
+            let mut errors: Vec<Option<io::Error>> = files.iter().map(|_| None).collect();
+            for idx in asked {
+                if errors[idx].is_none() {
+                    errors[idx] = files[idx].sync().err();
+                }
+            }
+            errors
+        })?;
+        Ok(Syncer { ask, thread })
+    }
+
+    fn ask(&self, idx: usize) {
+        // A syncer that ended early (a panic) leaves the sync at the end.
+        let _ = self.ask.send(idx);
+    }
+
+    /// Waits for the syncs asked for; gives each file's first error.
+    fn finish(self) -> Vec<Option<io::Error>> {
+        drop(self.ask);
+        self.thread.join().unwrap_or_default()
+    }
+}
+
 /// The writer thread of a set of log files, and the buffers it hands back.
+/// The thread starts when the first buffer is full: a run whose logs never
+/// fill one (most short runs) writes them at the end, on its own thread,
+/// and starts none.
 #[derive(Debug)]
-pub(crate) struct FileWriter {
-    /// Full buffers, with the index of their file; `None` once finished.
+pub(crate) struct FileWriter<F: LogFile> {
+    /// The files and their names, until the thread starts.
+    idle: Option<(Vec<F>, Vec<PathBuf>)>,
+    /// Full buffers, with the index of their file; `None` until the thread
+    /// starts and once finished.
     full: Option<SyncSender<(usize, Vec<u8>)>>,
     /// Buffers written and emptied, to be filled again.
-    spare: Receiver<Vec<u8>>,
-    /// Set by the thread when a file failed.
+    spare: Option<Receiver<Vec<u8>>>,
+    /// The last lines of each file, when the thread never started.
+    last: Vec<(usize, Vec<u8>)>,
+    /// Set when a file failed.
     failed: Arc<AtomicBool>,
     /// Gives the first error, after every file that did not fail is synced.
     thread: Option<JoinHandle<io::Result<()>>>,
 }
 
-impl FileWriter {
-    /// Starts the threads that write and sync `files`; `paths[idx]` names
-    /// `files[idx]` in its errors.
-    pub(crate) fn start<F: LogFile>(files: Vec<F>, paths: Vec<PathBuf>) -> io::Result<FileWriter> {
-        let files: Vec<Arc<F>> = files.into_iter().map(Arc::new).collect();
-        let (full, full_rx) = mpsc::sync_channel::<(usize, Vec<u8>)>(BUFFERS_IN_FLIGHT);
-        let (spare_tx, spare) = mpsc::channel();
-        let (sync_tx, sync_rx) = mpsc::channel::<usize>();
-        let failed = Arc::new(AtomicBool::new(false));
-        let failed_in_thread = Arc::clone(&failed);
-        let synced_files = files.clone();
-        let syncer = std::thread::Builder::new().name("clocklab-logs-sync".into()).spawn(move || {
-            let mut errors: Vec<Option<io::Error>> = synced_files.iter().map(|_| None).collect();
-            for idx in sync_rx {
-                if errors[idx].is_none() {
-                    errors[idx] = synced_files[idx].sync().err();
-                }
-            }
-            errors
-        })?;
-        let write = move || {
-            let mut files: Vec<Option<WholeLines<F>>> =
-                files.into_iter().map(|file| Some(WholeLines { file, len: 0, unsynced: 0 })).collect();
-            let mut first_error = None;
-            let mut fail = |idx: usize, error: io::Error, files: &mut Vec<Option<WholeLines<F>>>| {
-                files[idx] = None;
-                first_error.get_or_insert_with(|| with_path(error, &paths[idx]));
-                failed_in_thread.store(true, Ordering::Release);
-            };
-            for (idx, mut lines) in full_rx {
-                if let Some(file) = &mut files[idx] {
-                    match file.put(&lines) {
-                        Ok(()) if file.unsynced >= SYNC_EVERY_BYTES => {
-                            file.unsynced = 0;
-                            let _ = sync_tx.send(idx);
-                        }
-                        Ok(()) => {}
-                        Err(error) => fail(idx, error, &mut files),
-                    }
-                }
-                lines.clear();
-                // The simulation may have stopped taking buffers back.
-                let _ = spare_tx.send(lines);
-            }
-            // A background sync that failed is the file's error: the kernel
-            // says a failed write-back once per file, so the last sync would
-            // not say it again.
-            drop(sync_tx);
-            let sync_errors = syncer.join().unwrap_or_default();
-            for (idx, error) in sync_errors.into_iter().enumerate() {
-                if let Some(error) = error
-                    && files[idx].is_some()
-                {
-                    fail(idx, error, &mut files);
-                }
-            }
-            for idx in 0..files.len() {
-                if let Some(file) = &files[idx]
-                    && let Err(error) = file.file.sync()
-                {
-                    fail(idx, error, &mut files);
-                }
-            }
-            first_error.map_or(Ok(()), Err)
-        };
-        let thread = std::thread::Builder::new().name("clocklab-logs".into()).spawn(write)?;
-        Ok(FileWriter { full: Some(full), spare, failed, thread: Some(thread) })
+impl<F: LogFile> FileWriter<F> {
+    /// A writer of `files`; `paths[idx]` names `files[idx]` in its errors.
+    pub(crate) fn new(files: Vec<F>, paths: Vec<PathBuf>) -> FileWriter<F> {
+        FileWriter {
+            idle: Some((files, paths)),
+            full: None,
+            spare: None,
+            last: Vec::new(),
+            failed: Arc::new(AtomicBool::new(false)),
+            thread: None,
+        }
     }
 
-    /// Hands `lines`, whole lines of file `idx`, to the thread, and gives an
-    /// empty buffer back. Once a file has failed, finishes the thread and
-    /// gives its first error.
+    /// Starts the writer thread, unless it was started.
+    fn start(&mut self) -> io::Result<()> {
+        let Some((files, paths)) = self.idle.take() else { return Ok(()) };
+        let (full, full_rx) = mpsc::sync_channel::<(usize, Vec<u8>)>(BUFFERS_IN_FLIGHT);
+        let (spare_tx, spare) = mpsc::channel();
+        let failed = Arc::clone(&self.failed);
+        let write = move || {
+            // The simulation may have stopped taking buffers back.
+            let give_back = |lines| drop(spare_tx.send(lines));
+            write_files(files, &paths, full_rx.into_iter(), give_back, &failed)
+        };
+        self.thread = Some(std::thread::Builder::new().name("clocklab-logs".into()).spawn(write)?);
+        self.full = Some(full);
+        self.spare = Some(spare);
+        Ok(())
+    }
+
+    /// Hands `lines`, whole lines of file `idx`, to the writer thread
+    /// (starting it the first time), and gives an empty buffer back. Once a
+    /// file has failed, finishes the thread and gives its first error.
     pub(crate) fn hand_over(&mut self, idx: usize, lines: Vec<u8>) -> io::Result<Vec<u8>> {
         if self.failed.load(Ordering::Acquire) {
             drop(lines);
             return Err(self.finish().err().unwrap_or_else(|| io::Error::other("a log file failed")));
         }
+        self.start()?;
         let Some(full) = &self.full else {
             return Err(io::Error::other("the log files were already finished"));
         };
@@ -200,21 +266,27 @@ impl FileWriter {
             // The thread ended early: only a panic does that.
             return Err(self.finish().err().unwrap_or_else(|| io::Error::other("the log writer stopped")));
         }
-        Ok(self.spare.try_recv().unwrap_or_else(|_| Vec::with_capacity(FILE_BUFFER_BYTES + 1024)))
+        let spare = self.spare.as_ref().and_then(|spare| spare.try_recv().ok());
+        Ok(spare.unwrap_or_else(|| Vec::with_capacity(FILE_BUFFER_BYTES + 1024)))
     }
 
-    /// Hands the last lines of file `idx` to the thread, whether or not a
-    /// file failed: at the end every file is written as far as it goes.
+    /// Hands the last lines of file `idx` over, whether or not a file
+    /// failed: at the end every file is written as far as it goes.
     pub(crate) fn hand_over_last(&mut self, idx: usize, lines: Vec<u8>) {
-        if let Some(full) = &self.full {
+        match &self.full {
             // A thread that ended early is said by `finish`.
-            let _ = full.send((idx, lines));
+            Some(full) => drop(full.send((idx, lines))),
+            None => self.last.push((idx, lines)),
         }
     }
 
-    /// Lets the thread write what it was handed, sync every file that did not
-    /// fail, and end; gives the first error. Later calls give `Ok`.
+    /// Writes what was handed over (on this thread, if the writer thread
+    /// never started), syncs every file that did not fail, and lets the
+    /// threads end; gives the first error. Later calls give `Ok`.
     pub(crate) fn finish(&mut self) -> io::Result<()> {
+        if let Some((files, paths)) = self.idle.take() {
+            return write_files(files, &paths, std::mem::take(&mut self.last).into_iter(), drop, &self.failed);
+        }
         self.full = None;
         match self.thread.take().map(JoinHandle::join) {
             None => Ok(()),
@@ -224,7 +296,7 @@ impl FileWriter {
     }
 }
 
-impl Drop for FileWriter {
+impl<F: LogFile> Drop for FileWriter<F> {
     /// Writes what was handed over and waits for the thread, so that the
     /// files are complete when the run's folder is read.
     fn drop(&mut self) {
@@ -303,7 +375,7 @@ mod tests {
     /// Writes lines `1..=n` to every file in turn, as the simulator does:
     /// whole lines into a buffer per file, handed over when full, the rest at
     /// the end. Gives the first error, from the run or from finishing.
-    fn write_lines(writer: &mut FileWriter, n_files: usize, n: u64) -> io::Result<()> {
+    fn write_lines(writer: &mut FileWriter<FullDisk>, n_files: usize, n: u64) -> io::Result<()> {
         let mut formatter = LineFormatter::new(LogFormat::Text);
         let mut buffers = vec![Vec::new(); n_files];
         for k in 1..=n {
@@ -334,7 +406,7 @@ mod tests {
     fn a_full_disk_leaves_whole_lines_and_names_the_file() {
         for room in [0, 1, 100, 150_000, 200_001] {
             let (file, disk) = FullDisk::new(room);
-            let mut writer = FileWriter::start(vec![file], vec![PathBuf::from("logs/machine_1.log")]).unwrap();
+            let mut writer = FileWriter::new(vec![file], vec![PathBuf::from("logs/machine_1.log")]);
             let error = write_lines(&mut writer, 1, 5_000).expect_err("the disk fills");
             assert_eq!(error.kind(), io::Error::from_raw_os_error(28).kind(), "the disk's own error: {error}");
             assert!(error.to_string().starts_with("logs/machine_1.log: "), "{error}");
@@ -356,16 +428,18 @@ mod tests {
         let (full, full_disk) = FullDisk::new(100_000);
         let (roomy, roomy_disk) = FullDisk::new(usize::MAX);
         let paths = vec![PathBuf::from("a.log"), PathBuf::from("b.log")];
-        let mut writer = FileWriter::start(vec![full, roomy], paths).unwrap();
+        let mut writer = FileWriter::new(vec![full, roomy], paths);
         let error = write_lines(&mut writer, 2, 20_000).expect_err("the first file fills");
         assert!(error.to_string().starts_with("a.log: "), "{error}");
         let full_clocks = clocks(&full_disk.lock().unwrap().bytes);
         let roomy = roomy_disk.lock().unwrap();
         let roomy_clocks = clocks(&roomy.bytes);
         assert!(roomy.syncs >= 1);
-        // The run learns of the failure at a later hand-over: the other file
-        // has taken at least what the full one did, in order.
-        assert!(roomy_clocks.len() >= full_clocks.len() && roomy_clocks.len() < 20_000, "{}", roomy_clocks.len());
+        // The first file fails on its second buffer (100 KB of room), after
+        // the other file's first buffer (64 KB, over 400 lines) was handed
+        // over; the run stops at the first hand-over that sees the failure.
+        assert!(full_clocks.len() > 400, "{}", full_clocks.len());
+        assert!(roomy_clocks.len() > 400 && roomy_clocks.len() < 20_000, "{}", roomy_clocks.len());
         assert_eq!(roomy_clocks, (1..=roomy_clocks.len() as u64).collect::<Vec<_>>());
     }
 
@@ -374,7 +448,7 @@ mod tests {
         let disks: Vec<_> = (0..3).map(|_| FullDisk::new(usize::MAX)).collect();
         let paths = (1..=3).map(|id| Path::new("run").join(format!("machine_{id}.log"))).collect();
         let (files, disks): (Vec<_>, Vec<_>) = disks.into_iter().unzip();
-        let mut writer = FileWriter::start(files, paths).unwrap();
+        let mut writer = FileWriter::new(files, paths);
         write_lines(&mut writer, 3, 30_000).unwrap();
         for disk in disks {
             let disk = disk.lock().unwrap();
@@ -392,7 +466,7 @@ mod tests {
         bad.bad_sync = true;
         let (good, good_disk) = FullDisk::new(usize::MAX);
         let paths = vec![PathBuf::from("good.log"), PathBuf::from("bad.log")];
-        let mut writer = FileWriter::start(vec![good, bad], paths).unwrap();
+        let mut writer = FileWriter::new(vec![good, bad], paths);
         // 4.5 MB each: the bad file's first background sync fails.
         let error = write_lines(&mut writer, 2, 30_000).expect_err("the write-back failed");
         assert!(error.to_string().starts_with("bad.log: "), "{error}");
@@ -400,5 +474,19 @@ mod tests {
         assert!(error.to_string().contains("os error 5"), "{error}");
         assert_eq!(bad_disk.lock().unwrap().syncs, 1, "a file that failed is not synced again");
         assert_eq!(good_disk.lock().unwrap().syncs, 3, "the other file is synced as usual");
+    }
+
+    #[test]
+    fn logs_that_never_fill_a_buffer_are_written_at_the_end_without_a_thread() {
+        let disks: Vec<_> = (0..2).map(|_| FullDisk::new(usize::MAX)).collect();
+        let (files, disks): (Vec<_>, Vec<_>) = disks.into_iter().unzip();
+        let mut writer = FileWriter::new(files, vec![PathBuf::from("a.log"), PathBuf::from("b.log")]);
+        write_lines(&mut writer, 2, 300).unwrap();
+        assert!(writer.thread.is_none() && writer.full.is_none(), "no thread was started");
+        for disk in disks {
+            let disk = disk.lock().unwrap();
+            assert_eq!(disk.syncs, 1);
+            assert_eq!(clocks(&disk.bytes), (1..=300).collect::<Vec<_>>());
+        }
     }
 }
