@@ -5,7 +5,6 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use clocklab_log::{LineFormatter, LogFormat, Record};
-use clocklab_model::MachineId;
 
 /// Receives every log line of a simulation, in the order the simulator makes
 /// them (each machine's lines in its log order).
@@ -42,23 +41,24 @@ impl Sink for CountingSink {
 
 mod writer;
 
-use writer::{FILE_BUFFER_BYTES, FileWriter, with_path};
+#[cfg(test)]
+mod test_disk;
+#[cfg(test)]
+mod tests;
+
+use writer::{FILE_BUFFER_BYTES, FileWriter, LogFile, with_path};
 
 /// Writes each machine's lines to its log files, one per format.
 ///
-/// Lines are formatted straight into a buffer per file; a full buffer goes to
+/// Lines are formatted straight into a buffer per file; full buffers go to
 /// a writer thread (see `writer`), so the simulation and the file system each
 /// have a core. A log holds only whole lines whatever happens: a write error
 /// (a full disk) cuts the file back to its last whole line and ends the run
-/// with that error. [`Sink::finish`] writes the rest and syncs every file.
+/// with that error, every other file written as far as it goes.
+/// [`Sink::finish`] writes the rest and syncs every file.
 #[derive(Debug)]
 pub struct LogFiles {
-    /// `formatters[(id - 1) * n_formats + format_idx]`, and the same for
-    /// `buffers`.
-    formatters: Vec<LineFormatter>,
-    buffers: Vec<Vec<u8>>,
-    writer: FileWriter<std::fs::File>,
-    paths: Vec<PathBuf>,
+    files: Buffered<std::fs::File>,
     n_formats: usize,
 }
 
@@ -68,48 +68,76 @@ impl LogFiles {
     /// (never through a link: see `clocklab_config::output`).
     pub fn create(dir: &Path, n_machines: u32, formats: &[LogFormat]) -> io::Result<LogFiles> {
         let n_files = n_machines as usize * formats.len();
-        let (mut files, mut paths, mut formatters) =
-            (Vec::with_capacity(n_files), Vec::with_capacity(n_files), Vec::with_capacity(n_files));
+        let mut files = Vec::with_capacity(n_files);
         for id in 1..=n_machines {
             for &format in formats {
                 let path = dir.join(clocklab_log::file_name(id, format));
                 let file = clocklab_config::output::create_replacing(&path).map_err(|error| with_path(error, &path))?;
-                files.push(file);
-                paths.push(path);
-                formatters.push(LineFormatter::new(format));
+                files.push((file, path, format));
             }
         }
-        let buffers = (0..n_files).map(|_| Vec::with_capacity(FILE_BUFFER_BYTES + 1024)).collect();
-        let writer = FileWriter::new(files, paths.clone());
-        Ok(LogFiles { formatters, buffers, writer, paths, n_formats: formats.len() })
+        Ok(LogFiles { files: Buffered::new(files), n_formats: formats.len() })
     }
 
     /// The files, in machine then format order.
     pub fn paths(&self) -> &[PathBuf] {
-        &self.paths
-    }
-
-    fn range(&self, id: MachineId) -> std::ops::Range<usize> {
-        let first = (id as usize - 1) * self.n_formats;
-        first..first + self.n_formats
+        &self.files.paths
     }
 }
 
 impl Sink for LogFiles {
     fn write(&mut self, record: &Record) -> io::Result<()> {
-        for idx in self.range(record.machine) {
-            let buffer = &mut self.buffers[idx];
-            self.formatters[idx].push(buffer, record).map_err(|error| with_path(error, &self.paths[idx]))?;
-            if buffer.len() >= FILE_BUFFER_BYTES {
-                let full = std::mem::take(buffer);
-                self.buffers[idx] = self.writer.hand_over(idx, full)?;
-            }
+        let first = (record.machine as usize - 1) * self.n_formats;
+        for idx in first..first + self.n_formats {
+            self.files.write(idx, record)?;
         }
         Ok(())
     }
 
     /// Writes every file and syncs it, each as far as it goes (one that fails
     /// keeps its whole lines); returns the first error.
+    fn finish(&mut self) -> io::Result<()> {
+        self.files.finish()
+    }
+}
+
+/// Files of lines, each with its format and a buffer the lines are
+/// formatted into; full buffers go to the files' [`FileWriter`].
+#[derive(Debug)]
+struct Buffered<F: LogFile> {
+    formatters: Vec<LineFormatter>,
+    buffers: Vec<Vec<u8>>,
+    writer: FileWriter<F>,
+    paths: Vec<PathBuf>,
+}
+
+impl<F: LogFile> Buffered<F> {
+    fn new(files: Vec<(F, PathBuf, LogFormat)>) -> Buffered<F> {
+        let formatters = files.iter().map(|(_, _, format)| LineFormatter::new(*format)).collect();
+        let buffers = files.iter().map(|_| Vec::with_capacity(FILE_BUFFER_BYTES + 1024)).collect();
+        let paths: Vec<PathBuf> = files.iter().map(|(_, path, _)| path.clone()).collect();
+        let writer = FileWriter::new(files.into_iter().map(|(file, _, _)| file).collect(), paths.clone());
+        Buffered { formatters, buffers, writer, paths }
+    }
+
+    /// Appends `record` to file `idx`.
+    fn write(&mut self, idx: usize, record: &Record) -> io::Result<()> {
+        let buffer = &mut self.buffers[idx];
+        self.formatters[idx].push(buffer, record).map_err(|error| with_path(error, &self.paths[idx]))?;
+        if buffer.len() >= FILE_BUFFER_BYTES {
+            let full = std::mem::take(buffer);
+            match self.writer.hand_over(idx, full) {
+                Ok(empty) => self.buffers[idx] = empty,
+                // Every other file is written as far as it goes; the error
+                // said is that of the first file that failed.
+                Err(error) => return Err(self.finish().err().unwrap_or(error)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes every file and syncs it, each as far as it goes; returns the
+    /// first error.
     fn finish(&mut self) -> io::Result<()> {
         for (idx, buffer) in self.buffers.iter_mut().enumerate() {
             if !buffer.is_empty() {

@@ -113,7 +113,7 @@ fn write_files<F: LogFile>(
     paths: &[PathBuf],
     buffers: impl Iterator<Item = (usize, Vec<u8>)>,
     mut give_back: impl FnMut(Vec<u8>),
-    failed: &AtomicBool,
+    failed: &Arc<AtomicBool>,
 ) -> io::Result<()> {
     let shared: Vec<Arc<F>> = files.into_iter().map(Arc::new).collect();
     let mut files: Vec<Option<WholeLines<F>>> =
@@ -132,7 +132,9 @@ fn write_files<F: LogFile>(
             match file.put(&lines) {
                 Ok(()) if file.unsynced >= SYNC_EVERY_BYTES => {
                     file.unsynced = 0;
-                    if let Some(syncer) = syncer.get_or_insert_with(|| Syncer::start(shared.clone()).ok()) {
+                    if let Some(syncer) =
+                        syncer.get_or_insert_with(|| Syncer::start(shared.clone(), Arc::clone(failed)).ok())
+                    {
                         syncer.ask(idx);
                     }
                 }
@@ -144,8 +146,9 @@ fn write_files<F: LogFile>(
         give_back(lines);
     }
     // A background sync that failed is the file's error: the kernel says a
-    // failed write-back once per file, so the last sync would not say it
-    // again.
+    // failed write-back once per open file, and this one is shared, so the
+    // last sync would not say it again. (A write error found after it, on
+    // another file, is said first: two failures in one run.)
     if let Some(Some(syncer)) = syncer {
         for (idx, error) in syncer.finish().into_iter().enumerate() {
             if let Some(error) = error
@@ -165,7 +168,8 @@ fn write_files<F: LogFile>(
     first_error.map_or(Ok(()), Err)
 }
 
-/// The thread that syncs files in the background, when asked.
+/// The thread that syncs files in the background, when asked; a sync that
+/// fails sets `failed`, so that the simulation stops at its next hand-over.
 struct Syncer {
     ask: mpsc::Sender<usize>,
     /// Gives each file's first error.
@@ -173,13 +177,16 @@ struct Syncer {
 }
 
 impl Syncer {
-    fn start<F: LogFile>(files: Vec<Arc<F>>) -> io::Result<Syncer> {
+    fn start<F: LogFile>(files: Vec<Arc<F>>, failed: Arc<AtomicBool>) -> io::Result<Syncer> {
         let (ask, asked) = mpsc::channel::<usize>();
         let thread = std::thread::Builder::new().name("clocklab-logs-sync".into()).spawn(move || {
             let mut errors: Vec<Option<io::Error>> = files.iter().map(|_| None).collect();
             for idx in asked {
                 if errors[idx].is_none() {
                     errors[idx] = files[idx].sync().err();
+                    if errors[idx].is_some() {
+                        failed.store(true, Ordering::Release);
+                    }
                 }
             }
             errors
@@ -233,41 +240,68 @@ impl<F: LogFile> FileWriter<F> {
         }
     }
 
-    /// Starts the writer thread, unless it was started.
+    /// Starts the writer thread, unless it was started. If it cannot be
+    /// started, the files stay here and are written at the end.
     fn start(&mut self) -> io::Result<()> {
-        let Some((files, paths)) = self.idle.take() else { return Ok(()) };
+        if self.idle.is_none() {
+            return Ok(());
+        }
+        let (files_tx, files_rx) = mpsc::channel::<(Vec<F>, Vec<PathBuf>)>();
         let (full, full_rx) = mpsc::sync_channel::<(usize, Vec<u8>)>(BUFFERS_IN_FLIGHT);
         let (spare_tx, spare) = mpsc::channel();
         let failed = Arc::clone(&self.failed);
         let write = move || {
+            let Ok((files, paths)) = files_rx.recv() else { return Ok(()) };
             // The simulation may have stopped taking buffers back.
             let give_back = |lines| drop(spare_tx.send(lines));
             write_files(files, &paths, full_rx.into_iter(), give_back, &failed)
         };
-        self.thread = Some(std::thread::Builder::new().name("clocklab-logs".into()).spawn(write)?);
+        let thread = std::thread::Builder::new().name("clocklab-logs".into()).spawn(write).map_err(|error| {
+            io::Error::new(error.kind(), format!("cannot start a thread to write the logs: {error}"))
+        })?;
+        if let Some(files) = self.idle.take() {
+            // The thread waits for them: it cannot have ended.
+            let _ = files_tx.send(files);
+        }
+        self.thread = Some(thread);
         self.full = Some(full);
         self.spare = Some(spare);
         Ok(())
     }
 
     /// Hands `lines`, whole lines of file `idx`, to the writer thread
-    /// (starting it the first time), and gives an empty buffer back. Once a
-    /// file has failed, finishes the thread and gives its first error.
+    /// (starting it the first time), and gives an empty buffer back.
+    ///
+    /// # Errors
+    /// When a file has failed (or the thread could not start, or ended
+    /// early): `lines` are kept to be written at the end, and the caller is
+    /// to hand over the rest of every file and [`FileWriter::finish`], whose
+    /// error (the first file's that failed) is the one to give.
     pub(crate) fn hand_over(&mut self, idx: usize, lines: Vec<u8>) -> io::Result<Vec<u8>> {
         if self.failed.load(Ordering::Acquire) {
-            drop(lines);
-            return Err(self.finish().err().unwrap_or_else(|| io::Error::other("a log file failed")));
+            self.hand_over_last(idx, lines);
+            return Err(io::Error::other("a log file failed"));
         }
-        self.start()?;
+        if let Err(error) = self.start() {
+            self.hand_over_last(idx, lines);
+            return Err(error);
+        }
         let Some(full) = &self.full else {
+            self.hand_over_last(idx, lines);
             return Err(io::Error::other("the log files were already finished"));
         };
         if full.send((idx, lines)).is_err() {
-            // The thread ended early: only a panic does that.
-            return Err(self.finish().err().unwrap_or_else(|| io::Error::other("the log writer stopped")));
+            // The thread ended early (a panic); `finish` says so.
+            return Err(io::Error::other("the log writer stopped"));
         }
         let spare = self.spare.as_ref().and_then(|spare| spare.try_recv().ok());
         Ok(spare.unwrap_or_else(|| Vec::with_capacity(FILE_BUFFER_BYTES + 1024)))
+    }
+
+    /// Whether the writer thread was started.
+    #[cfg(test)]
+    pub(crate) fn started(&self) -> bool {
+        self.spare.is_some()
     }
 
     /// Hands the last lines of file `idx` over, whether or not a file
@@ -307,186 +341,4 @@ impl<F: LogFile> Drop for FileWriter<F> {
 /// The error with the file it concerns, so the user knows where to look.
 pub(crate) fn with_path(error: io::Error, path: &Path) -> io::Error {
     io::Error::new(error.kind(), format!("{}: {error}", path.display()))
-}
-
-#[cfg(test)]
-mod tests {
-    use std::path::Path;
-    use std::sync::Mutex;
-
-    use clocklab_log::{Event, LineFormatter, LogFormat, LogReader, Record};
-
-    use super::*;
-
-    /// What a [`FullDisk`] file holds, shared with the test.
-    #[derive(Debug, Default)]
-    struct Disk {
-        bytes: Vec<u8>,
-        syncs: u32,
-    }
-
-    /// A file on a disk with room for `room` bytes: a write past it takes
-    /// what fits, then fails as a full disk does.
-    #[derive(Debug)]
-    struct FullDisk {
-        disk: Arc<Mutex<Disk>>,
-        room: usize,
-        /// Whether the first sync fails, as a failed write-back does.
-        bad_sync: bool,
-    }
-
-    impl FullDisk {
-        fn new(room: usize) -> (FullDisk, Arc<Mutex<Disk>>) {
-            let disk = Arc::new(Mutex::new(Disk::default()));
-            (FullDisk { disk: Arc::clone(&disk), room, bad_sync: false }, disk)
-        }
-    }
-
-    impl LogFile for FullDisk {
-        fn append(&self, bytes: &[u8]) -> io::Result<usize> {
-            let mut disk = self.disk.lock().unwrap();
-            let fits = bytes.len().min(self.room - disk.bytes.len());
-            if fits == 0 {
-                return Err(io::Error::from_raw_os_error(28));
-            }
-            disk.bytes.extend_from_slice(&bytes[..fits]);
-            Ok(fits)
-        }
-
-        fn truncate(&self, len: u64) -> io::Result<()> {
-            self.disk.lock().unwrap().bytes.truncate(len as usize);
-            Ok(())
-        }
-
-        fn sync(&self) -> io::Result<()> {
-            let mut disk = self.disk.lock().unwrap();
-            disk.syncs += 1;
-            if self.bad_sync && disk.syncs == 1 {
-                return Err(io::Error::from_raw_os_error(5));
-            }
-            Ok(())
-        }
-    }
-
-    fn line(k: u64) -> Record {
-        Record::new(1, Event::Internal, k, 0, 1_767_225_600_000_000 + k as i64 * 1_000)
-    }
-
-    /// Writes lines `1..=n` to every file in turn, as the simulator does:
-    /// whole lines into a buffer per file, handed over when full, the rest at
-    /// the end. Gives the first error, from the run or from finishing.
-    fn write_lines(writer: &mut FileWriter<FullDisk>, n_files: usize, n: u64) -> io::Result<()> {
-        let mut formatter = LineFormatter::new(LogFormat::Text);
-        let mut buffers = vec![Vec::new(); n_files];
-        for k in 1..=n {
-            for (idx, buffer) in buffers.iter_mut().enumerate() {
-                formatter.push(buffer, &line(k)).unwrap();
-                if buffer.len() >= FILE_BUFFER_BYTES {
-                    *buffer = writer.hand_over(idx, std::mem::take(buffer))?;
-                }
-            }
-        }
-        for (idx, buffer) in buffers.into_iter().enumerate() {
-            writer.hand_over_last(idx, buffer);
-        }
-        writer.finish()
-    }
-
-    /// The clocks of the lines `bytes` holds, each line checked whole.
-    fn clocks(bytes: &[u8]) -> Vec<u64> {
-        assert!(bytes.is_empty() || bytes.ends_with(b"\n"), "the last line is whole");
-        let mut reader = LogReader::new(bytes);
-        let clocks = reader.by_ref().map(|l| l.record.logical_clock).collect();
-        assert_eq!(reader.diagnostics().n_skipped, 0);
-        assert!(!reader.diagnostics().truncated_last_line);
-        clocks
-    }
-
-    #[test]
-    fn a_full_disk_leaves_whole_lines_and_names_the_file() {
-        for room in [0, 1, 100, 150_000, 200_001] {
-            let (file, disk) = FullDisk::new(room);
-            let mut writer = FileWriter::new(vec![file], vec![PathBuf::from("logs/machine_1.log")]);
-            let error = write_lines(&mut writer, 1, 5_000).expect_err("the disk fills");
-            assert_eq!(error.kind(), io::Error::from_raw_os_error(28).kind(), "the disk's own error: {error}");
-            assert!(error.to_string().starts_with("logs/machine_1.log: "), "{error}");
-            let disk = disk.lock().unwrap();
-            assert!(disk.bytes.len() <= room);
-            let clocks = clocks(&disk.bytes);
-            assert_eq!(
-                clocks,
-                (1..=clocks.len() as u64).collect::<Vec<_>>(),
-                "room {room}: every line kept is in order"
-            );
-            assert!(room < 150_000 || clocks.len() > 1_000, "room {room}: what fitted was kept");
-            assert_eq!(disk.syncs, 0, "room {room}: a file that failed is not synced");
-        }
-    }
-
-    #[test]
-    fn a_file_that_fails_leaves_the_others_written_and_synced() {
-        let (full, full_disk) = FullDisk::new(100_000);
-        let (roomy, roomy_disk) = FullDisk::new(usize::MAX);
-        let paths = vec![PathBuf::from("a.log"), PathBuf::from("b.log")];
-        let mut writer = FileWriter::new(vec![full, roomy], paths);
-        let error = write_lines(&mut writer, 2, 20_000).expect_err("the first file fills");
-        assert!(error.to_string().starts_with("a.log: "), "{error}");
-        let full_clocks = clocks(&full_disk.lock().unwrap().bytes);
-        let roomy = roomy_disk.lock().unwrap();
-        let roomy_clocks = clocks(&roomy.bytes);
-        assert!(roomy.syncs >= 1);
-        // The first file fails on its second buffer (100 KB of room), after
-        // the other file's first buffer (64 KB, over 400 lines) was handed
-        // over; the run stops at the first hand-over that sees the failure.
-        assert!(full_clocks.len() > 400, "{}", full_clocks.len());
-        assert!(roomy_clocks.len() > 400 && roomy_clocks.len() < 20_000, "{}", roomy_clocks.len());
-        assert_eq!(roomy_clocks, (1..=roomy_clocks.len() as u64).collect::<Vec<_>>());
-    }
-
-    #[test]
-    fn logs_with_room_are_written_whole_in_order_and_synced() {
-        let disks: Vec<_> = (0..3).map(|_| FullDisk::new(usize::MAX)).collect();
-        let paths = (1..=3).map(|id| Path::new("run").join(format!("machine_{id}.log"))).collect();
-        let (files, disks): (Vec<_>, Vec<_>) = disks.into_iter().unzip();
-        let mut writer = FileWriter::new(files, paths);
-        write_lines(&mut writer, 3, 30_000).unwrap();
-        for disk in disks {
-            let disk = disk.lock().unwrap();
-            // About 4.5 MB each: synced in the background at 2 MB and 4 MB,
-            // and at the end.
-            assert!(disk.bytes.len() > 4 << 20, "{}", disk.bytes.len());
-            assert_eq!(disk.syncs, 3);
-            assert_eq!(clocks(&disk.bytes), (1..=30_000).collect::<Vec<_>>());
-        }
-    }
-
-    #[test]
-    fn a_write_back_that_fails_in_the_background_is_the_runs_error() {
-        let (mut bad, bad_disk) = FullDisk::new(usize::MAX);
-        bad.bad_sync = true;
-        let (good, good_disk) = FullDisk::new(usize::MAX);
-        let paths = vec![PathBuf::from("good.log"), PathBuf::from("bad.log")];
-        let mut writer = FileWriter::new(vec![good, bad], paths);
-        // 4.5 MB each: the bad file's first background sync fails.
-        let error = write_lines(&mut writer, 2, 30_000).expect_err("the write-back failed");
-        assert!(error.to_string().starts_with("bad.log: "), "{error}");
-        assert_eq!(error.raw_os_error(), None, "the message carries the OS error: {error}");
-        assert!(error.to_string().contains("os error 5"), "{error}");
-        assert_eq!(bad_disk.lock().unwrap().syncs, 1, "a file that failed is not synced again");
-        assert_eq!(good_disk.lock().unwrap().syncs, 3, "the other file is synced as usual");
-    }
-
-    #[test]
-    fn logs_that_never_fill_a_buffer_are_written_at_the_end_without_a_thread() {
-        let disks: Vec<_> = (0..2).map(|_| FullDisk::new(usize::MAX)).collect();
-        let (files, disks): (Vec<_>, Vec<_>) = disks.into_iter().unzip();
-        let mut writer = FileWriter::new(files, vec![PathBuf::from("a.log"), PathBuf::from("b.log")]);
-        write_lines(&mut writer, 2, 300).unwrap();
-        assert!(writer.thread.is_none() && writer.full.is_none(), "no thread was started");
-        for disk in disks {
-            let disk = disk.lock().unwrap();
-            assert_eq!(disk.syncs, 1);
-            assert_eq!(clocks(&disk.bytes), (1..=300).collect::<Vec<_>>());
-        }
-    }
 }
