@@ -33,8 +33,13 @@ fn no_runtime_builds_a_record_itself() {
     for dir in dirs {
         for file in sources(&root.join(dir)) {
             let text = std::fs::read_to_string(&file).unwrap();
-            // Unit tests may build records to feed a reader or a sink.
-            let code = text.split("#[cfg(test)]").next().unwrap();
+            // Unit tests may build records to feed a reader or a sink: a
+            // module after `#[cfg(test)]`, or a file that is one (`#![cfg(test)]`).
+            let code = if text.lines().any(|line| line.trim() == "#![cfg(test)]") {
+                ""
+            } else {
+                text.split("#[cfg(test)]").next().unwrap()
+            };
             for (idx, line) in code.lines().enumerate() {
                 if built.is_match(line) {
                     offenders.push(format!("{}:{}: {}", file.display(), idx + 1, line.trim()));

@@ -41,9 +41,7 @@ impl Sink for CountingSink {
 
 mod writer;
 
-#[cfg(test)]
 mod test_disk;
-#[cfg(test)]
 mod tests;
 
 use writer::{FILE_BUFFER_BYTES, FileWriter, LogFile, with_path};

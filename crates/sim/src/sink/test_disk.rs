@@ -1,5 +1,6 @@
 //! A log file in memory for the tests, on a disk that fills and whose
 //! write-back may fail.
+#![cfg(test)]
 
 use std::io;
 use std::sync::{Arc, Mutex};

@@ -1,6 +1,7 @@
 //! The log files' buffers and writer threads, on test disks: whole lines
 //! whatever fails, the error naming the file, every other file written as
 //! far as it goes, and the same bytes as a writer of one line at a time.
+#![cfg(test)]
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
