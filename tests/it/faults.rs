@@ -268,7 +268,8 @@ fn twenty_runs_interrupted_at_random_moments_end_cleanly() {
                 interrupted += 1;
                 continue;
             }
-            match assert_interrupted_cleanly(&run_dir, 3, &what) {
+            // A failed check shows what the machines said too.
+            match assert_interrupted_cleanly(&run_dir, 3, &format!("{what}; stderr:\n{stderr}")) {
                 RunStatus::Interrupted => {
                     assert_eq!(code, Some(130), "{what}: {stderr}");
                     interrupted += 1;

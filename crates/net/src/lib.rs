@@ -99,6 +99,7 @@ mod peers;
 mod receive;
 mod send;
 mod stop;
+mod tests;
 mod ticking;
 
 use std::net::SocketAddr;

@@ -334,6 +334,25 @@ impl Outbox {
         self.wake_up();
     }
 
+    /// Whether `peer` no longer reads what this machine sends: declared
+    /// gone, never connected, or its end of the connection closed (its
+    /// process ended, or it gave the connection up). A peer that only
+    /// stopped sending still reads to the end of this machine's stream.
+    pub(crate) fn peer_closed(&self, peer: MachineId) -> bool {
+        let lanes = lock(&self.lanes);
+        let Some(out) = lanes.peers.iter().find(|out| out.peer == peer) else { return true };
+        if out.gone() {
+            return true;
+        }
+        // The peer never writes on this connection after its hello: the end
+        // of the stream (or a reset) is all a look without waiting can find.
+        match out.stream.peek(&mut [0; 1]) {
+            Ok(0) => true,
+            Ok(_) => false,
+            Err(error) => !matches!(error.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted),
+        }
+    }
+
     /// By peer, the frames that were never written whole so far.
     pub(crate) fn unsent(&self) -> BTreeMap<MachineId, u64> {
         self.peers

@@ -3,7 +3,7 @@
 //! then the end (stop sending, read every peer to the end of its stream, log
 //! what is left, then `Stopped`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -112,6 +112,13 @@ struct Ticking<'a> {
     /// Per peer, its connections to us whose stream has not ended yet (a
     /// restarted peer's new one may come before its old one is seen to end).
     open: BTreeMap<MachineId, u32>,
+    /// Peers whose stream to this machine ended cleanly before the end of
+    /// ticking, while their end of this machine's connection was still open:
+    /// they stopped ticking (a stop instant that reached them first, a full
+    /// disk) and still read what this machine sends, so they are not gone.
+    /// Each is looked at again at every look, and once more when ticking
+    /// ends: whose end of the connection closes meanwhile is gone.
+    quiet: BTreeSet<MachineId>,
     /// When ticking ends (moved earlier by a stop request for an instant).
     deadline: Instant,
     inbound: Receiver<Inbound>,
@@ -145,7 +152,9 @@ impl Ticking<'_> {
 
     /// Takes one event from the acceptor (or its own reads). `ticking` is false once the
     /// machine has stopped ticking: a peer ending its stream then is the
-    /// expected end, not a disconnection.
+    /// expected end, not a disconnection. While ticking, a stream that ends
+    /// cleanly before the deadline is a disconnection only once the peer no
+    /// longer reads this machine's connection (see `quiet`).
     fn absorb(&mut self, event: Inbound, ticking: bool) {
         match event {
             Inbound::Message { from, stamp } => {
@@ -171,11 +180,16 @@ impl Ticking<'_> {
                     self.open.remove(&from);
                 }
                 let early_end = Instant::now() + self.config.end_grace < self.deadline;
-                if ticking && !still_open && (early_end || error.is_some()) {
+                if ticking && !still_open {
                     if let Some(error) = error {
                         crate::note!("machine {}: connection from machine {from} failed: {error}", self.config.id());
+                        self.disconnect(from);
+                    } else if early_end {
+                        // Sending stopped early; whether it still reads
+                        // decides whether it is gone.
+                        self.quiet.insert(from);
+                        self.look_at_quiet();
                     }
-                    self.disconnect(from);
                 }
             }
             // A restarted peer's new connection: its stream is read to its end too.
@@ -193,6 +207,7 @@ impl Ticking<'_> {
 
     /// The connection to `peer` is gone: `Disconnected`, if the timeline had it.
     fn disconnect(&mut self, peer: MachineId) {
+        self.quiet.remove(&peer);
         let (timeline, mut effects) = self.effects();
         if timeline.disconnected(now_us(), peer, &mut effects).unwrap_or(true)
             && !self.summary.disconnected.contains(&peer)
@@ -212,7 +227,20 @@ impl Ticking<'_> {
         self.read_connections(Duration::ZERO, ticking);
         self.note_gone_peers();
         if ticking {
+            self.look_at_quiet();
             self.hear_news();
+        }
+    }
+
+    /// Disconnects every quiet peer whose end of this machine's connection
+    /// has closed: it reads no more.
+    fn look_at_quiet(&mut self) {
+        if self.quiet.is_empty() {
+            return;
+        }
+        let closed: Vec<MachineId> = self.quiet.iter().copied().filter(|&peer| self.outbox.peer_closed(peer)).collect();
+        for peer in closed {
+            self.disconnect(peer);
         }
     }
 
@@ -379,6 +407,7 @@ impl Connected {
             logs,
             summary: RunSummary { stopped_early: false, ..RunSummary::not_started() },
             open: peers.iter().map(|&peer| (peer, 1)).collect(),
+            quiet: BTreeSet::new(),
             deadline: full_deadline,
             inbound,
             receivers,
@@ -411,6 +440,10 @@ impl Connected {
             return Ok(summary);
         }
 
+        // A quiet peer that still reads now reads to the end of our stream
+        // (it waits for it), so it is looked at before that stream ends.
+        state.look_at_quiet();
+        state.quiet.clear();
         // The end: the outbox writes what is due within the drain and ends
         // every stream, so peers see the end after our last message, and we
         // read theirs to its end, so nothing on the wire is lost.
