@@ -77,7 +77,8 @@ pub struct NodeConfig {
     pub connect_timeout: Duration,
     /// A peer whose connection ends cleanly less than this before the
     /// deadline stopped on schedule, not early: it is not logged as
-    /// `Disconnected` (nor is one that ends earlier but still reads). Zero when a start barrier gives every machine the same
+    /// `Disconnected` (nor is one that ends earlier but still reads what
+    /// this machine sends). Zero when a start barrier gives every machine the same
     /// deadline; machines started by hand agree on their start instant, but
     /// their clocks may differ a little if they run on different computers.
     pub end_grace: Duration,

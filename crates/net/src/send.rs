@@ -336,8 +336,9 @@ impl Outbox {
 
     /// Whether `peer` no longer reads what this machine sends: declared
     /// gone, never connected, or its end of the connection closed (its
-    /// process ended, or it gave the connection up). A peer that only
-    /// stopped sending still reads to the end of this machine's stream.
+    /// process ended, or it stopped reading this connection and closed it).
+    /// A peer that only stopped sending still reads to the end of this
+    /// machine's stream.
     pub(crate) fn peer_closed(&self, peer: MachineId) -> bool {
         let lanes = lock(&self.lanes);
         let Some(out) = lanes.peers.iter().find(|out| out.peer == peer) else { return true };

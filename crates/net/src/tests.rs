@@ -89,7 +89,10 @@ fn a_peer_that_stops_first_still_gets_what_is_sent_to_it() {
     // The case is the one meant: machine 2 ticked well past the stop.
     let late_ticks = two.iter().filter(|r| matches!(r.event, Event::Sent { .. }) && r.time_us > stop_us).count();
     assert!(late_ticks >= 10, "machine 2 sent {late_ticks} times after the stop instant");
-    assert!(one.iter().all(|r| !matches!(r.event, Event::Sent { .. }) || r.time_us <= stop_us));
+    // Machine 1 ran exactly the ticks due before the stop (late ones on a
+    // busy computer included).
+    let rate = clocklab_model::seed::start_machine(fast_seeds()[0], 200).1;
+    assert_eq!(a.ticks, clocklab_model::schedule::n_ticks(rate, 700_000), "machine 1 at rate {rate}");
     for (summary, log) in [(&a, &one), (&b, &two)] {
         assert!(summary.disconnected.is_empty(), "{summary:?}");
         assert!(summary.unsent.is_empty(), "{summary:?}");

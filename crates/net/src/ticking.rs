@@ -134,6 +134,8 @@ struct Ticking<'a> {
     reconnects: Reconnects,
     /// The run's start, as an instant.
     start: Instant,
+    /// When it looks next whether a quiet peer still reads.
+    next_quiet_look: Instant,
 }
 
 impl Ticking<'_> {
@@ -188,6 +190,7 @@ impl Ticking<'_> {
                         // Sending stopped early; whether it still reads
                         // decides whether it is gone.
                         self.quiet.insert(from);
+                        self.next_quiet_look = Instant::now();
                         self.look_at_quiet();
                     }
                 }
@@ -233,11 +236,15 @@ impl Ticking<'_> {
     }
 
     /// Disconnects every quiet peer whose end of this machine's connection
-    /// has closed: it reads no more.
+    /// has closed: it reads no more. Looked at once an interval at most (it
+    /// costs the outbox's lock and a system call per quiet peer), and when
+    /// ticking ends.
     fn look_at_quiet(&mut self) {
-        if self.quiet.is_empty() {
+        let now = Instant::now();
+        if self.quiet.is_empty() || now < self.next_quiet_look {
             return;
         }
+        self.next_quiet_look = now + ABSORB_INTERVAL;
         let closed: Vec<MachineId> = self.quiet.iter().copied().filter(|&peer| self.outbox.peer_closed(peer)).collect();
         for peer in closed {
             self.disconnect(peer);
@@ -416,6 +423,7 @@ impl Connected {
             news,
             reconnects: Reconnects::new(),
             start,
+            next_quiet_look: Instant::now(),
         };
         for event in early {
             state.absorb(event, true);
@@ -442,6 +450,7 @@ impl Connected {
 
         // A quiet peer that still reads now reads to the end of our stream
         // (it waits for it), so it is looked at before that stream ends.
+        state.next_quiet_look = Instant::now();
         state.look_at_quiet();
         state.quiet.clear();
         // The end: the outbox writes what is due within the drain and ends
