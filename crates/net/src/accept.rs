@@ -29,6 +29,8 @@ use std::time::{Duration, Instant};
 use clocklab_model::wire::{self, FrameCodec, FrameDecoder, HELLO_HEADER_LEN, HELLO_LEN, Hello, READY_LEN};
 use clocklab_model::{MachineId, Stamp};
 use crossbeam_channel::Sender;
+
+use crate::stop::Doorbell;
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
 
 pub use crate::receive::Handover;
@@ -106,12 +108,16 @@ pub(crate) struct AcceptContext {
     pub(crate) refused_connections: AtomicUsize,
     /// Of those, the ones evicted because newer connections came.
     pub(crate) refused_busy: AtomicUsize,
+    /// The processing thread's doorbell, rung with every event the acceptor
+    /// sends it (and by the outbox and the connections to restarted peers).
+    pub(crate) doorbell: Doorbell,
 }
 
 impl AcceptContext {
     /// A context for this machine's `hello`.
-    pub(crate) fn new(hello: Hello, codec: FrameCodec, hello_timeout: Duration) -> AcceptContext {
+    pub(crate) fn new(hello: Hello, codec: FrameCodec, hello_timeout: Duration, doorbell: Doorbell) -> AcceptContext {
         AcceptContext {
+            doorbell,
             slots: hello_slots(hello.n_machines),
             hello,
             codec,
@@ -165,13 +171,28 @@ struct Acceptor {
     listener: TcpListener,
     epoll: Epoll,
     context: Arc<AcceptContext>,
-    inbound: Sender<Inbound>,
+    inbound: Teller,
     /// By ticket, the connections not handed over yet.
     connections: BTreeMap<u64, Accepted>,
     /// The tickets of those waiting for their hello, oldest first.
     waiting: VecDeque<u64>,
     next_ticket: u64,
     buffer: Box<[u8]>,
+}
+
+/// The acceptor's channel to the processing thread: each event rings the
+/// doorbell, so that a machine between two far ticks takes it at once.
+struct Teller {
+    inbound: Sender<Inbound>,
+    doorbell: Doorbell,
+}
+
+impl Teller {
+    fn send(&self, event: Inbound) {
+        // The processing thread goes only with the process.
+        let _ = self.inbound.send(event);
+        self.doorbell.ring();
+    }
 }
 
 /// Accepts connections for the life of the process, on one thread that
@@ -181,6 +202,7 @@ pub(crate) fn spawn_acceptor(
     context: Arc<AcceptContext>,
     inbound: Sender<Inbound>,
 ) -> io::Result<()> {
+    let inbound = Teller { inbound, doorbell: context.doorbell.clone() };
     let id = context.hello.machine;
     listener.set_nonblocking(true)?;
     let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)?;
@@ -321,7 +343,7 @@ impl Acceptor {
                     Some(from) => {
                         let decoder = FrameDecoder::new(self.context.codec);
                         accepted.phase = Phase::Ready { from, ready: [0; READY_LEN], filled: 0, decoder };
-                        let _ = self.inbound.send(Inbound::Joined { from });
+                        self.inbound.send(Inbound::Joined { from });
                         Step::Wait
                     }
                 }),
@@ -348,7 +370,7 @@ impl Acceptor {
                 self.close(ticket);
                 // A restarted peer (a new process after a crash) may connect again.
                 self.context.joined.lock().expect("the joined set is never poisoned").remove(&from);
-                let _ = self.inbound.send(Inbound::Closed { from, error });
+                self.inbound.send(Inbound::Closed { from, error });
             }
             Step::HandedOver => {
                 if let Some(accepted) = self.connections.remove(&ticket) {
@@ -358,7 +380,7 @@ impl Acceptor {
                     };
                     // From now on the processing thread reads the connection
                     // itself, when it looks (see `receive`).
-                    let _ = self.inbound.send(Inbound::Stream(Handover { from, stream: accepted.stream, decoder }));
+                    self.inbound.send(Inbound::Stream(Handover { from, stream: accepted.stream, decoder }));
                 }
             }
         }
@@ -408,7 +430,7 @@ fn ready_step(
     ready_len: &mut usize,
     decoder: &mut FrameDecoder,
     buffer: &mut [u8],
-    inbound: &Sender<Inbound>,
+    inbound: &Teller,
 ) -> Step {
     loop {
         match stream.read(buffer) {
@@ -428,11 +450,9 @@ fn ready_step(
                 *ready_len += take;
                 bytes = &bytes[take..];
                 if take > 0 && *ready_len == READY_LEN {
-                    let _ = inbound.send(Inbound::Ready { from, at_us: wire::decode_ready(*ready) });
+                    inbound.send(Inbound::Ready { from, at_us: wire::decode_ready(*ready) });
                 }
-                decoder.feed(bytes, |stamp| {
-                    let _ = inbound.send(Inbound::Message { from, stamp });
-                });
+                decoder.feed(bytes, |stamp| inbound.send(Inbound::Message { from, stamp }));
                 if *ready_len == READY_LEN {
                     return Step::HandedOver;
                 }

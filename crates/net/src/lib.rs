@@ -14,8 +14,9 @@
 //!   connection's hello, reads its ready message, and hands it to the
 //!   processing thread, pushing [`Inbound`] events into one bounded channel.
 //! - `receive`: the processing thread's own reads of its peers'
-//!   connections, through one epoll set, when it wakes to tick (and every
-//!   `ABSORB_INTERVAL`): no thread wakes for a message.
+//!   connections, through one epoll set, when it wakes to tick (and when
+//!   bytes arrive, at most every `ABSORB_INTERVAL`): no other thread wakes
+//!   for a message.
 //! - `link`: one short-lived thread that connects to every peer at once
 //!   (non-blocking connects and hellos, one `poll`, each peer retried
 //!   until the connect timeout) and hands each connection over.
@@ -126,8 +127,9 @@ pub struct Resources {
     pub threads: u64,
     /// File descriptors (`ulimit -n`): a connection each way per peer (and,
     /// while the outbox waits for full sockets, a second handle on each), the
-    /// listener, the outbox's wake-up pair, the epoll set, the log files and
-    /// the standard streams, with room to spare.
+    /// listener, the outbox's wake-up pair, the epoll sets, the stop bell and
+    /// the doorbell, the log files and the standard streams, with room to
+    /// spare.
     pub files: u64,
 }
 

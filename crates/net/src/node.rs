@@ -20,7 +20,7 @@ use crate::link::{Connector, LinkConfig, LinkEvent};
 use crate::logs::Logs;
 use crate::peers::{PeerNews, Reconnects, RestartSpec};
 use crate::send::{Outbox, SEND_STALL_MIN};
-use crate::stop::{StopReceiver, StopSender, stop_channel};
+use crate::stop::{Doorbell, StopReceiver, StopSender, stop_channel};
 use crate::ticking::NetEffects;
 use crate::{MissingPeer, NetError};
 
@@ -34,9 +34,11 @@ use crate::{MissingPeer, NetError};
 /// each machine process megabytes of page faults at start-up.
 const INBOUND_CAPACITY: usize = 1 << 12;
 
-/// How often a machine waiting for its next tick moves what has arrived into
-/// its queue, so that the channel from the readers does not fill (and hold up
-/// its peers) while a slow machine waits a second between ticks.
+/// The least time between two looks at what has arrived while a machine
+/// waits for its next tick: bytes that arrive wake it at once, but at most
+/// this often, so that a slow machine keeps its queue in the order messages
+/// came without a wake-up per message (and without waking at all while
+/// nothing comes).
 pub(crate) const ABSORB_INTERVAL: Duration = Duration::from_millis(50);
 
 /// How many messages a machine's queue holds before it refuses (and counts)
@@ -289,8 +291,10 @@ fn listen(
     let address = listener.local_addr().map_err(|source| NetError::Bind { address: config.listen, source })?;
     let (sender, inbound) = crossbeam_channel::bounded(INBOUND_CAPACITY);
     let codec = FrameCodec::new(config.machine.clocks, config.machine.n_machines);
-    let context =
-        Arc::new(AcceptContext::new(config.hello(), codec, accept::HELLO_TIMEOUT.min(config.connect_timeout)));
+    // Without a file descriptor for it, the machine cannot listen either.
+    let doorbell = Doorbell::new().map_err(|source| NetError::Bind { address: config.listen, source })?;
+    let timeout = accept::HELLO_TIMEOUT.min(config.connect_timeout);
+    let context = Arc::new(AcceptContext::new(config.hello(), codec, timeout, doorbell));
     accept::spawn_acceptor(listener, Arc::clone(&context), sender)
         .map_err(|source| NetError::Thread { what: "accepting connections".into(), source })?;
     Ok((address, inbound, context))
@@ -412,7 +416,8 @@ impl Bound {
                 self.logs.check()?;
                 let peer_ids = self.config.peer_ids();
                 let streams = std::mem::take(&mut joining.up);
-                let outbox = Outbox::start(id, &peer_ids, streams, self.config.stall_limit())?;
+                let doorbell = &self.context.doorbell;
+                let outbox = Outbox::start(id, &peer_ids, streams, self.config.stall_limit(), doorbell)?;
                 let ready_us = now_us();
                 joining.ready_us.insert(id, ready_us);
                 outbox.send_ready(ready_us);
@@ -520,7 +525,8 @@ impl Bound {
         news: &Receiver<PeerNews>,
     ) -> Result<Connected, NetError> {
         let id = self.config.id();
-        let outbox = match Outbox::start(id, &self.config.peer_ids(), BTreeMap::new(), self.config.stall_limit()) {
+        let (peer_ids, stall_limit) = (self.config.peer_ids(), self.config.stall_limit());
+        let outbox = match Outbox::start(id, &peer_ids, BTreeMap::new(), stall_limit, &self.context.doorbell) {
             Ok(outbox) => outbox,
             Err(error) => {
                 let _ = self.abandon();

@@ -1,6 +1,7 @@
 //! The receiving side of a ticking machine: the connections its peers send
-//! on, read by the processing thread itself when it looks (at every tick and
-//! every [`crate::node::ABSORB_INTERVAL`]), through one epoll set.
+//! on, read by the processing thread itself when it looks (at every tick, and
+//! when bytes arrive between ticks, at most every
+//! [`crate::node::ABSORB_INTERVAL`]), through one epoll set.
 //!
 //! A reader thread per connection woke once per arriving message, and each
 //! wake-up was a context switch and two system calls; the processing thread
@@ -145,6 +146,13 @@ impl Receivers {
                 events.push(Inbound::Closed { from, error });
             }
         }
+    }
+
+    /// The epoll set, to wait for bytes together with other things; `None`
+    /// when there is no connection to read.
+    pub(crate) fn ready_fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        use std::os::fd::AsFd;
+        self.connections.iter().any(Option::is_some).then(|| self.epoll.0.as_fd())
     }
 
     /// A closed connection's peer may connect again (a restarted peer).

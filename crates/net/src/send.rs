@@ -44,6 +44,7 @@ use nix::poll::{PollFd, PollFlags, PollTimeout};
 
 use crate::NetError;
 use crate::accept::THREAD_STACK_BYTES;
+use crate::stop::Doorbell;
 
 /// The most frames the outbox holds for one peer. A peer that reads keeps its
 /// queue near empty; a full queue means the peer has stopped reading long
@@ -108,6 +109,8 @@ struct PeerShared {
     /// How many times any peer was declared gone: shared by every peer, so
     /// that the processing thread sees at one glance that nothing changed.
     goings: Arc<AtomicU64>,
+    /// The processing thread's doorbell: rung when the peer is declared gone.
+    doorbell: Option<Doorbell>,
 }
 
 /// The processing thread's handle on the outbox.
@@ -137,12 +140,13 @@ impl Outbox {
     /// peers; a peer that takes nothing for `stall_limit` is declared gone.
     /// `peers` are every peer of the run; `streams` the connections up now
     /// (a restarted machine starts with none, and gets each as it comes up,
-    /// [`Outbox::reconnect`]).
+    /// [`Outbox::reconnect`]). A peer declared gone rings `doorbell`.
     pub(crate) fn start(
         machine: MachineId,
         peers: &[MachineId],
         streams: BTreeMap<MachineId, TcpStream>,
         stall_limit: Duration,
+        doorbell: &Doorbell,
     ) -> Result<Outbox, NetError> {
         let socket = |source| NetError::Thread { what: "sending (its connections)".into(), source };
         let (wake, woken) = UnixStream::pair().map_err(socket)?;
@@ -151,7 +155,10 @@ impl Outbox {
         woken.set_nonblocking(true).map_err(socket)?;
         let shared: BTreeMap<MachineId, Arc<PeerShared>> = peers
             .iter()
-            .map(|&peer| (peer, Arc::new(PeerShared { goings: Arc::clone(&goings), ..PeerShared::default() })))
+            .map(|&peer| {
+                let doorbell = Some(doorbell.clone());
+                (peer, Arc::new(PeerShared { goings: Arc::clone(&goings), doorbell, ..PeerShared::default() }))
+            })
             .collect();
         let mut outs = Vec::new();
         for (peer, stream) in streams {
@@ -509,6 +516,9 @@ impl PeerOut {
         self.shared.gone.store(true, Ordering::SeqCst);
         // Counted last: whoever sees the count sees the peer gone.
         self.shared.goings.fetch_add(1, Ordering::SeqCst);
+        if let Some(doorbell) = &self.shared.doorbell {
+            doorbell.ring();
+        }
     }
 }
 

@@ -1,12 +1,17 @@
 //! Stop requests: a channel whose receiving end a waiting machine can sleep
-//! on together with its next tick.
+//! on together with its next tick; and the machine's doorbell, rung by what
+//! else needs it awake.
 //!
 //! Every request sent rings a bell (an `eventfd`), and so does the last
 //! sender going away, so a machine that waits for its next tick sleeps in
 //! one `ppoll` on the bell with the tick's instant as the timeout: it wakes
-//! for its tick or for a stop request, never to look for one.
+//! for its tick or for a stop request, never to look for one. The same
+//! `ppoll` watches the [`Doorbell`] (rung by the acceptor, the outbox, the
+//! connections to restarted peers, and news of the peers) and, when the
+//! machine asks, its peers' connections: a machine whose next tick is far
+//! wakes when something comes, not to look whether it did.
 
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -50,6 +55,33 @@ impl StopSender {
         self.bell.ring();
         Ok(())
     }
+
+    /// Wakes the machine without a request, to hear what was sent to it on
+    /// another channel (news of its peers, [`crate::PeerNews`]): a machine
+    /// between two far ticks looks at it only when woken.
+    pub fn ring(&self) {
+        self.bell.ring();
+    }
+}
+
+/// A machine's doorbell: rung by whatever has something for the machine's
+/// processing thread outside its connections' bytes (an event of the
+/// acceptor, a peer the outbox declared gone, a connection to a restarted
+/// peer made), which then wakes from its wait for the next tick.
+#[derive(Clone, Debug)]
+pub(crate) struct Doorbell(Arc<EventFd>);
+
+impl Doorbell {
+    /// A new doorbell; an error if the system has no file descriptor left.
+    pub(crate) fn new() -> std::io::Result<Doorbell> {
+        Ok(Doorbell(Arc::new(EventFd::from_flags(EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_NONBLOCK)?)))
+    }
+
+    /// Rings it: the waiting machine wakes (once for any number of rings).
+    pub(crate) fn ring(&self) {
+        // A full counter (2^64 - 2 rings) still wakes the waiter.
+        let _ = self.0.write(1);
+    }
 }
 
 /// The receiving end of a stop channel (see [`stop_channel`]).
@@ -81,6 +113,9 @@ pub(crate) enum Wake {
     Stop,
     /// A request to stop at this instant came.
     StopAt(Instant),
+    /// The doorbell rang, the stop channel's bell rang without a request,
+    /// or the connections watched have bytes.
+    Attention,
 }
 
 impl StopReceiver {
@@ -99,17 +134,23 @@ impl StopReceiver {
         self.requests.is_empty()
     }
 
-    /// Sleeps until `due`, unless a stop request comes first. This is the
-    /// one place where the decision to stop early is taken:
-    /// [`StopRequest::Now`], or every sender gone, means stop now;
+    /// Sleeps until `due`, unless a stop request comes first, or (when
+    /// given) `doorbell` rings or `connections` (an epoll set) has bytes to
+    /// read. This is the one place where the decision to stop early is
+    /// taken: [`StopRequest::Now`], or every sender gone, means stop now;
     /// [`StopRequest::At`] names the instant.
     ///
-    /// It sleeps in `ppoll` on the bell, rather than waiting on the channel
+    /// It sleeps in `ppoll` on the bells, rather than waiting on the channel
     /// with a deadline (a timed receive spins and yields the processor
     /// several times before it parks, and at a thousand ticks a second that
     /// cost more than the tick itself) or sleeping in short slices to look
     /// for a request (a wake-up each, for nothing).
-    pub(crate) fn wait_until(&self, due: Instant) -> Wake {
+    pub(crate) fn wait_until(
+        &self,
+        due: Instant,
+        doorbell: Option<&Doorbell>,
+        connections: Option<BorrowedFd<'_>>,
+    ) -> Wake {
         loop {
             match self.requests.try_recv() {
                 Ok(StopRequest::Now) | Err(TryRecvError::Disconnected) => return Wake::Stop,
@@ -121,12 +162,34 @@ impl StopReceiver {
                 return Wake::Due;
             }
             let timeout = TimeSpec::from_duration(due.saturating_duration_since(now).min(Duration::from_secs(1 << 30)));
-            let mut bell = [PollFd::new(self.bell.as_fd(), PollFlags::POLLIN)];
-            match ppoll(&mut bell, Some(timeout), None) {
-                // Quieted before the channel is looked at: a request sent
-                // after this rings again, one sent before is in the channel.
-                Ok(rung) if rung > 0 => {
-                    let _ = self.bell.read();
+            let mut fds = Vec::with_capacity(3);
+            fds.push(PollFd::new(self.bell.as_fd(), PollFlags::POLLIN));
+            if let Some(doorbell) = doorbell {
+                fds.push(PollFd::new(doorbell.0.as_fd(), PollFlags::POLLIN));
+            }
+            if let Some(connections) = connections {
+                fds.push(PollFd::new(connections, PollFlags::POLLIN));
+            }
+            match ppoll(&mut fds, Some(timeout), None) {
+                Ok(ready) if ready > 0 => {
+                    let rang = |fd: &PollFd<'_>| fd.revents().is_some_and(|r| r.intersects(PollFlags::POLLIN));
+                    let stop_bell = rang(&fds[0]);
+                    let doorbell_rang = doorbell.is_some() && rang(&fds[1]);
+                    drop(fds);
+                    // Quieted before the channel is looked at: a request
+                    // sent after this rings again, one sent before is in
+                    // the channel.
+                    if stop_bell {
+                        let _ = self.bell.read();
+                    }
+                    if let (true, Some(doorbell)) = (doorbell_rang, doorbell) {
+                        let _ = doorbell.0.read();
+                    }
+                    return match self.requests.try_recv() {
+                        Ok(StopRequest::Now) | Err(TryRecvError::Disconnected) => Wake::Stop,
+                        Ok(StopRequest::At(time_us)) => Wake::StopAt(instant_of(time_us)),
+                        Err(TryRecvError::Empty) => Wake::Attention,
+                    };
                 }
                 Ok(_) | Err(nix::errno::Errno::EINTR) => {}
                 // Never seen; a short sleep keeps it from spinning.
@@ -147,7 +210,7 @@ mod tests {
             std::thread::sleep(Duration::from_millis(50));
             act();
         });
-        let woke = stop.wait_until(far);
+        let woke = stop.wait_until(far, None, None);
         acting.join().unwrap();
         woke
     }
@@ -160,7 +223,7 @@ mod tests {
         assert!(matches!(woke, Wake::StopAt(_)), "{woke:?}");
         // The bell is quiet again, so the next wait sleeps instead of spinning.
         assert_eq!(stop.bell.read(), Err(nix::errno::Errno::EAGAIN));
-        assert_eq!(stop.wait_until(Instant::now() + Duration::from_millis(20)), Wake::Due);
+        assert_eq!(stop.wait_until(Instant::now() + Duration::from_millis(20), None, None), Wake::Due);
         let woke = wait_while(&stop, move || keep.send(StopRequest::Now).unwrap());
         assert_eq!(woke, Wake::Stop);
     }

@@ -20,7 +20,7 @@ use crate::node::{ABSORB_INTERVAL, Bound, Connected, NodeConfig, RunSummary, che
 use crate::peers::{PeerNews, Reconnects};
 use crate::receive::Receivers;
 use crate::send::Outbox;
-use crate::stop::{StopReceiver, Wake};
+use crate::stop::{Doorbell, StopReceiver, Wake};
 
 /// How long the end waits for the peers' connections at a time before it
 /// looks at the channel from the acceptor again.
@@ -134,6 +134,11 @@ struct Ticking<'a> {
     reconnects: Reconnects,
     /// The run's start, as an instant.
     start: Instant,
+    /// Rung by the acceptor, the outbox and the connections to restarted
+    /// peers when they have something for this thread.
+    doorbell: Doorbell,
+    /// When this thread last looked at what arrived.
+    last_look: Instant,
     /// When it looks next whether a quiet peer still reads.
     next_quiet_look: Instant,
 }
@@ -223,6 +228,7 @@ impl Ticking<'_> {
     /// what is there now, so that a peer flooding the channel cannot keep
     /// this thread from its schedule. Then hears of peers gone and restarted.
     fn absorb_arrived(&mut self, ticking: bool) {
+        self.last_look = Instant::now();
         for _ in 0..self.inbound.len() {
             let Ok(event) = self.inbound.try_recv() else { break };
             self.absorb(event, ticking);
@@ -314,16 +320,26 @@ impl Ticking<'_> {
         }
     }
 
-    /// Waits until `due`, moving what arrives into the queue every
-    /// [`ABSORB_INTERVAL`]; a stop request for an instant moves the end of
-    /// ticking.
+    /// Waits until `due`, moving what arrives into the queue as it comes,
+    /// but looking at most once every [`ABSORB_INTERVAL`] (a message costs
+    /// no wake-up of its own while messages stream in); what the doorbell
+    /// brings is taken at once. A quiet peer, or a connection to a restarted
+    /// peer being made, is looked at every interval, since nothing rings for
+    /// them. A stop request for an instant moves the end of ticking.
     fn wait(&mut self, due: Instant, stop: &StopReceiver) -> Waited {
         loop {
             let until = due.min(self.deadline);
-            let slice_end = until.min(Instant::now() + ABSORB_INTERVAL);
-            match stop.wait_until(slice_end) {
+            let now = Instant::now();
+            let next_look = self.last_look + ABSORB_INTERVAL;
+            let on_a_clock = !self.quiet.is_empty() || !self.reconnects.is_idle();
+            let watch = !on_a_clock && now >= next_look;
+            let slice_end = if watch { until } else { until.min(next_look.max(now)) };
+            let connections = if watch { self.receivers.ready_fd() } else { None };
+            match stop.wait_until(slice_end, Some(&self.doorbell), connections) {
                 Wake::Due if slice_end >= until => return if until < due { Waited::Moved } else { Waited::Due },
-                Wake::Due => self.absorb_arrived(true),
+                // The interval is over: from now on bytes wake it.
+                Wake::Due if !on_a_clock => {}
+                Wake::Due | Wake::Attention => self.absorb_arrived(true),
                 Wake::Stop => return Waited::Stop,
                 Wake::StopAt(at) => {
                     if at < self.deadline {
@@ -385,7 +401,11 @@ impl Connected {
     /// and are written off this thread; a peer that stops reading is
     /// declared gone (`Disconnected`), and what is sent to it is counted in
     /// [`RunSummary::unsent`]. `news` brings the peers that restart and go
-    /// down under the fault plan.
+    /// down under the fault plan; whoever sends on it rings `stop`'s bell
+    /// ([`crate::StopSender::ring`]), so that a machine between two far
+    /// ticks hears it at once. Between ticks the machine sleeps until its
+    /// next tick, a stop request, the doorbell of its own threads, or bytes
+    /// from its peers.
     ///
     /// A stop request ends ticking early: [`StopRequest::Now`] (or `stop`'s
     /// senders all gone) at once, [`StopRequest::At`] at that instant. The end
@@ -423,6 +443,8 @@ impl Connected {
             news,
             reconnects: Reconnects::new(),
             start,
+            doorbell: context.doorbell.clone(),
+            last_look: Instant::now(),
             next_quiet_look: Instant::now(),
         };
         for event in early {

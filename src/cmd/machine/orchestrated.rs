@@ -31,10 +31,12 @@ fn control_lines(stop: StopSender, news: Sender<PeerNews>) -> anyhow::Result<Rec
                     Ok(ToMachine::Rejoin { peer, address }) => {
                         // A machine that no longer ticks needs not hear it.
                         let _ = news.send(PeerNews::Rejoin { peer, address });
+                        stop.ring();
                         true
                     }
                     Ok(ToMachine::Down { peer }) => {
                         let _ = news.send(PeerNews::Down { peer });
+                        stop.ring();
                         true
                     }
                     Ok(control) => sender.send(Ok(control)).is_ok(),
