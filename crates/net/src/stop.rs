@@ -237,6 +237,38 @@ mod tests {
         assert_eq!(woke, Wake::Stop);
     }
 
+    #[test]
+    fn the_doorbell_a_ring_and_bytes_each_wake_a_wait_for_a_far_tick() {
+        use std::io::Write as _;
+        let (sender, stop) = stop_channel().unwrap();
+        let far = || Instant::now() + Duration::from_secs(60);
+        let soon = || Instant::now() + Duration::from_millis(20);
+        // The doorbell, rung from another thread.
+        let doorbell = Doorbell::new().unwrap();
+        let ringer = doorbell.clone();
+        let acting = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(50));
+            ringer.ring();
+        });
+        assert_eq!(stop.wait_until(far(), Some(&doorbell), None), Wake::Attention);
+        acting.join().unwrap();
+        // Quiet again: the next wait sleeps to its instant.
+        assert_eq!(stop.wait_until(soon(), Some(&doorbell), None), Wake::Due);
+        // The stop channel's bell rung with no request (news was sent).
+        sender.ring();
+        assert_eq!(stop.wait_until(far(), Some(&doorbell), None), Wake::Attention);
+        assert_eq!(stop.wait_until(soon(), Some(&doorbell), None), Wake::Due);
+        // Bytes to read on a connection watched; unwatched, they wake nothing.
+        let (mut peer, ours) = std::os::unix::net::UnixStream::pair().unwrap();
+        peer.write_all(b"x").unwrap();
+        assert_eq!(stop.wait_until(soon(), Some(&doorbell), None), Wake::Due);
+        assert_eq!(stop.wait_until(far(), Some(&doorbell), Some(ours.as_fd())), Wake::Attention);
+        // A request that comes with a ring is the request.
+        sender.send(StopRequest::Now).unwrap();
+        doorbell.ring();
+        assert_eq!(stop.wait_until(far(), Some(&doorbell), None), Wake::Stop);
+    }
+
     fn now_us_plus(us: i64) -> i64 {
         crate::now_us() + us
     }
