@@ -127,9 +127,9 @@ pub struct Resources {
     pub threads: u64,
     /// File descriptors (`ulimit -n`): a connection each way per peer (and,
     /// while the outbox waits for full sockets, a second handle on each), the
-    /// listener, the outbox's wake-up pair, the epoll sets, the stop bell and
-    /// the doorbell, the log files and the standard streams, with room to
-    /// spare.
+    /// listener, the outbox's wake-up pair, the epoll sets, the stop bell, its
+    /// timer and the doorbell, the log files and the standard streams, with
+    /// room to spare.
     pub files: u64,
 }
 

@@ -19,6 +19,7 @@ use crossbeam_channel::{Receiver, SendError, Sender, TryRecvError};
 use nix::poll::{PollFd, PollFlags, ppoll};
 use nix::sys::eventfd::{EfdFlags, EventFd};
 use nix::sys::time::TimeSpec;
+use nix::sys::timerfd::{ClockId, Expiration, TimerFd, TimerFlags, TimerSetTimeFlags};
 
 use crate::node::{StopRequest, instant_of};
 
@@ -89,6 +90,11 @@ impl Doorbell {
 pub struct StopReceiver {
     requests: Receiver<StopRequest>,
     bell: Arc<EventFd>,
+    /// The instant a wait ends, armed for each wait: `ppoll`'s own timeout
+    /// may end up to a thousandth of its length late (the kernel's slack
+    /// for it: a millisecond for a one-second tick period), a timer has
+    /// no such slack.
+    timer: TimerFd,
 }
 
 /// A channel of stop requests, for [`crate::Bound::connect`] and
@@ -97,11 +103,13 @@ pub struct StopReceiver {
 ///
 /// # Errors
 ///
-/// The system cannot make an `eventfd` (no file descriptor left).
+/// The system cannot make an `eventfd` or a timer (no file descriptor left).
 pub fn stop_channel() -> std::io::Result<(StopSender, StopReceiver)> {
     let bell = Arc::new(EventFd::from_flags(EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_NONBLOCK)?);
+    let timer = TimerFd::new(ClockId::CLOCK_MONOTONIC, TimerFlags::TFD_CLOEXEC | TimerFlags::TFD_NONBLOCK)?;
     let (requests, received) = crossbeam_channel::unbounded();
-    Ok((StopSender { requests, bell: Arc::new(Bell(Arc::clone(&bell))) }, StopReceiver { requests: received, bell }))
+    let receiver = StopReceiver { requests: received, bell, timer };
+    Ok((StopSender { requests, bell: Arc::new(Bell(Arc::clone(&receiver.bell))) }, receiver))
 }
 
 /// Why a wait ended.
@@ -161,8 +169,15 @@ impl StopReceiver {
             if now >= due {
                 return Wake::Due;
             }
-            let timeout = TimeSpec::from_duration(due.saturating_duration_since(now).min(Duration::from_secs(1 << 30)));
-            let mut fds = Vec::with_capacity(3);
+            let left = due.saturating_duration_since(now).min(Duration::from_secs(1 << 30));
+            let timeout = TimeSpec::from_duration(left);
+            // Armed afresh (which also clears a past expiry): the wait ends
+            // when it fires; if it cannot be armed, `ppoll`'s timeout ends it.
+            let timer = Some(&self.timer).filter(|timer| {
+                let once = Expiration::OneShot(TimeSpec::from_duration(left.max(Duration::from_nanos(1))));
+                timer.set(once, TimerSetTimeFlags::empty()).is_ok()
+            });
+            let mut fds = Vec::with_capacity(4);
             fds.push(PollFd::new(self.bell.as_fd(), PollFlags::POLLIN));
             if let Some(doorbell) = doorbell {
                 fds.push(PollFd::new(doorbell.0.as_fd(), PollFlags::POLLIN));
@@ -170,12 +185,22 @@ impl StopReceiver {
             if let Some(connections) = connections {
                 fds.push(PollFd::new(connections, PollFlags::POLLIN));
             }
-            match ppoll(&mut fds, Some(timeout), None) {
+            if let Some(timer) = timer {
+                fds.push(PollFd::new(timer.as_fd(), PollFlags::POLLIN));
+            }
+            // With the timer armed, `ppoll`'s own timeout is only a backstop.
+            let backstop = TimeSpec::from_duration(left + left / 10 + Duration::from_millis(1));
+            match ppoll(&mut fds, Some(if timer.is_some() { backstop } else { timeout }), None) {
                 Ok(ready) if ready > 0 => {
                     let rang = |fd: &PollFd<'_>| fd.revents().is_some_and(|r| r.intersects(PollFlags::POLLIN));
                     let stop_bell = rang(&fds[0]);
                     let doorbell_rang = doorbell.is_some() && rang(&fds[1]);
+                    let others = fds[1..fds.len() - usize::from(timer.is_some())].iter().any(rang);
                     drop(fds);
+                    if !stop_bell && !others {
+                        // The timer alone: the instant came.
+                        continue;
+                    }
                     // Quieted before the channel is looked at: a request
                     // sent after this rings again, one sent before is in
                     // the channel.
