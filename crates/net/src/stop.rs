@@ -23,6 +23,11 @@ use nix::sys::timerfd::{ClockId, Expiration, TimerFd, TimerFlags, TimerSetTimeFl
 
 use crate::node::{StopRequest, instant_of};
 
+/// The shortest wait that ends on the timer rather than on `ppoll`'s
+/// timeout: the kernel's slack for a timeout is a thousandth of it, but at
+/// least the thread's own (50 us), so below this the timer gains nothing.
+const TIMER_FROM: Duration = Duration::from_millis(50);
+
 /// The bell, rung by every request and by the last sender's going.
 #[derive(Debug)]
 struct Bell(Arc<EventFd>);
@@ -90,10 +95,10 @@ impl Doorbell {
 pub struct StopReceiver {
     requests: Receiver<StopRequest>,
     bell: Arc<EventFd>,
-    /// The instant a wait ends, armed for each wait: `ppoll`'s own timeout
-    /// may end up to a thousandth of its length late (the kernel's slack
-    /// for it: a millisecond for a one-second tick period), a timer has
-    /// no such slack.
+    /// The instant a long wait ends, armed for each such wait: `ppoll`'s own
+    /// timeout may end up to a thousandth of its length late (the kernel's
+    /// slack for it: a millisecond for a one-second tick period), a timer
+    /// has no such slack.
     timer: TimerFd,
 }
 
@@ -171,32 +176,33 @@ impl StopReceiver {
             }
             let left = due.saturating_duration_since(now).min(Duration::from_secs(1 << 30));
             let timeout = TimeSpec::from_duration(left);
-            // Armed afresh (which also clears a past expiry): the wait ends
-            // when it fires; if it cannot be armed, `ppoll`'s timeout ends it.
-            let timer = Some(&self.timer).filter(|timer| {
+            // For a long wait only (a shorter one's slack is the thread's
+            // own 50 us, and arming a timer for each of a thousand ticks a
+            // second costs more than it gives), armed afresh, which also
+            // clears a past expiry: the wait ends when it fires; if it
+            // cannot be armed, `ppoll`'s timeout ends it.
+            let timer = (left > TIMER_FROM).then_some(&self.timer).filter(|timer| {
                 let once = Expiration::OneShot(TimeSpec::from_duration(left.max(Duration::from_nanos(1))));
                 timer.set(once, TimerSetTimeFlags::empty()).is_ok()
             });
-            let mut fds = Vec::with_capacity(4);
-            fds.push(PollFd::new(self.bell.as_fd(), PollFlags::POLLIN));
-            if let Some(doorbell) = doorbell {
-                fds.push(PollFd::new(doorbell.0.as_fd(), PollFlags::POLLIN));
+            // The bell first, then those given (no allocation per wait).
+            let bell = PollFd::new(self.bell.as_fd(), PollFlags::POLLIN);
+            let mut all = [bell.clone(), bell.clone(), bell.clone(), bell];
+            let mut n = 1;
+            let others = [doorbell.map(|d| d.0.as_fd()), connections, timer.map(AsFd::as_fd)];
+            for fd in others.into_iter().flatten() {
+                all[n] = PollFd::new(fd, PollFlags::POLLIN);
+                n += 1;
             }
-            if let Some(connections) = connections {
-                fds.push(PollFd::new(connections, PollFlags::POLLIN));
-            }
-            if let Some(timer) = timer {
-                fds.push(PollFd::new(timer.as_fd(), PollFlags::POLLIN));
-            }
+            let fds = &mut all[..n];
             // With the timer armed, `ppoll`'s own timeout is only a backstop.
             let backstop = TimeSpec::from_duration(left + left / 10 + Duration::from_millis(1));
-            match ppoll(&mut fds, Some(if timer.is_some() { backstop } else { timeout }), None) {
+            match ppoll(fds, Some(if timer.is_some() { backstop } else { timeout }), None) {
                 Ok(ready) if ready > 0 => {
                     let rang = |fd: &PollFd<'_>| fd.revents().is_some_and(|r| r.intersects(PollFlags::POLLIN));
                     let stop_bell = rang(&fds[0]);
                     let doorbell_rang = doorbell.is_some() && rang(&fds[1]);
-                    let others = fds[1..fds.len() - usize::from(timer.is_some())].iter().any(rang);
-                    drop(fds);
+                    let others = fds[1..n - usize::from(timer.is_some())].iter().any(rang);
                     if !stop_bell && !others {
                         // The timer alone: the instant came.
                         continue;

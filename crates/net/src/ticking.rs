@@ -331,11 +331,15 @@ impl Ticking<'_> {
             let until = due.min(self.deadline);
             let now = Instant::now();
             let next_look = self.last_look + ABSORB_INTERVAL;
+            // A wait no longer than the interval ends with a look anyway: it
+            // watches the stop alone (what a thousand ticks a second do).
+            let short = until <= now + ABSORB_INTERVAL;
             let on_a_clock = !self.quiet.is_empty() || !self.reconnects.is_idle();
-            let watch = !on_a_clock && now >= next_look;
-            let slice_end = if watch { until } else { until.min(next_look.max(now)) };
+            let watch = !short && !on_a_clock && now >= next_look;
+            let slice_end = if watch || short { until } else { until.min(next_look.max(now)) };
             let connections = if watch { self.receivers.ready_fd() } else { None };
-            match stop.wait_until(slice_end, Some(&self.doorbell), connections) {
+            let doorbell = (!short).then_some(&self.doorbell);
+            match stop.wait_until(slice_end, doorbell, connections) {
                 Wake::Due if slice_end >= until => return if until < due { Waited::Moved } else { Waited::Due },
                 // The interval is over: from now on bytes wake it.
                 Wake::Due if !on_a_clock => {}
