@@ -4,6 +4,8 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use crate::util::code_outside_tests;
+
 /// The `clocklab-*` dependencies of each crate, from its `Cargo.toml`.
 fn dependencies_in_manifests(root: &Path) -> BTreeMap<String, Vec<String>> {
     let mut deps = BTreeMap::new();
@@ -57,9 +59,9 @@ fn the_runtimes_leave_when_to_the_timeline() {
     let when = regex::Regex::new(r"tick_offset_us|schedule::n_ticks|machine_faults|paused_at|is_down").unwrap();
     let mut offenders = Vec::new();
     for dir in ["crates/sim/src", "crates/net/src"] {
-        for entry in walk(&root.join(dir)) {
-            let text = std::fs::read_to_string(&entry).unwrap();
-            let code = text.split("#[cfg(test)]").next().unwrap();
+        let files = code_outside_tests(&root.join(dir));
+        assert!(files.len() >= 3, "the scan must see the runtime in {dir}");
+        for (entry, code) in files {
             for (idx, line) in code.lines().enumerate() {
                 if when.is_match(line) && !line.trim_start().starts_with("//") {
                     offenders.push(format!("{}:{}: {}", entry.display(), idx + 1, line.trim()));
@@ -68,17 +70,4 @@ fn the_runtimes_leave_when_to_the_timeline() {
         }
     }
     assert!(offenders.is_empty(), "a runtime decides when:\n{}", offenders.join("\n"));
-}
-
-fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut files = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            files.extend(walk(&path));
-        } else if path.extension().is_some_and(|e| e == "rs") {
-            files.push(path);
-        }
-    }
-    files
 }
