@@ -331,14 +331,15 @@ impl Ticking<'_> {
             let until = due.min(self.deadline);
             let now = Instant::now();
             let next_look = self.last_look + ABSORB_INTERVAL;
-            // A wait no longer than the interval ends with a look anyway: it
-            // watches the stop alone (what a thousand ticks a second do).
-            let short = until <= now + ABSORB_INTERVAL;
+            // Until the next look is due (and to a tick that comes first,
+            // which is that look: every wait of a thousand ticks a second)
+            // it watches the stop alone, as it always did; from then on, the
+            // doorbell and the connections too.
             let on_a_clock = !self.quiet.is_empty() || !self.reconnects.is_idle();
-            let watch = !short && !on_a_clock && now >= next_look;
-            let slice_end = if watch || short { until } else { until.min(next_look.max(now)) };
-            let connections = if watch { self.receivers.ready_fd() } else { None };
-            let doorbell = (!short).then_some(&self.doorbell);
+            let watch = !on_a_clock && now >= next_look && until > next_look;
+            let slice_end = if watch { until } else { until.min(next_look.max(now)) };
+            let (doorbell, connections) =
+                if watch { (Some(&self.doorbell), self.receivers.ready_fd()) } else { (None, None) };
             match stop.wait_until(slice_end, doorbell, connections) {
                 Wake::Due if slice_end >= until => return if until < due { Waited::Moved } else { Waited::Due },
                 // The interval is over: from now on bytes wake it.
