@@ -320,12 +320,14 @@ impl Ticking<'_> {
         }
     }
 
-    /// Waits until `due`, moving what arrives into the queue as it comes,
-    /// but looking at most once every [`ABSORB_INTERVAL`] (a message costs
-    /// no wake-up of its own while messages stream in); what the doorbell
-    /// brings is taken at once. A quiet peer, or a connection to a restarted
-    /// peer being made, is looked at every interval, since nothing rings for
-    /// them. A stop request for an instant moves the end of ticking.
+    /// Waits until `due`, moving what arrives (bytes, and what the doorbell
+    /// brings) into the queue as it comes, but looking at most once every
+    /// [`ABSORB_INTERVAL`] (a message costs no wake-up of its own while
+    /// messages stream in, and a look is never later than the old looks
+    /// every interval were); news rings the stop bell and is heard at once.
+    /// A quiet peer, or a connection to a restarted peer being made, is
+    /// looked at every interval, since nothing rings for them. A stop
+    /// request for an instant moves the end of ticking.
     fn wait(&mut self, due: Instant, stop: &StopReceiver) -> Waited {
         loop {
             let until = due.min(self.deadline);
