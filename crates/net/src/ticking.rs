@@ -246,8 +246,11 @@ impl Ticking<'_> {
     /// costs the outbox's lock and a system call per quiet peer), and when
     /// ticking ends.
     fn look_at_quiet(&mut self) {
+        if self.quiet.is_empty() {
+            return;
+        }
         let now = Instant::now();
-        if self.quiet.is_empty() || now < self.next_quiet_look {
+        if now < self.next_quiet_look {
             return;
         }
         self.next_quiet_look = now + ABSORB_INTERVAL;
