@@ -27,23 +27,10 @@ fn plan(seed: u64, machines: u32, max_clock_rate: u32, max_event_num: u32, durat
 
 /// Every file under `dir`, by path relative to it.
 fn files_below(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
-    let mut files = BTreeMap::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(current) = stack.pop() {
-        for entry in std::fs::read_dir(&current).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                stack.push(path);
-            } else {
-                let bytes = std::fs::read(&path).unwrap();
-                files.insert(path.strip_prefix(dir).unwrap().to_path_buf(), bytes);
-            }
-        }
-    }
-    files
+    let relative = |path: &Path| path.strip_prefix(dir).unwrap().to_path_buf();
+    crate::util::files_under(dir).into_iter().map(|path| (relative(&path), std::fs::read(&path).unwrap())).collect()
 }
 
-/// Asserts two folders hold the same files with the same bytes.
 fn assert_same_files(a: &Path, b: &Path) {
     let (a_files, b_files) = (files_below(a), files_below(b));
     assert!(!a_files.is_empty(), "{} is empty", a.display());

@@ -380,11 +380,8 @@ pub fn assert_interrupted_cleanly(run_dir: &Path, n: u32, what: &str) -> RunStat
     manifest.status
 }
 
-/// Every `.rs` file under `dir`, with its code outside unit tests: the text
-/// before its first `#[cfg(test)]`, or nothing for a file that is a test
-/// module itself (`#![cfg(test)]`). For the checks of what the runtimes'
-/// own code may do.
-pub fn code_outside_tests(dir: &Path) -> Vec<(PathBuf, String)> {
+/// Every file under `dir`, in order of path.
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
     let mut files = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(current) = stack.pop() {
@@ -392,17 +389,29 @@ pub fn code_outside_tests(dir: &Path) -> Vec<(PathBuf, String)> {
             let path = entry.unwrap().path();
             if path.is_dir() {
                 stack.push(path);
-            } else if path.extension().is_some_and(|e| e == "rs") {
-                let text = std::fs::read_to_string(&path).unwrap();
-                let code = if text.lines().any(|line| line.trim() == "#![cfg(test)]") {
-                    String::new()
-                } else {
-                    text.split("#[cfg(test)]").next().unwrap().to_string()
-                };
-                files.push((path, code));
+            } else {
+                files.push(path);
             }
         }
     }
     files.sort();
     files
+}
+
+/// Every `.rs` file under `dir`, with its code outside unit tests: the text
+/// before its first `#[cfg(test)]`, or nothing for a file that is a test
+/// module itself (`#![cfg(test)]`). For the checks of what the runtimes'
+/// own code may do.
+pub fn code_outside_tests(dir: &Path) -> Vec<(PathBuf, String)> {
+    let rust = files_under(dir).into_iter().filter(|path| path.extension().is_some_and(|e| e == "rs"));
+    rust.map(|path| {
+        let text = std::fs::read_to_string(&path).unwrap();
+        let code = if text.lines().any(|line| line.trim() == "#![cfg(test)]") {
+            String::new()
+        } else {
+            text.split("#[cfg(test)]").next().unwrap().to_string()
+        };
+        (path, code)
+    })
+    .collect()
 }
