@@ -114,7 +114,7 @@ pub use node::{
     Bound, Connected, DEFAULT_QUEUE_CAP, NodeConfig, RunSummary, START_LEAD_US, StopRequest, bind, bind_restarted,
     longest_end, never_stop, now_us,
 };
-pub use peers::{PeerNews, RestartSpec, no_news};
+pub use peers::{NewsSender, PeerNews, RestartSpec, news_channel, no_news};
 pub use stop::{StopReceiver, StopSender, stop_channel};
 
 /// What one machine process uses at most, in a run of `n_machines`.

@@ -17,8 +17,8 @@ use clocklab_model::MachineId;
 use clocklab_model::wire::Hello;
 use crossbeam_channel::{Receiver, Sender};
 
-use crate::NetError;
 use crate::link::{Connector, LinkConfig, LinkEvent};
+use crate::{NetError, StopSender};
 
 /// What the orchestrator tells a machine of its peers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -54,6 +54,31 @@ pub struct RestartSpec {
 /// machine whose peers never crash.
 pub fn no_news() -> (Sender<PeerNews>, Receiver<PeerNews>) {
     crossbeam_channel::bounded(1)
+}
+
+/// Where the news of a machine's peers is sent (see [`news_channel`]).
+#[derive(Clone, Debug)]
+pub struct NewsSender {
+    news: Sender<PeerNews>,
+    stop: StopSender,
+}
+
+impl NewsSender {
+    /// Tells the machine, and wakes it: a machine between two far ticks
+    /// hears its news only when woken. False if it no longer listens (it
+    /// stopped ticking, and needs not hear it).
+    pub fn send(&self, news: PeerNews) -> bool {
+        let sent = self.news.send(news).is_ok();
+        self.stop.ring();
+        sent
+    }
+}
+
+/// The news channel of the machine that `stop` sends stop requests to:
+/// news sent to it rings that machine's stop channel.
+pub fn news_channel(stop: StopSender) -> (NewsSender, Receiver<PeerNews>) {
+    let (news, receiver) = crossbeam_channel::unbounded();
+    (NewsSender { news, stop }, receiver)
 }
 
 /// One connector to a restarted peer.

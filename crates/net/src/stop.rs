@@ -63,9 +63,9 @@ impl StopSender {
     }
 
     /// Wakes the machine without a request, to hear what was sent to it on
-    /// another channel (news of its peers, [`crate::PeerNews`]): a machine
+    /// another channel (news of its peers, [`crate::NewsSender`]): a machine
     /// between two far ticks looks at it only when woken.
-    pub fn ring(&self) {
+    pub(crate) fn ring(&self) {
         self.bell.ring();
     }
 }
@@ -285,8 +285,10 @@ mod tests {
         acting.join().unwrap();
         // Quiet again: the next wait sleeps to its instant.
         assert_eq!(stop.wait_until(soon(), Some(&doorbell), None), Wake::Due);
-        // The stop channel's bell rung with no request (news was sent).
-        sender.ring();
+        // The stop channel's bell rung with no request: news was sent.
+        let (news, heard) = crate::news_channel(sender.clone());
+        assert!(news.send(crate::PeerNews::Down { peer: 2 }));
+        assert_eq!(heard.try_recv(), Ok(crate::PeerNews::Down { peer: 2 }));
         assert_eq!(stop.wait_until(far(), Some(&doorbell), None), Wake::Attention);
         assert_eq!(stop.wait_until(soon(), Some(&doorbell), None), Wake::Due);
         // Bytes to read on a connection watched; unwatched, they wake nothing.

@@ -8,18 +8,19 @@ use std::time::Duration;
 use anyhow::{Context, anyhow, bail};
 use clocklab_driver::DriverParams;
 use clocklab_model::{ClockKinds, MachineId};
-use clocklab_net::{NetError, NodeConfig, PeerNews, RunSummary, StopReceiver, StopRequest, StopSender};
-use crossbeam_channel::{Receiver, Sender};
+use clocklab_net::{NetError, NewsSender, NodeConfig, PeerNews, RunSummary, StopReceiver, StopRequest, StopSender};
+use crossbeam_channel::Receiver;
 
 use crate::signals::{signal_name, watch_signals};
 use clocklab_orchestrate::protocol::{FromMachine, Launch, ToMachine, send_line};
 
 /// Reads control lines from stdin on a thread. A `stop` line goes to `stop`
-/// as a request for its instant, `rejoin` and `down` lines to `news`; the
+/// as a request for its instant, `rejoin` and `down` lines to `news` (which
+/// wakes the machine to hear them); the
 /// end of stdin (the orchestrator is gone) is a request to stop now. Every
 /// other line goes, parsed, to the returned channel (a line that does not
 /// parse as itself).
-fn control_lines(stop: StopSender, news: Sender<PeerNews>) -> anyhow::Result<Receiver<Result<ToMachine, String>>> {
+fn control_lines(stop: StopSender, news: NewsSender) -> anyhow::Result<Receiver<Result<ToMachine, String>>> {
     let (sender, receiver) = crossbeam_channel::unbounded();
     std::thread::Builder::new()
         .name("control".into())
@@ -28,15 +29,13 @@ fn control_lines(stop: StopSender, news: Sender<PeerNews>) -> anyhow::Result<Rec
                 let Ok(line) = line else { break };
                 let sent = match serde_json::from_str::<ToMachine>(&line) {
                     Ok(ToMachine::Stop(at_us)) => stop.send(StopRequest::At(at_us)).is_ok(),
+                    // A machine that no longer ticks needs not hear it.
                     Ok(ToMachine::Rejoin { peer, address }) => {
-                        // A machine that no longer ticks needs not hear it.
-                        let _ = news.send(PeerNews::Rejoin { peer, address });
-                        stop.ring();
+                        news.send(PeerNews::Rejoin { peer, address });
                         true
                     }
                     Ok(ToMachine::Down { peer }) => {
-                        let _ = news.send(PeerNews::Down { peer });
-                        stop.ring();
+                        news.send(PeerNews::Down { peer });
                         true
                     }
                     Ok(control) => sender.send(Ok(control)).is_ok(),
@@ -115,7 +114,7 @@ pub(super) fn run(id: MachineId) -> anyhow::Result<ExitCode> {
 /// [`run`], but for the report of a failure.
 fn run_machine(id: MachineId) -> anyhow::Result<ExitCode> {
     let (stop_tx, stop) = clocklab_net::stop_channel().context("cannot make the stop channel")?;
-    let (news_tx, news) = crossbeam_channel::unbounded();
+    let (news_tx, news) = clocklab_net::news_channel(stop_tx.clone());
     let controls = control_lines(stop_tx.clone(), news_tx)?;
     let on_signal = stop_tx.clone();
     watch_signals(id, move |signal| {
