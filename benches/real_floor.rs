@@ -202,6 +202,7 @@ fn machine(args: &[String]) -> anyhow::Result<()> {
         epoll.add(stream.as_fd(), EpollEvent::new(EpollFlags::EPOLLIN, u64::from(k)))?;
         from.push(stream);
     }
+    let mut partial = vec![0usize; from.len()];
     println!("ready");
     let start_us: u64 = read_line(&mut input)?.parse()?;
     let mut file = File::create(log)?;
@@ -219,8 +220,14 @@ fn machine(args: &[String]) -> anyhow::Result<()> {
         late.push(now_us().saturating_sub(due_us));
         let n_ready = epoll.wait(&mut ready, EpollTimeout::ZERO)?;
         for event in &ready[..n_ready] {
-            match (&from[event.data() as usize]).read(&mut buffer) {
-                Ok(bytes) => queue += bytes as u64 / 4,
+            let k = event.data() as usize;
+            match (&from[k]).read(&mut buffer) {
+                // Whole frames to the queue; a frame cut by the read waits
+                // for its other bytes.
+                Ok(bytes) => {
+                    let whole = partial[k] + bytes;
+                    (queue, partial[k]) = (queue + whole as u64 / 4, whole % 4);
+                }
                 Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => {}
                 Err(error) => return Err(error.into()),
             }
