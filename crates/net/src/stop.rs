@@ -2,12 +2,13 @@
 //! on together with its next tick; and the machine's doorbell, rung by what
 //! else needs it awake.
 //!
-//! Every request sent rings a bell (an `eventfd`), and so does the last
-//! sender going away, so a machine that waits for its next tick sleeps in
-//! one `ppoll` on the bell with the tick's instant as the timeout: it wakes
-//! for its tick or for a stop request, never to look for one. The same
-//! `ppoll` watches the [`Doorbell`] (rung by the acceptor, the outbox, the
-//! connections to restarted peers, and news of the peers) and, when the
+//! Every request sent rings a bell (an `eventfd`), and so do news of the
+//! peers ([`crate::NewsSender`]) and the last sender going away, so a
+//! machine that waits for its next tick sleeps in one `ppoll` on the bell
+//! with the tick's instant as the timeout: it wakes for its tick, a stop
+//! request or news, never to look for one. The same `ppoll` watches the
+//! [`Doorbell`] (rung by the acceptor, the outbox and the connections to
+//! restarted peers) and, when the
 //! machine asks, its peers' connections: a machine whose next tick is far
 //! wakes when something comes, not to look whether it did.
 
@@ -285,11 +286,16 @@ mod tests {
         acting.join().unwrap();
         // Quiet again: the next wait sleeps to its instant.
         assert_eq!(stop.wait_until(soon(), Some(&doorbell), None), Wake::Due);
-        // The stop channel's bell rung with no request: news was sent.
+        // The stop channel's bell rung with no request: news sent while the
+        // machine waits.
         let (news, heard) = crate::news_channel(sender.clone());
-        assert!(news.send(crate::PeerNews::Down { peer: 2 }));
-        assert_eq!(heard.try_recv(), Ok(crate::PeerNews::Down { peer: 2 }));
+        let telling = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(50));
+            assert!(news.send(crate::PeerNews::Down { peer: 2 }));
+        });
         assert_eq!(stop.wait_until(far(), Some(&doorbell), None), Wake::Attention);
+        telling.join().unwrap();
+        assert_eq!(heard.try_recv(), Ok(crate::PeerNews::Down { peer: 2 }));
         assert_eq!(stop.wait_until(soon(), Some(&doorbell), None), Wake::Due);
         // Bytes to read on a connection watched; unwatched, they wake nothing.
         let (mut peer, ours) = std::os::unix::net::UnixStream::pair().unwrap();

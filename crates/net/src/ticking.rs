@@ -411,9 +411,9 @@ impl Connected {
     /// and are written off this thread; a peer that stops reading is
     /// declared gone (`Disconnected`), and what is sent to it is counted in
     /// [`RunSummary::unsent`]. `news` brings the peers that restart and go
-    /// down under the fault plan; whoever sends on it rings `stop`'s bell
-    /// ([`crate::StopSender::ring`]), so that a machine between two far
-    /// ticks hears it at once. Between ticks the machine sleeps until its
+    /// down under the fault plan; sent through a [`crate::NewsSender`] (see
+    /// [`crate::news_channel`]), news rings `stop`'s bell, so that a machine
+    /// between two far ticks hears it at once. Between ticks the machine sleeps until its
     /// next tick, a stop request, the doorbell of its own threads, or bytes
     /// from its peers.
     ///
