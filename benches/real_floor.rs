@@ -30,8 +30,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
 use clocklab_config::{Config, plan_runs};
-use clocklab_model::event::{EventChoice, PeerRing, Recipients};
-use clocklab_model::seed;
+use clocklab_driver::LatenessRecorder;
+use clocklab_model::event::{EventChoice, PeerRing};
+use clocklab_model::{schedule, seed};
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
 use nix::sys::resource::{UsageWho, getrusage};
 use rand::RngExt;
@@ -46,6 +47,11 @@ fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).filter(|arg| !arg.starts_with("--")).collect();
     if std::env::args().nth(1).as_deref() == Some("--machine") {
         return machine(&args);
+    }
+    // `cargo test --benches` runs this with no `--bench`: a minute of 64
+    // machines is not a test.
+    if !std::env::args().any(|arg| arg == "--bench") {
+        return Ok(());
     }
     let number = |k: usize, default: u64| -> anyhow::Result<u64> {
         args.get(k).map_or(Ok(default), |arg| {
@@ -185,7 +191,9 @@ fn machine(args: &[String]) -> anyhow::Result<()> {
     let mut input = BufReader::new(std::io::stdin().lock());
     println!("{}", listener.local_addr()?.port());
     let ports: Vec<u16> = read_line(&mut input)?.split(' ').map(str::parse).collect::<Result<_, _>>()?;
-    // To each peer, by id; from each peer, in the epoll set.
+    // To each peer, by id; from each peer, in the epoll set. Every machine
+    // connects before it accepts: the listening socket's backlog (128)
+    // holds the n - 1 connections meanwhile, hence at most 128 machines.
     let mut to: Vec<Option<TcpStream>> = Vec::new();
     for (k, &port) in ports.iter().enumerate() {
         let stream = (k as u32 + 1 != id).then(|| TcpStream::connect(("127.0.0.1", port))).transpose()?;
@@ -195,58 +203,41 @@ fn machine(args: &[String]) -> anyhow::Result<()> {
         to.push(stream);
     }
     let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)?;
-    let mut from = Vec::new();
+    let mut from =
+        Peers { streams: Vec::new(), partial: vec![0; n as usize - 1], buffer: vec![0; 64 * 1024], queue: 0 };
     for k in 0..n - 1 {
         let (stream, _) = listener.accept()?;
         stream.set_nonblocking(true)?;
         epoll.add(stream.as_fd(), EpollEvent::new(EpollFlags::EPOLLIN, u64::from(k)))?;
-        from.push(stream);
+        from.streams.push(stream);
     }
-    let mut partial = vec![0usize; from.len()];
     println!("ready");
     let start_us: u64 = read_line(&mut input)?.parse()?;
     let mut file = File::create(log)?;
-    let n_ticks = u64::from(rate) * seconds;
-    let (mut queue, mut sent, mut clock) = (0u64, 0u64, 0u64);
-    let mut late = Vec::with_capacity(n_ticks as usize);
-    let mut ready = vec![EpollEvent::empty(); from.len()];
-    let (mut buffer, mut line) = (vec![0u8; 64 * 1024], Vec::with_capacity(256));
-    for k in 0..n_ticks {
-        let due_us = start_us + k * 1_000_000 / u64::from(rate);
+    let (mut sent, mut clock) = (0u64, 0u64);
+    let mut lateness = LatenessRecorder::default();
+    let mut ready = vec![EpollEvent::empty(); n as usize];
+    let mut line = Vec::with_capacity(256);
+    for k in 0..schedule::n_ticks(rate, seconds * 1_000_000) {
+        let due_us = start_us + schedule::tick_offset_us(k, rate);
         let now = now_us();
         if now < due_us {
             std::thread::sleep(Duration::from_micros(due_us - now));
         }
-        late.push(now_us().saturating_sub(due_us));
+        lateness.record(Duration::from_micros(now_us().saturating_sub(due_us)));
         let n_ready = epoll.wait(&mut ready, EpollTimeout::ZERO)?;
         for event in &ready[..n_ready] {
-            let k = event.data() as usize;
-            match (&from[k]).read(&mut buffer) {
-                // Whole frames to the queue; a frame cut by the read waits
-                // for its other bytes.
-                Ok(bytes) => {
-                    let whole = partial[k] + bytes;
-                    (queue, partial[k]) = (queue + whole as u64 / 4, whole % 4);
-                }
-                Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => {}
-                Err(error) => return Err(error.into()),
-            }
+            from.read(event.data() as usize)?;
         }
         clock += 1;
-        line.clear();
-        let event = if queue > 0 {
-            queue -= 1;
+        let event = if from.queue > 0 {
+            from.queue -= 1;
             "processed"
         } else {
             match EventChoice::from_draw(rng.random_range(1..=MAX_EVENT_NUM)) {
                 EventChoice::Send(recipients) => {
                     let frame = (clock as u32).to_be_bytes();
-                    let peers: Vec<u32> = match recipients {
-                        Recipients::FirstPeer => vec![ring.first_peer()],
-                        Recipients::SecondPeer => vec![ring.second_peer()],
-                        Recipients::AllPeers => (1..=n).filter(|&peer| peer != id).collect(),
-                    };
-                    for peer in peers {
+                    for peer in ring.resolve(recipients) {
                         if let Some(stream) = &mut to[peer as usize - 1] {
                             stream.write_all(&frame)?;
                             sent += 1;
@@ -257,21 +248,71 @@ fn machine(args: &[String]) -> anyhow::Result<()> {
                 _ => "internal",
             }
         };
-        // A line of its own, not a clocklab log line (nothing reads it):
-        // what the floor keeps of logging is one formatted line and one
-        // `write` per tick.
-        writeln!(line, "{} machine {id} tick {clock} {event} queue {queue}", now_us())?;
+        line.clear();
+        log_line(&mut line, id, clock, event, from.queue)?;
         file.write_all(&line)?;
     }
-    late.sort_unstable();
-    let at = |q: f64| late.get(((late.len() as f64 - 1.0) * q).round() as usize).copied().unwrap_or(0);
+    let summary = lateness.summary();
     // Behind its schedule by more than a tick period: what makes a
     // clocklab run `degraded`.
-    let behind = at(1.0) > 1_000_000 / u64::from(rate);
-    println!("{n_ticks} {sent} {} {} {} {}", at(0.5), at(0.99), at(1.0), u64::from(behind));
-    // Until every machine is done.
+    let behind = summary.max_us > 1_000_000 / u64::from(rate);
+    println!("{} {sent} {} {} {} {}", summary.ticks, summary.p50_us, summary.p99_us, summary.max_us, u64::from(behind));
+    // Until every machine is done, what comes is read and queued (as a
+    // clocklab machine reads its peers to the end of their streams), then
+    // what is left in the queue is logged, a line each, and a last line.
+    const INPUT: u64 = u64::MAX;
+    epoll.add(input.get_ref().as_fd(), EpollEvent::new(EpollFlags::EPOLLIN, INPUT))?;
+    'drain: loop {
+        let n_ready = epoll.wait(&mut ready, EpollTimeout::NONE)?;
+        for event in &ready[..n_ready] {
+            match event.data() {
+                INPUT => break 'drain,
+                k => from.read(k as usize)?,
+            }
+        }
+    }
     read_line(&mut input)?;
+    line.clear();
+    for _ in 0..from.queue {
+        log_line(&mut line, id, clock, "unprocessed", 0)?;
+    }
+    log_line(&mut line, id, clock, "stopped", 0)?;
+    file.write_all(&line)?;
     Ok(())
+}
+
+/// The connections from a machine's peers, and the messages they brought.
+struct Peers {
+    streams: Vec<TcpStream>,
+    /// Per connection, the bytes of a frame cut by a read.
+    partial: Vec<usize>,
+    buffer: Vec<u8>,
+    queue: u64,
+}
+
+impl Peers {
+    /// One read of connection `k`: its whole frames go to the queue; a
+    /// frame cut by the read waits for its other bytes.
+    fn read(&mut self, k: usize) -> anyhow::Result<()> {
+        match (&self.streams[k]).read(&mut self.buffer) {
+            Ok(bytes) => {
+                let whole = self.partial[k] + bytes;
+                (self.queue, self.partial[k]) = (self.queue + whole as u64 / 4, whole % 4);
+                Ok(())
+            }
+            Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => Ok(()),
+            Err(error) => Err(error.into()),
+        }
+    }
+}
+
+/// A line of the floor's own, not a clocklab log line (nothing reads it),
+/// as long as a log line of the text format with Lamport's clock (150
+/// bytes), the time written in it twice.
+fn log_line(line: &mut Vec<u8>, id: u32, clock: u64, event: &str, queue: u64) -> std::io::Result<()> {
+    let now = now_us();
+    let text = format!("{id} {event} at {} s | clock {clock} | queue {queue} | at {now} us", now / 1_000_000);
+    writeln!(line, "{text:<150}")
 }
 
 fn read_line(input: &mut impl BufRead) -> anyhow::Result<String> {
