@@ -84,8 +84,10 @@ fn main() -> anyhow::Result<()> {
 /// Runs the floor's machines on the plan of `clocklab bench --runtime real`
 /// with these settings, and prints what they cost.
 fn floor(n: u32, rates_up_to: u32, seconds: u64, seed: u64) -> anyhow::Result<()> {
-    // The configuration `clocklab bench --runtime real` writes, read the way
-    // `clocklab run` reads it: the same plan, the same rates and seeds.
+    // The configuration `clocklab bench --runtime real` writes (`measure` in
+    // src/cmd/bench_real.rs: keep the two the same), read the way `clocklab
+    // run` reads it: the same plan, the same rates and seeds. A difference
+    // shows in the ticks the two print.
     let logs = tempfile::tempdir().context("cannot make a folder for the logs")?;
     let file = logs.path().join("bench.toml");
     let text = format!(
