@@ -3,7 +3,7 @@
 //!
 //! A run's page is written while the analysis reads the run
 //! ([`crate::analyze_with_diagrams`]): the analysis hands each event it
-//! reads to the page ([`RunPage`]), so that the logs are parsed once for
+//! reads to the page (`RunPage`), so that the logs are parsed once for
 //! both. A run whose logs the analysis does not all read (a log the
 //! manifest does not list, or one that cannot be opened) has its page
 //! written after its analysis, from the run folder alone, as `clocklab

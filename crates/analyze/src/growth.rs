@@ -18,7 +18,7 @@
 //! the time the machine was measured.
 //!
 //! The batches are built in one streaming pass without knowing the run's
-//! length: time is cut into at most [`MAX_BLOCKS`] blocks of equal width,
+//! length: time is cut into at most `MAX_BLOCKS` blocks of equal width,
 //! and two neighbours merge when a value falls beyond the last one (the
 //! integrals of a block are sums, so merging loses nothing); at the end the
 //! blocks are grouped into batches.

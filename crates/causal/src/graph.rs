@@ -7,7 +7,7 @@
 //! and one edge per processed message (its send before its `Processed`
 //! line). A message left unprocessed at the end never reached the
 //! receiver's clocks: it is drawn and counted, but adds no edge, as in
-//! [`VectorReplay`](crate::VectorReplay).
+//! [`VectorReplay`].
 //!
 //! Because program order makes a machine's part of any causal past a
 //! prefix of its events (and of any causal future a suffix), a cone is one

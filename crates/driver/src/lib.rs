@@ -246,7 +246,7 @@ impl Driver {
     /// Called before tick `tick` (0-based), which runs `lateness_us` after
     /// its due time, at true time `now_us`: the `Behind` line to write when
     /// the machine has just fallen behind its schedule by more than one tick
-    /// period (see [`lateness`]), `None` otherwise. The tick runs all the
+    /// period (see `lateness`), `None` otherwise. The tick runs all the
     /// same: late ticks are caught up, never skipped. `paused`: the fault
     /// plan paused the machine when the tick was due (see
     /// `clocklab_faults::FaultPlan::paused_at`).

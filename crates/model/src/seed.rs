@@ -26,7 +26,7 @@ pub fn derive(parent: u64, label: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-/// A label for [`derive`] from a name (FNV-1a), for experiment names.
+/// A label for [`derive`](fn@derive) from a name (FNV-1a), for experiment names.
 pub fn label_of(name: &str) -> u64 {
     name.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3))
 }

@@ -417,8 +417,8 @@ impl Connected {
     /// next tick, a stop request, the doorbell of its own threads, or bytes
     /// from its peers.
     ///
-    /// A stop request ends ticking early: [`StopRequest::Now`] (or `stop`'s
-    /// senders all gone) at once, [`StopRequest::At`] at that instant. The end
+    /// A stop request ends ticking early: [`StopRequest::Now`](crate::StopRequest::Now) (or `stop`'s
+    /// senders all gone) at once, [`StopRequest::At`](crate::StopRequest::At) at that instant. The end
     /// goes as at the deadline, and lasts at most the drain
     /// (`connect_timeout`) and a peer's stall limit after ticking ends:
     /// what the fault plan would release later is held at the end.

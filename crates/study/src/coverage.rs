@@ -47,7 +47,7 @@ pub fn sample(experiment: &Experiment, options: &Options, part: &str, scratch: &
     Ok(Sampled { truth, groups })
 }
 
-/// The groups' runs alone (see [`sample`]).
+/// The groups' runs alone (see [`sample`](fn@sample)).
 pub fn sample_groups(
     experiment: &Experiment,
     options: &Options,

@@ -1,7 +1,7 @@
 //! Figures, drawn with plotters as SVG and PNG from the same description.
 //!
 //! A [`Figure`] is data: a title and a [`Plot`] (time panels, a scatter,
-//! bars, or dots in categories). [`draw`] turns it into pixels the same way
+//! bars, or dots in categories). `draw` turns it into pixels the same way
 //! for every kind, so that every figure follows the same rules:
 //! - text is DejaVu Sans, embedded in the binary and registered with
 //!   plotters, at sizes that stay at least 10 px high when a figure is shown

@@ -78,7 +78,7 @@ mod exact {
 }
 
 /// The header the page reads (the `meta` JSON), written after the data.
-/// Its 64-bit numbers that can pass 2^53 are strings ([`exact`]).
+/// Its 64-bit numbers that can pass 2^53 are strings (`exact`).
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Meta {
     /// The data format's version.

@@ -5,7 +5,7 @@
 //! - [`perfetto`]: Chrome Trace Event Format JSON (ui.perfetto.dev,
 //!   `chrome://tracing`), one track per machine, one flow arrow per message;
 //! - [`table`]: one row per event with its pairing, as CSV or JSON Lines;
-//! - [`reference`]: logs that the reference implementation's analyzer
+//! - [`reference`](mod@reference): logs that the reference implementation's analyzer
 //!   reads correctly.
 //!
 //! Each takes run folders ([`RunSource`]) and writes to any `io::Write`

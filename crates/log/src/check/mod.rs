@@ -8,7 +8,7 @@
 //! every line (Lamport's always; the vector clock's and the HLC's when the
 //! run keeps them, exactly, with the received stamps taken from the paired
 //! send lines and the physical time from the line's `Physical Clock`,
-//! [`clocks`]); queue lengths consistent with the events; times that never
+//! `clocks`); queue lengths consistent with the events; times that never
 //! go back; the tick count against `ceil(rate x duration)` (see
 //! `clocklab_model::schedule`), less the ticks due while the machine was
 //! down (as the fault plan has it, when the run's plan is known). A crash ends an incarnation (`Crashed`); the next one begins with

@@ -4,7 +4,7 @@
 //! machine process there and speaks the control protocol for it over the
 //! launcher's stdin and stdout.
 //!
-//! - [`RemoteProcess`] is such a machine as the supervisor sees it: a kill,
+//! - `RemoteProcess` is such a machine as the supervisor sees it: a kill,
 //!   a crash or a pause is a line to its agent, which acts on the machine
 //!   process on its host (never on the local launcher, which only carries
 //!   bytes); the logs it sends are copied into the run folder as they come

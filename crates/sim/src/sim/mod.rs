@@ -1,7 +1,7 @@
 //! The event loop: machines tick on their schedules, messages cross the
 //! simulated network, faults happen, all in virtual time.
 //!
-//! - [`wire`]: the event heap (machines' timelines and deliveries, and
+//! - `wire`: the event heap (machines' timelines and deliveries, and
 //!   their order at one instant) and the wire (per-link FIFO queues of
 //!   messages in flight).
 //!
