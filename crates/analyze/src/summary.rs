@@ -7,6 +7,9 @@ use crate::coverage::{self, Measured};
 use crate::interval::{Range, Spread};
 use crate::run::{FileDiagnostics, RunSummary};
 
+/// The most reasons given for one run left out of the aggregates.
+const MAX_REASONS: usize = 3;
+
 /// Everything the analysis found, as written to `summary.json`.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Summary {
@@ -141,17 +144,15 @@ impl ExperimentSummary {
             .iter()
             .filter(|run| !run.is_sound())
             .map(|run| {
-                let why = if run.info.is_sound() && run.machines.is_empty() {
-                    "no machine's log could be read".to_string()
-                } else if run.info.is_sound() {
-                    "a machine's log is damaged or incomplete".to_string()
-                } else {
-                    match &run.info.cause {
-                        Some(cause) => format!("{}: {cause}", run.info.status),
-                        None => run.info.status.clone(),
-                    }
-                };
-                (run.name.clone(), why)
+                let mut reasons = run.unsound_reasons();
+                // A damaged log can give a reason per bad line: the first
+                // few say enough (the problems list has them all).
+                if reasons.len() > MAX_REASONS {
+                    let more = reasons.len() - MAX_REASONS;
+                    reasons.truncate(MAX_REASONS);
+                    reasons.push(format!("{more} more"));
+                }
+                (run.name.clone(), reasons.join("; "))
             })
             .collect();
         let sound: Vec<&RunSummary> = runs.iter().filter(|run| run.is_sound()).collect();

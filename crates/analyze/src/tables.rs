@@ -85,25 +85,33 @@ pub fn render_table(summary: &Summary) -> String {
         }
         let _ = writeln!(out);
     }
-    // The problems of a run's folder (a damaged manifest, naming its file),
-    // then those of each file.
-    let run_problems: Vec<String> = summary
-        .experiments
-        .iter()
-        .flat_map(|e| {
-            e.runs.iter().flat_map(move |r| r.problems.iter().map(move |p| format!("{} {}: {p}", e.name, r.name)))
-        })
-        .collect();
-    if !summary.diagnostics.is_empty() || !run_problems.is_empty() {
+    let problems = problem_lines(summary);
+    if !problems.is_empty() {
         let _ = writeln!(out, "== problems with the files (skipped or flagged, never fatal)");
-        for problem in &run_problems {
+        for problem in &problems {
             let _ = writeln!(out, "{problem}");
-        }
-        for d in &summary.diagnostics {
-            let _ = writeln!(out, "{}", describe_diagnostics(d));
         }
     }
     out
+}
+
+/// Every problem, one line each: the files' (damaged or skipped lines,
+/// unreadable, not counted), then each run's folder's (a damaged manifest,
+/// naming its file), then each machine's log's (an incomplete log, a
+/// damaged line).
+pub fn problem_lines(summary: &Summary) -> Vec<String> {
+    let mut all: Vec<String> = summary.diagnostics.iter().map(describe_diagnostics).collect();
+    for experiment in &summary.experiments {
+        for run in &experiment.runs {
+            all.extend(run.problems.iter().map(|p| format!("{} {}: {p}", experiment.name, run.name)));
+            for m in &run.machines {
+                all.extend(
+                    m.problems.iter().map(|p| format!("{} {} machine {}: {p}", experiment.name, run.name, m.id)),
+                );
+            }
+        }
+    }
+    all
 }
 
 /// One line about a file's problems.

@@ -56,9 +56,13 @@ fn check(damage: impl Fn(&Path), want: &str, run_2_sound: bool) {
     assert_eq!(run_1_before.machines, run_1_after.machines, "the sound run is analysed as before");
     let run_2 = &after.experiments[0].runs[1];
     assert_eq!(run_2.is_sound(), run_2_sound, "{:?}", run_2.info);
-    let excluded = after.experiments[0].excluded.len();
-    assert_eq!(excluded, usize::from(!run_2_sound), "{:?}", after.experiments[0].excluded);
+    let excluded = &after.experiments[0].excluded;
+    assert_eq!(excluded.len(), usize::from(!run_2_sound), "{excluded:?}");
+    // The terminal's table says what is wrong, and a run left out says why.
+    let table = clocklab_analyze::tables::render_table(&after);
+    assert!(table.contains(want), "{want:?} not in the table:\n{table}");
     if !run_2_sound {
+        assert!(excluded[0].1.contains(want), "{want:?} not the reason run_2 is left out: {excluded:?}");
         // The aggregates are those of the sound run alone.
         let jump = |s: &Summary| s.experiments[0].metric("jump_mean").map(|m| (m.n, m.mean));
         assert_eq!(jump(&after), Some((1, clocklab_analyze::summary::run_metric(run_1_before, "jump_mean"))));
@@ -106,6 +110,13 @@ fn a_log_without_stopped_is_flagged_and_the_run_left_out() {
         "ends without Stopped",
         false,
     );
+}
+
+#[test]
+fn an_empty_or_unreadable_log_of_a_listed_machine_leaves_the_run_out() {
+    check(|dir| std::fs::write(log(dir, 2), "").unwrap(), "could be read", false);
+    let garbage = "garbage\nmore garbage\n";
+    check(|dir| std::fs::write(log(dir, 2), garbage).unwrap(), "could be read", false);
 }
 
 #[test]

@@ -139,6 +139,7 @@ fn run(name: &str, status: &str, mut machines: Vec<MachineSummary>) -> RunSummar
         problems: Vec::new(),
         faults: Vec::new(),
         diagnostics: Vec::new(),
+        uncounted: Vec::new(),
     }
 }
 

@@ -9,7 +9,7 @@ use super::notes::{Note, Prediction};
 use super::run_label;
 use crate::run::RunSummary;
 use crate::summary::{ExperimentSummary, METRICS, Summary, run_metric};
-use crate::tables::describe_diagnostics;
+use crate::tables::problem_lines;
 use crate::words::{count, fixed, list};
 
 /// At most this many rows in the report's per-machine table (the CSV has all).
@@ -714,17 +714,7 @@ fn aggregate(summary: &Summary) -> AggregateTable {
 
 /// Every problem: damaged or skipped files, incomplete logs, bad manifests.
 fn problems(summary: &Summary) -> (Vec<String>, usize) {
-    let mut all: Vec<String> = summary.diagnostics.iter().map(describe_diagnostics).collect();
-    for experiment in &summary.experiments {
-        for run in &experiment.runs {
-            all.extend(run.problems.iter().map(|p| format!("{} {}: {p}", experiment.name, run.name)));
-            for m in &run.machines {
-                all.extend(
-                    m.problems.iter().map(|p| format!("{} {} machine {}: {p}", experiment.name, run.name, m.id)),
-                );
-            }
-        }
-    }
+    let mut all = problem_lines(summary);
     let n = all.len();
     all.truncate(MAX_PROBLEMS);
     (all, n)

@@ -151,17 +151,51 @@ pub struct RunSummary {
     /// File problems.
     #[serde(skip)]
     pub diagnostics: Vec<FileDiagnostics>,
+    /// Machines the manifest lists whose log is there but could not be
+    /// counted (no line of it reads, or none gives the machine's rate):
+    /// their id and why.
+    #[serde(skip)]
+    pub uncounted: Vec<(u32, String)>,
 }
 
 impl RunSummary {
     /// Whether the run enters the aggregates: it finished as planned, at
-    /// least one machine's log could be read, none is damaged, and none is
-    /// missing or could not be opened.
+    /// least one machine's log could be read, every machine's log counts
+    /// and none is damaged, and none is missing or could not be opened.
     pub fn is_sound(&self) -> bool {
-        self.info.is_sound()
-            && !self.machines.is_empty()
-            && self.machines.iter().all(|m| m.problems.is_empty())
-            && self.diagnostics.iter().all(|d| d.open_error.is_none())
+        self.unsound_reasons().is_empty()
+    }
+
+    /// Why the run does not enter the aggregates, one sentence per reason
+    /// (none for a sound run): its status, if it did not finish as planned
+    /// (what that did to its logs follows from it), else each machine's
+    /// problems, each log that does not count, each log that is missing or
+    /// could not be opened.
+    pub fn unsound_reasons(&self) -> Vec<String> {
+        if !self.info.is_sound() {
+            return vec![match &self.info.cause {
+                Some(cause) => format!("{}: {cause}", self.info.status),
+                None => self.info.status.clone(),
+            }];
+        }
+        let mut reasons = Vec::new();
+        if self.machines.is_empty() {
+            reasons.push("no machine's log could be read".to_string());
+        }
+        for machine in &self.machines {
+            reasons.extend(machine.problems.iter().map(|problem| format!("machine {}: {problem}", machine.id)));
+        }
+        reasons.extend(self.uncounted.iter().map(|(id, why)| format!("machine {id}: {why}")));
+        for diagnostic in &self.diagnostics {
+            if let Some(error) = &diagnostic.open_error {
+                let file = diagnostic
+                    .path
+                    .file_name()
+                    .map_or_else(|| diagnostic.path.display().to_string(), |name| name.to_string_lossy().into_owned());
+                reasons.push(format!("{file}: {error}"));
+            }
+        }
+        reasons
     }
 }
 
@@ -346,15 +380,21 @@ pub(crate) fn analyze_run_with_page(
         diagnostic.truncated_last_line = read.truncated_last_line;
     }
     // A file with no line that reads is no machine (a stray or empty file).
+    // When the manifest lists the machine (every machine read is then one
+    // it lists), the run lacks one of its machines: it is not sound.
     let mut kept = Vec::new();
+    let mut uncounted = Vec::new();
     for acc in accs {
         if acc.records == 0 || acc.rate.is_none() {
-            let diagnostic = &mut diagnostics[diagnostic_of[&acc.id]];
-            diagnostic.problems.push(if acc.records == 0 {
-                "no line of it could be read: not counted as a machine".to_string()
+            let (of_file, of_machine) = if acc.records == 0 {
+                ("no line of it could be read", "no line of its log could be read")
             } else {
-                "no Initialized line gives its rate: not counted as a machine".to_string()
-            });
+                ("no Initialized line gives its rate", "no Initialized line of its log gives its rate")
+            };
+            diagnostics[diagnostic_of[&acc.id]].problems.push(format!("{of_file}: not counted as a machine"));
+            if manifest.is_some() {
+                uncounted.push((acc.id, of_machine.to_string()));
+            }
             continue;
         }
         kept.push(acc);
@@ -406,6 +446,7 @@ pub(crate) fn analyze_run_with_page(
         problems: run_problems,
         faults: Vec::new(),
         diagnostics,
+        uncounted,
     };
     (summary, link)
 }
