@@ -138,6 +138,7 @@ fn render_html(page: view::Page, out: impl std::io::Write) -> Result<(), minijin
     env.set_auto_escape_callback(|name| {
         if name.ends_with(".html") { minijinja::AutoEscape::Html } else { minijinja::AutoEscape::None }
     });
+    env.add_filter("prose", prose);
     env.add_template("report.html", TEMPLATE).expect("the report's template parses");
     let page_value = minijinja::Value::from(minijinja::value::Serde(&page));
     drop(page);
@@ -158,6 +159,28 @@ fn render_html(page: view::Page, out: impl std::io::Write) -> Result<(), minijin
             out,
         )
         .map(drop)
+}
+
+/// A sentence of the report as HTML: escaped, and each span between two
+/// backticks (a command, a file, a key: how the terminal's text marks
+/// them) set as code. A last backtick with no other to close it is kept
+/// as it is.
+fn prose(text: &str) -> minijinja::Value {
+    use std::fmt::Write as _;
+    let pieces: Vec<&str> = text.split('`').collect();
+    // An even number of pieces means an odd number of backticks: the last
+    // one closes no span.
+    let closed = if pieces.len() % 2 == 1 { pieces.len() } else { pieces.len() - 1 };
+    let mut html = String::with_capacity(text.len() + 16);
+    for (k, piece) in pieces.iter().enumerate() {
+        let piece = minijinja::HtmlEscape(piece);
+        let _ = match k {
+            _ if k >= closed => write!(html, "`{piece}"),
+            _ if k % 2 == 1 => write!(html, "<code>{piece}</code>"),
+            _ => write!(html, "{piece}"),
+        };
+    }
+    minijinja::Value::from_safe_string(html)
 }
 
 /// A writer that keeps the first error of the writer under it, for a

@@ -406,3 +406,18 @@ fn plurals_after_one(text: &str) -> Vec<String> {
         .map(|w| w.join(" "))
         .collect()
 }
+
+#[test]
+fn code_in_a_sentence_is_set_as_code_and_escaped() {
+    assert_eq!(super::prose("a `b<c>` d").to_string(), "a <code>b&lt;c&gt;</code> d");
+    assert_eq!(super::prose("`x` and `y`").to_string(), "<code>x</code> and <code>y</code>");
+    // A backtick with none to close it stays.
+    assert_eq!(super::prose("a `b` c `d").to_string(), "a <code>b</code> c `d");
+    assert_eq!(super::prose("no code & more").to_string(), "no code &amp; more");
+    let summary = summary(vec![("baseline", vec![stable_run("run_1"), stable_run("run_2")])]);
+    let text = notes_text(&summary);
+    assert!(text.contains("`clocklab run --seed 42`"), "{text}");
+    let html = render_html(super::build(&summary, &[], Vec::new(), &[]));
+    assert!(html.contains("<code>clocklab run --seed 42</code>"), "{html}");
+    assert!(!html.contains('`'), "a backtick is left in the page");
+}
