@@ -101,7 +101,8 @@ fn parent_of(path: &Path) -> &Path {
 
 /// Writes a folder of files through `write`, into a temporary folder beside
 /// `dir`, then moves each run's folder into place: a failure leaves `dir`
-/// as it was.
+/// as it was. `dir` must be new or empty (a usage error, before anything is
+/// written, otherwise).
 fn write_folder(
     dir: &Path,
     write: impl FnOnce(&Path) -> Result<ExportSummary, ExportError>,
@@ -111,6 +112,16 @@ fn write_folder(
     // Whatever holds the name already is looked at before anything is written.
     if dir.symlink_metadata().is_ok() {
         output::create_dir(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        // An export mixed into another's runs would be read as one.
+        let mut entries = std::fs::read_dir(dir).with_context(|| format!("cannot read {}", dir.display()))?;
+        if entries.next().is_some() {
+            return Err(UsageError(format!(
+                "{} is not empty: the reference export writes a folder of its own (remove it, or name a new one \
+                 with --out)",
+                dir.display()
+            ))
+            .into());
+        }
     }
     let temporary = tempfile::Builder::new()
         .prefix(".clocklab-export-")

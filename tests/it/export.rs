@@ -387,6 +387,15 @@ fn the_reference_export_reads_as_the_reference_reads_its_own_logs() {
     let output =
         run_clocklab(&["export", results.to_str().unwrap(), "--format", "reference", "--out", out.to_str().unwrap()]);
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    // Into a folder that holds files (this export): refused before anything
+    // is written, naming the folder.
+    let before = folder_bytes(&out);
+    let again =
+        run_clocklab(&["export", results.to_str().unwrap(), "--format", "reference", "--out", out.to_str().unwrap()]);
+    let said = String::from_utf8_lossy(&again.stderr);
+    assert_eq!(again.status.code(), Some(2), "{said}");
+    assert!(said.contains(&format!("{} is not empty", out.display())), "{said}");
+    assert_eq!(folder_bytes(&out), before, "the folder is as it was");
     // The summary counts the messages it wrote: one Sent line each.
     let messages: usize = graphs(&results).iter().map(|(_, graph)| graph.messages.len()).sum();
     let stderr = String::from_utf8_lossy(&output.stderr);
@@ -440,4 +449,21 @@ fn the_reference_export_reads_as_the_reference_reads_its_own_logs() {
             );
         }
     }
+}
+
+/// Every file under `dir`, by path, with its bytes.
+fn folder_bytes(dir: &std::path::Path) -> std::collections::BTreeMap<std::path::PathBuf, Vec<u8>> {
+    let mut files = std::collections::BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(folder) = stack.pop() {
+        for entry in std::fs::read_dir(&folder).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                files.insert(path.clone(), std::fs::read(&path).unwrap());
+            }
+        }
+    }
+    files
 }
