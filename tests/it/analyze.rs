@@ -441,3 +441,57 @@ fn the_report_says_what_the_command_lines_flags_did() {
     assert!(line.contains("(the same settings: the two are copies of one experiment"), "{line}");
     assert!(!line.contains("max_clock_rate 3 instead of 6"), "{line}");
 }
+
+/// The names of the files under `dir` (relative to it), sorted.
+fn file_names(dir: &Path) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(folder) = stack.pop() {
+        for entry in std::fs::read_dir(&folder).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                names.push(path.strip_prefix(dir).unwrap().display().to_string());
+            }
+        }
+    }
+    names.sort();
+    names
+}
+
+#[test]
+fn an_analysis_into_a_used_folder_leaves_nothing_of_the_one_before() {
+    let root = tempfile::tempdir().unwrap();
+    let out = root.path().join("results");
+    let args = ["run", "--runtime", "sim", "--runs", "2", "--duration", "3", "--seed", "4", "--no-analyze"];
+    let output = crate::util::run_clocklab(&[&args[..], &["--out", out.to_str().unwrap()]].concat());
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let results = std::fs::read_dir(&out).unwrap().next().unwrap().unwrap().path();
+    // One experiment of one run: a subset of the suite's figures and pages.
+    let smaller = root.path().join("smaller");
+    std::fs::create_dir_all(smaller.join("baseline")).unwrap();
+    let copied = std::process::Command::new("cp")
+        .arg("-r")
+        .arg(results.join("baseline/run_1"))
+        .arg(smaller.join("baseline"))
+        .status()
+        .unwrap();
+    assert!(copied.success());
+    let (used, fresh) = (root.path().join("used"), root.path().join("fresh"));
+    assert_eq!(analyze(&results, &used).2, 0);
+    let before = file_names(&used);
+    assert!(before.iter().any(|f| f == "diagrams/both/run_2.html"), "{before:?}");
+    // A file of the user's own is not the analysis' to remove.
+    std::fs::write(used.join("figures/notes.txt"), "mine").unwrap();
+    assert_eq!(analyze(&smaller, &used).2, 0);
+    assert_eq!(analyze(&smaller, &fresh).2, 0);
+    let mut expected = file_names(&fresh);
+    expected.push("figures/notes.txt".into());
+    expected.sort();
+    assert_eq!(file_names(&used), expected, "exactly what a fresh analysis writes, and the user's file");
+    // Without diagrams, no page of the analysis before is left.
+    let output = clocklab().arg("analyze").arg(&smaller).arg("--out").arg(&used).arg("--no-diagrams").output().unwrap();
+    assert!(output.status.success());
+    assert!(!used.join("diagrams").exists(), "{:?}", file_names(&used));
+}

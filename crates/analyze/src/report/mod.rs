@@ -18,6 +18,7 @@ pub mod plots;
 mod tests;
 pub mod view;
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -282,7 +283,45 @@ fn write_all(summary: &Summary, out: &Path, diagrams: Diagrams) -> Result<Output
     // A file handed over before what stopped the writing, if any, failed
     // first.
     committer.finish().map_err(|error| AnalyzeError::Io { path: error.path, source: error.source })?;
-    written
+    let written = written?;
+    remove_stale(out, &written.files)?;
+    Ok(written)
+}
+
+/// Removes what an earlier analysis into `out` left that this one did not
+/// write (`files`): a figure of an experiment or run no longer analysed, a
+/// diagram page of a run gone or of an analysis with diagrams when this one
+/// has none. Only the analysis' own kinds of file in its own folders go
+/// (`figures/*.png`, `figures/*.svg`, `diagrams/<experiment>/*.html`), and
+/// never through a link; a folder of `diagrams` left empty goes too.
+fn remove_stale(out: &Path, files: &[PathBuf]) -> Result<(), AnalyzeError> {
+    let written: BTreeSet<&Path> = files.iter().map(PathBuf::as_path).collect();
+    let stale = |folder: &Path, extensions: &[&str]| -> Result<(), AnalyzeError> {
+        let Ok(entries) = std::fs::read_dir(folder) else { return Ok(()) };
+        for entry in entries.filter_map(Result::ok) {
+            let path = entry.path();
+            let ours = path.extension().is_some_and(|e| extensions.iter().any(|x| e == *x));
+            let file = entry.file_type().is_ok_and(|t| t.is_file());
+            if ours && file && !written.contains(path.as_path()) {
+                std::fs::remove_file(&path).map_err(io(&path))?;
+            }
+        }
+        Ok(())
+    };
+    stale(&out.join("figures"), &["png", "svg"])?;
+    let diagrams = out.join("diagrams");
+    if std::fs::symlink_metadata(&diagrams).is_ok_and(|m| m.is_dir()) {
+        let experiments = std::fs::read_dir(&diagrams).map_err(io(&diagrams))?;
+        for entry in experiments.filter_map(Result::ok) {
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                stale(&entry.path(), &["html"])?;
+                // Only if it is empty now.
+                let _ = std::fs::remove_dir(entry.path());
+            }
+        }
+        let _ = std::fs::remove_dir(&diagrams);
+    }
+    Ok(())
 }
 
 /// What a failure to write `path` is.
