@@ -50,6 +50,8 @@ pub fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
         (Format::Reference, Some(dir)) => write_folder(dir, |temporary| export::reference::write(&sources, temporary))?,
         (format, Some(path)) => {
             // Written whole or not at all, never through a link planted at its name.
+            let parent = parent_of(path);
+            output::create_ancestors(parent).with_context(|| format!("cannot create {}", parent.display()))?;
             let mut file = OutputFile::create(path).with_context(|| format!("cannot create {}", path.display()))?;
             let mut sink = BufWriter::new(&mut file);
             let summary = write_stream(format, &sources, &mut sink, &path.display().to_string())?;
@@ -108,7 +110,7 @@ fn write_folder(
     write: impl FnOnce(&Path) -> Result<ExportSummary, ExportError>,
 ) -> anyhow::Result<ExportSummary> {
     let parent = parent_of(dir);
-    std::fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
+    output::create_ancestors(parent).with_context(|| format!("cannot create {}", parent.display()))?;
     // Whatever holds the name already is looked at before anything is written.
     if dir.symlink_metadata().is_ok() {
         output::create_dir(dir).with_context(|| format!("cannot create {}", dir.display()))?;

@@ -165,3 +165,31 @@ fn runs_that_could_not_write_their_logs_say_so_before_the_analysis() {
     assert!(last.starts_with("clocklab: error: 1 of 1 runs failed"), "the runs' failure comes first: {stderr}");
     assert!(!last.contains("the runs are complete"), "{stderr}");
 }
+
+#[test]
+fn a_file_where_an_output_folder_goes_is_named_with_exit_code_2() {
+    let root = tempfile::tempdir().unwrap();
+    let file = root.path().join("a-file");
+    std::fs::write(&file, "mine").unwrap();
+    let under = file.join("sub");
+    let sim = ["run", "--runtime", "sim", "--experiment", "baseline", "--runs", "1", "--duration", "1"];
+    for args in [
+        [&sim[..], &["--out", file.to_str().unwrap()]].concat(),
+        [&sim[..], &["--out", under.to_str().unwrap()]].concat(),
+        vec!["bench", "--duration", "10", "--logs", file.to_str().unwrap()],
+    ] {
+        let output = run_clocklab(&args);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(&format!("{}: is not a folder", file.display())), "{args:?}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+    }
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "mine");
+    // An export's file goes into folders made for it.
+    let results = simulated_results(root.path());
+    let csv = root.path().join("new/folders/runs.csv");
+    let output =
+        run_clocklab(&["export", results.to_str().unwrap(), "--format", "csv", "--out", csv.to_str().unwrap()]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(std::fs::read_to_string(&csv).unwrap().starts_with("experiment,"));
+}

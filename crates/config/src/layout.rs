@@ -229,7 +229,7 @@ fn log_file_id(name: &str) -> Option<(MachineId, u8)> {
 /// Creates a new, empty results folder `<parent>/<stamp>` (adding `-2`, `-3`,
 /// … if it exists), never touching earlier results.
 pub fn create_results_dir(parent: &Path, stamp: &str) -> io::Result<PathBuf> {
-    std::fs::create_dir_all(parent)?;
+    crate::output::create_ancestors(parent)?;
     for attempt in 1u32.. {
         let name = if attempt == 1 { stamp.to_string() } else { format!("{stamp}-{attempt}") };
         let dir = parent.join(name);

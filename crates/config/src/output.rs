@@ -79,9 +79,40 @@ pub fn create_dir(path: &Path) -> io::Result<()> {
 /// missing (as a person named them: a link among them is theirs to keep).
 pub fn create_dir_all(path: &Path) -> io::Result<()> {
     if let Some(parent) = path.parent().filter(|parent| !parent.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent)?;
+        create_ancestors(parent)?;
     }
     create_dir(path)
+}
+
+/// Makes the folder `path` and those above it if they are missing,
+/// following links (as a person named them). A file where a folder must be
+/// is refused ([`Refused::NotAFolder`]), naming it.
+pub fn create_ancestors(path: &Path) -> io::Result<()> {
+    std::fs::create_dir_all(path).map_err(|error| {
+        // The first name on the way down that is there and not a folder.
+        let file = path
+            .ancestors()
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .find(|ancestor| std::fs::metadata(ancestor).is_ok_and(|metadata| !metadata.is_dir()));
+        match file {
+            Some(file) => io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                NotAFolderAt { path: file.to_path_buf(), refused: Refused::NotAFolder },
+            ),
+            None => error,
+        }
+    })
+}
+
+/// A file where a folder must be, by its path.
+#[derive(Debug, thiserror::Error)]
+#[error("{}", path.display())]
+struct NotAFolderAt {
+    path: PathBuf,
+    #[source]
+    refused: Refused,
 }
 
 fn check_dir(path: &Path) -> io::Result<()> {
