@@ -30,6 +30,22 @@ struct Cli {
     command: Command,
 }
 
+/// The command line. A negative number is taken as a value, not as a
+/// flag, so that `--machines -3` is told it is out of range (naming the
+/// flag) rather than that `-3` is an unknown argument.
+fn parse() -> Cli {
+    use clap::{CommandFactory as _, FromArgMatches as _};
+    /// `command` and every subcommand under it, taking negative numbers.
+    fn negative_numbers(command: clap::Command) -> clap::Command {
+        let names: Vec<String> = command.get_subcommands().map(|c| c.get_name().to_string()).collect();
+        names
+            .iter()
+            .fold(command.allow_negative_numbers(true), |command, name| command.mut_subcommand(name, negative_numbers))
+    }
+    let command = negative_numbers(Cli::command());
+    Cli::from_arg_matches(&command.get_matches()).unwrap_or_else(|error| error.exit())
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the experiment suite (built in, or from --config), then analyze it.
@@ -61,7 +77,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = parse();
     let result = match cli.command {
         Command::Run(args) => cmd::run::run(args),
         Command::Machine(args) => cmd::machine::run(args),

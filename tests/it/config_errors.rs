@@ -213,3 +213,18 @@ fn machine_id_outside_the_configuration() {
     let written: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert_eq!(written, ["three-ports.json"], "machine 4 wrote files");
 }
+
+#[test]
+fn a_negative_number_on_the_command_line_names_its_flag() {
+    for (args, flag) in [
+        (&["run", "--machines", "-3"][..], "--machines"),
+        (&["run", "--seed", "-1"][..], "--seed"),
+        (&["study", "coverage", "--runs", "-2"][..], "--runs"),
+    ] {
+        let output = crate::util::run_clocklab(args);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+        let value = args.last().unwrap();
+        assert!(stderr.contains(&format!("invalid value '{value}' for '{flag}")), "{args:?}: {stderr}");
+    }
+}
