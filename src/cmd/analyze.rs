@@ -53,14 +53,59 @@ fn analyze_results_with(
         clocklab_analyze::AnalyzeError::NoLogs(_) | clocklab_analyze::AnalyzeError::NotAFolder(_) => {
             anyhow::Error::new(super::UsageError(error.to_string()))
         }
-        other => anyhow::Error::new(other),
+        other => unwritable(other, out),
     })?;
     // The table is for a person; a closed pipe must not stop the files being written.
     let _ = std::io::stdout().write_all(clocklab_analyze::render_table(&summary).as_bytes());
     // Each error names the file it concerns (under `out`), once.
     let outputs = match diagrams {
-        Some(links) => clocklab_analyze::report::write_outputs_with_diagrams(&summary, out, links)?,
-        None => clocklab_analyze::report::write_outputs_with(&summary, out, options)?,
-    };
+        Some(links) => clocklab_analyze::report::write_outputs_with_diagrams(&summary, out, links),
+        None => clocklab_analyze::report::write_outputs_with(&summary, out, options),
+    }
+    .map_err(|error| unwritable(error, out))?;
     Ok(outputs.report)
+}
+
+/// `error`; if it is that `out` may not be written to (its permissions, a
+/// read-only file system), a usage error that says how to write elsewhere.
+fn unwritable(error: clocklab_analyze::AnalyzeError, out: &Path) -> anyhow::Error {
+    use std::io::ErrorKind::{PermissionDenied, ReadOnlyFilesystem};
+    match &error {
+        clocklab_analyze::AnalyzeError::Io { source, .. }
+            if matches!(source.kind(), PermissionDenied | ReadOnlyFilesystem) =>
+        {
+            anyhow::Error::new(super::UsageError(format!(
+                "{error}: {source}: the analysis cannot be written into {}; name a folder it can be written to \
+                 with --out",
+                out.display()
+            )))
+        }
+        _ => anyhow::Error::new(error),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_output_folder_that_may_not_be_written_says_to_use_out() {
+        let out = Path::new("/results/analysis");
+        let denied = |kind| clocklab_analyze::AnalyzeError::Io {
+            path: out.join("summary.json"),
+            source: std::io::Error::from(kind),
+        };
+        for kind in [std::io::ErrorKind::PermissionDenied, std::io::ErrorKind::ReadOnlyFilesystem] {
+            let error = unwritable(denied(kind), out);
+            let usage = error.downcast_ref::<super::super::UsageError>().expect("the user's to fix: exit 2");
+            assert!(
+                usage.0.contains("/results/analysis/summary.json") && usage.0.contains("with --out"),
+                "{}",
+                usage.0
+            );
+        }
+        // Any other failure stays what it is.
+        let full = unwritable(denied(std::io::ErrorKind::StorageFull), out);
+        assert!(full.downcast_ref::<super::super::UsageError>().is_none());
+    }
 }
