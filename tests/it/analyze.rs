@@ -495,3 +495,26 @@ fn an_analysis_into_a_used_folder_leaves_nothing_of_the_one_before() {
     assert!(output.status.success());
     assert!(!used.join("diagrams").exists(), "{:?}", file_names(&used));
 }
+
+#[test]
+fn a_run_folder_copied_elsewhere_has_the_same_names_in_every_command() {
+    let root = tempfile::tempdir().unwrap();
+    let out = root.path().join("results");
+    let args = ["run", "--runtime", "sim", "--experiment", "both", "--runs", "1", "--duration", "2", "--seed", "6"];
+    let output = crate::util::run_clocklab(&[&args[..], &["--no-analyze", "--out", out.to_str().unwrap()]].concat());
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let results = std::fs::read_dir(&out).unwrap().next().unwrap().unwrap().path();
+    let copy = root.path().join("elsewhere/my-run");
+    std::fs::create_dir_all(&copy).unwrap();
+    for entry in std::fs::read_dir(results.join("both/run_1")).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, copy.join(path.file_name().unwrap())).unwrap();
+    }
+    let analysis = root.path().join("analysis");
+    assert_eq!(analyze(&copy, &analysis).2, 0);
+    let summary = read_json(&analysis.join("summary.json"));
+    assert_eq!(summary["experiments"][0]["name"], "both", "the manifest's experiment, not the folder above");
+    assert_eq!(summary["experiments"][0]["runs"][0]["name"], "my-run");
+    let check = crate::util::run_clocklab(&["check", copy.to_str().unwrap()]);
+    assert!(String::from_utf8_lossy(&check.stdout).starts_with("both/my-run: ok"), "{check:?}");
+}

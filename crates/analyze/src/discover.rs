@@ -43,15 +43,7 @@ pub fn discover(dir: &Path) -> Result<Vec<ExperimentDir>, AnalyzeError> {
         return Err(AnalyzeError::NotAFolder(dir.to_path_buf()));
     }
     if let Some(run) = run_dir(dir).map_err(io_error)? {
-        // Machines started by hand name their experiment in their manifests.
-        let name = match hand_started(dir) {
-            Some(manifest) => manifest.experiment.name,
-            None => dir
-                .canonicalize()
-                .ok()
-                .and_then(|path| path.parent().and_then(|p| p.file_name()).map(|n| n.to_string_lossy().into_owned()))
-                .unwrap_or_else(|| "experiment".to_string()),
-        };
+        let (name, _) = clocklab_config::layout::run_names(dir, manifest_of(dir).as_ref());
         return Ok(vec![ExperimentDir { name, runs: vec![run] }]);
     }
     let mut seen = std::collections::BTreeSet::new();
@@ -89,13 +81,7 @@ fn configured_order(dir: &Path) -> Option<Vec<String>> {
 }
 
 fn folder_name(dir: &Path) -> String {
-    dir.canonicalize()
-        .ok()
-        .as_deref()
-        .unwrap_or(dir)
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "experiment".to_string())
+    clocklab_config::layout::folder_name(dir).unwrap_or_else(|| "experiment".to_string())
 }
 
 /// The run folders directly under `dir`, ordered by run number then name;
@@ -133,18 +119,20 @@ fn run_dir(dir: &Path) -> std::io::Result<Option<RunDir>> {
     if found.logs.is_empty() {
         return Ok(None);
     }
-    let name = hand_started(dir).map_or_else(|| folder_name(dir), |manifest| manifest.run_name());
+    let (_, name) = clocklab_config::layout::run_names(dir, manifest_of(dir).as_ref());
     Ok(Some(RunDir { name, path: dir.to_path_buf(), logs: found.logs, ignored: found.ignored }))
 }
 
-/// The run manifest of machines started by hand in `dir`, when it has no
-/// `manifest.json` of its own.
-fn hand_started(dir: &Path) -> Option<clocklab_config::RunManifest> {
-    use clocklab_config::layout;
-    if layout::manifest_path(dir).exists() {
-        return None;
+/// The run manifest of `dir` for its names: its `manifest.json`, or that of
+/// machines started by hand; none if neither can be read (the analysis
+/// reports a damaged one).
+fn manifest_of(dir: &Path) -> Option<clocklab_config::RunManifest> {
+    use clocklab_config::{RunManifest, layout};
+    match RunManifest::read(&layout::manifest_path(dir)) {
+        Ok(manifest) => Some(manifest),
+        Err(error) if error.is_missing() => layout::machines_run_manifest(dir).ok().flatten(),
+        Err(_) => None,
     }
-    layout::machines_run_manifest(dir).ok().flatten()
 }
 
 /// The folder to read when `dir` is the folder `clocklab run --out` wrote

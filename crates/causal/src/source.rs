@@ -84,18 +84,7 @@ impl RunSource {
             }
             Err(error) => return Err(SourceError::BadManifest(error)),
         };
-        let run_name = match &manifest {
-            Some(manifest) if manifest.started_by_hand() => manifest.run_name(),
-            _ => folder_name(dir),
-        };
-        let experiment = match &manifest {
-            Some(manifest) => manifest.experiment.name.clone(),
-            None => dir
-                .canonicalize()
-                .ok()
-                .and_then(|path| path.parent().and_then(Path::file_name).map(|n| n.to_string_lossy().into_owned()))
-                .unwrap_or_else(|| "experiment".into()),
-        };
+        let (experiment, run_name) = layout::run_names(dir, manifest.as_ref());
         Ok(RunSource { path: dir.to_path_buf(), label: format!("{experiment}/{run_name}"), logs, manifest })
     }
 
@@ -216,16 +205,6 @@ impl RawLines {
             line => Some(Cow::Owned(line.to_text().into_bytes())),
         }
     }
-}
-
-fn folder_name(dir: &Path) -> String {
-    dir.canonicalize()
-        .ok()
-        .as_deref()
-        .unwrap_or(dir)
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "run".into())
 }
 
 /// What the readers of a run skipped, per machine (filled in as each reader

@@ -242,6 +242,33 @@ pub fn create_results_dir(parent: &Path, stamp: &str) -> io::Result<PathBuf> {
     unreachable!("u32 attempts are never exhausted")
 }
 
+/// The name of the folder `dir`, resolved first (so that `.` and `..` have
+/// theirs), if it has one.
+pub fn folder_name(dir: &Path) -> Option<String> {
+    let resolved = dir.canonicalize().ok();
+    resolved.as_deref().unwrap_or(dir).file_name().map(|name| name.to_string_lossy().into_owned())
+}
+
+/// A run folder's experiment and run, as every command names them: the
+/// experiment its manifest names (else the folder it is in, else
+/// `experiment`), and the run its folder's name (else `run`), or, for
+/// machines started by hand, the instant they started.
+pub fn run_names(dir: &Path, manifest: Option<&RunManifest>) -> (String, String) {
+    let experiment = match manifest {
+        Some(manifest) => manifest.experiment.name.clone(),
+        None => dir
+            .canonicalize()
+            .ok()
+            .and_then(|path| path.parent().and_then(Path::file_name).map(|name| name.to_string_lossy().into_owned()))
+            .unwrap_or_else(|| "experiment".to_string()),
+    };
+    let run = match manifest {
+        Some(manifest) if manifest.started_by_hand() => manifest.run_name(),
+        _ => folder_name(dir).unwrap_or_else(|| "run".to_string()),
+    };
+    (experiment, run)
+}
+
 /// A run folder read back: its manifest and each machine's records.
 #[derive(Debug)]
 pub struct RunLogs {
