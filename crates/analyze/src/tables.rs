@@ -17,9 +17,12 @@ pub fn render_table(summary: &Summary) -> String {
     for experiment in &summary.experiments {
         let precision = if experiment.whole_seconds() { " (whole-second times: lag precise to 1 s)" } else { "" };
         let _ = writeln!(out, "== {} ({}){precision}", experiment.name, count(experiment.runs.len() as u64, "run"));
+        // The run column is as wide as its longest name (a run of machines
+        // started by hand is named after when they started), starred or not.
+        let width = experiment.runs.iter().map(|run| run.name.chars().count() + 1).max().unwrap_or(0).max(9);
         let _ = writeln!(
             out,
-            "{:<9} {:>3} {:>4} {:>6} {:>5} {:>13} {:>5} {:>4} {:>4} {:>6} {:>6} {:>15} {:>5} {:>4} {:>15} {:>14} {:>4}",
+            "{:<width$} {:>3} {:>4} {:>6} {:>5} {:>13} {:>5} {:>4} {:>4} {:>6} {:>6} {:>15} {:>5} {:>4} {:>15} {:>14} {:>4}",
             "run",
             "id",
             "rate",
@@ -44,7 +47,7 @@ pub fn render_table(summary: &Summary) -> String {
             for m in &run.machines {
                 let _ = writeln!(
                     out,
-                    "{:<9} {:>3} {:>4} {:>6} {:>5} {:>13} {:>5} {:>4} {:>4} {:>6} {:>6} {:>15} {:>5} {:>4} {:>15} {:>14} {:>4}",
+                    "{:<width$} {:>3} {:>4} {:>6} {:>5} {:>13} {:>5} {:>4} {:>4} {:>6} {:>6} {:>15} {:>5} {:>4} {:>15} {:>14} {:>4}",
                     name,
                     m.id,
                     m.rate,

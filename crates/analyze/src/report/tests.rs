@@ -421,3 +421,15 @@ fn code_in_a_sentence_is_set_as_code_and_escaped() {
     assert!(html.contains("<code>clocklab run --seed 42</code>"), "{html}");
     assert!(!html.contains('`'), "a backtick is left in the page");
 }
+
+#[test]
+fn a_long_run_name_keeps_the_terminal_table_in_columns() {
+    let name = "started 2026-12-08 00:44:58 UTC";
+    let summary = summary(vec![("lab", vec![run(name, "ok", vec![machine(1, 6, 6, 10), machine(2, 3, 6, 10)])])]);
+    let table = crate::tables::render_table(&summary);
+    let lines: Vec<&str> = table.lines().filter(|l| l.starts_with("run ") || l.starts_with(name)).collect();
+    assert_eq!(lines.len(), 3, "{table}");
+    // Every row ends its `left` column where the header does.
+    let width = |line: &str| line.chars().count();
+    assert!(lines.iter().all(|l| width(l) == width(lines[0])), "{table}");
+}
