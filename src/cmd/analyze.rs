@@ -50,9 +50,9 @@ fn analyze_results_with(
     };
     let (summary, diagrams) = analysed.map_err(|error| match error {
         // A folder without logs is the user's to fix.
-        clocklab_analyze::AnalyzeError::NoLogs(_) | clocklab_analyze::AnalyzeError::NotAFolder(_) => {
-            anyhow::Error::new(super::UsageError(error.to_string()))
-        }
+        clocklab_analyze::AnalyzeError::NoLogs(_)
+        | clocklab_analyze::AnalyzeError::NotAFolder(_)
+        | clocklab_analyze::AnalyzeError::Missing(_) => anyhow::Error::new(super::UsageError(error.to_string())),
         other => unwritable(other, out),
     })?;
     // The table is for a person; a closed pipe must not stop the files being written.

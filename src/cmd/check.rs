@@ -48,9 +48,9 @@ pub fn chosen_folder(dir: &Path) -> PathBuf {
 pub fn open_runs(dir: &Path) -> anyhow::Result<Vec<RunSource>> {
     let dir = &chosen_folder(dir);
     let experiments = clocklab_analyze::discover::discover(dir).map_err(|error| match error {
-        clocklab_analyze::AnalyzeError::NoLogs(_) | clocklab_analyze::AnalyzeError::NotAFolder(_) => {
-            anyhow::Error::new(UsageError(error.to_string()))
-        }
+        clocklab_analyze::AnalyzeError::NoLogs(_)
+        | clocklab_analyze::AnalyzeError::NotAFolder(_)
+        | clocklab_analyze::AnalyzeError::Missing(_) => anyhow::Error::new(UsageError(error.to_string())),
         other => anyhow::Error::new(other),
     })?;
     experiments.iter().flat_map(|e| &e.runs).map(|run| RunSource::open(&run.path).map_err(source_error)).collect()

@@ -93,7 +93,13 @@ fn bad_input_exits_2() {
     let root = tempfile::tempdir().unwrap();
     let output = run_clocklab(&["check", root.path().join("missing").to_str().unwrap()]);
     assert_eq!(output.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&output.stderr).contains("is not a folder"));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("missing does not exist"));
+    let file = root.path().join("a-file");
+    std::fs::write(&file, "").unwrap();
+    let output = run_clocklab(&["check", file.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("a-file is not a folder"));
+    std::fs::remove_file(&file).unwrap();
     let output = run_clocklab(&["check", root.path().to_str().unwrap()]);
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("no logs found"));

@@ -39,6 +39,9 @@ pub struct ExperimentDir {
 /// The experiments under `dir`, which is a results, experiment or run folder.
 pub fn discover(dir: &Path) -> Result<Vec<ExperimentDir>, AnalyzeError> {
     let io_error = |source| AnalyzeError::Io { path: dir.to_path_buf(), source };
+    if !dir.exists() {
+        return Err(AnalyzeError::Missing(dir.to_path_buf()));
+    }
     if !dir.is_dir() {
         return Err(AnalyzeError::NotAFolder(dir.to_path_buf()));
     }

@@ -64,6 +64,9 @@ pub use tables::render_table;
 /// Why an analysis failed as a whole (damaged lines never make it fail).
 #[derive(Debug, thiserror::Error)]
 pub enum AnalyzeError {
+    /// Nothing has the path.
+    #[error("{0} does not exist")]
+    Missing(PathBuf),
     /// The path is not a folder.
     #[error("{0} is not a folder")]
     NotAFolder(PathBuf),

@@ -18,6 +18,9 @@ use crate::graph::{BuildOptions, RunGraph};
 /// Why a run folder cannot be read.
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
+    /// Nothing has the path.
+    #[error("{0} does not exist")]
+    Missing(PathBuf),
     /// The path is not a folder.
     #[error("{0} is not a folder")]
     NotAFolder(PathBuf),
@@ -62,6 +65,9 @@ pub struct RunSource {
 impl RunSource {
     /// Opens the run folder `dir`.
     pub fn open(dir: &Path) -> Result<RunSource, SourceError> {
+        if !dir.exists() {
+            return Err(SourceError::Missing(dir.to_path_buf()));
+        }
         if !dir.is_dir() {
             return Err(SourceError::NotAFolder(dir.to_path_buf()));
         }

@@ -232,10 +232,11 @@ pub fn check_run(source: &RunSource, options: &CheckOptions) -> Result<RunCheck,
     pairing_by_plan(&graph, &mut by_plan);
     for (check, n) in &findings.expected {
         by_plan.push(format!(
-            "{}: {} rule breaks involve events after a fresh restart, as the fault plan meant (a fresh clock \
-             forgets; not violations)",
+            "{}: {} {} events after a fresh restart, as the fault plan meant (a fresh clock forgets; not \
+             violations)",
             check.name(),
-            thousands(*n)
+            thousands(*n),
+            if *n == 1 { "rule break involves" } else { "rule breaks involve" }
         ));
     }
     let n_violations = findings.counts.values().sum();
