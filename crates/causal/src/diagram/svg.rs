@@ -6,7 +6,7 @@ use svg::Document;
 use svg::node::element::path::Data;
 use svg::node::element::{Circle, ClipPath, Definitions, Group, Line, Marker, Path, Rectangle, Text, Title};
 
-use crate::graph::{EventRef, Kind, MessageStatus, RunGraph};
+use crate::graph::{EventRef, Kind, Message, MessageStatus, RunGraph};
 
 /// The most events a window may hold: past that, marks merge into a smear
 /// and the file stops being a figure.
@@ -58,6 +58,8 @@ const RIGHT: f64 = 24.0;
 const TOP: f64 = 64.0;
 const ROW: f64 = 64.0;
 const LEGEND: f64 = 56.0;
+/// The height of each further row of the legend.
+const LEGEND_ROW: f64 = 22.0;
 const FONT: &str = "DejaVu Sans, Verdana, sans-serif";
 
 /// The window from `from_s` to `to_s` seconds after `origin_us`, with an
@@ -107,7 +109,46 @@ pub fn render_window(
         return Err(WindowError::TooMany { from_s, to_s, n });
     }
     let rows = graph.machines.len() as f64;
-    let height = TOP + ROW * rows + LEGEND;
+    // The legend names every kind of mark the window shows, and only those.
+    let mut shown: Vec<Kind> = graph.order.iter().filter(|&&at| inside(at)).map(|&at| graph.row(at).kind).collect();
+    shown.sort_by_key(|&kind| kind as u8);
+    shown.dedup();
+    // Messages: every one with an end in the window or crossing it.
+    let stopped: Vec<Option<EventRef>> = graph
+        .machines
+        .iter()
+        .enumerate()
+        .map(|(idx, m)| {
+            m.rows
+                .iter()
+                .rposition(|row| row.kind == Kind::Stopped)
+                .map(|pos| EventRef { machine: idx as u32, pos: pos as u32 })
+        })
+        .collect();
+    // Each message drawn: its send and where its line ends, in seconds,
+    // and its receiver's row.
+    let drawn: Vec<(&Message, f64, f64, usize)> = graph
+        .messages
+        .iter()
+        .filter_map(|message| {
+            let to = graph.machine_idx(message.to)?;
+            let start = seconds(message.send);
+            let end_at = match message.status {
+                MessageStatus::Unprocessed => stopped[to].or(message.receive),
+                _ => message.receive,
+            };
+            let end = match (message.status, end_at) {
+                (MessageStatus::Unknown, _) => return None,
+                (_, Some(at)) => seconds(at),
+                (_, None) => start + 0.05 * (to_s - from_s),
+            };
+            (start.max(end) >= from_s && start.min(end) <= to_s).then_some((message, start, end, to))
+        })
+        .collect();
+    let crossed = drawn.iter().any(|(message, ..)| never_arrived(message.status));
+    let items = legend_items(&shown, crossed);
+    let legend_rows = legend_layout(&items).last().map_or(1, |&(_, row)| row + 1);
+    let height = TOP + ROW * rows + LEGEND + LEGEND_ROW * (legend_rows - 1) as f64;
     let plot_w = WIDTH - GUTTER - RIGHT;
     let x_of = |s: f64| GUTTER + (s - from_s) / (to_s - from_s) * plot_w;
     let y_of = |machine: u32| TOP + ROW * (f64::from(machine) + 0.5);
@@ -183,34 +224,8 @@ pub fn render_window(
     }
     document = document.add(lines);
 
-    // Messages: every one with an end in the window or crossing it.
-    let stopped: Vec<Option<EventRef>> = graph
-        .machines
-        .iter()
-        .enumerate()
-        .map(|(idx, m)| {
-            m.rows
-                .iter()
-                .rposition(|row| row.kind == Kind::Stopped)
-                .map(|pos| EventRef { machine: idx as u32, pos: pos as u32 })
-        })
-        .collect();
     let mut arrows = Group::new().set("clip-path", "url(#plot)").set("fill", "none");
-    for message in &graph.messages {
-        let Some(to) = graph.machine_idx(message.to) else { continue };
-        let start = seconds(message.send);
-        let end_at = match message.status {
-            MessageStatus::Unprocessed => stopped[to].or(message.receive),
-            _ => message.receive,
-        };
-        let end = match (message.status, end_at) {
-            (MessageStatus::Unknown, _) => continue,
-            (_, Some(at)) => seconds(at),
-            (_, None) => start + 0.05 * (to_s - from_s),
-        };
-        if start.max(end) < from_s || start.min(end) > to_s {
-            continue;
-        }
+    for &(message, start, end, to) in &drawn {
         let (x1, y1, x2, y2) = (x_of(start), y_of(message.send.machine), x_of(end), y_of(to as u32));
         let mut line = Line::new().set("x1", x1).set("y1", y1).set("x2", x2).set("y2", y2);
         line = match message.status {
@@ -225,10 +240,7 @@ pub fn render_window(
             _ => line.set("stroke", "#c0392b").set("stroke-width", 1.2),
         };
         arrows = arrows.add(line);
-        if matches!(
-            message.status,
-            MessageStatus::Lost | MessageStatus::Crashed | MessageStatus::Missing | MessageStatus::Held
-        ) {
+        if never_arrived(message.status) {
             let data = Data::new()
                 .move_to((x2 - 5.0, y2 - 5.0))
                 .line_to((x2 + 5.0, y2 + 5.0))
@@ -254,7 +266,7 @@ pub fn render_window(
         };
     }
     document = document.add(marks);
-    document = document.add(legend(TOP + ROW * rows + 20.0));
+    document = document.add(legend(&items, TOP + ROW * rows + 20.0));
     Ok(document.to_string())
 }
 
@@ -349,29 +361,109 @@ fn definitions(height: f64) -> Definitions {
     )
 }
 
-fn legend(y: f64) -> Group {
-    let line = move |x: f64, color: &str| {
-        Line::new().set("x1", x - 6.0).set("x2", x + 10.0).set("y1", y).set("y2", y).set("stroke", color.to_string())
-    };
-    // (shape at x, label, width of the item)
-    type Shape = Box<dyn Fn(f64) -> Group>;
-    let items: [(Shape, &str, f64); 6] = [
-        (Box::new(move |x| mark(Kind::Internal, x + 4.0, y).unwrap_or_default()), "internal", 90.0),
-        (Box::new(move |x| mark(Kind::Sent, x + 4.0, y).unwrap_or_default()), "send", 70.0),
-        (Box::new(move |x| mark(Kind::Processed, x + 4.0, y).unwrap_or_default()), "processed", 105.0),
-        (Box::new(move |x| Group::new().add(line(x, "#555").set("marker-end", "url(#head)"))), "message", 95.0),
-        (
-            Box::new(move |x| Group::new().add(line(x, "#c0392b").set("stroke-dasharray", "4 3"))),
-            "unprocessed (ends at Stopped)",
-            215.0,
-        ),
-        (Box::new(move |x| mark(Kind::Stopped, x + 4.0, y).unwrap_or_default()), "Stopped", 80.0),
-    ];
-    let mut group = Group::new().set("font-size", 12).set("fill", "#333");
-    let mut x = GUTTER;
-    for (shape, label, width) in items {
-        group = group.add(shape(x)).add(Text::new(label).set("x", x + 14.0).set("y", y + 4.0));
+/// Whether a message of this status never arrived (its line ends in a cross).
+fn never_arrived(status: MessageStatus) -> bool {
+    matches!(status, MessageStatus::Lost | MessageStatus::Crashed | MessageStatus::Missing | MessageStatus::Held)
+}
+
+/// One item of the legend: a mark and what it means.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Item {
+    /// An event's mark.
+    Event(Kind),
+    /// A processed message's arrow.
+    Message,
+    /// An unprocessed message's dashed line.
+    Unprocessed,
+    /// A message that never arrived: its line ends in a cross.
+    NeverArrived,
+}
+
+/// The legend's items for a window that shows `kinds` of events, and
+/// messages that never arrived if `crossed`: the ticks and messages
+/// always, then each other kind the window holds.
+fn legend_items(kinds: &[Kind], crossed: bool) -> Vec<Item> {
+    let mut items =
+        vec![Item::Event(Kind::Internal), Item::Event(Kind::Sent), Item::Event(Kind::Processed), Item::Message];
+    if kinds.contains(&Kind::Unprocessed) {
+        items.push(Item::Unprocessed);
+    }
+    if crossed {
+        items.push(Item::NeverArrived);
+    }
+    for kind in [Kind::Crashed, Kind::Restarted, Kind::Behind, Kind::ClockChanged, Kind::Connected, Kind::Stopped] {
+        let lifecycle = kind == Kind::Connected
+            && kinds.iter().any(|k| matches!(k, Kind::Initialized | Kind::Connected | Kind::Disconnected));
+        if kinds.contains(&kind) || lifecycle {
+            items.push(Item::Event(kind));
+        }
+    }
+    items
+}
+
+/// What an item says, and the width it takes.
+fn item_label(item: Item) -> (&'static str, f64) {
+    match item {
+        Item::Event(Kind::Internal) => ("internal", 90.0),
+        Item::Event(Kind::Sent) => ("send", 70.0),
+        Item::Event(Kind::Processed) => ("processed", 105.0),
+        Item::Message => ("message", 95.0),
+        Item::Unprocessed => ("unprocessed (ends at Stopped)", 215.0),
+        Item::NeverArrived => ("never arrived (lost, held, crashed)", 245.0),
+        Item::Event(Kind::Crashed) => ("crash", 70.0),
+        Item::Event(Kind::Restarted) => ("restart", 80.0),
+        Item::Event(Kind::Behind) => ("behind schedule", 135.0),
+        Item::Event(Kind::ClockChanged) => ("clock changed", 125.0),
+        Item::Event(Kind::Stopped) => ("Stopped", 80.0),
+        Item::Event(_) => ("start, connection", 145.0),
+    }
+}
+
+/// Each item's place: its x and its row, rows filled left to right.
+fn legend_layout(items: &[Item]) -> Vec<(f64, usize)> {
+    let mut places = Vec::with_capacity(items.len());
+    let (mut x, mut row) = (GUTTER, 0);
+    for &item in items {
+        let (_, width) = item_label(item);
+        if x + width > WIDTH - RIGHT && x > GUTTER {
+            (x, row) = (GUTTER, row + 1);
+        }
+        places.push((x, row));
         x += width;
+    }
+    places
+}
+
+fn legend(items: &[Item], top: f64) -> Group {
+    let mut group = Group::new().set("font-size", 12).set("fill", "#333");
+    for (&item, &(x, row)) in items.iter().zip(&legend_layout(items)) {
+        let y = top + LEGEND_ROW * row as f64;
+        let line = |color: &str| {
+            Line::new()
+                .set("x1", x - 6.0)
+                .set("x2", x + 10.0)
+                .set("y1", y)
+                .set("y2", y)
+                .set("stroke", color.to_string())
+        };
+        let shape = match item {
+            Item::Event(kind) => mark(kind, x + 4.0, y).unwrap_or_default(),
+            Item::Message => Group::new().add(line("#555").set("marker-end", "url(#head)")),
+            Item::Unprocessed => Group::new().add(line("#c0392b").set("stroke-dasharray", "4 3")),
+            Item::NeverArrived => {
+                let cross = Data::new()
+                    .move_to((x + 6.0, y - 5.0))
+                    .line_to((x + 16.0, y + 5.0))
+                    .move_to((x + 16.0, y - 5.0))
+                    .line_to((x + 6.0, y + 5.0));
+                Group::new().add(line("#c0392b").set("x2", x + 11.0)).add(
+                    Path::new().set("d", cross).set("stroke", "#c0392b").set("stroke-width", 2).set("fill", "none"),
+                )
+            }
+        };
+        let (label, _) = item_label(item);
+        let text_x = if item == Item::NeverArrived { x + 20.0 } else { x + 14.0 };
+        group = group.add(shape).add(Text::new(label).set("x", text_x).set("y", y + 4.0));
     }
     group
 }
@@ -400,6 +492,24 @@ fn trim(value: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_legend_names_the_marks_the_window_holds_in_rows_that_fit() {
+        let plain = legend_items(&[Kind::Internal, Kind::Sent, Kind::Processed, Kind::Stopped], false);
+        assert!(!plain.contains(&Item::Event(Kind::Crashed)) && !plain.contains(&Item::NeverArrived));
+        assert_eq!(legend_layout(&plain).last().map(|&(_, row)| row), Some(0), "one row");
+        let kinds = [Kind::Sent, Kind::Crashed, Kind::Restarted, Kind::Unprocessed, Kind::Behind, Kind::ClockChanged];
+        let faulted = legend_items(&kinds, true);
+        for item in [Kind::Crashed, Kind::Restarted, Kind::Behind, Kind::ClockChanged].map(Item::Event) {
+            assert!(faulted.contains(&item), "{item:?} in {faulted:?}");
+        }
+        assert!(faulted.contains(&Item::NeverArrived) && faulted.contains(&Item::Unprocessed));
+        let places = legend_layout(&faulted);
+        assert!(places.last().unwrap().1 >= 1, "wrapped: {places:?}");
+        for (&item, &(x, _)) in faulted.iter().zip(&places) {
+            assert!(x + item_label(item).1 <= WIDTH - RIGHT, "{item:?} at {x} runs past the edge");
+        }
+    }
 
     #[test]
     fn ticks_and_numbers_read_well() {
