@@ -109,7 +109,9 @@ pub fn run(args: CalibrateArgs) -> anyhow::Result<ExitCode> {
     }
     interrupt.enter_analysis();
     // A report for each runtime, as `clocklab run` writes one.
-    for dir in [&real_dir, &sim_dir] {
+    for (dir, runtime) in [(&real_dir, "real processes over TCP"), (&sim_dir, "the simulator")] {
+        // The tables below are headed by the experiment alone: say whose they are.
+        say!("-- {runtime} ({}):", dir.display());
         let report = super::analyze::analyze_results(dir, &dir.join(layout::ANALYSIS_DIR))?;
         say!("report: {}", report.display());
     }

@@ -11,6 +11,13 @@ fn calibration_pairs_every_machine_and_writes_its_comparison() {
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
     assert!(stdout.contains("== all machines: 3 machine pairs, 3 with equal tick counts"), "{stdout}");
+    // Each runtime's tables are headed by whose they are, real first.
+    let real = stdout.find("-- real processes over TCP (").expect("the real runs' tables are named");
+    let sim = stdout.find("-- the simulator (").expect("the simulated runs' tables are named");
+    assert!(
+        real < sim && stdout[real..sim].contains("== baseline") && stdout[sim..].contains("== baseline"),
+        "{stdout}"
+    );
 
     let folder = std::fs::read_dir(out.path()).unwrap().next().unwrap().unwrap().path();
     assert!(folder.file_name().unwrap().to_str().unwrap().ends_with("-calibration"));
