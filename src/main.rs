@@ -34,16 +34,24 @@ struct Cli {
 /// flag, so that `--machines -3` is told it is out of range (naming the
 /// flag) rather than that `-3` is an unknown argument.
 fn parse() -> Cli {
-    use clap::{CommandFactory as _, FromArgMatches as _};
-    /// `command` and every subcommand under it, taking negative numbers.
+    use clap::FromArgMatches as _;
+    Cli::from_arg_matches(&cli_command().get_matches()).unwrap_or_else(|error| error.exit())
+}
+
+/// The command line's definition, as [`parse`] reads it.
+fn cli_command() -> clap::Command {
+    use clap::CommandFactory as _;
+    /// `command` and every subcommand under it, each argument that takes a
+    /// value taking a negative number.
     fn negative_numbers(command: clap::Command) -> clap::Command {
-        let names: Vec<String> = command.get_subcommands().map(|c| c.get_name().to_string()).collect();
-        names
-            .iter()
-            .fold(command.allow_negative_numbers(true), |command, name| command.mut_subcommand(name, negative_numbers))
+        command
+            .mut_args(|arg| {
+                let takes_values = arg.get_action().takes_values();
+                arg.allow_negative_numbers(takes_values)
+            })
+            .mut_subcommands(negative_numbers)
     }
-    let command = negative_numbers(Cli::command());
-    Cli::from_arg_matches(&command.get_matches()).unwrap_or_else(|error| error.exit())
+    negative_numbers(Cli::command())
 }
 
 #[derive(Debug, Subcommand)]
@@ -98,5 +106,14 @@ fn main() -> ExitCode {
             clocklab_net::note!("clocklab: error: {error:#}");
             ExitCode::from(cmd::exit_code(&error))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_command_line_is_well_formed() {
+        // clap's own checks, negative numbers among them (only where a value is taken).
+        super::cli_command().debug_assert();
     }
 }
