@@ -39,11 +39,10 @@ pub struct ExperimentDir {
 /// The experiments under `dir`, which is a results, experiment or run folder.
 pub fn discover(dir: &Path) -> Result<Vec<ExperimentDir>, AnalyzeError> {
     let io_error = |source| AnalyzeError::Io { path: dir.to_path_buf(), source };
-    if !dir.exists() {
-        return Err(AnalyzeError::Missing(dir.to_path_buf()));
-    }
-    if !dir.is_dir() {
-        return Err(AnalyzeError::NotAFolder(dir.to_path_buf()));
+    match clocklab_config::layout::look_at_folder(dir).map_err(io_error)? {
+        clocklab_config::layout::Found::Folder => {}
+        clocklab_config::layout::Found::NotAFolder => return Err(AnalyzeError::NotAFolder(dir.to_path_buf())),
+        clocklab_config::layout::Found::Missing => return Err(AnalyzeError::Missing(dir.to_path_buf())),
     }
     if let Some(run) = run_dir(dir).map_err(io_error)? {
         let (name, _) = clocklab_config::layout::run_names(dir, manifest_of(dir).as_ref());

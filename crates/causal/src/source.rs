@@ -65,11 +65,10 @@ pub struct RunSource {
 impl RunSource {
     /// Opens the run folder `dir`.
     pub fn open(dir: &Path) -> Result<RunSource, SourceError> {
-        if !dir.exists() {
-            return Err(SourceError::Missing(dir.to_path_buf()));
-        }
-        if !dir.is_dir() {
-            return Err(SourceError::NotAFolder(dir.to_path_buf()));
+        match layout::look_at_folder(dir).map_err(|source| SourceError::Io { path: dir.to_path_buf(), source })? {
+            layout::Found::Folder => {}
+            layout::Found::NotAFolder => return Err(SourceError::NotAFolder(dir.to_path_buf())),
+            layout::Found::Missing => return Err(SourceError::Missing(dir.to_path_buf())),
         }
         let logs = layout::find_logs(dir).map_err(|source| SourceError::Io { path: dir.to_path_buf(), source })?;
         if logs.is_empty() {

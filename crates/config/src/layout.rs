@@ -242,6 +242,28 @@ pub fn create_results_dir(parent: &Path, stamp: &str) -> io::Result<PathBuf> {
     unreachable!("u32 attempts are never exhausted")
 }
 
+/// What is at a path given as a folder to read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Found {
+    /// A folder (or a link to one).
+    Folder,
+    /// Something else.
+    NotAFolder,
+    /// Nothing.
+    Missing,
+}
+
+/// What is at `dir`; an error only if the system cannot say (a folder
+/// above it that may not be searched, say).
+pub fn look_at_folder(dir: &Path) -> io::Result<Found> {
+    match std::fs::metadata(dir) {
+        Ok(metadata) if metadata.is_dir() => Ok(Found::Folder),
+        Ok(_) => Ok(Found::NotAFolder),
+        Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(Found::Missing),
+        Err(error) => Err(error),
+    }
+}
+
 /// The name of the folder `dir`, resolved first (so that `.` and `..` have
 /// theirs), if it has one.
 pub fn folder_name(dir: &Path) -> Option<String> {
