@@ -109,7 +109,8 @@ pub fn render_window(
         return Err(WindowError::TooMany { from_s, to_s, n });
     }
     let rows = graph.machines.len() as f64;
-    // The legend names every kind of mark the window shows, and only those.
+    // The legend names the ticks and processed messages, and every other
+    // mark the window shows.
     let mut shown: Vec<Kind> = graph.order.iter().filter(|&&at| inside(at)).map(|&at| graph.row(at).kind).collect();
     shown.sort_by_key(|&kind| kind as u8);
     shown.dedup();
@@ -145,8 +146,8 @@ pub fn render_window(
             (start.max(end) >= from_s && start.min(end) <= to_s).then_some((message, start, end, to))
         })
         .collect();
-    let crossed = drawn.iter().any(|(message, ..)| never_arrived(message.status));
-    let items = legend_items(&shown, crossed);
+    let lines: Vec<MessageStatus> = drawn.iter().map(|(message, ..)| message.status).collect();
+    let items = legend_items(&shown, &lines);
     let legend_rows = legend_layout(&items).last().map_or(1, |&(_, row)| row + 1);
     let height = TOP + ROW * rows + LEGEND + LEGEND_ROW * (legend_rows - 1) as f64;
     let plot_w = WIDTH - GUTTER - RIGHT;
@@ -379,16 +380,16 @@ enum Item {
     NeverArrived,
 }
 
-/// The legend's items for a window that shows `kinds` of events, and
-/// messages that never arrived if `crossed`: the ticks and messages
-/// always, then each other kind the window holds.
-fn legend_items(kinds: &[Kind], crossed: bool) -> Vec<Item> {
+/// The legend's items for a window that shows `kinds` of events and
+/// draws `lines` (the status of each message drawn): the ticks and
+/// processed messages always, then each other mark the window holds.
+fn legend_items(kinds: &[Kind], lines: &[MessageStatus]) -> Vec<Item> {
     let mut items =
         vec![Item::Event(Kind::Internal), Item::Event(Kind::Sent), Item::Event(Kind::Processed), Item::Message];
-    if kinds.contains(&Kind::Unprocessed) {
+    if lines.contains(&MessageStatus::Unprocessed) {
         items.push(Item::Unprocessed);
     }
-    if crossed {
+    if lines.iter().any(|&status| never_arrived(status)) {
         items.push(Item::NeverArrived);
     }
     for kind in [Kind::Crashed, Kind::Restarted, Kind::Behind, Kind::ClockChanged, Kind::Connected, Kind::Stopped] {
@@ -409,7 +410,7 @@ fn item_label(item: Item) -> (&'static str, f64) {
         Item::Event(Kind::Processed) => ("processed", 105.0),
         Item::Message => ("message", 95.0),
         Item::Unprocessed => ("unprocessed (ends at Stopped)", 215.0),
-        Item::NeverArrived => ("never arrived (lost, held, crashed)", 245.0),
+        Item::NeverArrived => ("never arrived (lost, held, crashed, missing)", 300.0),
         Item::Event(Kind::Crashed) => ("crash", 70.0),
         Item::Event(Kind::Restarted) => ("restart", 80.0),
         Item::Event(Kind::Behind) => ("behind schedule", 135.0),
@@ -495,11 +496,14 @@ mod tests {
 
     #[test]
     fn the_legend_names_the_marks_the_window_holds_in_rows_that_fit() {
-        let plain = legend_items(&[Kind::Internal, Kind::Sent, Kind::Processed, Kind::Stopped], false);
+        let plain =
+            legend_items(&[Kind::Internal, Kind::Sent, Kind::Processed, Kind::Stopped], &[MessageStatus::Processed]);
         assert!(!plain.contains(&Item::Event(Kind::Crashed)) && !plain.contains(&Item::NeverArrived));
         assert_eq!(legend_layout(&plain).last().map(|&(_, row)| row), Some(0), "one row");
-        let kinds = [Kind::Sent, Kind::Crashed, Kind::Restarted, Kind::Unprocessed, Kind::Behind, Kind::ClockChanged];
-        let faulted = legend_items(&kinds, true);
+        // A window in the middle of a run: no Unprocessed line of its own,
+        // but dashed lines of messages that end at the run's end cross it.
+        let kinds = [Kind::Sent, Kind::Crashed, Kind::Restarted, Kind::Behind, Kind::ClockChanged];
+        let faulted = legend_items(&kinds, &[MessageStatus::Unprocessed, MessageStatus::Lost]);
         for item in [Kind::Crashed, Kind::Restarted, Kind::Behind, Kind::ClockChanged].map(Item::Event) {
             assert!(faulted.contains(&item), "{item:?} in {faulted:?}");
         }
