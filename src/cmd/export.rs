@@ -102,9 +102,10 @@ fn parent_of(path: &Path) -> &Path {
 }
 
 /// Writes a folder of files through `write`, into a temporary folder beside
-/// `dir`, then moves each run's folder into place: a failure leaves `dir`
-/// as it was. `dir` must be new or empty (a usage error, before anything is
-/// written, otherwise).
+/// `dir`, then moves each experiment's folder into `dir`, which must be new
+/// or empty (a usage error, before anything is written, otherwise): a
+/// failure to write leaves `dir` as it was; one to move leaves the
+/// experiments moved so far.
 fn write_folder(
     dir: &Path,
     write: impl FnOnce(&Path) -> Result<ExportSummary, ExportError>,
@@ -130,21 +131,13 @@ fn write_folder(
         .tempdir_in(parent)
         .with_context(|| format!("cannot create a folder beside {}", dir.display()))?;
     let summary = write(temporary.path()).map_err(export_error)?;
-    // The export's layout: <experiment>/<run>/ under the folder, each level
-    // made one at a time so that none is a link planted to take the logs
-    // elsewhere.
+    // The export's layout: <experiment>/<run>/ under the folder. `dir` is
+    // a folder (never a link: refused above, or made here), and empty, so
+    // each experiment's folder moves in whole under a name nothing holds.
     output::create_dir(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     for experiment in read_folders(temporary.path())? {
         let target = dir.join(experiment.file_name().unwrap_or_default());
-        output::create_dir(&target).with_context(|| format!("cannot create {}", target.display()))?;
-        for run in read_folders(&experiment)? {
-            let target = target.join(run.file_name().unwrap_or_default());
-            output::create_dir(&target).with_context(|| format!("cannot create {}", target.display()))?;
-            if target.is_dir() {
-                std::fs::remove_dir_all(&target).with_context(|| format!("cannot replace {}", target.display()))?;
-            }
-            std::fs::rename(&run, &target).with_context(|| format!("cannot write {}", target.display()))?;
-        }
+        std::fs::rename(&experiment, &target).with_context(|| format!("cannot write {}", target.display()))?;
     }
     Ok(summary)
 }
