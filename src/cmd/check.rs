@@ -47,13 +47,14 @@ pub fn chosen_folder(dir: &Path) -> PathBuf {
 /// of results folders `run --out` names), opened.
 pub fn open_runs(dir: &Path) -> anyhow::Result<Vec<RunSource>> {
     let dir = &chosen_folder(dir);
-    let experiments = clocklab_analyze::discover::discover(dir).map_err(|error| match error {
-        clocklab_analyze::AnalyzeError::NoLogs(_)
-        | clocklab_analyze::AnalyzeError::NotAFolder(_)
-        | clocklab_analyze::AnalyzeError::Missing(_) => anyhow::Error::new(UsageError(error.to_string())),
-        other => anyhow::Error::new(other),
-    })?;
+    let experiments = clocklab_analyze::discover::discover(dir).map_err(analyze_error)?;
     experiments.iter().flat_map(|e| &e.runs).map(|run| RunSource::open(&run.path).map_err(source_error)).collect()
+}
+
+/// An analysis' error, with bad input (a path that is no folder of runs)
+/// marked as such.
+pub fn analyze_error(error: clocklab_analyze::AnalyzeError) -> anyhow::Error {
+    if error.is_bad_input() { anyhow::Error::new(UsageError(error.to_string())) } else { error.into() }
 }
 
 /// A run folder's error, with bad input marked as such.

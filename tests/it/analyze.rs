@@ -482,18 +482,22 @@ fn an_analysis_into_a_used_folder_leaves_nothing_of_the_one_before() {
     assert_eq!(analyze(&results, &used).2, 0);
     let before = file_names(&used);
     assert!(before.iter().any(|f| f == "diagrams/both/run_2.html"), "{before:?}");
-    // A file of the user's own is not the analysis' to remove.
+    // Files of the user's own, of the kinds the analysis writes too, are
+    // not the analysis' to remove.
     std::fs::write(used.join("figures/notes.txt"), "mine").unwrap();
+    std::fs::write(used.join("figures/mine.png"), "mine").unwrap();
+    std::fs::write(used.join("diagrams/both/mine.html"), "mine").unwrap();
     assert_eq!(analyze(&smaller, &used).2, 0);
     assert_eq!(analyze(&smaller, &fresh).2, 0);
     let mut expected = file_names(&fresh);
-    expected.push("figures/notes.txt".into());
+    expected.extend(["figures/notes.txt", "figures/mine.png", "diagrams/both/mine.html"].map(String::from));
     expected.sort();
     assert_eq!(file_names(&used), expected, "exactly what a fresh analysis writes, and the user's file");
     // Without diagrams, no page of the analysis before is left.
     let output = clocklab().arg("analyze").arg(&smaller).arg("--out").arg(&used).arg("--no-diagrams").output().unwrap();
     assert!(output.status.success());
-    assert!(!used.join("diagrams").exists(), "{:?}", file_names(&used));
+    assert!(!used.join("diagrams/baseline").exists(), "{:?}", file_names(&used));
+    assert!(used.join("diagrams/both/mine.html").is_file(), "{:?}", file_names(&used));
 }
 
 #[test]

@@ -82,9 +82,26 @@ pub enum AnalyzeError {
         /// What the system said.
         source: std::io::Error,
     },
+    /// A file that the analysis before wrote into the same folder, and this
+    /// one did not, could not be removed.
+    #[error("{path}: written by the analysis before into the same folder, and not by this one; it cannot be removed")]
+    Stale {
+        /// The file.
+        path: PathBuf,
+        /// What the system said.
+        source: std::io::Error,
+    },
     /// A figure could not be drawn.
     #[error(transparent)]
     Draw(#[from] figures::DrawError),
+}
+
+impl AnalyzeError {
+    /// Whether the error is the user's input (a path that is not a folder of
+    /// runs) rather than the system failing.
+    pub fn is_bad_input(&self) -> bool {
+        matches!(self, AnalyzeError::Missing(_) | AnalyzeError::NotAFolder(_) | AnalyzeError::NoLogs(_))
+    }
 }
 
 /// Analyses every run under `dir` (a results, experiment or run folder).

@@ -228,7 +228,9 @@ fn draw_pngs(
 }
 
 /// Writes every output into `out`, the space-time diagrams of the runs
-/// included; returns the report's path and the files.
+/// included; returns the report's path and the files. What an earlier
+/// analysis into `out` wrote and this one does not is removed, and only
+/// that (see [`OUTPUTS_LIST`]).
 pub fn write_outputs(summary: &Summary, out: &Path) -> Result<Outputs, AnalyzeError> {
     write_outputs_with(summary, out, &OutputOptions::default())
 }
@@ -284,44 +286,45 @@ fn write_all(summary: &Summary, out: &Path, diagrams: Diagrams) -> Result<Output
     // first.
     committer.finish().map_err(|error| AnalyzeError::Io { path: error.path, source: error.source })?;
     let written = written?;
-    remove_stale(out, &written.files)?;
+    replace_earlier(out, &written.files)?;
     Ok(written)
 }
 
-/// Removes what an earlier analysis into `out` left that this one did not
-/// write (`files`): a figure of an experiment or run no longer analysed, a
-/// diagram page of a run gone or of an analysis with diagrams when this one
-/// has none. Only the analysis' own kinds of file in its own folders go
-/// (`figures/*.png`, `figures/*.svg`, `diagrams/<experiment>/*.html`), and
-/// never through a link; a folder of `diagrams` left empty goes too.
-fn remove_stale(out: &Path, files: &[PathBuf]) -> Result<(), AnalyzeError> {
-    let written: BTreeSet<&Path> = files.iter().map(PathBuf::as_path).collect();
-    let stale = |folder: &Path, extensions: &[&str]| -> Result<(), AnalyzeError> {
-        let Ok(entries) = std::fs::read_dir(folder) else { return Ok(()) };
-        for entry in entries.filter_map(Result::ok) {
-            let path = entry.path();
-            let ours = path.extension().is_some_and(|e| extensions.iter().any(|x| e == *x));
-            let file = entry.file_type().is_ok_and(|t| t.is_file());
-            if ours && file && !written.contains(path.as_path()) {
-                std::fs::remove_file(&path).map_err(io(&path))?;
-            }
-        }
-        Ok(())
-    };
-    stale(&out.join("figures"), &["png", "svg"])?;
+/// The list of what an analysis wrote into its folder, one path relative
+/// to the folder a line: how the next analysis into the same folder knows
+/// which of the folder's files are the analysis' own to replace.
+pub const OUTPUTS_LIST: &str = ".clocklab-outputs";
+
+/// Removes what the analysis before wrote into `out` (by its list) that
+/// this one did not write (`files`): a figure of an experiment or run no
+/// longer analysed, a diagram page of a run gone, or every page when this
+/// one has none; a folder of `diagrams` that this leaves empty goes too.
+/// Nothing else is touched: a file the list does not name, a link, any
+/// other folder. Then lists this analysis' files for the next.
+fn replace_earlier(out: &Path, files: &[PathBuf]) -> Result<(), AnalyzeError> {
+    use std::path::Component;
+    let list = out.join(OUTPUTS_LIST);
+    let ours: BTreeSet<&Path> = files.iter().filter_map(|file| file.strip_prefix(out).ok()).collect();
     let diagrams = out.join("diagrams");
-    if std::fs::symlink_metadata(&diagrams).is_ok_and(|m| m.is_dir()) {
-        let experiments = std::fs::read_dir(&diagrams).map_err(io(&diagrams))?;
-        for entry in experiments.filter_map(Result::ok) {
-            if entry.file_type().is_ok_and(|t| t.is_dir()) {
-                stale(&entry.path(), &["html"])?;
-                // Only if it is empty now.
-                let _ = std::fs::remove_dir(entry.path());
+    let earlier = std::fs::read_to_string(&list).unwrap_or_default();
+    for relative in earlier.lines().map(Path::new) {
+        // Only a plain path below `out`: a damaged list names nothing else.
+        let plain = relative.components().all(|part| matches!(part, Component::Normal(_)));
+        if !plain || ours.contains(relative) {
+            continue;
+        }
+        let path = out.join(relative);
+        if std::fs::symlink_metadata(&path).is_ok_and(|metadata| metadata.is_file()) {
+            std::fs::remove_file(&path).map_err(|source| AnalyzeError::Stale { path: path.clone(), source })?;
+            if let Some(folder) = path.parent().filter(|folder| folder.starts_with(&diagrams)) {
+                // Each only if it is empty now.
+                let _ = std::fs::remove_dir(folder);
+                let _ = std::fs::remove_dir(&diagrams);
             }
         }
-        let _ = std::fs::remove_dir(&diagrams);
     }
-    Ok(())
+    let text: String = ours.iter().map(|file| format!("{}\n", file.display())).collect();
+    output::write_file(&list, text.as_bytes()).map_err(io(&list))
 }
 
 /// What a failure to write `path` is.
@@ -383,7 +386,9 @@ fn write_files(
                 Diagrams::Write => crate::diagrams::write_diagrams(summary, out)?,
                 Diagrams::Written(links) => links.into_iter().collect::<Result<_, _>>()?,
             };
-            files.extend(diagrams.iter().filter(|d| d.problem.is_none()).map(|d| d.path.clone()));
+            // By their place in `out` (the pages may have been written
+            // through another spelling of it).
+            files.extend(diagrams.iter().filter(|d| d.problem.is_none()).map(|d| out.join(&d.href)));
             draw_pngs(&png_order, figures_dir, &next_png, committer)?;
             Ok((drawn, diagrams))
         })();
