@@ -444,20 +444,7 @@ fn the_report_says_what_the_command_lines_flags_did() {
 
 /// The names of the files under `dir` (relative to it), sorted.
 fn file_names(dir: &Path) -> Vec<String> {
-    let mut names = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(folder) = stack.pop() {
-        for entry in std::fs::read_dir(&folder).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                stack.push(path);
-            } else {
-                names.push(path.strip_prefix(dir).unwrap().display().to_string());
-            }
-        }
-    }
-    names.sort();
-    names
+    crate::util::files_under(dir).iter().map(|path| path.strip_prefix(dir).unwrap().display().to_string()).collect()
 }
 
 #[test]

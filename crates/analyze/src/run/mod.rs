@@ -188,10 +188,7 @@ impl RunSummary {
         reasons.extend(self.uncounted.iter().map(|(id, why)| format!("machine {id}: {why}")));
         for diagnostic in &self.diagnostics {
             if let Some(error) = &diagnostic.open_error {
-                let file = diagnostic
-                    .path
-                    .file_name()
-                    .map_or_else(|| diagnostic.path.display().to_string(), |name| name.to_string_lossy().into_owned());
+                let file = diagnostic.path.file_name().unwrap_or(diagnostic.path.as_os_str()).to_string_lossy();
                 reasons.push(format!("{file}: {error}"));
             }
         }
